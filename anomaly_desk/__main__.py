@@ -1,0 +1,3 @@
+from anomaly_desk.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Anomaly Desk's domain: models, store, texts, provider clients. Free of any UI or web framework."""

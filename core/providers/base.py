@@ -1,0 +1,79 @@
+"""The one small protocol every ticketing provider client implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from core.models import Anomaly
+
+ProviderKind = Literal["jira", "servicenow"]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRef:
+    """Enough to address a ticket: its human key and the provider's own id."""
+
+    key: str  # DQ-12 / INC0010001
+    id: str  # Jira issue id / ServiceNow sys_id
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket(TicketRef):
+    """A ticket as read back from the provider."""
+
+    url: str = ""  # browse URL for people
+    summary: str = ""
+    state: str = ""  # Jira status name / ServiceNow state name ("New", "In Progress"…)
+    state_category: str | None = None  # Jira statusCategory name; ServiceNow: None
+    updated: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One drop-down value: ``value`` is what the API takes, ``label`` what a person reads."""
+
+    value: str
+    label: str
+
+
+class Provider(Protocol):
+    """A connection to one Jira Cloud site or ServiceNow instance."""
+
+    name: str  # the connection's configured name
+    kind: ProviderKind
+
+    async def check(self) -> str:
+        """Prove the credential works; returns who we are, e.g. ``bot@acme.com``."""
+        ...
+
+    async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
+        """Create a ticket for the anomaly; the anomaly block is appended to the description."""
+        ...
+
+    async def find_created(self, anomaly_id: int) -> list[Ticket]:
+        """Tickets this integration created for the anomaly (recovery after an ambiguous create)."""
+        ...
+
+    async def get_ticket(self, key: str) -> Ticket:
+        """Read one ticket by key (``DQ-12``, ``INC0010001``) or provider id."""
+        ...
+
+    async def search(self, text: str, limit: int = 20) -> list[Ticket]:
+        """Tickets whose key or summary matches ``text``, most recently updated first."""
+        ...
+
+    async def add_note(self, ticket: TicketRef, text: str) -> None:
+        """A Jira comment / ServiceNow work note. Never changes the ticket's state."""
+        ...
+
+    async def link(self, anomaly: Anomaly, key: str) -> Ticket:
+        """Attach an existing ticket to the anomaly (ServiceNow also records it on the incident)."""
+        ...
+
+    async def options(self) -> dict[str, list[Option]]:
+        """Drop-down values for the create form, keyed by provider field name."""
+        ...
+
+    async def aclose(self) -> None: ...
