@@ -8,7 +8,7 @@ thrown away.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -179,6 +179,14 @@ class Anomaly(BaseModel):
     @classmethod
     def _fields(cls, value: Any) -> Any:
         return _field_names(value)
+
+    @field_validator("created")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Stored as UTC so ISO strings sort as times; a naive time is taken as UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @field_validator("global_tags", mode="before")
     @classmethod

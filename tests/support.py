@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -66,16 +67,22 @@ class ThreadedServer:
 
 
 @contextlib.contextmanager
-def cli_process(*args: str, url: str, env: dict[str, str] | None = None,
-                timeout: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m anomaly_desk ARGS`` in a child process, waited on until ``url`` answers."""
+def cli_process(
+    *args: str, url: str, env: dict[str, str] | None = None, timeout: float = 20.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m anomaly_desk ARGS`` in a child process, waited on until ``url`` answers.
+
+    Output goes to a file (``proc.log``), never a pipe nobody drains: a busy server would block.
+    """
+    log = tempfile.NamedTemporaryFile(prefix="anomaly-desk-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "anomaly_desk", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    proc.log = Path(log.name)  # type: ignore[attr-defined]
     try:
         wait_http(url, timeout=timeout, proc=proc)
         yield proc
@@ -87,14 +94,16 @@ def cli_process(*args: str, url: str, env: dict[str, str] | None = None,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise RuntimeError(f"process exited {proc.returncode}: {err.decode()[-2000:]}")
+            output = Path(proc.log).read_text(errors="replace") if hasattr(proc, "log") else ""
+            raise RuntimeError(f"process exited {proc.returncode}: {output[-2000:]}")
         try:
             httpx.get(url, timeout=1.0, verify=False)
             return

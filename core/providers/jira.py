@@ -1,0 +1,481 @@
+"""Jira Cloud client (REST v3) behind the ``Provider`` protocol.
+
+Only documented Cloud endpoints: create and read issues, comments, the enhanced JQL search
+(``/search/jql``; the old ``/search`` answers 410), createmeta and user search for drop-downs,
+``/myself`` for the connection check. Errors become the typed errors of ``errors`` with Jira's own
+messages; reads retry a transient failure, writes never do (the sync engine decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from core.connections import JiraConnection, Platform
+from core.formatting.adf import block_to_adf, text_to_adf, truncate_doc, truncate_text
+from core.formatting.block import anomaly_block
+from core.models import Anomaly
+from core.providers.base import Option, Ticket, TicketRef
+from core.providers.errors import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    UnavailableError,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+API = "/rest/api/3"
+SUMMARY_LIMIT = 255
+PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
+TICKET_FIELDS = "summary,status,updated,created,priority,assignee,issuetype,project,labels"
+GET_ATTEMPTS = 3  # one try and two retries, for reads only
+GET_BACKOFF = (0.2, 0.6)  # seconds before each retry
+MAX_RETRY_WAIT = 2.0  # a read honours a 429 only when Jira asks for at most this long
+_KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*-\d+)\b")
+# Cloud account ids: 24 hex digits (legacy) or "<number>:<uuid>".
+_ACCOUNT_ID = re.compile(r"^(?:[0-9a-f]{24}|\d+:[0-9a-f-]{36})$", re.IGNORECASE)
+
+
+def jql_string(value: str) -> str:
+    """A JQL string literal: quotes and backslashes escaped, so text never becomes syntax."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def search_terms(text: str) -> list[str]:
+    """Words for a text search; Lucene's special characters (``+-&|!(){}[]^~*?:\\/``) dropped."""
+    return re.findall(r"\w+", text)[:8]
+
+
+def public_url(url: str) -> str:
+    """The URL without any ``user:password@`` part, for messages and links."""
+    return re.sub(r"^(https?://)[^/@]*@", r"\1", url)
+
+
+def _verify(value: bool | str) -> bool | ssl.SSLContext:
+    """httpx wants an SSL context for a CA bundle path (the sandbox's --tls certificate)."""
+    if isinstance(value, str):
+        return ssl.create_default_context(cafile=value)
+    return value
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait: ``Retry-After`` (seconds or an HTTP date), else ``X-RateLimit-Reset``."""
+    raw = response.headers.get("retry-after")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    reset = response.headers.get("x-ratelimit-reset")
+    if reset:
+        try:
+            when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _jira_messages(response: httpx.Response) -> tuple[str, dict[str, str]]:
+    """Jira's own words from ``{"errorMessages": [...], "errors": {field: message}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    field_errors: dict[str, str] = {}
+    messages: list[str] = []
+    if isinstance(body, dict):
+        messages = [str(m) for m in body.get("errorMessages") or [] if m]
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            field_errors = {str(k): str(v) for k, v in errors.items()}
+        for key in ("message", "errorMessage"):
+            if isinstance(body.get(key), str) and body[key]:
+                messages.append(body[key])
+    if not messages and field_errors:
+        messages = [f"{name}: {text}" for name, text in field_errors.items()]
+    if not messages:
+        snippet = re.sub(r"<[^>]+>|\s+", " ", response.text or "").strip()[:200]
+        messages = [snippet or response.reason_phrase or "no details"]
+    return "; ".join(messages), field_errors
+
+
+class JiraClient:
+    """One Jira Cloud site; one ``httpx.AsyncClient`` for the connection's lifetime."""
+
+    kind = "jira"
+
+    def __init__(
+        self,
+        conn: JiraConnection,
+        platform: Platform | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.conn = conn
+        self.name = conn.name
+        self.platform = platform or Platform()
+        self.url = public_url(conn.url)
+        token = conn.token.get_secret_value() if conn.token else ""
+        self._http = httpx.AsyncClient(
+            base_url=conn.url,
+            auth=httpx.BasicAuth(conn.email, token),
+            timeout=httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0)),
+            verify=_verify(conn.verify_tls),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "anomaly-desk"},
+            follow_redirects=False,
+        )
+        self._backoff = GET_BACKOFF
+
+    def __repr__(self) -> str:
+        return f"JiraClient(name={self.name!r}, url={self.url!r}, email={self.conn.email!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ transport and errors
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> Any:
+        """One call; reads retry transient failures, writes go out exactly once."""
+        attempts = GET_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._once(method, path, params=params, json=json, expect=expect)
+            except (UnavailableError, RateLimitedError) as exc:
+                if attempt == attempts:
+                    raise
+                wait = self._backoff[min(attempt, len(self._backoff)) - 1]
+                if isinstance(exc, RateLimitedError):
+                    if exc.retry_after is None or exc.retry_after > MAX_RETRY_WAIT:
+                        raise
+                    wait = max(wait, exc.retry_after)
+                log.info("%s: %s %s failed (%s), retrying", self.name, method, path, exc.message)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self, method: str, path: str, *, params: Any, json: Any, expect: tuple[int, ...]
+    ) -> Any:
+        write = method in {"POST", "PUT", "PATCH", "DELETE"}
+        try:
+            response = await self._http.request(method, path, params=params, json=json)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UnavailableError(
+                f"cannot connect to {self.url}: {type(exc).__name__}",
+                connection=self.name,
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise UnavailableError(
+                f"no answer from Jira within {self.conn.timeout:g}s ({type(exc).__name__})",
+                ambiguous=write,
+                connection=self.name,
+            ) from None
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"connection to Jira failed: {type(exc).__name__}",
+                ambiguous=write,
+                connection=self.name,
+            ) from None
+        log.debug("%s: %s %s → %s", self.name, method, path, response.status_code)
+        if response.status_code not in expect:
+            raise self._error(response)
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise UnavailableError(
+                f"Jira answered {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+                ambiguous=write,
+                connection=self.name,
+            ) from None
+
+    def _error(self, response: httpx.Response) -> ProviderError:
+        status = response.status_code
+        message, field_errors = _jira_messages(response)
+        common: dict[str, Any] = {"status": status, "connection": self.name}
+        if status == 400:
+            return ValidationError(message, field_errors=field_errors, **common)
+        if status in {401, 403}:
+            return AuthError(message, **common)
+        if status == 404:
+            return NotFoundError(message, **common)
+        if status == 429:
+            return RateLimitedError(message, retry_after=_retry_after(response), **common)
+        if status >= 500:
+            return UnavailableError(message, **common)
+        return ProviderError(message, **common)
+
+    # ------------------------------------------------------------------ protocol
+
+    async def check(self) -> str:
+        me = await self._request("GET", f"{API}/myself")
+        return str(me.get("emailAddress") or me.get("displayName") or me.get("accountId"))
+
+    async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
+        payload = await self.build_fields(anomaly, fields)
+        created = await self._request(
+            "POST", f"{API}/issue", json={"fields": payload}, expect=(200, 201)
+        )
+        key, issue_id = str(created["key"]), str(created["id"])
+        try:
+            return await self.get_ticket(key)
+        except ProviderError:
+            # The issue exists; a failed read-back must not look like a failed create.
+            return Ticket(
+                key=key, id=issue_id, url=self.browse_url(key), summary=payload["summary"]
+            )
+
+    async def build_fields(self, anomaly: Anomaly, fields: dict[str, Any]) -> dict[str, Any]:
+        """The ``fields`` object of a create request, from the form's loose values."""
+        extra = dict(fields)
+        block = anomaly_block(anomaly, self.platform.name, self.platform.url)
+        summary = extra.pop("summary", None) or self.default_summary(anomaly)
+        summary = " ".join(str(summary).split())  # Jira refuses newlines in a summary
+        intro = extra.pop("description", None)
+        payload: dict[str, Any] = {
+            "project": self._project(extra.pop("project", None)),
+            "issuetype": self._issuetype(extra.pop("issuetype", extra.pop("issue_type", None))),
+            "summary": truncate_text(summary, SUMMARY_LIMIT),
+            "description": block_to_adf(block, str(intro) if intro else None),
+            "labels": self._labels(extra.pop("labels", None), anomaly.id),
+        }
+        priority = extra.pop("priority", None)
+        if priority:
+            payload["priority"] = self._priority(priority)
+        assignee = extra.pop("assignee", None)
+        if assignee:
+            payload["assignee"] = await self.resolve_assignee(assignee)
+        payload.update(extra)  # custom fields go through as given; Jira judges them
+        return payload
+
+    def default_summary(self, anomaly: Anomaly) -> str:
+        what = anomaly.message or anomaly.description or anomaly.location or anomaly.type
+        return f"{self.platform.name} anomaly {anomaly.id}: {what}"
+
+    def _project(self, value: Any) -> dict[str, str]:
+        if isinstance(value, dict):
+            return value
+        key = str(value or self.conn.project).strip()
+        return {"id": key} if key.isdigit() else {"key": key}
+
+    def _issuetype(self, value: Any) -> dict[str, str]:
+        if isinstance(value, dict):
+            return value
+        name = str(value or self.conn.issue_type).strip()
+        return {"id": name} if name.isdigit() else {"name": name}
+
+    @staticmethod
+    def _priority(value: Any) -> dict[str, str]:
+        if isinstance(value, dict):
+            return value
+        name = str(value).strip()
+        if name.isdigit():
+            return {"id": name}
+        canonical = next((p for p in PRIORITIES if p.lower() == name.lower()), name)
+        return {"name": canonical}
+
+    def _labels(self, value: Any, anomaly_id: int) -> list[str]:
+        """Labels as given (list or comma string) plus ours; Jira forbids spaces in a label."""
+        raw = value.split(",") if isinstance(value, str) else list(value or [])
+        labels = ["-".join(str(item).split()) for item in raw]
+        labels += [self.conn.label, f"anomaly-{anomaly_id}"]
+        return list(dict.fromkeys(label for label in labels if label))
+
+    async def resolve_assignee(self, value: Any) -> dict[str, Any]:
+        """``{"accountId": ...}`` from an account id, an email or a display name."""
+        if isinstance(value, dict):
+            return value
+        wanted = str(value).strip()
+        if _ACCOUNT_ID.match(wanted):
+            return {"accountId": wanted}
+        users = await self._request("GET", f"{API}/user/search", params={"query": wanted})
+        users = [u for u in users or [] if u.get("accountType", "atlassian") == "atlassian"]
+        exact = [
+            u
+            for u in users
+            if wanted.lower()
+            in {str(u.get("emailAddress", "")).lower(), str(u.get("displayName", "")).lower()}
+        ]
+        chosen = exact if exact else users
+        if len(chosen) == 1:
+            return {"accountId": chosen[0]["accountId"]}
+        problem = (
+            f"no Jira user matches '{wanted}'"
+            if not chosen
+            else f"'{wanted}' matches {len(chosen)} Jira users; choose one"
+        )
+        raise ValidationError(problem, field_errors={"assignee": problem}, connection=self.name)
+
+    async def find_created(self, anomaly_id: int) -> list[Ticket]:
+        jql = (
+            f"labels = {jql_string(self.conn.label)} AND labels = "
+            f"{jql_string(f'anomaly-{anomaly_id}')} ORDER BY created ASC"
+        )
+        return await self._search_jql(jql, 50)
+
+    async def get_ticket(self, key: str) -> Ticket:
+        issue = await self._request(
+            "GET", f"{API}/issue/{quote(key.strip(), safe='')}", params={"fields": TICKET_FIELDS}
+        )
+        return self.to_ticket(issue)
+
+    async def search(self, text: str, limit: int = 20) -> list[Ticket]:
+        """Keys are looked up directly (JQL naming a missing key is a 400); words search summaries."""
+        keys = list(dict.fromkeys(k.upper() for k in _KEY.findall(text)))
+        words = search_terms(_KEY.sub(" ", text))
+        found: list[Ticket] = []
+        lookups = await asyncio.gather(*(self._maybe_get(key) for key in keys[:10]))
+        found.extend(ticket for ticket in lookups if ticket)
+        if words:
+            clauses = " AND ".join(f"summary ~ {jql_string(word + '*')}" for word in words)
+            found.extend(await self._search_jql(f"{clauses} ORDER BY updated DESC", limit))
+        elif not keys:
+            project = jql_string(self.conn.project)
+            found.extend(
+                await self._search_jql(f"project = {project} ORDER BY updated DESC", limit)
+            )
+        unique: dict[str, Ticket] = {}
+        for ticket in found:
+            unique.setdefault(ticket.key, ticket)
+        return list(unique.values())[:limit]
+
+    async def _maybe_get(self, key: str) -> Ticket | None:
+        try:
+            return await self.get_ticket(key)
+        except NotFoundError:
+            return None
+
+    async def _search_jql(self, jql: str, limit: int) -> list[Ticket]:
+        """The enhanced search, following ``nextPageToken`` until ``limit`` tickets."""
+        tickets: list[Ticket] = []
+        token: str | None = None
+        while len(tickets) < limit:
+            params: dict[str, Any] = {
+                "jql": jql,
+                "fields": TICKET_FIELDS,
+                "maxResults": min(100, limit - len(tickets)),
+            }
+            if token:
+                params["nextPageToken"] = token
+            page = await self._request("GET", f"{API}/search/jql", params=params)
+            tickets.extend(self.to_ticket(issue) for issue in page.get("issues") or [])
+            token = page.get("nextPageToken")
+            if page.get("isLast", not token) or not token:
+                break
+        return tickets[:limit]
+
+    async def add_note(self, ticket: TicketRef, text: str) -> None:
+        if not text.strip():
+            problem = "Comment body can not be empty!"
+            raise ValidationError(problem, field_errors={"comment": problem}, connection=self.name)
+        await self._request(
+            "POST",
+            f"{API}/issue/{quote(ticket.key, safe='')}/comment",
+            json={"body": truncate_doc(text_to_adf(text))},
+            expect=(200, 201),
+        )
+
+    async def link(self, anomaly: Anomaly, key: str) -> Ticket:
+        """Linking is local: Jira is only read, to prove the issue exists and get its state."""
+        return await self.get_ticket(key)
+
+    async def options(self) -> dict[str, list[Option]]:
+        project = quote(self.conn.project, safe="")
+        types_page, users = await asyncio.gather(
+            self._request("GET", f"{API}/issue/createmeta/{project}/issuetypes"),
+            self._request(
+                "GET",
+                f"{API}/user/assignable/search",
+                params={"project": self.conn.project, "maxResults": 100},
+            ),
+        )
+        types = types_page.get("issueTypes") or types_page.get("values") or []
+        issue_types = [
+            Option(str(t["name"]), str(t["name"])) for t in types if not t.get("subtask")
+        ]
+        return {
+            "issuetype": issue_types,
+            "priority": await self._priority_options(project, types),
+            "assignee": [
+                Option(
+                    str(u["accountId"]),
+                    f"{u['displayName']} <{u['emailAddress']}>"
+                    if u.get("emailAddress")
+                    else str(u.get("displayName", u["accountId"])),
+                )
+                for u in users or []
+                if u.get("active", True)
+            ],
+        }
+
+    async def _priority_options(self, project: str, types: list[dict[str, Any]]) -> list[Option]:
+        """Priorities the default issue type's create screen allows, else the site's list."""
+        chosen = next((t for t in types if t.get("name") == self.conn.issue_type), None)
+        if chosen is not None:
+            page = await self._request(
+                "GET", f"{API}/issue/createmeta/{project}/issuetypes/{chosen['id']}"
+            )
+            for meta in page.get("fields") or page.get("results") or []:
+                if meta.get("fieldId") == "priority" and meta.get("allowedValues"):
+                    return [Option(str(p["name"]), str(p["name"])) for p in meta["allowedValues"]]
+        priorities = await self._request("GET", f"{API}/priority")
+        return [Option(str(p["name"]), str(p["name"])) for p in priorities]
+
+    # ------------------------------------------------------------------ mapping
+
+    def browse_url(self, key: str) -> str:
+        return f"{self.url}/browse/{key}"
+
+    def to_ticket(self, issue: dict[str, Any]) -> Ticket:
+        fields = issue.get("fields") or {}
+        status = fields.get("status") or {}
+        category = status.get("statusCategory") or {}
+        key = str(issue["key"])
+        extra = {
+            "project": (fields.get("project") or {}).get("key"),
+            "issuetype": (fields.get("issuetype") or {}).get("name"),
+            "priority": (fields.get("priority") or {}).get("name"),
+            "assignee": (fields.get("assignee") or {}).get("displayName"),
+            "labels": list(fields.get("labels") or []),
+            "created": fields.get("created"),
+        }
+        return Ticket(
+            key=key,
+            id=str(issue.get("id", "")),
+            url=self.browse_url(key),
+            summary=str(fields.get("summary") or ""),
+            state=str(status.get("name") or ""),
+            state_category=category.get("name"),
+            updated=fields.get("updated"),
+            extra={k: v for k, v in extra.items() if v not in (None, [])},
+        )

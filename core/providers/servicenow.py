@@ -1,0 +1,495 @@
+"""ServiceNow incidents through the Table API, behind the ``Provider`` protocol.
+
+One ``httpx.AsyncClient`` per connection. Reads retry transient failures a couple of times; writes
+never do, and a write that got no answer is reported ``ambiguous`` so the sync engine looks for its
+effect (``find_created``) before repeating it. The password lives only in the HTTP client's auth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from core.connections import Platform, ServiceNowConnection
+from core.formatting.block import anomaly_block
+from core.formatting.notes import link_note
+from core.formatting.plain import block_to_text
+from core.models import Anomaly
+from core.providers.base import Option, ProviderKind, Ticket, TicketRef
+from core.providers.errors import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    UnavailableError,
+    ValidationError,
+)
+
+log = logging.getLogger("anomaly_desk.providers.servicenow")
+
+CORRELATION_DISPLAY = "Anomaly Desk"
+SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance
+DESCRIPTION_MAX = 4000  # incident.description max_length; longer text is cut by the instance
+TRUNCATED = "… [truncated]"
+STATE_NAMES = {
+    "1": "New",
+    "2": "In Progress",
+    "3": "On Hold",
+    "4": "Awaiting User Info",
+    "5": "Awaiting Problem",
+    "6": "Resolved",
+    "7": "Closed",
+    "8": "Canceled",
+}
+# the default priority lookup rules: (impact, urgency) -> priority
+PRIORITY_MATRIX = {
+    ("1", "1"): "1",
+    ("1", "2"): "2",
+    ("2", "1"): "2",
+    ("2", "2"): "3",
+    ("1", "3"): "3",
+    ("3", "1"): "3",
+    ("2", "3"): "4",
+    ("3", "2"): "4",
+    ("3", "3"): "5",
+}
+PRIORITY_WORDS = {"critical": "1", "high": "2", "moderate": "3", "low": "4", "planning": "5"}
+LEVEL_WORDS = {"high": "1", "medium": "2", "low": "3"}
+CHOICE_FIELDS = ("category", "subcategory", "urgency", "impact", "priority")
+TEXT_FIELDS = ("short_description", "description", "category", "subcategory")
+FIELD_ALIASES = {"summary": "short_description"}
+WRITABLE = frozenset(
+    {*TEXT_FIELDS, "priority", "urgency", "impact", "assignment_group", "assigned_to", "caller_id"}
+)
+READ_FIELDS = (
+    "sys_id,number,short_description,description,state,priority,urgency,impact,category,"
+    "subcategory,assignment_group,assigned_to,caller_id,correlation_id,sys_updated_on"
+)
+LABEL_TO_FIELD = {
+    "short description": "short_description",
+    "description": "description",
+    "assignment group": "assignment_group",
+    "assigned to": "assigned_to",
+    "caller": "caller_id",
+    "category": "category",
+    "subcategory": "subcategory",
+    "impact": "impact",
+    "urgency": "urgency",
+    "priority": "priority",
+}
+SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+READ_RETRIES = 2
+RETRY_DELAYS = (0.2, 0.5)
+
+
+class ServiceNowClient:
+    """A ServiceNow instance as a ``Provider``: incidents, work notes and drop-down choices."""
+
+    kind: ProviderKind = "servicenow"
+
+    def __init__(
+        self,
+        conn: ServiceNowConnection,
+        platform: Platform | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = conn.name
+        self.url = conn.url
+        self.table = conn.table
+        self.username = conn.username
+        self.platform = platform or Platform()
+        self._secret = conn.password.get_secret_value() if conn.password else ""
+        self._client = httpx.AsyncClient(
+            base_url=conn.url,
+            auth=httpx.BasicAuth(conn.username, self._secret),
+            timeout=httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0)),
+            verify=_verify(conn.verify_tls),
+            headers={"Accept": "application/json", "User-Agent": "anomaly-desk"},
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"ServiceNowClient(name={self.name!r}, url={self.url!r}, user={self.username!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- the protocol --------------------------------------------------------------------
+
+    async def check(self) -> str:
+        await self._request(
+            "GET", self._path(), params={"sysparm_limit": "1", "sysparm_fields": "sys_id"}
+        )
+        return self.username
+
+    async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
+        body = await self._incident_body(anomaly, fields)
+        response = await self._request("POST", self._path(), params=_read_params(), json=body)
+        return self._ticket(response.json()["result"])
+
+    async def find_created(self, anomaly_id: int) -> list[Ticket]:
+        query = (
+            f"correlation_id={anomaly_id}^correlation_display={CORRELATION_DISPLAY}"
+            "^ORDERBYsys_created_on"
+        )
+        return await self._query(query, limit=50)
+
+    async def get_ticket(self, key: str) -> Ticket:
+        key = key.strip()
+        if SYS_ID.match(key):
+            response = await self._request("GET", self._path(key), params=_read_params())
+            return self._ticket(response.json()["result"])
+        _refuse_caret(key, "key")
+        found = await self._query(f"number={key.upper()}", limit=1)
+        if not found:
+            raise NotFoundError(f"No {self.table} {key}", status=None, connection=self.name)
+        return found[0]
+
+    async def search(self, text: str, limit: int = 20) -> list[Ticket]:
+        text = " ".join(text.split())
+        _refuse_caret(text, "q")
+        query = f"numberLIKE{text}^ORshort_descriptionLIKE{text}^" if text else ""
+        return await self._query(query + "ORDERBYDESCsys_updated_on", limit=limit)
+
+    async def add_note(self, ticket: TicketRef, text: str) -> None:
+        sys_id = ticket.id or (await self.get_ticket(ticket.key)).id
+        params = {"sysparm_fields": "sys_id"}
+        await self._request("PATCH", self._path(sys_id), params=params, json={"work_notes": text})
+
+    async def link(self, anomaly: Anomaly, key: str) -> Ticket:
+        ticket = await self.get_ticket(key)
+        block = anomaly_block(anomaly, self.platform.name, self.platform.url)
+        text = block_to_text(block)
+        current = str(ticket.extra.get("description") or "")
+        if text in current:
+            return ticket  # already linked: the description carries the block
+        note = link_note(anomaly.id, block.link, self.platform.name)
+        body: dict[str, str] = {"work_notes": note}
+        combined = f"{current.rstrip()}\n\n{text}" if current.strip() else text
+        if len(combined) <= DESCRIPTION_MAX:
+            body["description"] = combined
+        else:  # the instance would cut the block off; the journal has room for it
+            body["work_notes"] = f"{note}\n\n{text}"
+        response = await self._request(
+            "PATCH", self._path(ticket.id), params=_read_params(), json=body
+        )
+        return self._ticket(response.json()["result"])
+
+    async def options(self) -> dict[str, list[Option]]:
+        choices, groups, users = await asyncio.gather(
+            self._rows(
+                "sys_choice",
+                f"name={self.table}^elementIN{','.join(CHOICE_FIELDS)}^inactive=false"
+                "^language=en^ORDERBYelement^ORDERBYsequence",
+                "element,value,label,dependent_value,sequence",
+            ),
+            self._rows("sys_user_group", "active=true^ORDERBYname", "sys_id,name"),
+            self._rows("sys_user", "active=true^ORDERBYname", "sys_id,user_name,name"),
+        )
+        out: dict[str, list[Option]] = {name: [] for name in CHOICE_FIELDS}
+        for row in choices:
+            element, option = row["element"], Option(row["value"], row["label"])
+            if element == "subcategory" and row.get("dependent_value"):
+                out.setdefault(f"subcategory:{row['dependent_value']}", []).append(option)
+            if option not in out.setdefault(element, []):
+                out[element].append(option)
+        out["assignment_group"] = [Option(g["sys_id"], g["name"]) for g in groups]
+        people = [Option(u["sys_id"], f"{u['name']} ({u['user_name']})") for u in users]
+        out["assigned_to"] = people
+        out["caller_id"] = list(people)
+        return out
+
+    # -- building requests ---------------------------------------------------------------
+
+    async def _incident_body(self, anomaly: Anomaly, fields: dict[str, Any]) -> dict[str, str]:
+        values = {FIELD_ALIASES.get(k, k): v for k, v in fields.items() if v not in (None, "")}
+        unknown = sorted(set(values) - WRITABLE)
+        if unknown:
+            errors = {name: "not a field Anomaly Desk sets on an incident" for name in unknown}
+            raise ValidationError(
+                f"Unknown field(s): {', '.join(unknown)}",
+                field_errors=errors,
+                connection=self.name,
+            )
+        block = anomaly_block(anomaly, self.platform.name, self.platform.url)
+        body = {name: str(values[name]).strip() for name in TEXT_FIELDS if name in values}
+        body["short_description"] = _clip(body.get("short_description", ""), SHORT_DESCRIPTION_MAX)
+        body["description"] = _description(body.get("description", ""), block_to_text(block))
+        body.update(self._levels(values))
+        if "assignment_group" in values:
+            body["assignment_group"] = await self._resolve_group(str(values["assignment_group"]))
+        for name in ("assigned_to", "caller_id"):
+            if name in values:
+                body[name] = await self._resolve_user(name, str(values[name]))
+        body["correlation_id"] = str(anomaly.id)
+        body["correlation_display"] = CORRELATION_DISPLAY
+        return body
+
+    def _levels(self, values: dict[str, Any]) -> dict[str, str]:
+        """Impact and urgency that make the instance derive the chosen priority."""
+        impact = _level(values.get("impact"), LEVEL_WORDS, "impact", self.name)
+        urgency = _level(values.get("urgency"), LEVEL_WORDS, "urgency", self.name)
+        priority = _level(values.get("priority"), PRIORITY_WORDS, "priority", self.name)
+        out = {k: v for k, v in (("impact", impact), ("urgency", urgency)) if v}
+        if priority is None:
+            return out
+        matches = [
+            pair
+            for pair, derived in PRIORITY_MATRIX.items()
+            if derived == priority
+            and (impact is None or pair[0] == impact)
+            and (urgency is None or pair[1] == urgency)
+        ]
+        if not matches:
+            message = f"Priority {priority} cannot come from impact {impact} and urgency {urgency}"
+            raise ValidationError(message, field_errors={"priority": message}, connection=self.name)
+        out["impact"], out["urgency"] = matches[0]
+        out["priority"] = priority
+        return out
+
+    async def _resolve_group(self, value: str) -> str:
+        if SYS_ID.match(value):
+            return value
+        _refuse_caret(value, "assignment_group")
+        rows = await self._rows("sys_user_group", f"name={value}", "sys_id,name", limit=2)
+        if len(rows) != 1:
+            message = f"No group named {value!r}" if not rows else f"Several groups named {value!r}"
+            raise ValidationError(
+                message, field_errors={"assignment_group": message}, connection=self.name
+            )
+        return rows[0]["sys_id"]
+
+    async def _resolve_user(self, field: str, value: str) -> str:
+        if SYS_ID.match(value):
+            return value
+        _refuse_caret(value, field)
+        rows = await self._rows(
+            "sys_user", f"user_name={value}^ORname={value}^ORemail={value}", "sys_id", limit=2
+        )
+        if len(rows) != 1:
+            message = f"No user {value!r}" if not rows else f"Several users match {value!r}"
+            raise ValidationError(message, field_errors={field: message}, connection=self.name)
+        return rows[0]["sys_id"]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _path(self, sys_id: str | None = None, table: str | None = None) -> str:
+        path = f"/api/now/table/{table or self.table}"
+        return f"{path}/{sys_id}" if sys_id else path
+
+    async def _query(self, query: str, limit: int) -> list[Ticket]:
+        params = {**_read_params(), "sysparm_query": query, "sysparm_limit": str(limit)}
+        response = await self._request("GET", self._path(), params=params)
+        return [self._ticket(row) for row in response.json()["result"]]
+
+    async def _rows(
+        self, table: str, query: str, fields: str, limit: int = 1000
+    ) -> list[dict[str, str]]:
+        params = {
+            "sysparm_query": query,
+            "sysparm_fields": fields,
+            "sysparm_limit": str(limit),
+            "sysparm_display_value": "false",
+            "sysparm_exclude_reference_link": "true",
+        }
+        response = await self._request("GET", self._path(table=table), params=params)
+        return response.json()["result"]
+
+    def _ticket(self, row: dict[str, Any]) -> Ticket:
+        def value(name: str) -> str:
+            item = row.get(name, "")
+            return str(item.get("value", "")) if isinstance(item, dict) else str(item or "")
+
+        def shown(name: str) -> str:
+            item = row.get(name, "")
+            return str(item.get("display_value", "")) if isinstance(item, dict) else str(item or "")
+
+        sys_id, state = value("sys_id"), value("state")
+        extra: dict[str, Any] = {"state_code": state}
+        for name in ("priority", "urgency", "impact", "category", "subcategory"):
+            extra[name], extra[f"{name}_label"] = value(name), shown(name)
+        for name in ("assignment_group", "assigned_to", "caller_id"):
+            extra[name], extra[f"{name}_name"] = value(name), shown(name)
+        extra["description"] = value("description")
+        extra["correlation_id"] = value("correlation_id")
+        return Ticket(
+            key=value("number"),
+            id=sys_id,
+            url=f"{self.url}/nav_to.do?uri={quote(f'{self.table}.do?sys_id={sys_id}', safe='')}",
+            summary=value("short_description"),
+            state=STATE_NAMES.get(state) or shown("state") or state,
+            state_category=None,
+            updated=_iso(value("sys_updated_on")),
+            extra=extra,
+        )
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        if not self._secret:
+            raise AuthError("No password configured for this connection", connection=self.name)
+        write = method != "GET"
+        attempts = 1 if write else 1 + READ_RETRIES
+        for attempt in range(attempts):
+            started = time.monotonic()
+            try:
+                response = await self._client.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                error: ProviderError = self._transport_error(exc, write)
+            else:
+                elapsed = (time.monotonic() - started) * 1000
+                log.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed)
+                if response.status_code < 400:
+                    return response
+                error = self._http_error(response, write)
+            log.info("%s %s failed: %s", method, path, error)
+            if write or attempt == attempts - 1 or not isinstance(error, UnavailableError):
+                raise error
+            await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+        raise AssertionError("unreachable")
+
+    def _transport_error(self, exc: httpx.TransportError, write: bool) -> UnavailableError:
+        not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        if isinstance(exc, httpx.TimeoutException):
+            what = "connecting" if not_sent else "waiting for the answer"
+            message = f"Timed out {what} ({type(exc).__name__})"
+        else:
+            message = f"Could not reach the instance ({type(exc).__name__}: {exc})"
+        return UnavailableError(
+            self._scrub(message), ambiguous=write and not not_sent, connection=self.name
+        )
+
+    def _http_error(self, response: httpx.Response, write: bool) -> ProviderError:
+        status = response.status_code
+        message, detail = _error_text(response)
+        text = self._scrub(f"{message}: {detail}" if detail and detail != message else message)
+        kw: dict[str, Any] = {"status": status, "connection": self.name}
+        if status == 403 and "Data Policy Exception" in (detail or ""):
+            return ValidationError(text, field_errors=_mandatory(detail or ""), **kw)
+        if status in (401, 403):
+            return AuthError(text, **kw)
+        if status == 400:
+            return ValidationError(text, **kw)
+        if status == 404:
+            return NotFoundError(text, **kw)
+        if status == 429:
+            return RateLimitedError(text, retry_after=_retry_after(response), **kw)
+        if status >= 500:
+            return UnavailableError(text, ambiguous=write and status == 504, **kw)
+        return ProviderError(text, **kw)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+
+def _verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """A CA bundle path becomes an SSL context (httpx no longer takes a path)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
+def _read_params() -> dict[str, str]:
+    return {
+        "sysparm_display_value": "all",
+        "sysparm_exclude_reference_link": "true",
+        "sysparm_fields": READ_FIELDS,
+    }
+
+
+def _refuse_caret(text: str, field: str) -> None:
+    """``^`` separates encoded-query terms and has no escape: user text must not carry one."""
+    if "^" in text:
+        message = "'^' cannot be used in a ServiceNow query"
+        raise ValidationError(message, field_errors={field: message})
+
+
+def _level(raw: Any, words: dict[str, str], field: str, connection: str) -> str | None:
+    """``2``, ``"2"``, ``"2 - High"`` or ``"High"`` → ``"2"``."""
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip().lower()
+    code = text[0] if text[:1].isdigit() else words.get(text.split(" - ")[-1].strip())
+    if code is None or code not in set(words.values()):
+        message = f"Unknown {field} {raw!r}"
+        raise ValidationError(message, field_errors={field: message}, connection=connection)
+    return code
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def _description(user_text: str, block_text: str) -> str:
+    """User text first, then the anomaly block; only the user text is ever shortened."""
+    if not user_text:
+        return block_text
+    room = DESCRIPTION_MAX - len(block_text) - 2
+    if len(user_text) > room:
+        user_text = user_text[: max(room - len(TRUNCATED), 0)] + TRUNCATED
+    return f"{user_text}\n\n{block_text}"
+
+
+def _error_text(response: httpx.Response) -> tuple[str, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        message = str(error.get("message") or response.reason_phrase)
+        detail = error.get("detail")
+        return message, str(detail) if detail else None
+    return response.reason_phrase or f"HTTP {response.status_code}", None
+
+
+def _mandatory(detail: str) -> dict[str, str]:
+    """``The following fields are mandatory: Short description`` → ``{"short_description": …}``."""
+    _, _, labels = detail.partition("mandatory:")
+    out = {}
+    for label in labels.split(","):
+        label = label.strip()
+        if label:
+            out[LABEL_TO_FIELD.get(label.lower(), label.lower().replace(" ", "_"))] = "mandatory"
+    return out
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _iso(stamp: str) -> str | None:
+    """Instance times are UTC ``YYYY-MM-DD HH:MM:SS``."""
+    if not stamp:
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).isoformat()
+    except ValueError:
+        return stamp

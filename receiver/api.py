@@ -1,0 +1,99 @@
+"""The operator API's read side: health, anomaly list and detail."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.models import ARCHIVED, OPEN, Status
+from receiver.problems import Problem
+
+MAX_LIMIT = 500
+STATUS_GROUPS: dict[str, frozenset[Status]] = {
+    "open": OPEN,
+    "archived": ARCHIVED,
+    "all": frozenset(Status),
+}
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def parse_statuses(raw: str | None) -> set[str]:
+    """``open`` (default), ``archived``, ``all``, or a comma list of statuses in any case."""
+    wanted: set[str] = set()
+    for part in (raw or "open").split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name in STATUS_GROUPS:
+            wanted |= {s.value for s in STATUS_GROUPS[name]}
+            continue
+        match = next((s for s in Status if s.value.lower() == name), None)
+        if match is None:
+            choices = ", ".join([*STATUS_GROUPS, *(s.value for s in Status)])
+            raise Problem(
+                400,
+                "Unknown status filter",
+                f"status={part!r}; use one of {choices}",
+                kind="bad-query",
+            )
+        wanted.add(match.value)
+    return wanted
+
+
+def encode_cursor(position: tuple[str, int] | None) -> str | None:
+    if position is None:
+        return None
+    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> tuple[str, int] | None:
+    if not raw:
+        return None
+    try:
+        created, anomaly_id = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        return (str(created), int(anomaly_id))
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise Problem(
+            400, "Bad cursor", "cursor: use next_cursor from a previous page", kind="bad-query"
+        ) from None
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise Problem(400, "Bad limit", f"limit={raw!r}; use 1..{MAX_LIMIT}", kind="bad-query")
+    return int(raw)
+
+
+async def healthz(request: Request) -> Response:
+    store = request.app.state.store
+    return json_response(
+        {"status": "ok", "anomalies": store.count(), "by_status": store.status_counts()}
+    )
+
+
+async def list_anomalies(request: Request) -> Response:
+    params = request.query_params
+    items, position = request.app.state.store.list_anomalies(
+        statuses=parse_statuses(params.get("status")),
+        q=params.get("q"),
+        limit=_limit(params.get("limit")),
+        after=decode_cursor(params.get("cursor")),
+    )
+    return json_response({"items": items, "next_cursor": encode_cursor(position)})
+
+
+async def get_anomaly(request: Request) -> Response:
+    raw = request.path_params["anomaly_id"]
+    doc = request.app.state.store.anomaly(int(raw)) if raw.lstrip("-").isdigit() else None
+    if doc is None:
+        raise Problem(404, "Anomaly not found", f"no anomaly with id {raw}", kind="not-found")
+    return json_response(doc)

@@ -1,0 +1,56 @@
+"""``anomaly-desk serve``: the receiver under uvicorn, owning one data directory."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from core.config import ConfigError, is_loopback, load_settings
+from core.store import Store, StoreError
+from receiver.app import create_app
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings(
+            args.config, overrides={"host": args.host, "port": args.port, "data_dir": args.data_dir}
+        )
+    except ConfigError as exc:
+        print(f"anomaly-desk serve: {exc}", file=sys.stderr)
+        return 2
+    host, port = settings.receiver.host, settings.receiver.port
+    if not is_loopback(host) and not settings.has_webhook_auth:
+        print(
+            f"anomaly-desk serve: refusing to listen on {host} without a webhook secret; set "
+            "ANOMALY_DESK_WEBHOOK_SECRET (or ANOMALY_DESK_SIGNING_SECRET for Standard Webhooks)",
+            file=sys.stderr,
+        )
+        return 2
+    url = f"http://{host}:{port}"
+    try:
+        store = Store(settings.data_dir, owner_url=url).open()
+    except StoreError as exc:
+        print(f"anomaly-desk serve: {exc}", file=sys.stderr)
+        return 1
+    auth = "secret" if settings.has_webhook_auth else "none (loopback only)"
+    print(
+        f"anomaly-desk receiver on {url}  data: {settings.data_dir}  webhook auth: {auth}",
+        file=sys.stderr,
+        flush=True,
+    )
+    app = create_app(settings, store)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
