@@ -113,7 +113,7 @@ def _fact(label: str, value: str) -> Node:
 
 def _check_item(check: CheckLine) -> Node:
     inline: list[Node] = []
-    rule = text(check.rule_type, {"type": "code"})
+    rule = text(_clean(check.rule_type).replace("\n", " "), {"type": "code"})
     if rule:
         inline.append(rule)
     if check.check_id:

@@ -23,7 +23,7 @@ from core.connections import JiraConnection, Platform
 from core.formatting.adf import block_to_adf, text_to_adf, truncate_doc, truncate_text
 from core.formatting.block import anomaly_block
 from core.models import Anomaly
-from core.providers.base import Option, Ticket, TicketRef
+from core.providers.base import Option, ProviderKind, Ticket, TicketRef
 from core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -124,7 +124,8 @@ def _jira_messages(response: httpx.Response) -> tuple[str, dict[str, str]]:
 class JiraClient:
     """One Jira Cloud site; one ``httpx.AsyncClient`` for the connection's lifetime."""
 
-    kind = "jira"
+    kind: ProviderKind = "jira"
+    name: str
 
     def __init__(
         self,
@@ -138,8 +139,9 @@ class JiraClient:
         self.platform = platform or Platform()
         self.url = public_url(conn.url)
         token = conn.token.get_secret_value() if conn.token else ""
+        self._has_token = bool(token)
         self._http = httpx.AsyncClient(
-            base_url=conn.url,
+            base_url=self.url,  # credentials travel only in the Authorization header
             auth=httpx.BasicAuth(conn.email, token),
             timeout=httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0)),
             verify=_verify(conn.verify_tls),
@@ -187,12 +189,18 @@ class JiraClient:
         self, method: str, path: str, *, params: Any, json: Any, expect: tuple[int, ...]
     ) -> Any:
         write = method in {"POST", "PUT", "PATCH", "DELETE"}
+        if not self._has_token:
+            raise AuthError(
+                "no API token configured (set token_env or token_keyring)", connection=self.name
+            )
         try:
             response = await self._http.request(method, path, params=params, json=json)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            reason = type(exc).__name__
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                reason = "TLS certificate not trusted (point verify_tls at the CA bundle)"
             raise UnavailableError(
-                f"cannot connect to {self.url}: {type(exc).__name__}",
-                connection=self.name,
+                f"cannot connect to {self.url}: {reason}", connection=self.name
             ) from None
         except httpx.TimeoutException as exc:
             raise UnavailableError(
@@ -208,7 +216,7 @@ class JiraClient:
             ) from None
         log.debug("%s: %s %s → %s", self.name, method, path, response.status_code)
         if response.status_code not in expect:
-            raise self._error(response)
+            raise self._error(response, write)
         try:
             return response.json() if response.content else None
         except ValueError:
@@ -219,7 +227,7 @@ class JiraClient:
                 connection=self.name,
             ) from None
 
-    def _error(self, response: httpx.Response) -> ProviderError:
+    def _error(self, response: httpx.Response, write: bool) -> ProviderError:
         status = response.status_code
         message, field_errors = _jira_messages(response)
         common: dict[str, Any] = {"status": status, "connection": self.name}
@@ -232,7 +240,9 @@ class JiraClient:
         if status == 429:
             return RateLimitedError(message, retry_after=_retry_after(response), **common)
         if status >= 500:
-            return UnavailableError(message, **common)
+            # A gateway that gave up (502/504) may have passed the write on: Jira may have it.
+            ambiguous = write and status in {502, 504}
+            return UnavailableError(message, ambiguous=ambiguous, **common)
         return ProviderError(message, **common)
 
     # ------------------------------------------------------------------ protocol
