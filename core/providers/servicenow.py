@@ -135,7 +135,7 @@ class ServiceNowClient:
     async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
         body = await self._incident_body(anomaly, fields)
         response = await self._request("POST", self._path(), params=_read_params(), json=body)
-        return self._ticket(response.json()["result"])
+        return self._ticket(self._result(response))
 
     async def find_created(self, anomaly_id: int) -> list[Ticket]:
         query = (
@@ -148,8 +148,8 @@ class ServiceNowClient:
         key = key.strip()
         if SYS_ID.match(key):
             response = await self._request("GET", self._path(key), params=_read_params())
-            return self._ticket(response.json()["result"])
-        _refuse_caret(key, "key")
+            return self._ticket(self._result(response))
+        _refuse_caret(key, "key", self.name)
         found = await self._query(f"number={key.upper()}", limit=1)
         if not found:
             raise NotFoundError(f"No {self.table} {key}", status=None, connection=self.name)
@@ -157,7 +157,7 @@ class ServiceNowClient:
 
     async def search(self, text: str, limit: int = 20) -> list[Ticket]:
         text = " ".join(text.split())
-        _refuse_caret(text, "q")
+        _refuse_caret(text, "q", self.name)
         query = f"numberLIKE{text}^ORshort_descriptionLIKE{text}^" if text else ""
         return await self._query(query + "ORDERBYDESCsys_updated_on", limit=limit)
 
@@ -183,7 +183,7 @@ class ServiceNowClient:
         response = await self._request(
             "PATCH", self._path(ticket.id), params=_read_params(), json=body
         )
-        return self._ticket(response.json()["result"])
+        return self._ticket(self._result(response))
 
     async def options(self) -> dict[str, list[Option]]:
         choices, groups, users = await asyncio.gather(
@@ -260,7 +260,7 @@ class ServiceNowClient:
     async def _resolve_group(self, value: str) -> str:
         if SYS_ID.match(value):
             return value
-        _refuse_caret(value, "assignment_group")
+        _refuse_caret(value, "assignment_group", self.name)
         rows = await self._rows("sys_user_group", f"name={value}", "sys_id,name", limit=2)
         if len(rows) != 1:
             message = f"No group named {value!r}" if not rows else f"Several groups named {value!r}"
@@ -272,7 +272,7 @@ class ServiceNowClient:
     async def _resolve_user(self, field: str, value: str) -> str:
         if SYS_ID.match(value):
             return value
-        _refuse_caret(value, field)
+        _refuse_caret(value, field, self.name)
         rows = await self._rows(
             "sys_user", f"user_name={value}^ORname={value}^ORemail={value}", "sys_id", limit=2
         )
@@ -290,7 +290,7 @@ class ServiceNowClient:
     async def _query(self, query: str, limit: int) -> list[Ticket]:
         params = {**_read_params(), "sysparm_query": query, "sysparm_limit": str(limit)}
         response = await self._request("GET", self._path(), params=params)
-        return [self._ticket(row) for row in response.json()["result"]]
+        return [self._ticket(row) for row in self._result(response)]
 
     async def _rows(
         self, table: str, query: str, fields: str, limit: int = 1000
@@ -303,7 +303,7 @@ class ServiceNowClient:
             "sysparm_exclude_reference_link": "true",
         }
         response = await self._request("GET", self._path(table=table), params=params)
-        return response.json()["result"]
+        return self._result(response)
 
     def _ticket(self, row: dict[str, Any]) -> Ticket:
         def value(name: str) -> str:
@@ -395,6 +395,18 @@ class ServiceNowClient:
             return UnavailableError(text, ambiguous=write and status == 504, **kw)
         return ProviderError(text, **kw)
 
+    def _result(self, response: httpx.Response) -> Any:
+        """The ``result`` of a Table API answer; anything else is not a working instance."""
+        try:
+            return response.json()["result"]
+        except (ValueError, KeyError, TypeError):
+            kind = response.headers.get("content-type", "unknown content").split(";")[0]
+            raise UnavailableError(
+                f"Expected a Table API answer, got {kind} (is the instance asleep or behind SSO?)",
+                status=response.status_code,
+                connection=self.name,
+            ) from None
+
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
@@ -412,11 +424,11 @@ def _read_params() -> dict[str, str]:
     }
 
 
-def _refuse_caret(text: str, field: str) -> None:
+def _refuse_caret(text: str, field: str, connection: str) -> None:
     """``^`` separates encoded-query terms and has no escape: user text must not carry one."""
     if "^" in text:
         message = "'^' cannot be used in a ServiceNow query"
-        raise ValidationError(message, field_errors={field: message})
+        raise ValidationError(message, field_errors={field: message}, connection=connection)
 
 
 def _level(raw: Any, words: dict[str, str], field: str, connection: str) -> str | None:

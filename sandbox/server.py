@@ -1,0 +1,128 @@
+"""Run the sandbox: ``anomaly-desk sandbox`` in the foreground, or ``serve_sandbox`` in a thread.
+
+``--tls`` makes a throw-away CA and a server certificate for 127.0.0.1/localhost at start
+(``trustme``), because ``pysnc`` and other clients refuse plain http; clients pass the printed CA
+path as ``verify=``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trustme
+import uvicorn
+
+from sandbox.faults import Faults
+
+JIRA_LOGIN = ("demo@example.com", "demo-token")
+SERVICENOW_LOGIN = ("admin", "demo")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca: Path  # give this to clients as ``verify=``
+    cert: Path
+    key: Path
+
+
+def make_tls(directory: Path) -> TlsFiles:
+    """A fresh CA and a server certificate for 127.0.0.1 and localhost, written as PEM files."""
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    files = TlsFiles(directory / "sandbox-ca.pem", directory / "server.pem", directory / "key.pem")
+    ca.cert_pem.write_to_path(str(files.ca))
+    server.cert_chain_pems[0].write_to_path(str(files.cert))
+    for extra in server.cert_chain_pems[1:]:
+        extra.write_to_path(str(files.cert), append=True)
+    server.private_key_pem.write_to_path(str(files.key))
+    return files
+
+
+def _config(app: Any, host: str, port: int, tls: TlsFiles | None, **extra: Any) -> uvicorn.Config:
+    ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
+    return uvicorn.Config(app, host=host, port=port, lifespan="off", **ssl, **extra)
+
+
+@dataclass
+class RunningSandbox:
+    """A sandbox serving in a background thread; ``app.state`` steers the emulators."""
+
+    url: str
+    ca_path: Path | None
+    app: Any
+    faults: Faults
+
+
+@contextlib.contextmanager
+def serve_sandbox(
+    host: str = "127.0.0.1", port: int = 0, *, tls: bool = False, faults: Faults | None = None
+) -> Iterator[RunningSandbox]:
+    """Start the sandbox in a thread (port 0: a free one) and stop it on exit."""
+    from sandbox.app import create_app
+
+    faults = faults or Faults()
+    app = create_app(faults)
+    with tempfile.TemporaryDirectory(prefix="anomaly-desk-sandbox-") as tmp:
+        files = make_tls(Path(tmp)) if tls else None
+        config = _config(app, host, port, files, log_level="warning", timeout_graceful_shutdown=2)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="sandbox", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                raise RuntimeError("the sandbox did not start")
+            time.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        scheme = "https" if files else "http"
+        try:
+            yield RunningSandbox(
+                f"{scheme}://{host}:{bound}", files.ca if files else None, app, faults
+            )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+
+
+def banner(url: str, ca_path: Path | None, faults: Faults) -> str:
+    lines = [
+        "Anomaly Desk sandbox: Jira Cloud + ServiceNow emulators",
+        f"  Jira Cloud   {url}/rest/api/3   user {JIRA_LOGIN[0]}  token {JIRA_LOGIN[1]}",
+        f"  ServiceNow   {url}/api/now/table/incident   user {SERVICENOW_LOGIN[0]}  "
+        f"password {SERVICENOW_LOGIN[1]}",
+        f"  Faults       {url}/_sandbox/faults   (GET to read, POST JSON to change)",
+    ]
+    if ca_path:
+        lines.append(f"  TLS CA       {ca_path}   (pass as verify= / a CA bundle)")
+    active = {k: v for k, v in faults.settings().items() if v not in (0, 0.0, None)}
+    if active:
+        lines.append("  Active       " + ", ".join(f"{k}={v}" for k, v in active.items()))
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    from sandbox.app import create_app
+
+    faults = Faults(
+        latency_ms=args.latency_ms, fail_rate=args.fail_rate, rate_limit=args.rate_limit
+    )
+    app = create_app(faults)
+    with tempfile.TemporaryDirectory(prefix="anomaly-desk-sandbox-") as tmp:
+        files = make_tls(Path(tmp)) if args.tls else None
+        scheme = "https" if files else "http"
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(banner(f"{scheme}://{host}:{args.port}", files.ca if files else None, faults))
+        print(flush=True)
+        server = uvicorn.Server(_config(app, args.host, args.port, files, log_level="info"))
+        server.run()
+        return 0 if server.started else 1
