@@ -9,14 +9,13 @@ import sys
 import uvicorn
 
 from core.config import ConfigError, is_loopback, load_settings
+from core.logs import setup_logging
 from core.store import Store, StoreError
 from receiver.app import create_app
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(logging.INFO)
     try:
         settings = load_settings(
             args.config, overrides={"host": args.host, "port": args.port, "data_dir": args.data_dir}
