@@ -64,12 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         "seeded projects, users and choices. Credentials: Jira demo@example.com / demo-token, "
         "ServiceNow admin / demo.",
     )
-    sandbox.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
+    sandbox.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
+    )
     sandbox.add_argument(
         "--port", type=int, default=SANDBOX_PORT, help="port to bind (default %(default)s)"
     )
     sandbox.add_argument(
-        "--tls", action="store_true", help="serve https with a self-signed certificate made at start"
+        "--tls",
+        action="store_true",
+        help="serve https with a self-signed certificate made at start",
     )
     sandbox.add_argument(
         "--latency-ms", type=float, default=0.0, metavar="N", help="added latency per request"
