@@ -40,20 +40,14 @@ OPEN = frozenset({Status.ACTIVE, Status.ACKNOWLEDGED})
 ARCHIVED = frozenset({Status.RESOLVED, Status.DUPLICATE, Status.INVALID, Status.DISCARDED})
 
 
+_STATUS_BY_NAME = {status.value.lower(): status for status in Status}
+
+
 def _status(value: Any) -> Any:
     """Accept any spelling case the platform uses (``active``, ``ACKNOWLEDGED``)."""
     if isinstance(value, str):
-        for status in Status:
-            if status.value.lower() == value.strip().lower():
-                return status
+        return _STATUS_BY_NAME.get(value.strip().lower(), value)
     return value
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-StatusField = Annotated[Status, BeforeValidator(_status)]
 
 
 class Ref(BaseModel):
@@ -77,44 +71,8 @@ def _ref(value: Any) -> Any:
 RefField = Annotated[Ref | None, BeforeValidator(_ref)]
 
 
-class FailedCheck(BaseModel):
-    """One failed quality check, flattened from the platform's nested or flat form."""
-
-    model_config = ConfigDict(extra="allow")
-
-    check_id: int | str | None = None
-    rule_type: str | None = None
-    fields: list[str] = Field(default_factory=list)
-    message: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        nested = data.pop("quality_check", None)
-        if isinstance(nested, dict):
-            data.setdefault("check_id", nested.get("id"))
-            data.setdefault("rule_type", nested.get("rule_type"))
-            data.setdefault("fields", nested.get("fields") or nested.get("field_names") or [])
-            if not data.get("message"):
-                data["message"] = nested.get("description")
-        for alias in ("quality_check_id", "id"):
-            if alias in data and data.get("check_id") is None:
-                data["check_id"] = data.pop(alias)
-        if "rule" in data and data.get("rule_type") is None:
-            data["rule_type"] = data.pop("rule")
-        return data
-
-    @field_validator("fields", mode="before")
-    @classmethod
-    def _fields(cls, value: Any) -> Any:
-        return _field_names(value)
-
-
-def _field_names(value: Any) -> Any:
-    """Fields arrive as a list of names, a list of ``{"name": ...}`` or one comma-separated string."""
+def _names(value: Any) -> Any:
+    """Fields and tags arrive as names, ``{"name": ...}`` objects or one comma-separated string."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -124,26 +82,55 @@ def _field_names(value: Any) -> Any:
     return value
 
 
-def _tag_names(value: Any) -> Any:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [item.get("name") if isinstance(item, dict) else item for item in value]
-    return value
+def _check(data: Any) -> Any:
+    """A failed check, flattened from the nested ``quality_check`` form or the flat one."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    nested = data.pop("quality_check", None)
+    if isinstance(nested, dict):
+        data.setdefault("check_id", nested.get("id"))
+        data.setdefault("rule_type", nested.get("rule_type"))
+        data.setdefault("fields", nested.get("fields") or nested.get("field_names") or [])
+        if not data.get("message"):
+            data["message"] = nested.get("description")
+    for alias in ("quality_check_id", "id"):
+        if alias in data and data.get("check_id") is None:
+            data["check_id"] = data.pop(alias)
+    if "rule" in data and data.get("rule_type") is None:
+        data["rule_type"] = data.pop("rule")
+    if "fields" in data:
+        data["fields"] = _names(data["fields"])
+    return data
+
+
+class FailedCheck(BaseModel):
+    """One failed quality check (normalised by ``Anomaly`` before validation)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    check_id: int | str | None = None
+    rule_type: str | None = None
+    fields: list[str] = Field(default_factory=list)
+    message: str | None = None
 
 
 class Anomaly(BaseModel):
-    """An anomaly as the platform describes it (``GET /api/anomalies/{id}`` or a Flow context)."""
+    """An anomaly as the platform describes it (``GET /api/anomalies/{id}`` or a Flow context).
+
+    All of the platform's variants are folded in one pass before validation: one Python call per
+    anomaly instead of one per field keeps a webhook cheap (this runs on every delivery).
+    """
 
     model_config = ConfigDict(extra="allow")
 
     id: StrictInt
     uuid: str | None = None
-    type: Annotated[Literal["record", "shape"], BeforeValidator(_lower)] = "record"
-    status: StatusField = Status.ACTIVE
+    type: Literal["record", "shape"] = "record"
+    status: Status = Status.ACTIVE
     weight: int | None = None
-    datastore: RefField = None
-    container: RefField = None
+    datastore: Ref | None = None
+    container: Ref | None = None
     fields: list[str] = Field(default_factory=list)
     message: str | None = None
     description: str | None = None
@@ -157,15 +144,26 @@ class Anomaly(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _variants(cls, data: Any) -> Any:
-        """Fold the published variants into one shape before field validation."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         if "fields" not in data and "field" in data:
             data["fields"] = data.pop("field")
+        if "fields" in data:
+            data["fields"] = _names(data["fields"])
+        if "global_tags" in data:
+            data["global_tags"] = _names(data["global_tags"])
+        if isinstance(data.get("status"), str):
+            data["status"] = _status(data["status"])
+        if isinstance(data.get("type"), str):
+            data["type"] = data["type"].strip().lower()
         for key in ("datastore", "container"):
             if data.get(key) is None and data.get(f"{key}_id") is not None:
                 data[key] = {"id": data[f"{key}_id"], "name": data.get(f"{key}_name")}
+            elif key in data:
+                data[key] = _ref(data[key])
+        if isinstance(data.get("failed_checks"), list):
+            data["failed_checks"] = [_check(item) for item in data["failed_checks"]]
         if "created" not in data:
             for alias in ("detected_at", "created_at"):
                 if alias in data:
@@ -175,11 +173,6 @@ class Anomaly(BaseModel):
             data["url"] = data["link"]
         return data
 
-    @field_validator("fields", mode="before")
-    @classmethod
-    def _fields(cls, value: Any) -> Any:
-        return _field_names(value)
-
     @field_validator("created")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
@@ -187,11 +180,6 @@ class Anomaly(BaseModel):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    @field_validator("global_tags", mode="before")
-    @classmethod
-    def _tags(cls, value: Any) -> Any:
-        return _tag_names(value)
 
     @property
     def location(self) -> str:

@@ -38,6 +38,8 @@ import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
+from core.runtime import refreeze
+
 log = logging.getLogger("anomaly_desk.store")
 
 SCHEMA_VERSION = 1
@@ -473,6 +475,7 @@ class Store:
         except OSError as exc:  # the journal still holds everything: only space is at stake
             log.error("checkpoint failed (the journal keeps every change): %s", exc)
             return
+        refreeze()
         log.info(
             "checkpoint: %d anomalies in %.0f ms",
             len(self._tables["anomalies"]),

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from core.config import Settings
+from core.runtime import tune_for_service
 from core.store import Store
 from receiver import api
 from receiver.auth import WebhookAuth
@@ -26,6 +27,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         if owned:
             url = f"http://{settings.receiver.host}:{settings.receiver.port}"
             app.state.store = Store(settings.data_dir, owner_url=url).open()
+        tune_for_service()
         try:
             yield
         finally:

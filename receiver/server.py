@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
         port=port,
         log_level="warning",
         access_log=False,
+        http=getattr(args, "http", "auto"),
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -101,6 +101,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> list[str]:
+    """Both of uvicorn's HTTP stacks: the ratio to a bare endpoint depends on which one."""
+    lines: list[str] = []
+    for http in ("httptools", "h11"):
+        lines += run(http)
+        lines.append("")
+    return lines
+
+
+def run(http: str) -> list[str]:
     rows: list[tuple[str, LoadResult, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         port = free_port()
@@ -115,6 +124,8 @@ def main() -> list[str]:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--http",
+                http,
             ],
             port,
             Path(tmp) / "bare.log",
@@ -124,7 +135,7 @@ def main() -> list[str]:
         finally:
             stop(bare)
         rows.append(("bare endpoint (parse only)", result, cpu))
-        print(f"  bare: {result.throughput:,.0f}/s", file=sys.stderr)
+        print(f"  {http} bare: {result.throughput:,.0f}/s", file=sys.stderr)
         for size in SIZES:
             data = Path(tmp) / f"data-{size}"
             started = time.perf_counter()
@@ -144,6 +155,8 @@ def main() -> list[str]:
                     str(port),
                     "--data-dir",
                     str(data),
+                    "--http",
+                    http,
                 ],
                 port,
                 Path(tmp) / f"serve-{size}.log",
@@ -163,8 +176,8 @@ def main() -> list[str]:
     base = rows[0][1].throughput
     base_cpu = rows[1][2]
     lines = [
-        f"Ingest: {REQUESTS:,} new-anomaly webhooks, {CONCURRENCY} concurrent keep-alive connections, "
-        f"after {WARMUP} warm-up",
+        f"Ingest over uvicorn's {http} HTTP stack: {REQUESTS:,} new-anomaly webhooks, "
+        f"{CONCURRENCY} concurrent keep-alive connections, after {WARMUP} warm-up",
         "",
         "| server | webhooks/s | vs bare | p50 ms | p99 ms | server CPU ms/webhook | vs 1k |",
         "|---|---:|---:|---:|---:|---:|---:|",
