@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help=f"port to bind (default {DEFAULT_PORT})"
     )
     _add_store_options(serve)
+    serve.add_argument(
+        "--http",
+        choices=("auto", "httptools", "h11"),
+        default="auto",
+        help="HTTP parser: httptools (C, the default when installed) or h11 (pure Python)",
+    )
     serve.set_defaults(handler="receiver.server:main")
 
     sandbox = commands.add_parser(
@@ -93,6 +99,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per second before answering 429 with Retry-After (0: unlimited)",
     )
     sandbox.set_defaults(handler="sandbox.server:main")
+
+    check = commands.add_parser(
+        "check",
+        help="validate the configuration and test every connection",
+        description="Validate the configuration file and the environment, then test every "
+        "configured connection at once: Jira Cloud with GET /rest/api/3/myself, ServiceNow "
+        "with GET /api/now/table/incident?sysparm_limit=1. Prints one line per connection "
+        "(ok with who we are and how long it took, or FAIL with the reason), the receiver "
+        "settings, and a summary. Secrets are never printed.",
+        epilog="Exit status: 0 every connection works; 1 a connection failed or none is "
+        "configured; 2 the configuration is invalid.",
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="configuration file (default: ./anomaly-desk.toml, then the user config directory; "
+        "env ANOMALY_DESK_CONFIG)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up on a connection after this long (default %(default)g)",
+    )
+    check.set_defaults(handler="anomaly_desk.check:main")
     return parser
 
 

@@ -1,5 +1,9 @@
 """Provider clients for Jira Cloud and ServiceNow behind one protocol (see ``base``)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from core.providers.base import Option, Provider, ProviderKind, Ticket, TicketRef
 from core.providers.errors import (
     AuthError,
@@ -9,6 +13,11 @@ from core.providers.errors import (
     UnavailableError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    import httpx
+
+    from core.connections import Connection, Platform
 
 __all__ = [
     "AuthError",
@@ -22,4 +31,29 @@ __all__ = [
     "TicketRef",
     "UnavailableError",
     "ValidationError",
+    "make_provider",
 ]
+
+
+def make_provider(
+    conn: Connection,
+    platform: Platform | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Provider:
+    """The client for one configured connection; callers never pick the class themselves.
+
+    The clients are imported here, not at package import, so importing the protocol stays cheap.
+    ``transport`` is for tests that drive a client over an in-process ASGI app.
+    """
+    from core.connections import JiraConnection, ServiceNowConnection
+
+    if isinstance(conn, JiraConnection):
+        from core.providers.jira import JiraClient
+
+        return JiraClient(conn, platform, transport=transport)
+    if isinstance(conn, ServiceNowConnection):
+        from core.providers.servicenow import ServiceNowClient
+
+        return ServiceNowClient(conn, platform, transport=transport)
+    raise TypeError(f"no provider client for {type(conn).__name__}")

@@ -1,0 +1,156 @@
+"""``anomaly-desk check``: is the configuration valid, and does every connection work?
+
+Run before ``serve`` or after changing a credential: it loads the configuration exactly as the
+receiver does (so the same error comes up here first), then asks each provider who we are, all
+connections at once, each bounded by ``--timeout``. Exit 0 only when every connection answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from core.config import ConfigError, Settings, load_settings
+from core.connections import Connection
+from core.providers import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    UnavailableError,
+    ValidationError,
+    make_provider,
+)
+from core.providers.jira import public_url
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+MIN_SCRUB = 8  # shorter secrets (the sandbox's "demo") would blank out ordinary words
+# Most specific first: the label says which kind of trouble it is, the message says the rest.
+_KINDS: tuple[tuple[type[ProviderError], str], ...] = (
+    (AuthError, "auth"),
+    (ValidationError, "validation"),
+    (NotFoundError, "not found"),
+    (RateLimitedError, "rate limited"),
+    (UnavailableError, "unavailable"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one connection's check went."""
+
+    conn: Connection
+    ok: bool
+    detail: str  # "as bot@acme.com" / "auth: User Not Authenticated (HTTP 401)"
+    elapsed_ms: float
+
+
+def main(args: argparse.Namespace) -> int:
+    """The ``check`` subcommand (see ``anomaly_desk.cli``)."""
+    if args.timeout <= 0:
+        print("anomaly-desk check: --timeout must be more than 0 seconds", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"anomaly-desk check: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return report(settings, timeout=args.timeout, out=sys.stdout)
+
+
+def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
+    """Print the config summary and one line per connection; the exit status."""
+    source = settings.source or "none found (defaults and environment only)"
+    print(f"config    {source}", file=out)
+    receiver = settings.receiver
+    auth = "on" if settings.has_webhook_auth else "off"
+    print(
+        f"receiver  http://{receiver.host}:{receiver.port}  data: {settings.data_dir}  "
+        f"webhook auth: {auth}",
+        file=out,
+    )
+    if not settings.connections:
+        print(
+            "no connections configured: add a [[connections]] table for each Jira site or "
+            "ServiceNow instance",
+            file=out,
+        )
+        return EXIT_FAILED
+    results = asyncio.run(check_all(settings, timeout))
+    secrets = _secrets(settings)
+    name_width = max(len(r.conn.name) for r in results)
+    kind_width = max(len(r.conn.provider) for r in results) + 2
+    for r in results:
+        status = "ok" if r.ok else "FAIL"
+        detail = f"{r.detail}  {r.elapsed_ms:.0f} ms" if r.ok else _scrub(r.detail, secrets)
+        print(
+            f"{status:<6}{r.conn.name:<{name_width}}  {f'({r.conn.provider})':<{kind_width}}  "
+            f"{public_url(r.conn.url)}  {detail}",
+            file=out,
+        )
+    failed = [r.conn.name for r in results if not r.ok]
+    count = f"{len(results)} connection{'s' if len(results) != 1 else ''}"
+    if failed:
+        print(
+            f"{count}: {len(results) - len(failed)} ok, {len(failed)} failed ({', '.join(failed)})",
+            file=out,
+        )
+        return EXIT_FAILED
+    print(f"{count}: all ok", file=out)
+    return EXIT_OK
+
+
+async def check_all(settings: Settings, wait_s: float) -> list[Result]:
+    """Every connection checked concurrently, in configuration order."""
+    return list(
+        await asyncio.gather(*(check_one(c, settings, wait_s) for c in settings.connections))
+    )
+
+
+async def check_one(conn: Connection, settings: Settings, wait_s: float) -> Result:
+    """One provider ``check()``; any failure becomes a line, never an exception."""
+    try:
+        provider = make_provider(conn, settings.platform)
+    except Exception as exc:  # e.g. verify_tls names a CA bundle that is not there
+        return Result(conn, False, f"error: cannot set up the client: {exc}", 0.0)
+    started = time.perf_counter()
+    try:
+        who = await asyncio.wait_for(provider.check(), wait_s)
+        ok, detail = True, f"as {who}"
+    except TimeoutError:
+        ok, detail = False, f"unavailable: no answer within {wait_s:g} s"
+    except ProviderError as exc:
+        ok, detail = False, _describe(exc)
+    except Exception as exc:  # a bug or an odd transport failure: still one line, not a trace
+        ok, detail = False, f"error: {type(exc).__name__}: {exc}"
+    finally:
+        await provider.aclose()
+    return Result(conn, ok, detail, (time.perf_counter() - started) * 1000)
+
+
+def _describe(exc: ProviderError) -> str:
+    """``auth: User Not Authenticated (HTTP 401)``: kind, the provider's words, the status."""
+    kind = next((label for cls, label in _KINDS if isinstance(exc, cls)), "error")
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    return f"{kind}: {exc.message}{status}"
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """The resolved secrets long enough to scrub without mangling ordinary words."""
+    found: list[str] = []
+    for conn in settings.connections:
+        value = getattr(conn, "token", None) or getattr(conn, "password", None)
+        if value is not None and len(value.get_secret_value()) >= MIN_SCRUB:
+            found.append(value.get_secret_value())
+    return found
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """Belt and braces: a provider echoing a credential in an error must not print it."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
