@@ -68,6 +68,11 @@ class Provider(Protocol):
         """A Jira comment / ServiceNow work note. Never changes the ticket's state."""
         ...
 
+    async def has_note(self, ticket: TicketRef, text: str) -> bool:
+        """Whether the ticket already carries this note: checked before re-sending a note whose
+        earlier attempt may have landed (a crash or a timeout mid-request)."""
+        ...
+
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:
         """Attach an existing ticket to the anomaly (ServiceNow also records it on the incident)."""
         ...

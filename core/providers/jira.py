@@ -20,7 +20,13 @@ from urllib.parse import quote
 import httpx
 
 from core.connections import JiraConnection, Platform
-from core.formatting.adf import block_to_adf, text_to_adf, truncate_doc, truncate_text
+from core.formatting.adf import (
+    adf_to_text,
+    block_to_adf,
+    text_to_adf,
+    truncate_doc,
+    truncate_text,
+)
 from core.formatting.block import anomaly_block
 from core.models import Anomaly
 from core.providers.base import Option, ProviderKind, Ticket, TicketRef
@@ -42,6 +48,7 @@ TICKET_FIELDS = "summary,status,updated,created,priority,assignee,issuetype,proj
 GET_ATTEMPTS = 3  # one try and two retries, for reads only
 GET_BACKOFF = (0.2, 0.6)  # seconds before each retry
 MAX_RETRY_WAIT = 2.0  # a read honours a 429 only when Jira asks for at most this long
+NOTE_LOOKBACK = 100  # newest comments searched by has_note
 _KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*-\d+)\b")
 # Cloud account ids: 24 hex digits (legacy) or "<number>:<uuid>".
 _ACCOUNT_ID = re.compile(r"^(?:[0-9a-f]{24}|\d+:[0-9a-f-]{36})$", re.IGNORECASE)
@@ -413,6 +420,18 @@ class JiraClient:
             f"{API}/issue/{quote(ticket.key, safe='')}/comment",
             json={"body": truncate_doc(text_to_adf(text))},
             expect=(200, 201),
+        )
+
+    async def has_note(self, ticket: TicketRef, text: str) -> bool:
+        page = await self._request(
+            "GET",
+            f"{API}/issue/{quote(ticket.key, safe='')}/comment",
+            params={"orderBy": "-created", "maxResults": str(NOTE_LOOKBACK)},
+        )
+        wanted = " ".join(text.split())
+        return any(
+            " ".join(adf_to_text(comment.get("body")).split()) == wanted
+            for comment in (page or {}).get("comments") or []
         )
 
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:

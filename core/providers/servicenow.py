@@ -40,6 +40,7 @@ CORRELATION_DISPLAY = "Anomaly Desk"
 SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance
 DESCRIPTION_MAX = 4000  # incident.description max_length; longer text is cut by the instance
 TRUNCATED = "… [truncated]"
+NOTE_LOOKBACK = 100  # newest work notes searched by has_note
 STATE_NAMES = {
     "1": "New",
     "2": "In Progress",
@@ -165,6 +166,13 @@ class ServiceNowClient:
         sys_id = ticket.id or (await self.get_ticket(ticket.key)).id
         params = {"sysparm_fields": "sys_id"}
         await self._request("PATCH", self._path(sys_id), params=params, json={"work_notes": text})
+
+    async def has_note(self, ticket: TicketRef, text: str) -> bool:
+        sys_id = ticket.id or (await self.get_ticket(ticket.key)).id
+        query = f"element_id={sys_id}^element=work_notes^ORDERBYDESCsys_created_on"
+        rows = await self._rows("sys_journal_field", query, "value", limit=NOTE_LOOKBACK)
+        wanted = text.strip()
+        return any(str(row.get("value", "")).strip() == wanted for row in rows)
 
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:
         ticket = await self.get_ticket(key)

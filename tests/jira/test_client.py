@@ -330,3 +330,15 @@ async def test_https_sandbox_with_its_own_ca_bundle(tmp_path: Path) -> None:
         finally:
             await trusting.aclose()
             await distrusting.aclose()
+
+
+async def test_has_note_finds_a_comment_already_on_the_issue(
+    client: JiraClient, anomaly: Anomaly
+) -> None:
+    jira = client
+    ticket = await jira.create_ticket(anomaly, {"summary": "has_note"})
+    note = "[2026-11-20 10:30:00 UTC] Qualytics Anomaly Status: Acknowledged"
+    assert await jira.has_note(ticket, note) is False
+    await jira.add_note(ticket, note)
+    assert await jira.has_note(ticket, note) is True
+    assert await jira.has_note(ticket, note + " (other)") is False

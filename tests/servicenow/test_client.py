@@ -342,3 +342,14 @@ async def test_refused_connection_is_unavailable(sandbox: ThreadedServer) -> Non
         await gone.create_ticket(make_anomaly(), {"short_description": "x"})
     assert not caught.value.ambiguous  # nothing was sent
     await gone.aclose()
+
+
+async def test_has_note_finds_a_work_note_already_on_the_incident(
+    client: ServiceNowClient, anomaly: Anomaly
+) -> None:
+    ticket = await client.create_ticket(anomaly, {"short_description": "has_note"})
+    note = "Comment from Qualytics: looking into it — Zoë"
+    assert await client.has_note(ticket, note) is False
+    await client.add_note(ticket, note)
+    assert await client.has_note(ticket, note) is True
+    assert await client.has_note(ticket, "Comment from Qualytics: something else") is False
