@@ -53,6 +53,18 @@ class ReceiverSettings(BaseModel):
     signing_secret_env: str | None = None  # env var holding a Standard Webhooks whsec_ key
 
 
+class SyncSettings(BaseModel):
+    """How the sync worker delivers notes (``[sync]`` in the config file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int = Field(64, ge=1)  # notes in flight at once, over all connections
+    per_connection: int = Field(32, ge=1)  # …and to one Jira site / ServiceNow instance
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    refresh_interval_s: float = Field(300.0, ge=0)  # re-read linked tickets' states; 0 = never
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +72,7 @@ class Settings(BaseModel):
     platform: Platform = Field(default_factory=Platform)
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     connections: list[Connection] = Field(default_factory=list)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     # Resolved at load time from the environment; never written anywhere.
     webhook_secret: SecretStr | None = None
     signing_secret: SecretStr | None = None

@@ -84,16 +84,13 @@ def merge(existing: dict[str, Any] | None, anomaly: Anomaly, at: str) -> dict[st
     return doc
 
 
-async def ingest(store: Store, delivery: Delivery, key: str) -> IngestResult:
-    """Apply one delivery; returns once it is durable. A redelivery changes nothing."""
+def plan_delivery(
+    store: Store, delivery: Delivery, key: str, at: str
+) -> tuple[list[Op], IngestResult, list[dict[str, Any]]]:
+    """The ops that store a delivery, what it did, and the anomalies whose status changed."""
     result = IngestResult(delivery=key)
-    if store.delivery_seen(key):
-        result.duplicate = True
-        result.unchanged = [a.id for a in delivery.anomalies]
-        await store.barrier()  # the first copy may still be on its way to disk
-        return result
-    at = now_iso()
     ops: list[Op] = []
+    changed: list[dict[str, Any]] = []
     staged: dict[int, dict[str, Any]] = {}  # the same anomaly twice in one delivery
     for anomaly in delivery.anomalies:
         existing = staged.get(anomaly.id) or store.anomaly(anomaly.id)
@@ -108,11 +105,9 @@ async def ingest(store: Store, delivery: Delivery, key: str) -> IngestResult:
             result.updated.append(anomaly.id)
             if doc["status"] != existing["status"]:
                 result.status_changed.append(anomaly.id)
+                changed.append(doc)
         ops.append(Put("anomalies", str(anomaly.id), doc))
     if ops:
         record = {"at": time.time(), "anomalies": [a.id for a in delivery.anomalies]}
         ops.append(Put("deliveries", key, record))
-        await store.commit(ops)
-    else:
-        await store.barrier()
-    return result
+    return ops, result, changed

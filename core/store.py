@@ -49,6 +49,8 @@ JOURNAL_GLOB = "journal-*.log"
 TABLES = ("anomalies", "deliveries", "links", "jobs", "sync_log", "counters")
 CHECKPOINT_MIN_RECORDS = 10_000
 DELIVERY_RETENTION_S = 7 * 24 * 3600
+SYNC_LOG_KEEP = 50_000
+FINISHED_JOBS_KEEP = 50_000
 _CHUNK = 1000  # documents per orjson call while checkpointing, so the GIL changes hands often
 
 Table = Literal["anomalies", "deliveries", "links", "jobs", "sync_log", "counters"]
@@ -195,6 +197,7 @@ class Store:
         self._flusher: asyncio.Task[None] | None = None
         self._checkpoint: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
+        self._sequences: dict[str, int] = {}
         self.stats = {"batches": 0, "transactions": 0, "checkpoints": 0}
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -384,6 +387,14 @@ class Store:
             page.append(rows[str(key[1])])
         return page, None
 
+    def next_id(self, table: Table) -> int:
+        """A fresh integer key for ``table``; increasing, never reused (pruning drops only old rows)."""
+        current = self._sequences.get(table)
+        if current is None:
+            current = max((int(key) for key in self._tables[table] if key.isdigit()), default=0)
+        self._sequences[table] = current + 1
+        return current + 1
+
     def delivery_seen(self, key: str) -> bool:
         return key in self._tables["deliveries"]
 
@@ -485,6 +496,7 @@ class Store:
     def _rotate(self) -> tuple[dict[str, dict[str, Any]], int]:
         """Start a new journal and take a consistent shallow copy; runs between flushes."""
         self._prune_deliveries()
+        self._prune_history()
         snapshot = {table: dict(rows) for table, rows in self._tables.items()}
         self._close_journal()
         self._journal_seq += 1
@@ -506,6 +518,18 @@ class Store:
         stale = [key for key, doc in rows.items() if doc.get("at", 0) < horizon]
         for key in stale:
             del rows[key]
+
+    def _prune_history(self) -> None:
+        """Keep the newest sync-log entries and finished jobs; pending and dead jobs stay."""
+        log_rows = self._tables["sync_log"]
+        if len(log_rows) > SYNC_LOG_KEEP:
+            for key in sorted(log_rows, key=int)[: len(log_rows) - SYNC_LOG_KEEP]:
+                del log_rows[key]
+        jobs = self._tables["jobs"]
+        finished = [k for k, job in jobs.items() if job.get("state") in ("done", "cancelled")]
+        if len(finished) > FINISHED_JOBS_KEEP:
+            for key in sorted(finished, key=int)[: len(finished) - FINISHED_JOBS_KEEP]:
+                del jobs[key]
 
     # -- bulk ------------------------------------------------------------------------------------
 

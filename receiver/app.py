@@ -1,49 +1,170 @@
-"""The receiver's Starlette app: webhook ingestion and the operator API over one store."""
+"""The receiver's Starlette app: webhook ingestion, the operator API and the sync worker."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.config import Settings
+from core.config import Settings, is_loopback
+from core.events import EventBus
+from core.operations import Desk, OperationError
+from core.outbox import Outbox
+from core.providers import Provider, make_provider
 from core.runtime import tune_for_service
 from core.store import Store
-from receiver import api
+from core.sync import SyncWorker
+from receiver import api, operator
 from receiver.auth import WebhookAuth
-from receiver.problems import Problem, handle_http_exception, handle_problem
+from receiver.events import events
+from receiver.problems import Problem, handle_http_exception, handle_problem, problem_response
 from receiver.webhooks import receive_webhook
 
+log = logging.getLogger("anomaly_desk.receiver")
+TOKEN_FILE = "operator-token"
 
-def create_app(settings: Settings, store: Store | None = None) -> Starlette:
-    """``store`` may be handed in already open (the CLI opens it first to report a lock early)."""
+
+def operator_token(data_dir: Path) -> str:
+    """The bearer token for the operator API, made once per data directory (mode 0600)."""
+    path = data_dir / TOKEN_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+class OperatorAuth:
+    """``/api/*`` wants ``Authorization: Bearer <token>`` when the receiver is exposed."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self._token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._token and scope["type"] == "http" and scope["path"].startswith("/api/"):
+            header = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, presented = header.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(
+                presented.strip(), self._token
+            ):
+                problem = Problem(
+                    401,
+                    "Unauthorized",
+                    "the operator API needs its bearer token "
+                    f"(in {TOKEN_FILE} in the data directory)",
+                    kind="unauthorized",
+                    headers={"WWW-Authenticate": 'Bearer realm="operator"'},
+                )
+                await problem_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    providers: Mapping[str, Provider] | None = None,
+) -> Starlette:
+    """``store`` may come already open (the CLI opens it first to report a lock early);
+    ``providers`` may be handed in (tests), else they are built from the settings."""
+    exposed = not is_loopback(settings.receiver.host)
+    token = operator_token(settings.data_dir) if exposed else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        owned = app.state.store is None
-        if owned:
+        if app.state.store is None:
             url = f"http://{settings.receiver.host}:{settings.receiver.port}"
             app.state.store = Store(settings.data_dir, owner_url=url).open()
+        store_ = app.state.store
+        owned = providers is None
+        clients = (
+            dict(providers)
+            if providers is not None
+            else {
+                conn.name: make_provider(conn, settings.platform) for conn in settings.connections
+            }
+        )
+        bus = EventBus()
+        outbox = Outbox(store_)
+        worker = SyncWorker(store_, outbox, clients, bus, settings.sync)
+        app.state.desk = Desk(store_, clients, settings.platform, bus, outbox, worker)
+        app.state.worker = worker
         tune_for_service()
+        worker.start()
+        background = [asyncio.create_task(app.state.desk.check_connections())]
+        if settings.sync.refresh_interval_s and clients:
+            background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
         try:
             yield
         finally:
-            await app.state.store.close()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await worker.stop()
+            if owned:
+                await asyncio.gather(
+                    *(c.aclose() for c in clients.values()), return_exceptions=True
+                )
+            await store_.close()
 
+    anomaly = "/api/anomalies/{anomaly_id}"
     app = Starlette(
         routes=[
             Route("/webhooks/qualytics", receive_webhook, methods=["POST"]),
             Route("/healthz", api.healthz),
             Route("/api/anomalies", api.list_anomalies),
-            Route("/api/anomalies/{anomaly_id}", api.get_anomaly),
+            Route(anomaly, api.get_anomaly),
+            Route(f"{anomaly}/acknowledge", operator.acknowledge, methods=["POST"]),
+            Route(f"{anomaly}/archive", operator.archive, methods=["POST"]),
+            Route(f"{anomaly}/comments", operator.comment, methods=["POST"]),
+            Route(f"{anomaly}/tickets", operator.create_ticket, methods=["POST"]),
+            Route(f"{anomaly}/links", operator.link_ticket, methods=["POST"]),
+            Route(f"{anomaly}/links/{{link_id}}", operator.unlink, methods=["DELETE"]),
+            Route(f"{anomaly}/refresh", operator.refresh, methods=["POST"]),
+            Route("/api/connections", operator.connections),
+            Route("/api/connections/check", operator.check_connections, methods=["POST"]),
+            Route("/api/connections/{name}/search", operator.search),
+            Route("/api/connections/{name}/options", operator.options),
+            Route("/api/sync-log", operator.sync_log),
+            Route("/api/sync-jobs", operator.sync_jobs),
+            Route("/api/sync-jobs/{job_id}/retry", operator.retry_job, methods=["POST"]),
+            Route("/api/events", events),
         ],
-        exception_handlers={Problem: handle_problem, HTTPException: handle_http_exception},
+        middleware=[Middleware(OperatorAuth, token=token)],
+        exception_handlers={
+            Problem: handle_problem,
+            OperationError: operator.handle_operation_error,
+            HTTPException: handle_http_exception,
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.store = store
     app.state.auth = WebhookAuth(settings.webhook_secret, settings.signing_secret)
     return app
+
+
+async def _refresh_forever(desk: Desk, settings: Settings) -> None:
+    """Linked tickets' states, re-read every ``sync.refresh_interval_s``."""
+    while True:
+        await asyncio.sleep(settings.sync.refresh_interval_s)
+        try:
+            await desk.refresh_links()
+        except Exception:  # a failed round must not end the loop
+            log.exception("refreshing ticket states failed")

@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.ingest import delivery_key, ingest
+from core.ingest import delivery_key
 from core.store import StoreFailed
 from core.webhooks import PayloadError, parse_delivery
 from receiver.problems import Problem
@@ -72,7 +72,7 @@ async def receive_webhook(request: Request) -> Response:
             raise Problem(exc.status, exc.title, exc.detail, kind=kind, errors=exc.errors) from None
         ids = ",".join(str(a.id) for a in delivery.anomalies) or "-"
         try:
-            result = await ingest(state.store, delivery, key)
+            result = await state.desk.ingest(delivery, key)
         except StoreFailed as exc:
             outcome = "store-failed"
             raise Problem(503, "Store unavailable", str(exc), kind="store-failed") from None

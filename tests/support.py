@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -34,8 +35,22 @@ class ThreadedServer:
         self.config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config
         )
+        self.app = app
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+
+    def call(self, fn: Any, *args: Any, timeout: float = 10.0) -> Any:
+        """Run ``fn(*args)`` on the server's event loop (its state is not thread-safe)."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
     @property
     def port(self) -> int:

@@ -1,0 +1,304 @@
+"""The sync worker: delivers outbox jobs as Jira comments / ServiceNow work notes.
+
+Guarantees, and how:
+
+* **Never lost.** Jobs are store rows; the worker's queues are rebuilt from them at start.
+* **In order per ticket.** Each ticket has a FIFO queue; only its head is ever in flight. A dead
+  head holds the jobs behind it until it is retried (or its link is removed), so notes never
+  arrive out of order.
+* **Concurrent across tickets**, bounded overall and per connection.
+* **Never doubled.** A job is durably marked in flight before it is sent. If the process dies
+  mid-send, or the provider times out after the request left, the outcome is unknown: the next
+  attempt first asks the ticket whether the note is already there (``has_note``) and only sends
+  when it is not. A done job is never sent again. What remains: a note the provider accepted but
+  that is not yet visible to a read (eventual consistency) could be sent twice.
+* **Retries** for rate limits (honouring Retry-After) and outages (exponential backoff with
+  jitter); auth, validation and not-found errors go to ``dead`` at once with the provider's
+  message. Every attempt is a sync-log entry and an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from core.config import SyncSettings
+from core.events import EventBus
+from core.ingest import now_iso
+from core.outbox import Outbox, ticket_queue
+from core.providers import (
+    Provider,
+    ProviderError,
+    RateLimitedError,
+    TicketRef,
+    UnavailableError,
+)
+from core.store import Put, Store
+
+log = logging.getLogger("anomaly_desk.sync")
+
+
+def backoff(attempt: int, settings: SyncSettings) -> float:
+    """Exponential, capped, with jitter so a recovering provider is not hit by a thundering herd."""
+    ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** max(0, attempt - 1))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        providers: Mapping[str, Provider],
+        bus: EventBus | None = None,
+        settings: SyncSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.bus = bus or EventBus()
+        self.settings = settings or SyncSettings()
+        self._queues: dict[str, deque[int]] = {}
+        self._busy: set[str] = set()
+        self._per_connection: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        outbox.listen(self.enqueue)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Rebuild the queues from the store and start delivering."""
+        pending = sorted(
+            (job for job in self.store.all("jobs").values() if job["state"] in ("pending", "dead")),
+            key=lambda job: job["id"],
+        )
+        for job in pending:
+            self._queues.setdefault(ticket_queue(job), deque()).append(job["id"])
+        if pending:
+            log.info("sync: %d jobs to deliver on %d tickets", len(pending), len(self._queues))
+        self._runner = asyncio.create_task(self._run(), name="sync-worker")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let notes in flight finish (briefly); the in-flight marker covers the rest."""
+        if self._runner:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    def enqueue(self, jobs: list[dict[str, Any]]) -> None:
+        for job in sorted(jobs, key=lambda j: j["id"]):
+            self._queues.setdefault(ticket_queue(job), deque()).append(job["id"])
+        self._wake.set()
+
+    def retry(self, job_id: int) -> None:
+        """Called after a dead job was set back to pending."""
+        self._wake.set()
+
+    def cancel_link(self, link_id: str) -> list[Put]:
+        """Ops cancelling a removed link's undelivered jobs (the one in flight, if any, finishes)."""
+        ops = []
+        for job in self.store.all("jobs").values():
+            if job["link_id"] == link_id and job["state"] in ("pending", "dead"):
+                if job["in_flight"]:
+                    continue
+                ops.append(Put("jobs", str(job["id"]), {**job, "state": "cancelled"}))
+        return ops
+
+    def forget(self, job_ids: set[int]) -> None:
+        for queue in self._queues.values():
+            for job_id in [j for j in queue if j in job_ids]:
+                queue.remove(job_id)
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def idle(self) -> bool:
+        """No job pending or in flight (dead ones wait for a person, so they do not count)."""
+        waiting = any(
+            (head := self._head(queue)) is not None and head["state"] == "pending"
+            for queue in self._queues.values()
+        )
+        return not waiting and not self._tasks
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _head(self, queue: deque[int]) -> dict[str, Any] | None:
+        while queue:
+            job = self.store.get("jobs", str(queue[0]))
+            if job is not None and job["state"] in ("pending", "dead"):
+                return job
+            queue.popleft()  # done or cancelled meanwhile
+        return None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = time.time()
+            next_due: float | None = None
+            running = len(self._tasks)
+            for name in list(self._queues):
+                queue = self._queues[name]
+                head = self._head(queue)
+                if head is None:
+                    del self._queues[name]
+                    continue
+                if name in self._busy or head["state"] == "dead":
+                    continue
+                if head["next_at"] > now:
+                    next_due = (
+                        head["next_at"] if next_due is None else min(next_due, head["next_at"])
+                    )
+                    continue
+                connection = head["connection"]
+                if running >= self.settings.concurrency:
+                    break
+                if self._per_connection.get(connection, 0) >= self.settings.per_connection:
+                    continue
+                running += 1
+                self._busy.add(name)
+                self._per_connection[connection] = self._per_connection.get(connection, 0) + 1
+                task = asyncio.create_task(self._deliver(name, head))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            timeout = None if next_due is None else max(0.0, next_due - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _deliver(self, queue_name: str, job: dict[str, Any]) -> None:
+        try:
+            await self._attempt(job)
+        except Exception:  # a bug must not stop the worker: the job stays pending
+            log.exception("sync: job %s failed unexpectedly", job["id"])
+        finally:
+            self._busy.discard(queue_name)
+            connection = job["connection"]
+            self._per_connection[connection] = self._per_connection.get(connection, 1) - 1
+            self._wake.set()
+
+    def _linked(self, job: dict[str, Any]) -> bool:
+        anomaly = self.store.anomaly(job["anomaly_id"]) or {}
+        return any(link["id"] == job["link_id"] for link in anomaly.get("links") or ())
+
+    async def _attempt(self, job: dict[str, Any]) -> None:
+        if not self._linked(job):  # unlinked while queued (or before a restart): never send
+            await self.store.commit([Put("jobs", str(job["id"]), {**job, "state": "cancelled"})])
+            return
+        attempt = job["attempts"] + 1
+        verify = job["verify"] or job["in_flight"]  # an earlier attempt may have landed
+        job = {**job, "attempts": attempt, "in_flight": True, "verify": verify}
+        await self.store.commit([Put("jobs", str(job["id"]), job)])
+        provider = self.providers.get(job["connection"])
+        started = time.perf_counter()
+        outcome, message, retry_in = "done", None, None
+        ref = TicketRef(job["ticket_key"], job["ticket_id"])
+        try:
+            if provider is None:
+                raise ProviderError(f"connection {job['connection']!r} is not configured")
+            if verify and await provider.has_note(ref, job["text"]):
+                message = "already on the ticket (an earlier attempt landed); not sent again"
+            else:
+                await provider.add_note(ref, job["text"])
+        except RateLimitedError as exc:
+            outcome, message = "retry", str(exc)
+            retry_in = (
+                exc.retry_after if exc.retry_after is not None else backoff(attempt, self.settings)
+            )
+        except UnavailableError as exc:
+            outcome, message = "retry", str(exc)
+            retry_in = backoff(attempt, self.settings)
+            verify = verify or exc.ambiguous
+        except ProviderError as exc:
+            outcome, message = "dead", str(exc)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        at = now_iso()
+        if outcome != "done" and not self._linked(job):
+            outcome, message = "cancelled", "the link was removed while this note was in flight"
+        if outcome == "cancelled":
+            job = {**job, "state": "cancelled", "in_flight": False, "verify": verify}
+        elif outcome == "done":
+            job = {**job, "state": "done", "in_flight": False, "done_at": at, "last_error": None}
+        elif outcome == "retry":
+            assert retry_in is not None
+            job = {
+                **job,
+                "in_flight": False,
+                "verify": verify,
+                "last_error": message,
+                "next_at": time.time() + retry_in,
+            }
+            message = f"{message}; next try in {retry_in:.1f}s"
+        else:
+            job = {
+                **job,
+                "state": "dead",
+                "in_flight": False,
+                "verify": verify,
+                "last_error": message,
+            }
+        entry_id = self.store.next_id("sync_log")
+        entry = {
+            "id": entry_id,
+            "at": at,
+            "job_id": job["id"],
+            "anomaly_id": job["anomaly_id"],
+            "link_id": job["link_id"],
+            "connection": job["connection"],
+            "ticket_key": job["ticket_key"],
+            "kind": job["kind"],
+            "attempt": attempt,
+            "outcome": outcome,
+            "duration_ms": round(elapsed_ms, 1),
+            "message": message,
+            "text": job["text"],
+        }
+        await self.store.commit(
+            [Put("jobs", str(job["id"]), job), Put("sync_log", str(entry_id), entry)]
+        )
+        log.info(
+            "sync job=%s ticket=%s kind=%s attempt=%d outcome=%s ms=%.0f%s",
+            job["id"],
+            job["ticket_key"],
+            job["kind"],
+            attempt,
+            outcome,
+            elapsed_ms,
+            f" ({message})" if message else "",
+        )
+        self.bus.publish("sync.attempt", entry)
+        self.bus.publish("sync.job", job_view(job))
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as the API shows it."""
+    return {
+        key: job[key]
+        for key in (
+            "id",
+            "anomaly_id",
+            "link_id",
+            "connection",
+            "ticket_key",
+            "kind",
+            "text",
+            "state",
+            "attempts",
+            "next_at",
+            "last_error",
+            "created_at",
+            "done_at",
+        )
+    }

@@ -1,0 +1,206 @@
+"""Create and link tickets; status changes and comments arrive as exact notes, in order."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+
+from tests.integration.conftest import Desk, status_note
+
+PROVIDERS = [("jira", "summary"), ("servicenow", "short_description")]
+
+
+def matches(notes: list[str], expected: list[str]) -> bool:
+    return len(notes) == len(expected) and all(
+        re.match(p, n) for p, n in zip(expected, notes, strict=True)
+    )
+
+
+@pytest.mark.parametrize(("connection", "summary_field"), PROVIDERS)
+def test_create_then_ack_comment_archive_arrive_in_order(
+    desk: Desk, connection: str, summary_field: str
+) -> None:
+    desk.post_webhook("01-flow-anomalies-detected.json")
+    response = desk.api.post(
+        "/api/anomalies/10231/tickets",
+        json={
+            "connection": connection,
+            "fields": {
+                summary_field: "customer_id nulls in orders",
+                "description": "Seen in the nightly scan.",
+            },
+        },
+    )
+    assert response.status_code == 201, response.text
+    link = response.json()
+    assert link["origin"] == "created"
+    if connection == "jira":
+        issue = desk.jira_issue(link["ticket_key"])
+        from core.formatting.adf import adf_to_text
+
+        description = issue["fields"]["description"]
+        # the link back is a link mark: its href is what a click in Jira opens
+        text = adf_to_text(description) + " " + orjson.dumps(description).decode()
+        assert '"href":"https://acme.qualytics.io/anomalies/10231"' in text
+        assert issue["fields"]["status"]["name"] == "To Do"
+    else:
+        incident = desk.incident(link["ticket_id"])
+        text = incident["description"]
+        assert incident["correlation_id"] == "10231"
+    assert "Seen in the nightly scan." in text
+    for fact in (
+        "10231",
+        "record",
+        "Active",
+        "customer_id is null in 1,204 records",
+        "notNull",
+        "https://acme.qualytics.io/anomalies/10231",
+    ):
+        assert fact in text, fact
+
+    assert desk.api.post("/api/anomalies/10231/acknowledge").status_code == 200
+    assert (
+        desk.api.post(
+            "/api/anomalies/10231/comments", json={"text": "Owner: data platform — Zoë"}
+        ).status_code
+        == 201
+    )
+    archived = desk.api.post(
+        "/api/anomalies/10231/archive", json={"status": "Resolved", "comment": "Backfilled"}
+    )
+    assert archived.status_code == 200
+    desk.wait_idle()
+
+    notes = desk.notes(link)
+    expected = [
+        status_note("Acknowledged"),
+        re.escape("Comment from Qualytics: Owner: data platform — Zoë"),
+        status_note("Resolved"),
+        re.escape("Comment from Qualytics: Backfilled"),
+    ]
+    assert matches(notes, expected), notes
+    # notes never touch the ticket's own workflow
+    if connection == "jira":
+        assert desk.jira_issue(link["ticket_key"])["fields"]["status"]["name"] == "To Do"
+    else:
+        assert desk.incident(link["ticket_id"])["state"] == "1"
+    log = desk.api.get("/api/sync-log").json()["items"]
+    assert [e["outcome"] for e in log] == ["done"] * 4
+    assert all(e["duration_ms"] >= 0 and e["ticket_key"] == link["ticket_key"] for e in log)
+
+
+def test_linking_existing_tickets(desk: Desk) -> None:
+    desk.post_webhook("04-api-record-anomaly.json")
+    with desk.jira() as jira:
+        created = jira.post(
+            "/rest/api/3/issue",
+            json={
+                "fields": {
+                    "project": {"key": "DQ"},
+                    "issuetype": {"name": "Bug"},
+                    "summary": "Existing CRM issue",
+                }
+            },
+        ).json()
+    before = desk.jira_issue(created["key"])
+    with desk.snow() as snow:
+        incident = snow.post(
+            "/api/now/table/incident",
+            json={
+                "short_description": "Existing CRM incident",
+                "description": "Reported by the CRM team.",
+            },
+        ).json()["result"]
+
+    jira_link = desk.api.post(
+        "/api/anomalies/10260/links", json={"connection": "jira", "ticket": created["key"]}
+    )
+    snow_link = desk.api.post(
+        "/api/anomalies/10260/links",
+        json={"connection": "servicenow", "ticket": incident["number"]},
+    )
+    assert jira_link.status_code == 201, jira_link.text
+    assert snow_link.status_code == 201, snow_link.text
+    assert jira_link.json()["origin"] == snow_link.json()["origin"] == "linked"
+
+    # Jira: untouched
+    assert desk.jira_issue(created["key"]) == before
+    assert desk.jira_notes(created["key"]) == []
+    # ServiceNow: description appended, one work note with the link
+    after = desk.incident(incident["sys_id"])
+    assert after["description"].startswith("Reported by the CRM team.")
+    assert "Anomaly ID: 10260" in after["description"]
+    notes = desk.snow_notes(incident["sys_id"])
+    assert len(notes) == 1
+    assert "10260" in notes[0]
+    assert "https://acme.qualytics.io/anomalies/10260" in notes[0]
+
+    again = desk.api.post(
+        "/api/anomalies/10260/links", json={"connection": "jira", "ticket": created["key"]}
+    )
+    assert again.status_code == 409
+
+    detail = desk.api.get("/api/anomalies/10260").json()
+    assert [link["ticket_key"] for link in detail["links"]] == [created["key"], incident["number"]]
+    assert detail["links"][1]["state"] == "New"
+
+
+def test_two_links_get_every_note(desk: Desk) -> None:
+    desk.post_webhook("04-api-record-anomaly.json")
+    jira = desk.api.post(
+        "/api/anomalies/10260/tickets",
+        json={"connection": "jira", "fields": {"summary": "CRM region mismatch"}},
+    ).json()
+    snow = desk.api.post(
+        "/api/anomalies/10260/tickets",
+        json={"connection": "servicenow", "fields": {"short_description": "CRM region mismatch"}},
+    ).json()
+    desk.api.post("/api/anomalies/10260/comments", json={"text": "first"})
+    desk.api.post("/api/anomalies/10260/acknowledge")
+    desk.api.post("/api/anomalies/10260/comments", json={"text": "second"})
+    desk.wait_idle()
+    expected = [
+        re.escape("Comment from Qualytics: first"),
+        status_note("Acknowledged"),
+        re.escape("Comment from Qualytics: second"),
+    ]
+    assert matches(desk.notes(jira), expected), desk.notes(jira)
+    assert matches(desk.notes(snow), [*expected]), desk.notes(snow)
+
+
+def test_platform_status_change_syncs_like_a_dashboard_action(desk: Desk) -> None:
+    desk.post_webhook("01-flow-anomalies-detected.json")
+    link = desk.api.post(
+        "/api/anomalies/10231/tickets",
+        json={"connection": "servicenow", "fields": {"short_description": "nulls"}},
+    ).json()
+    desk.post_webhook("08-flow-status-acknowledged.json")
+    desk.post_webhook("08-flow-status-acknowledged.json")  # a redelivery: no second note
+    desk.wait_idle()
+    assert matches(desk.notes(link), [status_note("Acknowledged")]), desk.notes(link)
+    history = desk.api.get("/api/anomalies/10231").json()["history"]
+    assert history[-1]["kind"] == "status"
+    assert history[-1]["by"] == "platform"
+
+
+def test_unlink_is_local_and_cancels_undelivered_notes(desk: Desk) -> None:
+    desk.post_webhook("05-api-shape-anomaly.json")
+    link = desk.api.post(
+        "/api/anomalies/10261/tickets", json={"connection": "jira", "fields": {"summary": "phone"}}
+    ).json()
+    desk.faults.update({"force_status": 503, "force_count": 1000})
+    desk.api.post("/api/anomalies/10261/comments", json={"text": "will never arrive"})
+    response = desk.api.delete(f"/api/anomalies/10261/links/{link['id']}")
+    assert response.status_code == 200
+    assert response.json()["links"] == []
+    desk.faults.update({"force_status": None, "force_count": 0})
+    desk.wait_idle()
+    assert desk.jira_notes(link["ticket_key"]) == []
+    assert desk.jira_issue(link["ticket_key"])["fields"]["summary"] == "phone"  # the ticket stays
+    states = [
+        j["state"]
+        for j in desk.api.get("/api/sync-jobs", params={"anomaly_id": 10261}).json()["items"]
+    ]
+    assert states == ["cancelled"]
