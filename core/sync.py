@@ -212,6 +212,8 @@ class SyncWorker:
                 message = "already on the ticket (an earlier attempt landed); not sent again"
             else:
                 await provider.add_note(ref, job["text"])
+                if verify:
+                    message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
         except RateLimitedError as exc:
             outcome, message = "retry", str(exc)
             retry_in = (

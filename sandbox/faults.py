@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox"
 
@@ -159,6 +159,27 @@ def rate_limit_headers(path: str, limit: float, remaining: int, wait: float) -> 
     return headers
 
 
+async def _buffered(receive: Receive) -> Receive:
+    """Read the request body now; replay it later, never reporting a disconnect."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replayed() -> Message:
+        if replay:
+            return replay.pop()
+        await asyncio.Event().wait()  # the app asked for more: there is none, ever
+        raise AssertionError("unreachable")
+
+    return replayed
+
+
 class FaultMiddleware:
     """Applies ``Faults`` to every request except the ``/_sandbox`` controls."""
 
@@ -173,6 +194,10 @@ class FaultMiddleware:
             return
         faults = self.faults
         if faults.latency_ms > 0:
+            # Like a real service, take the whole request in before the delay: a client that
+            # gives up waiting must not stop the write from happening (that is the ambiguous
+            # case clients have to handle).
+            receive = await _buffered(receive)
             await asyncio.sleep(faults.latency_ms / 1000)
         forced = faults.take_forced()
         if forced == 429:
