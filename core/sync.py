@@ -67,6 +67,7 @@ class SyncWorker:
         self._busy: set[str] = set()
         self._per_connection: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0  # deliveries started and not yet finished (``_tasks`` lags behind)
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         outbox.listen(self.enqueue)
@@ -132,7 +133,7 @@ class SyncWorker:
             (head := self._head(queue)) is not None and head["state"] == "pending"
             for queue in self._queues.values()
         )
-        return not waiting and not self._tasks
+        return not waiting and not self._running
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -149,7 +150,6 @@ class SyncWorker:
             self._wake.clear()
             now = time.time()
             next_due: float | None = None
-            running = len(self._tasks)
             for name in list(self._queues):
                 queue = self._queues[name]
                 head = self._head(queue)
@@ -164,11 +164,11 @@ class SyncWorker:
                     )
                     continue
                 connection = head["connection"]
-                if running >= self.settings.concurrency:
+                if self._running >= self.settings.concurrency:
                     break
                 if self._per_connection.get(connection, 0) >= self.settings.per_connection:
                     continue
-                running += 1
+                self._running += 1
                 self._busy.add(name)
                 self._per_connection[connection] = self._per_connection.get(connection, 0) + 1
                 task = asyncio.create_task(self._deliver(name, head))
@@ -184,6 +184,7 @@ class SyncWorker:
         except Exception:  # a bug must not stop the worker: the job stays pending
             log.exception("sync: job %s failed unexpectedly", job["id"])
         finally:
+            self._running -= 1
             self._busy.discard(queue_name)
             connection = job["connection"]
             self._per_connection[connection] = self._per_connection.get(connection, 1) - 1

@@ -236,3 +236,36 @@ def test_a_note_whose_answer_timed_out_is_not_sent_twice(desk: Desk) -> None:
     last = desk.api.get("/api/sync-log").json()["items"][-1]
     assert last["outcome"] == "done"
     assert "already on the ticket" in last["message"]
+
+
+def test_a_saturated_worker_keeps_delivering(tmp_path: Path, sandbox: ThreadedServer) -> None:
+    """With one delivery at a time, each finished note must start the next (a lost wake-up hangs)."""
+    config = write_config(
+        tmp_path / "anomaly-desk.toml", sandbox.url, concurrency=1, per_connection=1
+    )
+    receiver = start_receiver(config, tmp_path / "data", ENV)
+    env = Desk(
+        receiver,
+        sandbox,
+        httpx.Client(base_url=receiver.url, timeout=30),
+        tmp_path / "data",
+        config,
+    )
+    try:
+        env.post_webhook("06-api-list-archived.json")
+        links = [
+            env.api.post(
+                f"/api/anomalies/{i}/tickets",
+                json={"connection": "jira", "fields": {"summary": f"t{i}"}},
+            ).json()
+            for i in (10270, 10271, 10272)
+        ]
+        for i in (10270, 10271, 10272):
+            env.api.post(f"/api/anomalies/{i}/comments", json={"text": "one"})
+            env.api.post(f"/api/anomalies/{i}/comments", json={"text": "two"})
+        env.wait_idle(15)
+        for link in links:
+            assert_notes(env.notes(link), expect_comments(["one", "two"]))
+    finally:
+        env.api.close()
+        receiver.stop()
