@@ -11,7 +11,7 @@ import uvicorn
 from core.config import ConfigError, is_loopback, load_settings
 from core.logs import setup_logging
 from core.store import Store, StoreError
-from receiver.app import create_app
+from receiver.app import TOKEN_FILE, create_app
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,12 +38,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"anomaly-desk serve: {exc}", file=sys.stderr)
         return 1
     auth = "secret" if settings.has_webhook_auth else "none (loopback only)"
-    print(
-        f"anomaly-desk receiver on {url}  data: {settings.data_dir}  webhook auth: {auth}",
-        file=sys.stderr,
-        flush=True,
-    )
+    lines = [f"anomaly-desk receiver on {url}  data: {settings.data_dir}  webhook auth: {auth}"]
+    for conn in settings.connections:
+        lines.append(f"  connection {conn.name} ({conn.provider}) → {conn.url}")
     app = create_app(settings, store)
+    if not is_loopback(host):
+        lines.append(f"  operator API token: {settings.data_dir / TOKEN_FILE} (send as Bearer)")
+    print("\n".join(lines), file=sys.stderr, flush=True)
     uvicorn.run(
         app,
         host=host,

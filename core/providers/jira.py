@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import ssl
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +35,7 @@ from core.providers.errors import (
     UnavailableError,
     ValidationError,
 )
+from core.providers.http import basic_auth_client, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -67,41 +65,6 @@ def search_terms(text: str) -> list[str]:
 def public_url(url: str) -> str:
     """The URL without any ``user:password@`` part, for messages and links."""
     return re.sub(r"^(https?://)[^/@]*@", r"\1", url)
-
-
-def _verify(value: bool | str) -> bool | ssl.SSLContext:
-    """httpx wants an SSL context for a CA bundle path (the sandbox's --tls certificate)."""
-    if isinstance(value, str):
-        return ssl.create_default_context(cafile=value)
-    return value
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait: ``Retry-After`` (seconds or an HTTP date), else ``X-RateLimit-Reset``."""
-    raw = response.headers.get("retry-after")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    reset = response.headers.get("x-ratelimit-reset")
-    if reset:
-        try:
-            when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
 
 
 def _jira_messages(response: httpx.Response) -> tuple[str, dict[str, str]]:
@@ -147,15 +110,8 @@ class JiraClient:
         self.url = public_url(conn.url)
         token = conn.token.get_secret_value() if conn.token else ""
         self._has_token = bool(token)
-        self._http = httpx.AsyncClient(
-            base_url=self.url,  # credentials travel only in the Authorization header
-            auth=httpx.BasicAuth(conn.email, token),
-            timeout=httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0)),
-            verify=_verify(conn.verify_tls),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "anomaly-desk"},
-            follow_redirects=False,
-        )
+        # credentials travel only in the Authorization header
+        self._http = basic_auth_client(conn, self.url, conn.email, token, transport)
         self._backoff = GET_BACKOFF
 
     def __repr__(self) -> str:
@@ -245,7 +201,7 @@ class JiraClient:
         if status == 404:
             return NotFoundError(message, **common)
         if status == 429:
-            return RateLimitedError(message, retry_after=_retry_after(response), **common)
+            return RateLimitedError(message, retry_after=retry_after(response), **common)
         if status >= 500:
             # A gateway that gave up (502/504) may have passed the write on: Jira may have it.
             ambiguous = write and status in {502, 504}

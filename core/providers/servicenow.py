@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import ssl
 import time
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +31,7 @@ from core.providers.errors import (
     UnavailableError,
     ValidationError,
 )
+from core.providers.http import basic_auth_client, retry_after
 
 log = logging.getLogger("anomaly_desk.providers.servicenow")
 
@@ -110,14 +109,7 @@ class ServiceNowClient:
         self.username = conn.username
         self.platform = platform or Platform()
         self._secret = conn.password.get_secret_value() if conn.password else ""
-        self._client = httpx.AsyncClient(
-            base_url=conn.url,
-            auth=httpx.BasicAuth(conn.username, self._secret),
-            timeout=httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0)),
-            verify=_verify(conn.verify_tls),
-            headers={"Accept": "application/json", "User-Agent": "anomaly-desk"},
-            transport=transport,
-        )
+        self._client = basic_auth_client(conn, conn.url, conn.username, self._secret, transport)
 
     def __repr__(self) -> str:
         return f"ServiceNowClient(name={self.name!r}, url={self.url!r}, user={self.username!r})"
@@ -398,7 +390,7 @@ class ServiceNowClient:
         if status == 404:
             return NotFoundError(text, **kw)
         if status == 429:
-            return RateLimitedError(text, retry_after=_retry_after(response), **kw)
+            return RateLimitedError(text, retry_after=retry_after(response), **kw)
         if status >= 500:
             return UnavailableError(text, ambiguous=write and status == 504, **kw)
         return ProviderError(text, **kw)
@@ -417,11 +409,6 @@ class ServiceNowClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
-
-
-def _verify(verify: bool | str) -> bool | ssl.SSLContext:
-    """A CA bundle path becomes an SSL context (httpx no longer takes a path)."""
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
 def _read_params() -> dict[str, str]:
@@ -488,21 +475,6 @@ def _mandatory(detail: str) -> dict[str, str]:
         if label:
             out[LABEL_TO_FIELD.get(label.lower(), label.lower().replace(" ", "_"))] = "mandatory"
     return out
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _iso(stamp: str) -> str | None:
