@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run serve sandbox test lint bench clean
+.PHONY: demo run sandbox test bench clean
 
 $(BIN)/anomaly-desk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,10 @@ $(BIN)/anomaly-desk: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-run: $(BIN)/anomaly-desk  ## the main job
+demo: $(BIN)/anomaly-desk  ## the main job: sandbox + receiver + replay + dashboard
+	$(BIN)/anomaly-desk demo
+
+run: $(BIN)/anomaly-desk  ## the receiver alone
 	$(BIN)/anomaly-desk serve
 
 sandbox: $(BIN)/anomaly-desk  ## Jira + ServiceNow emulators

@@ -126,7 +126,140 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up on a connection after this long (default %(default)g)",
     )
     check.set_defaults(handler="anomaly_desk.check:main")
+    _add_demo(commands)
+    _add_replay(commands)
     return parser
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="see it all work: sandbox Jira + ServiceNow, a receiver, fixture replay, dashboard",
+        description="Start the Jira Cloud and ServiceNow sandbox and a receiver configured "
+        "for both (on free loopback ports, with a fresh temporary data directory), replay "
+        "fixtures/webhooks so anomalies arrive one by one and a few status changes follow, "
+        "and open the dashboard. No Jira or ServiceNow account needed. Quitting stops "
+        "everything the demo started and removes its temporary files.",
+        epilog="--headless runs without the dashboard and takes a scripted tour through the "
+        "operator API instead: creates a Jira issue and a ServiceNow incident for one "
+        "anomaly, links an existing ticket of each kind to another, acknowledges, comments "
+        "and archives both, then reads every note back from the sandbox. Exit status: 0 "
+        "every expected note is on its ticket exactly once and in order; 1 something is "
+        "missing or failed; 2 bad arguments.",
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the receiver's store here (default: a temporary directory, removed at exit)",
+    )
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="no dashboard: replay, run the scripted tour, print the sync log and a summary",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="replay X times faster: at 1 (the default with the dashboard) anomalies arrive "
+        "about a second apart and status changes a few seconds later; --headless replays "
+        "without pauses unless --speed is given",
+    )
+    demo.add_argument(
+        "--fixtures",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="webhook payloads to replay (default: the repository's fixtures/webhooks)",
+    )
+    demo.set_defaults(handler="anomaly_desk.demo:main")
+
+
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="post webhook payloads (files or a directory of *.json) to a receiver",
+        description="Post each JSON file to a receiver's POST /webhooks/qualytics, as the "
+        "platform would, with the chosen authentication; a directory contributes its *.json "
+        "files sorted by name. Every file is checked to be JSON first: a bad one is named "
+        "with its line and column and nothing is sent. Shows progress (a bar on a terminal, "
+        "one line per delivery otherwise) and ends with a summary of status codes and every "
+        "failure with the receiver's reason. Secrets are never printed.",
+        epilog="Redeliveries: the receiver recognises a delivery it has seen by its webhook-id, "
+        "else by an identical body. Without --sign-standard no webhook-id is sent, so "
+        "repeating a file (--repeat, or replaying twice) is answered 200 as a redelivery and "
+        "changes nothing; with --sign-standard every delivery carries a fresh webhook-id and "
+        "is processed as new. Exit status: 0 every delivery got a 2xx; 1 a delivery failed or "
+        "the receiver could not be reached; 2 bad arguments or a bad file (nothing sent).",
+    )
+    replay.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="FILE|DIR",
+        help="webhook payload files, or directories of *.json files",
+    )
+    replay.add_argument(
+        "--url",
+        required=True,
+        help="the receiver (http://127.0.0.1:8787) or its full webhook URL "
+        "(https://desk.example.com/webhooks/qualytics)",
+    )
+    replay.add_argument(
+        "--secret",
+        metavar="S",
+        help="shared secret, sent as the x-qualytics-secret header (or env:NAME to read it "
+        "from an environment variable)",
+    )
+    replay.add_argument(
+        "--sign-standard",
+        metavar="KEY",
+        help="sign each delivery the Standard Webhooks way (webhook-id, webhook-timestamp, "
+        "webhook-signature) with this whsec_… key (or env:NAME)",
+    )
+    replay.add_argument(
+        "--bearer",
+        metavar="T",
+        help="send Authorization: Bearer T (or env:NAME)",
+    )
+    replay.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="N",
+        help="at most N deliveries per second (default: as fast as the receiver answers)",
+    )
+    replay.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="K",
+        help="send the whole set K times (default %(default)s); see redeliveries below",
+    )
+    replay.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="C",
+        help="deliveries in flight at once (default %(default)s; above 1 the order of "
+        "arrival is no longer guaranteed, so a status change may overtake its detection)",
+    )
+    replay.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on one delivery after this long (default %(default)g)",
+    )
+    replay.add_argument(
+        "--ca-bundle",
+        type=Path,
+        metavar="FILE",
+        help="trust this CA (PEM) for an https receiver with a private certificate",
+    )
+    replay.set_defaults(handler="anomaly_desk.replay:main")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ def tune_for_service() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # no caller lookup per record (the logging HOWTO's optimisation table)
 
 
 def refreeze() -> None:
