@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import orjson
 import pytest
 
@@ -204,3 +205,51 @@ def test_unlink_is_local_and_cancels_undelivered_notes(desk: Desk) -> None:
         for j in desk.api.get("/api/sync-jobs", params={"anomaly_id": 10261}).json()["items"]
     ]
     assert states == ["cancelled"]
+
+
+def _issues_for(desk: Desk, anomaly_id: int) -> list[str]:
+    jira = desk.sandbox.app.state.jira  # type: ignore[attr-defined]
+    return [i.key for i in list(jira.issues.values()) if f"anomaly-{anomaly_id}" in i.labels]
+
+
+def test_an_ambiguous_create_is_found_not_repeated(desk: Desk) -> None:
+    """Jira made the issue but the answer timed out: the desk finds and links it."""
+    import threading
+    import time
+
+    desk.post_webhook("05-api-shape-anomaly.json")
+    desk.faults.update({"latency_ms": 2600})  # the connection gives up after 2 s
+    result: dict[str, object] = {}
+
+    def create() -> None:
+        result["response"] = desk.api.post(
+            "/api/anomalies/10261/tickets",
+            json={"connection": "jira", "fields": {"summary": "slow create"}},
+        )
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not _issues_for(desk, 10261):  # the create lands in the sandbox after its delay
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    desk.faults.update({"latency_ms": 0})
+    worker.join(30)
+    response = result["response"]
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 201, response.text
+    assert _issues_for(desk, 10261) == [
+        response.json()["ticket_key"]
+    ]  # one issue, and it is linked
+
+
+def test_an_ambiguous_create_that_did_not_land_says_so(desk: Desk) -> None:
+    desk.post_webhook("05-api-shape-anomaly.json")
+    desk.faults.update({"force_status": 504, "force_count": 1})  # a gateway gave up on the create
+    response = desk.api.post(
+        "/api/anomalies/10261/tickets", json={"connection": "jira", "fields": {"summary": "lost"}}
+    )
+    assert response.status_code == 502
+    assert "creating again is safe" in response.json()["detail"]
+    assert _issues_for(desk, 10261) == []
+    assert desk.api.get("/api/anomalies/10261").json()["links"] == []
