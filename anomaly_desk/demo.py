@@ -64,8 +64,10 @@ class DemoError(Exception):
 
 
 def default_fixtures() -> Path:
-    """``fixtures/webhooks`` of the source tree this package runs from."""
-    return Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
+    """The fixtures shipped in the wheel, else ``fixtures/webhooks`` of the source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "fixtures" / "webhooks"
+    return packaged if packaged.is_dir() else here.parent / "fixtures" / "webhooks"
 
 
 def say(text: str = "") -> None:
