@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler="anomaly_desk.check:main")
     _add_demo(commands)
     _add_replay(commands)
+    _add_dashboard(commands)
     return parser
 
 
@@ -151,7 +152,9 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--data-dir",
         type=Path,
         metavar="DIR",
-        help="keep the receiver's store here (default: a temporary directory, removed at exit)",
+        help="keep the receiver's store here (default: a temporary directory, removed at "
+        "exit); the sandbox starts empty on every run, so tickets linked in an earlier run "
+        "are not found in it",
     )
     demo.add_argument(
         "--headless",
@@ -262,12 +265,34 @@ def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     replay.set_defaults(handler="anomaly_desk.replay:main")
 
 
+def _add_dashboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="the terminal dashboard (the default command)",
+        description="Browse anomalies, create and link tickets, watch the sync log live. "
+        "Attaches to the receiver at --url; when nothing answers there (and it is a loopback "
+        "address) it starts one on --data-dir / --config and stops it on quit.",
+    )
+    dashboard.add_argument(
+        "--url",
+        default=None,
+        help=f"receiver to attach to (default http://{DEFAULT_HOST}:{DEFAULT_PORT}; "
+        "env ANOMALY_DESK_URL)",
+    )
+    dashboard.add_argument(
+        "--token",
+        default=None,
+        help="operator API bearer token, for a receiver not on loopback (env ANOMALY_DESK_TOKEN)",
+    )
+    _add_store_options(dashboard)
+    dashboard.set_defaults(handler="tui.launcher:main")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    if args.command is None:  # no subcommand: the dashboard with its defaults
+        args = parser.parse_args(["dashboard"])
     module_name, func_name = args.handler.split(":")
     module = __import__(module_name, fromlist=[func_name])
     try:

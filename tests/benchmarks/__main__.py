@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("ingest", "sync")
+BENCHMARKS = ("ingest", "sync", "tui")
 
 
 def main(names: list[str]) -> int:

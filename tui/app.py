@@ -1,0 +1,53 @@
+"""The dashboard application: one main screen over a ``DeskClient``, and ``run_dashboard``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui.client import DeskClient
+from tui.screens.main import ACTIONS, MainScreen
+
+
+class DashboardApp(App[int]):
+    """Anomaly Desk's terminal dashboard; a client of the receiver's operator API."""
+
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "Anomaly Desk"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [Binding("f12", "save_screen", "Screenshot", show=False)]
+
+    def __init__(self, client: DeskClient, address: str | None = None) -> None:
+        super().__init__()
+        self.client = client
+        self.address = address or client.url
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen(self.client, self.address))
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+
+    def action_save_screen(self) -> None:
+        """An SVG of the screen, into $ANOMALY_DESK_SCREENSHOT_DIR (default: the current dir)."""
+        path = self.save_screenshot(path=os.environ.get("ANOMALY_DESK_SCREENSHOT_DIR") or ".")
+        self.notify(f"Saved {path}", title="Screenshot")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every dashboard action, then Textual's own (theme, keys, screenshot, quit)."""
+        if isinstance(screen, MainScreen):
+            for action, title, help_text in ACTIONS:
+                yield SystemCommand(title, help_text, partial(screen.run_action, action))
+        yield from super().get_system_commands(screen)
+
+
+def run_dashboard(url: str, token: str | None = None) -> int:
+    """Run the dashboard against the receiver at ``url`` until the user quits; the exit status."""
+    app = DashboardApp(DeskClient(url, token), address=url)
+    result = app.run()
+    return int(result or app.return_code or 0)

@@ -1,0 +1,62 @@
+"""The filter bar: status tabs, the search box and the sort order, above the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Input, Label, Tab, Tabs
+
+from tui.widgets.anomaly_rows import FILTERS, SORTS
+
+
+class FilterBar(Horizontal):
+    """Posts ``FilterBar.Changed`` with the status filter and search text."""
+
+    DEFAULT_CSS = """
+    FilterBar { height: 2; }
+    FilterBar > Tabs { width: 50; }
+    FilterBar > #search { width: 1fr; height: 1; border: none; padding: 0 1; margin: 0 1; }
+    FilterBar > #search:focus { background: $boost; }
+    FilterBar > #sort { width: auto; height: 1; padding: 0 1 0 0; color: $text-muted; }
+    """
+
+    class Changed(Message):
+        def __init__(self, status: str, q: str) -> None:
+            super().__init__()
+            self.status = status
+            self.q = q
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.status = "open"
+
+    def compose(self) -> ComposeResult:
+        yield Tabs(
+            *(Tab(label, id=key) for key, (label, _, _) in FILTERS.items()), id="status-tabs"
+        )
+        yield Input(placeholder="/ search id, container, fields, message, ticket", id="search")
+        yield Label(f"sort: {SORTS['newest']}", id="sort")
+
+    @property
+    def q(self) -> str:
+        return self.query_one("#search", Input).value
+
+    def set_status(self, status: str) -> None:
+        self.query_one(Tabs).active = status
+
+    def set_sort_label(self, sort: str) -> None:
+        self.query_one("#sort", Label).update(f"sort: {SORTS[sort]}")
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        event.stop()
+        if event.tab is None or event.tab.id == self.status:
+            return
+        self.status = event.tab.id or "open"
+        self.post_message(self.Changed(self.status, self.q))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.post_message(self.Changed(self.status, event.value))
