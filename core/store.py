@@ -51,6 +51,7 @@ CHECKPOINT_MIN_RECORDS = 10_000
 DELIVERY_RETENTION_S = 7 * 24 * 3600
 SYNC_LOG_KEEP = 50_000
 FINISHED_JOBS_KEEP = 50_000
+SEARCH_SORT_LIMIT = 20_000  # matches sorted directly; more than that, walking the order is faster
 _CHUNK = 1000  # documents per orjson call while checkpointing, so the GIL changes hands often
 
 Table = Literal["anomalies", "deliveries", "links", "jobs", "sync_log", "counters"]
@@ -373,10 +374,24 @@ class Store:
         after: tuple[str, int] | None = None,
     ) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
         """A page, newest first, and the position to continue after (None at the end)."""
-        wanted = list(self._by_status) if statuses is None else list(statuses)
-        streams = [self._by_status[s].newest_first(after) for s in wanted if s in self._by_status]
+        wanted = set(self._by_status) if statuses is None else set(statuses)
         needle = q.strip().lower() if q else ""
         rows = self._tables["anomalies"]
+        if needle:
+            # One pass over the search texts finds every match; ordering only the matches keeps
+            # a rare (or absent) needle fast, where walking the order would visit every row.
+            hits = [i for i, text in self._search.items() if needle in text]
+            if len(hits) <= SEARCH_SORT_LIMIT:
+                keys = []
+                for anomaly_id in hits:
+                    doc = rows[str(anomaly_id)]
+                    key = _sort_key(doc)
+                    if doc["status"] in wanted and (after is None or key < after):
+                        keys.append(key)
+                keys.sort(reverse=True)
+                page = [rows[str(key[1])] for key in keys[:limit]]
+                return page, (_sort_key(page[-1]) if len(keys) > limit else None)
+        streams = [self._by_status[s].newest_first(after) for s in wanted if s in self._by_status]
         page: list[dict[str, Any]] = []
         merged = streams[0] if len(streams) == 1 else _merge_desc(streams)
         for key in merged:
@@ -567,6 +582,6 @@ def _search_text(doc: dict[str, Any]) -> str:
         " ".join(doc.get("fields") or ()),
         doc.get("message") or "",
         doc.get("type") or "",
-        " ".join(link.get("key", "") for link in doc.get("links") or ()),
+        " ".join(link.get("ticket_key", "") for link in doc.get("links") or ()),
     ]
     return "\n".join(parts).lower()

@@ -94,3 +94,21 @@ def test_the_lock_names_its_holder(tmp_path: Path) -> None:
         Store(tmp_path).open()
     first.close_sync()
     Store(tmp_path).open().close_sync()
+
+
+def test_search_pages_match_the_ordered_walk(tmp_path: Path) -> None:
+    """Both search paths (sorting the matches, walking the order) give the same pages."""
+    store = Store(tmp_path).open()
+    store.bulk_load(doc(i, "Active" if i % 4 else "Acknowledged") for i in range(1, 2001))
+    expected = [d["id"] for d in store.list_anomalies(None, limit=5000)[0] if "m1" in d["message"]]
+    for statuses in (None, ["Active"]):
+        got, cursor = [], None
+        while True:
+            page, cursor = store.list_anomalies(statuses, q="M1", limit=37, after=cursor)
+            got += [d["id"] for d in page]
+            if cursor is None:
+                break
+        wanted = [i for i in expected if statuses is None or i % 4]
+        assert got == wanted
+    assert store.list_anomalies(None, q="no such text")[0] == []
+    store.close_sync()

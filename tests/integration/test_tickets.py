@@ -253,3 +253,12 @@ def test_an_ambiguous_create_that_did_not_land_says_so(desk: Desk) -> None:
     assert "creating again is safe" in response.json()["detail"]
     assert _issues_for(desk, 10261) == []
     assert desk.api.get("/api/anomalies/10261").json()["links"] == []
+
+
+def test_search_finds_an_anomaly_by_its_ticket_key(desk: Desk) -> None:
+    desk.post_webhook("01-flow-anomalies-detected.json")
+    link = desk.api.post(
+        "/api/anomalies/10232/tickets", json={"connection": "jira", "fields": {"summary": "amount"}}
+    ).json()
+    found = desk.api.get("/api/anomalies", params={"q": link["ticket_key"].lower()}).json()["items"]
+    assert [a["id"] for a in found] == [10232]
