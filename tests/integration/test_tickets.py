@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import orjson
@@ -196,6 +197,15 @@ def test_unlink_is_local_and_cancels_undelivered_notes(desk: Desk) -> None:
     response = desk.api.delete(f"/api/anomalies/10261/links/{link['id']}")
     assert response.status_code == 200
     assert response.json()["links"] == []
+    # A note already in flight when the link goes finishes its attempt (documented); wait until
+    # that attempt has failed and the job is cancelled before the provider comes back.
+    deadline = time.monotonic() + 20
+    while [
+        j["state"]
+        for j in desk.api.get("/api/sync-jobs", params={"anomaly_id": 10261}).json()["items"]
+    ] != ["cancelled"]:
+        assert time.monotonic() < deadline, desk.api.get("/api/sync-jobs").json()
+        time.sleep(0.05)
     desk.faults.update({"force_status": None, "force_count": 0})
     desk.wait_idle()
     assert desk.jira_notes(link["ticket_key"]) == []
