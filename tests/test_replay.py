@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,22 +26,7 @@ ANOMALIES_IN_FIXTURES = 12
 
 
 @pytest.fixture
-def start_receiver(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ThreadedServer]]:
-    servers: list[ThreadedServer] = []
-
-    def start(env: dict[str, str]) -> ThreadedServer:
-        settings = load_settings(overrides={"data_dir": tmp_path / "data"}, env=env)
-        server = ThreadedServer(create_app(settings)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def receiver(start_receiver: Callable[[dict[str, str]], ThreadedServer]) -> ThreadedServer:
+def receiver(start_receiver: Callable[..., ThreadedServer]) -> ThreadedServer:
     return start_receiver({"ANOMALY_DESK_WEBHOOK_SECRET": SECRET})
 
 

@@ -7,8 +7,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.config import load_settings
-from receiver.app import create_app
 from tests.support import ThreadedServer
 
 SECRET = "s3cr3t-shared"
@@ -22,25 +20,6 @@ def snapshot_dir(path: Path) -> dict[str, str]:
         for p in sorted(path.iterdir())
         if p.is_file() and not p.name.endswith(".lock")
     }
-
-
-@pytest.fixture
-def start_receiver(tmp_path: Path) -> Iterator[Callable[..., ThreadedServer]]:
-    """Start a receiver (real uvicorn on loopback) with the given environment."""
-    servers: list[ThreadedServer] = []
-
-    def start(env: dict[str, str] | None = None, data_dir: Path | None = None) -> ThreadedServer:
-        settings = load_settings(
-            overrides={"data_dir": data_dir or tmp_path / "data"}, env=env or {}
-        )
-        server = ThreadedServer(create_app(settings)).start()
-        server.data_dir = settings.data_dir  # type: ignore[attr-defined]
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
