@@ -320,13 +320,6 @@ def test_child_receiver_starts_and_stops(tmp_path: Path) -> None:
     assert probe(child.url) is False
 
 
-def test_core_and_receiver_import_without_textual() -> None:
-    code = (
-        "import core.store, core.operations, receiver.app, sys; assert 'textual' not in sys.modules"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
-
-
 def test_help_still_works_and_names_the_dashboard() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "anomaly_desk", "--help"],
