@@ -272,3 +272,24 @@ def test_search_finds_an_anomaly_by_its_ticket_key(desk: Desk) -> None:
     ).json()
     found = desk.api.get("/api/anomalies", params={"q": link["ticket_key"].lower()}).json()["items"]
     assert [a["id"] for a in found] == [10232]
+
+
+def test_ticket_states_are_read_back_on_demand_and_never_change_the_anomaly(desk: Desk) -> None:
+    desk.post_webhook("05-api-shape-anomaly.json")
+    link = desk.api.post(
+        "/api/anomalies/10261/tickets",
+        json={"connection": "servicenow", "fields": {"short_description": "phone"}},
+    ).json()
+    assert link["state"] == "New"
+    with desk.snow() as snow:  # the incident's team moves it along
+        snow.patch(
+            f"/api/now/table/incident/{link['ticket_id']}", json={"state": "2"}
+        ).raise_for_status()
+    time.sleep(0.01)
+    refreshed = desk.api.post("/api/anomalies/10261/refresh")
+    assert refreshed.status_code == 200
+    (after,) = refreshed.json()["links"]
+    assert after["state"] == "In Progress"
+    assert after["state_read_at"] > link["state_read_at"]
+    assert refreshed.json()["status"] == "Acknowledged"  # the anomaly is untouched
+    assert desk.api.get("/api/sync-jobs").json()["items"] == []  # and nothing is sent back

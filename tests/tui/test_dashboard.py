@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from core.store import Store
 from tests.integration.conftest import Desk
@@ -344,3 +345,68 @@ def test_no_subcommand_runs_the_dashboard_launcher(sandbox: ThreadedServer) -> N
     )
     assert result.returncode == 1
     assert f"{sandbox.url} answers, but it is not an Anomaly Desk receiver" in result.stderr
+
+
+async def test_create_and_link_from_the_main_screen(tui_desk: Desk) -> None:
+    """`c` and `l` on the highlighted anomaly: the new links show in its detail at once."""
+    from tui.screens.create_ticket import CreateTicketScreen
+    from tui.screens.link_ticket import LinkTicketScreen
+
+    jira_key = tui_desk.api.get(f"/api/anomalies/{LINKED_ANOMALY}").json()["links"][0]["ticket_key"]
+    async with dashboard(tui_desk).run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await pilot.press("down")  # 10261: no ticket yet
+        await wait_for(pilot, lambda: screen.detail_doc["id"] == 10261, what="detail of 10261")
+        await pilot.press("c")
+        await wait_for(
+            pilot, lambda: isinstance(pilot.app.screen, CreateTicketScreen), what="create form"
+        )
+        await pilot.press("down", "enter")  # the second connection: servicenow
+        await wait_for(
+            pilot, lambda: bool(pilot.app.screen.query("#short_description")), what="its form"
+        )
+        await pilot.press("ctrl+s")  # the short description is pre-filled from the anomaly
+        await wait_for(
+            pilot,
+            lambda: [link["ticket_key"] for link in screen.detail_doc["links"]] == ["INC0010001"],
+            what="the new incident in the detail",
+        )
+        await pilot.press("l")
+        await wait_for(
+            pilot, lambda: isinstance(pilot.app.screen, LinkTicketScreen), what="link form"
+        )
+        await pilot.press("enter")  # jira
+        await pilot.press(*jira_key, "enter")
+        await wait_for(
+            pilot,
+            lambda: (
+                [link["ticket_key"] for link in screen.detail_doc["links"]]
+                == ["INC0010001", jira_key]
+            ),
+            what="the linked issue in the detail",
+        )
+    links = tui_desk.api.get("/api/anomalies/10261").json()["links"]
+    assert [(link["ticket_key"], link["origin"]) for link in links] == [
+        ("INC0010001", "created"),
+        (jira_key, "linked"),
+    ]
+
+
+async def test_open_hands_the_ticket_to_the_browser_and_q_quits(
+    tui_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(
+        "webbrowser.open", lambda url, *a, **k: opened.append(url)
+    )  # the OS browser
+    link = tui_desk.api.get(f"/api/anomalies/{LINKED_ANOMALY}").json()["links"][0]
+    app = dashboard(tui_desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("o")
+        await wait_for(
+            pilot, lambda: opened == [link["url"]], what="the browser asked to open the ticket"
+        )
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
