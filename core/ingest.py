@@ -38,10 +38,6 @@ class IngestResult:
     status_changed: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
 
-    @property
-    def anomaly_ids(self) -> list[int]:
-        return [*self.created, *self.updated, *self.unchanged]
-
     def as_json(self) -> dict[str, Any]:
         return {
             "delivery": self.delivery,

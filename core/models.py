@@ -31,10 +31,6 @@ class Status(StrEnum):
     INVALID = "Invalid"
     DISCARDED = "Discarded"
 
-    @property
-    def is_archived(self) -> bool:
-        return self in ARCHIVED
-
 
 OPEN = frozenset({Status.ACTIVE, Status.ACKNOWLEDGED})
 ARCHIVED = frozenset({Status.RESOLVED, Status.DUPLICATE, Status.INVALID, Status.DISCARDED})

@@ -23,7 +23,6 @@ from core.ingest import IngestResult, now_iso, plan_delivery
 from core.models import ARCHIVED, Anomaly, Status
 from core.outbox import Outbox
 from core.providers import (
-    AuthError,
     NotFoundError,
     Option,
     Provider,
@@ -94,9 +93,7 @@ def upstream_error(exc: ProviderError, action: str) -> OperationError:
         error = Upstream(detail)
         error.status = 503
         return error
-    if isinstance(exc, AuthError):
-        return Upstream(detail)
-    return Upstream(detail)
+    return Upstream(detail)  # auth and anything else: the provider's words, as a 502
 
 
 class Desk:
@@ -485,7 +482,7 @@ class Desk:
         job = {**job, "state": "pending", "attempts": 0, "next_at": 0.0}
         await self.store.commit([Put("jobs", str(job_id), job)])
         if self.worker:
-            self.worker.retry(job_id)
+            self.worker.wake()
         self.bus.publish("sync.job", job_view(job))
         return job_view(job)
 

@@ -103,8 +103,8 @@ class SyncWorker:
             self._queues.setdefault(ticket_queue(job), deque()).append(job["id"])
         self._wake.set()
 
-    def retry(self, job_id: int) -> None:
-        """Called after a dead job was set back to pending."""
+    def wake(self) -> None:
+        """Look at the queues again (a dead job was set back to pending)."""
         self._wake.set()
 
     def cancel_link(self, link_id: str) -> list[Put]:
@@ -122,10 +122,6 @@ class SyncWorker:
             for job_id in [j for j in queue if j in job_ids]:
                 queue.remove(job_id)
         self._wake.set()
-
-    @property
-    def backlog(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
 
     def idle(self) -> bool:
         """No job pending or in flight (dead ones wait for a person, so they do not count)."""
