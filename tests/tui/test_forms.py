@@ -30,14 +30,9 @@ from tests.support import FIXTURES, ThreadedServer
 from tui.client import DeskClient
 from tui.screens.archive import ArchiveScreen
 from tui.screens.comment import CommentScreen
-from tui.screens.create_ticket import (
-    OTHER,
-    ChoiceField,
-    CreateTicketScreen,
-    FormField,
-    default_summary,
-)
+from tui.screens.create_ticket import CreateTicketScreen, default_summary
 from tui.screens.link_ticket import LinkTicketScreen
+from tui.widgets.form_fields import OTHER, ChoiceField, FormField
 
 ANOMALY = 10231  # "customer_id is null in 1,204 records" in warehouse_prod / orders
 SIZE = (100, 46)

@@ -19,7 +19,8 @@ from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, OptionList, Static
 
 from tui.client import ApiError, DeskClient
-from tui.screens.create_ticket import ConnectionList, anomaly_line, dialog_css
+from tui.screens.dialog import anomaly_line, dialog_css
+from tui.widgets.connection_list import ConnectionList
 
 DEBOUNCE_S = 0.3
 SEARCH_LIMIT = 20

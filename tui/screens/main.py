@@ -121,6 +121,11 @@ class MainScreen(Screen[None]):
     def table(self) -> AnomalyTable:
         return self.query_one(AnomalyTable)
 
+    def gone(self) -> bool:
+        """True once the screen is being taken down: a worker resuming after a network wait
+        must then leave the (removed) widgets alone — quitting mid-request is not a crash."""
+        return not self.is_attached or not self.query(AnomalyTable)
+
     @property
     def sync_log(self) -> SyncLog:
         return self.query_one(SyncLog)
@@ -162,11 +167,13 @@ class MainScreen(Screen[None]):
         try:
             items, cursor = await self.client.list_anomalies(query.status, query.q, limit)
         except ApiError as exc:
+            if self.gone():
+                return
             self.table.empty_text = f"Cannot load anomalies: {exc.detail}"
             self.table.refresh()
             self.notify(exc.detail, title="Cannot load anomalies", severity="error")
             return
-        if generation != self.model.generation:
+        if generation != self.model.generation or self.gone():
             return
         self.model.replace(items, cursor)
         self.table.empty_text = (
@@ -203,7 +210,11 @@ class MainScreen(Screen[None]):
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot load more anomalies", severity="error")
                 return
-            if generation != self.model.generation or cursor != self.model.next_cursor:
+            if (
+                self.gone()
+                or generation != self.model.generation
+                or cursor != self.model.next_cursor
+            ):
                 return
             current = self.table.current
             self.model.extend(items, following)
@@ -221,14 +232,22 @@ class MainScreen(Screen[None]):
         self._counts_at = time.monotonic()
         self._counts_dirty = False
         try:
-            self.header.set_counts(await self.client.health())
+            health = await self.client.health()
         except ApiError:
+            health = None
+        if self.gone():
+            return
+        if health is None:
             self.header.set_live("receiver unreachable")
+        else:
+            self.header.set_counts(health)
 
     async def load_connections(self) -> None:
         try:
             self.connections = await self.client.connections()
         except ApiError:
+            return
+        if self.gone():
             return
         self.header.set_connections(self.connections)
         if any(c.get("health") is None for c in self.connections):
@@ -247,6 +266,8 @@ class MainScreen(Screen[None]):
             dead = await self.client.sync_jobs(state="dead")
         except ApiError as exc:
             self.notify(exc.detail, title="Cannot read the sync log", severity="error")
+            return
+        if self.gone():
             return
         log.add_entries(entries)
         log.set_job_states(dead)
@@ -269,13 +290,19 @@ class MainScreen(Screen[None]):
             self.set_timer(0.5, partial(self._maybe_live, attempt))
             try:
                 async for kind, data in self.client.events():
+                    if self.gone():
+                        return
                     if self.header.live != "live":
                         self.header.set_live("live")
                     backoff = 0.5
                     self.note_event(kind, data)
             except (httpx.HTTPError, ApiError) as exc:
+                if self.gone():
+                    return
                 self.header.set_live(f"reconnecting ({type(exc).__name__})")
             else:
+                if self.gone():
+                    return
                 self.header.set_live("reconnecting")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_MAX_S)
@@ -398,9 +425,13 @@ class MainScreen(Screen[None]):
         try:
             doc = await self.client.anomaly(anomaly_id)
         except ApiError as exc:
+            if self.gone():
+                return
             self.query_one(DetailPane).show(
                 None, note=f"Cannot load anomaly {anomaly_id}: {exc.detail}"
             )
+            return
+        if self.gone():
             return
         current = self.table.current
         if current is not None and int(current["id"]) != anomaly_id:

@@ -1,0 +1,44 @@
+"""Choosing a connection: each with its provider and its last health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+PROVIDER_NAMES = {"jira": "Jira Cloud", "servicenow": "ServiceNow"}
+
+
+def connection_prompt(connection: dict[str, Any]) -> Text:
+    """``jira  Jira Cloud · DQ / Task  ✓ authenticated as …`` for the connection chooser."""
+    kind = connection.get("provider", "")
+    text = Text(connection["name"], style="bold")
+    text.append(f"  {PROVIDER_NAMES.get(kind, kind)}")
+    if kind == "jira" and connection.get("project"):
+        text.append(f" · {connection['project']} / {connection.get('issue_type') or 'Task'}")
+    health = connection.get("health")
+    if health is None:
+        text.append("  · not checked yet", style="dim")
+    elif health.get("ok"):
+        text.append(f"  ✓ {health.get('message', 'ok')}", style="green")
+    else:
+        text.append(f"  ✗ {health.get('message', 'failing')}", style="red")
+    return text
+
+
+class ConnectionList(OptionList):
+    """Step one of the ticket dialogs: which configured connection to use."""
+
+    DEFAULT_CSS = """
+    ConnectionList { height: auto; max-height: 12; margin: 1 0; }
+    """
+
+    def __init__(self, connections: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(
+            *(Option(connection_prompt(c), id=c["name"]) for c in connections), **kwargs
+        )
+
+
+# -- form fields ----------------------------------------------------------------------------------
