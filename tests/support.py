@@ -37,12 +37,13 @@ class ThreadedServer:
         )
         self.app = app
         self.server = uvicorn.Server(self.config)
-        self.loop = asyncio.new_event_loop()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve())
+        with asyncio.Runner() as runner:  # the loop is closed with the thread, never leaked
+            self.loop = runner.get_loop()
+            runner.run(self.server.serve())
 
     def call(self, fn: Any, *args: Any, timeout: float = 10.0) -> Any:
         """Run ``fn(*args)`` on the server's event loop (its state is not thread-safe)."""
@@ -50,6 +51,7 @@ class ThreadedServer:
         async def run() -> Any:
             return fn(*args)
 
+        assert self.loop is not None, "start() the server first"
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
     @property
