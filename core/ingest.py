@@ -25,8 +25,13 @@ def delivery_key(webhook_id: str | None, body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def iso(at: datetime) -> str:
+    """UTC, millisecond precision, ``Z``: the one timestamp format stored documents use."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from typing import Any
 from core.connections import Platform
 from core.events import EventBus
 from core.formatting.notes import comment_note, status_note
-from core.ingest import IngestResult, now_iso, plan_delivery
+from core.ingest import IngestResult, iso, now_iso, plan_delivery
 from core.models import ARCHIVED, Anomaly, Status
 from core.outbox import Outbox
 from core.providers import (
@@ -158,7 +158,7 @@ class Desk:
             result.unchanged = [a.id for a in delivery.anomalies]
             return result
         at = datetime.now(UTC)
-        ops, result, changed = plan_delivery(self.store, delivery, key, _iso(at))
+        ops, result, changed = plan_delivery(self.store, delivery, key, iso(at))
         for doc in changed:
             ops += self.outbox.jobs_for(
                 doc, "status", status_note(doc["status"], at, self.platform.name)
@@ -190,7 +190,7 @@ class Desk:
                 f"anomaly {anomaly_id} is archived ({current.value}); it cannot be acknowledged"
             )
         now = datetime.now(UTC)
-        at = _iso(now)
+        at = iso(now)
         history = [
             *doc.get("history", []),
             {"at": at, "kind": "status", "from": current.value, "to": status.value, "by": by},
@@ -502,7 +502,3 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
         "updated_at": doc.get("updated_at"),
         "tickets": [link["ticket_key"] for link in doc.get("links") or ()],
     }
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -26,6 +26,7 @@ import asyncio
 import bisect
 import contextlib
 import fcntl
+import heapq
 import logging
 import os
 import time
@@ -561,8 +562,6 @@ class Store:
 
 
 def _merge_desc(streams: list[Iterator[tuple[str, int]]]) -> Iterator[tuple[str, int]]:
-    import heapq
-
     return heapq.merge(*streams, reverse=True)
 
 

@@ -16,8 +16,8 @@ from core.operations import Desk, OperationError
 from core.providers import Ticket
 from core.sync import job_view
 from receiver.api import json_response
+from receiver.bodies import read_json_body
 from receiver.problems import Problem, problem_response
-from receiver.webhooks import _is_json
 
 MAX_API_BODY = 256 * 1024
 
@@ -50,12 +50,7 @@ class LinkBody(_Body):
 
 async def read_json(request: Request, model: type[M]) -> M:
     """The body as ``model``: 415 / 400 / 422 with the path of every problem."""
-    content_type = request.headers.get("content-type", "")
-    if not _is_json(content_type):
-        raise Problem(415, "Unsupported media type", "send application/json", kind="media-type")
-    body = await request.body()
-    if len(body) > MAX_API_BODY:
-        raise Problem(413, "Body too large", f"the limit is {MAX_API_BODY} bytes", kind="too-large")
+    body = await read_json_body(request, MAX_API_BODY)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

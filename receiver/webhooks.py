@@ -12,33 +12,10 @@ from starlette.responses import Response
 from core.ingest import delivery_key
 from core.store import StoreFailed
 from core.webhooks import PayloadError, parse_delivery
+from receiver.bodies import read_json_body
 from receiver.problems import Problem
 
 log = logging.getLogger("anomaly_desk.receiver")
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing early (by Content-Length) or as soon as it grows past ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem(
-            413, "Body too large", f"{declared} bytes; the limit is {limit}", kind="too-large"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, "Body too large", f"over {limit} bytes", kind="too-large")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -46,15 +23,7 @@ async def receive_webhook(request: Request) -> Response:
     state = request.app.state
     key, ids, outcome = "-", "-", "rejected"
     try:
-        content_type = request.headers.get("content-type", "")
-        if not _is_json(content_type):
-            raise Problem(
-                415,
-                "Unsupported media type",
-                f"Content-Type is {content_type or 'missing'!r}; send application/json",
-                kind="media-type",
-            )
-        body = await read_body(request, state.settings.receiver.max_body_bytes)
+        body = await read_json_body(request, state.settings.receiver.max_body_bytes)
         refusal = state.auth.check(request.headers, body)
         if refusal is not None:
             raise Problem(
