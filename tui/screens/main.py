@@ -124,7 +124,7 @@ class MainScreen(Screen[None]):
     def gone(self) -> bool:
         """True once the screen is being taken down: a worker resuming after a network wait
         must then leave the (removed) widgets alone — quitting mid-request is not a crash."""
-        return not self.is_attached or not self.query(AnomalyTable)
+        return not self.app.is_running or not self.is_attached
 
     @property
     def sync_log(self) -> SyncLog:
