@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the webhook receiver (headless, for a server or systemd)",
         description="Run the webhook receiver: POST /webhooks/qualytics stores anomalies, "
         "the operator API serves them. Only one receiver may own a data directory.",
+        epilog="Who may reach it: every request's Host must be a loopback name, the bound "
+        "address, or one of [receiver] allowed_hosts in the config file (env "
+        "ANOMALY_DESK_ALLOWED_HOSTS, comma-separated; '*.example.com' for a domain, '*' to turn "
+        "the check off): set it to the name a reverse proxy forwards, e.g. allowed_hosts = "
+        '["desk.example.com"]. That is what stops a web page from reaching the desk through '
+        "DNS rebinding. Writes also refuse a browser's cross-origin requests (a foreign Origin "
+        "or Sec-Fetch-Site: cross-site). Bound to a non-loopback address, the receiver needs a "
+        "webhook secret and puts the operator API behind a bearer token.",
     )
     serve.add_argument("--host", default=None, help=f"address to bind (default {DEFAULT_HOST})")
     serve.add_argument(
@@ -60,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "httptools", "h11"),
         default="auto",
         help="HTTP parser: httptools (C, the default when installed) or h11 (pure Python)",
+    )
+    serve.add_argument(
+        "--repair",
+        action="store_true",
+        help="start although the store is damaged (a checkpoint emptied, unreadable or missing, "
+        "an unreadable journal record), which it otherwise refuses: moves the damaged file "
+        "aside (never deletes it), keeps every record that still reads, writes a fresh "
+        "checkpoint and logs exactly what was lost. This may lose data: the unreadable "
+        "records, or whatever only the lost checkpoint held; restore from a backup instead if "
+        "you have one",
     )
     serve.set_defaults(handler="receiver.server:main")
 
@@ -190,11 +208,11 @@ def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "with its line and column and nothing is sent. Shows progress (a bar on a terminal, "
         "one line per delivery otherwise) and ends with a summary of status codes and every "
         "failure with the receiver's reason. Secrets are never printed.",
-        epilog="Redeliveries: the receiver recognises a delivery it has seen by its webhook-id, "
-        "else by an identical body. Without --sign-standard no webhook-id is sent, so "
-        "repeating a file (--repeat, or replaying twice) is answered 200 as a redelivery and "
-        "changes nothing; with --sign-standard every delivery carries a fresh webhook-id and "
-        "is processed as new. Exit status: 0 every delivery got a 2xx; 1 a delivery failed or "
+        epilog="Redeliveries: the receiver recognises a delivery it has seen by its webhook-id; "
+        "without one (no --sign-standard) a repeated file is processed again and changes "
+        "nothing, because the same anomaly state applied twice is a no-op (the summary counts "
+        "those as 'nothing new'). With --sign-standard every delivery carries a fresh "
+        "webhook-id. Exit status: 0 every delivery got a 2xx; 1 a delivery failed or "
         "the receiver could not be reached; 2 bad arguments or a bad file (nothing sent).",
     )
     replay.add_argument(

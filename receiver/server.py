@@ -33,9 +33,15 @@ def main(args: argparse.Namespace) -> int:
         return 2
     url = f"http://{host}:{port}"
     try:
-        store = Store(settings.data_dir, owner_url=url).open()
+        store = Store(settings.data_dir, owner_url=url, repair=args.repair).open()
     except StoreError as exc:
         print(f"anomaly-desk serve: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a directory we may not write: a sentence, not a traceback
+        print(
+            f"anomaly-desk serve: cannot open the store in {settings.data_dir}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     auth = "secret" if settings.has_webhook_auth else "none (loopback only)"
     lines = [f"anomaly-desk receiver on {url}  data: {settings.data_dir}  webhook auth: {auth}"]
