@@ -49,6 +49,7 @@ class ReceiverSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, gt=0)
+    max_event_subscribers: int = Field(32, ge=1)  # open GET /api/events streams; more get 503
     webhook_secret_env: str | None = None  # env var holding the shared secret
     signing_secret_env: str | None = None  # env var holding a Standard Webhooks whsec_ key
 

@@ -1,43 +1,93 @@
-"""``GET /api/events``: the event bus as server-sent events, with keep-alive comments."""
+"""``GET /api/events``: the event bus as server-sent events.
+
+The wire format is what ``tui/client.py`` (httpx-sse) reads: a ``: connected`` comment first, then
+per event ``id: N``, ``event: TYPE`` and ``data: JSON`` lines and a blank line, and a
+``: keep-alive`` comment every ``KEEPALIVE_S`` seconds so proxies keep the connection open.
+
+sse-starlette's ``EventSourceResponse`` carries it because it ends the stream when uvicorn begins
+to shut down (a hand-rolled ``StreamingResponse`` never learns of it, so one open dashboard held a
+SIGTERM for the whole ``timeout_graceful_shutdown``) and when the client goes away.
+
+Every publish visits every subscriber, so at most ``receiver.max_event_subscribers`` streams are
+open at once; beyond that the answer is 503 (problem+json, ``Retry-After``), nothing subscribed.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from core.events import Subscription, TooManySubscribers
+from receiver.problems import Problem
 
 KEEPALIVE_S = 15.0
+RETRY_AFTER_S = 10
+SHUTDOWN_GRACE_S = 1.0  # for a stream to end by itself on shutdown; well under uvicorn's 10 s
 
 
-async def events(request: Request) -> StreamingResponse:
-    bus = request.app.state.desk.bus
+def _keep_alive() -> ServerSentEvent:
+    return ServerSentEvent(comment="keep-alive", sep="\n")
 
-    async def stream() -> AsyncIterator[bytes]:
-        yield b": connected\n\n"
-        subscription = bus.subscribe()
-        next_event = asyncio.ensure_future(anext(subscription))
+
+async def _frames(subscription: Subscription) -> AsyncIterator[bytes]:
+    yield b": connected\n\n"
+    async for event in subscription:
+        yield b"id: %d\nevent: %s\ndata: %s\n\n" % (
+            event["id"],
+            event["type"].encode(),
+            orjson.dumps(event["data"]),
+        )
+
+
+class _EventStream(EventSourceResponse):
+    """Unsubscribes however the response ends: finished, client gone, shutdown, or HEAD.
+
+    On shutdown sse-starlette sets ``shutdown_event``; closing the subscription then ends
+    ``_frames``, so the response finishes properly (a terminating chunk: the client sees the
+    stream end, not a protocol error) well within the grace period, after which it would cancel.
+    """
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self._shutting_down = anyio.Event()
+        super().__init__(
+            _frames(subscription),
+            headers={"Cache-Control": "no-cache"},
+            ping=KEEPALIVE_S,
+            ping_message_factory=_keep_alive,
+            sep="\n",
+            shutdown_event=self._shutting_down,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+            data_sender_callable=self._close_on_shutdown,  # runs beside the stream
+        )
+
+    async def _close_on_shutdown(self) -> None:
+        await self._shutting_down.wait()
+        self.subscription.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            while True:
-                done, _ = await asyncio.wait({next_event}, timeout=KEEPALIVE_S)
-                if not done:
-                    yield b": keep-alive\n\n"
-                    continue
-                event = next_event.result()
-                next_event = asyncio.ensure_future(anext(subscription))
-                yield (
-                    f"id: {event['id']}\nevent: {event['type']}\ndata: ".encode()
-                    + orjson.dumps(event["data"])
-                    + b"\n\n"
-                )
+            await super().__call__(scope, receive, send)
         finally:
-            next_event.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await next_event
-            await subscription.aclose()
+            self.subscription.close()
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+async def events(request: Request) -> EventSourceResponse:
+    limit = request.app.state.settings.receiver.max_event_subscribers
+    try:
+        subscription = request.app.state.desk.bus.subscribe(limit=limit)
+    except TooManySubscribers:
+        raise Problem(
+            503,
+            "Too many event streams",
+            f"the receiver serves at most {limit} live event streams at once "
+            "(receiver.max_event_subscribers); close one or try again later",
+            kind="too-many-event-streams",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
+    return _EventStream(subscription)
