@@ -9,10 +9,11 @@ own field errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,6 +115,7 @@ class Desk:
         self.worker = worker
         self._options: dict[str, tuple[float, dict[str, list[Option]]]] = {}
         self.health: dict[str, dict[str, Any]] = {}
+        self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -256,7 +258,7 @@ class Desk:
         self, anomaly_id: int, connection: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
         """Create a ticket and link it; on an ambiguous failure, find it before giving up."""
-        doc = self.anomaly(anomaly_id)
+        self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         required = REQUIRED_FIELDS[provider.kind]
         if not str(fields.get(required) or "").strip():
@@ -264,16 +266,18 @@ class Desk:
                 f"fields.{required} is required for a {provider.kind} ticket",
                 [{"path": f"fields.{required}", "message": "required"}],
             )
-        anomaly = Anomaly.model_validate(doc)
-        try:
-            ticket = await provider.create_ticket(anomaly, fields)
-        except UnavailableError as exc:
-            if not exc.ambiguous:
-                raise upstream_error(exc, f"could not create the {provider.kind} ticket") from None
-            ticket = await self._recover_created(provider, anomaly_id, exc)
-        except ProviderError as exc:
-            raise upstream_error(exc, f"{connection} refused the ticket") from None
-        return await self._add_link(anomaly_id, provider, ticket, "created")
+        async with self._linking(anomaly_id, connection):
+            anomaly = Anomaly.model_validate(self.anomaly(anomaly_id))
+            try:
+                ticket = await provider.create_ticket(anomaly, fields)
+            except UnavailableError as exc:
+                if not exc.ambiguous:
+                    action = f"could not create the {provider.kind} ticket"
+                    raise upstream_error(exc, action) from None
+                ticket = await self._recover_created(provider, anomaly_id, exc)
+            except ProviderError as exc:
+                raise upstream_error(exc, f"{connection} refused the ticket") from None
+            return await self._add_link(anomaly_id, provider, ticket, "created")
 
     async def _recover_created(
         self, provider: Provider, anomaly_id: int, exc: UnavailableError
@@ -300,22 +304,48 @@ class Desk:
         )
 
     async def link_ticket(self, anomaly_id: int, connection: str, key: str) -> dict[str, Any]:
-        doc = self.anomaly(anomaly_id)
+        self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         key = key.strip()
         if not key:
             raise Invalid("a ticket key is required", [{"path": "ticket", "message": "required"}])
-        for link in doc.get("links", []):
-            if link["connection"] == connection and key.upper() in (
-                link["ticket_key"].upper(),
-                link["ticket_id"].upper(),
-            ):
-                raise Conflict(f"{link['ticket_key']} is already linked to anomaly {anomaly_id}")
+        # The check, the provider's write (ServiceNow notes the link on the incident) and the
+        # commit as one step: the same link asked for twice at once is written once, then a 409.
+        async with self._linking(anomaly_id, connection):
+            doc = self.anomaly(anomaly_id)
+            for link in doc.get("links", []):
+                if link["connection"] == connection and key.upper() in (
+                    link["ticket_key"].upper(),
+                    link["ticket_id"].upper(),
+                ):
+                    raise Conflict(
+                        f"{link['ticket_key']} is already linked to anomaly {anomaly_id}"
+                    )
+            try:
+                ticket = await provider.link(Anomaly.model_validate(doc), key)
+            except ProviderError as exc:
+                raise upstream_error(exc, f"cannot link {key}") from None
+            return await self._add_link(anomaly_id, provider, ticket, "linked")
+
+    @contextlib.asynccontextmanager
+    async def _linking(self, anomaly_id: int, connection: str) -> AsyncIterator[None]:
+        """One link or create at a time per (anomaly, connection); callers queue in order.
+
+        Different anomalies, or other connections, never wait for each other. A lock lives only
+        while someone holds or waits for it.
+        """
+        key = (anomaly_id, connection)
+        lock, users = self._linking_now.get(key, (asyncio.Lock(), 0))
+        self._linking_now[key] = (lock, users + 1)
         try:
-            ticket = await provider.link(Anomaly.model_validate(doc), key)
-        except ProviderError as exc:
-            raise upstream_error(exc, f"cannot link {key}") from None
-        return await self._add_link(anomaly_id, provider, ticket, "linked")
+            async with lock:
+                yield
+        finally:
+            lock, users = self._linking_now[key]
+            if users == 1:
+                del self._linking_now[key]
+            else:
+                self._linking_now[key] = (lock, users - 1)
 
     async def _add_link(
         self, anomaly_id: int, provider: Provider, ticket: Ticket, origin: str

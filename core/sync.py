@@ -31,7 +31,7 @@ from typing import Any
 from core.config import SyncSettings
 from core.events import EventBus
 from core.ingest import now_iso
-from core.outbox import Outbox, ticket_queue
+from core.outbox import Outbox, note_tag, ticket_queue
 from core.providers import (
     Provider,
     ProviderError,
@@ -39,7 +39,7 @@ from core.providers import (
     TicketRef,
     UnavailableError,
 )
-from core.store import Put, Store
+from core.store import Put, Store, StoreFailed
 
 log = logging.getLogger("anomaly_desk.sync")
 
@@ -60,6 +60,7 @@ class SyncWorker:
         settings: SyncSettings | None = None,
     ) -> None:
         self.store = store
+        self.outbox = outbox
         self.providers = providers
         self.bus = bus or EventBus()
         self.settings = settings or SyncSettings()
@@ -70,6 +71,8 @@ class SyncWorker:
         self._running = 0  # deliveries started and not yet finished (``_tasks`` lags behind)
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._paused_until = 0.0  # no delivery starts before this (the store refused writes)
+        self._store_failures = 0
         outbox.listen(self.enqueue)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -145,6 +148,9 @@ class SyncWorker:
         while True:
             self._wake.clear()
             now = time.time()
+            if now < self._paused_until:
+                await asyncio.sleep(self._paused_until - now)
+                continue
             next_due: float | None = None
             for name in list(self._queues):
                 queue = self._queues[name]
@@ -177,8 +183,16 @@ class SyncWorker:
     async def _deliver(self, queue_name: str, job: dict[str, Any]) -> None:
         try:
             await self._attempt(job)
+            self._store_failures = 0
+        except StoreFailed as exc:  # the disk, not the provider: back off like any outage
+            self._store_failures += 1
+            pause = backoff(self._store_failures, self.settings)
+            self._paused_until = max(self._paused_until, time.time() + pause)
+            if self._store_failures == 1 or self._store_failures % 10 == 0:
+                log.warning("sync: the store refuses writes (%s); pausing %.2fs", exc, pause)
         except Exception:  # a bug must not stop the worker: the job stays pending
             log.exception("sync: job %s failed unexpectedly", job["id"])
+            self._paused_until = max(self._paused_until, time.time() + 1.0)
         finally:
             self._running -= 1
             self._busy.discard(queue_name)
@@ -196,8 +210,7 @@ class SyncWorker:
             return
         attempt = job["attempts"] + 1
         verify = job["verify"] or job["in_flight"]  # an earlier attempt may have landed
-        job = {**job, "attempts": attempt, "in_flight": True, "verify": verify}
-        await self.store.commit([Put("jobs", str(job["id"]), job)])
+        job = {**job, "attempts": attempt, "verify": verify}
         provider = self.providers.get(job["connection"])
         started = time.perf_counter()
         outcome, message, retry_in = "done", None, None
@@ -205,10 +218,19 @@ class SyncWorker:
         try:
             if provider is None:
                 raise ProviderError(f"connection {job['connection']!r} is not configured")
-            if verify and await provider.has_note(ref, job["text"]):
+            if not verify:
+                # Nothing of this job can be on the ticket yet. If an earlier job put the same
+                # text there, a provider that cannot mark notes (ServiceNow) counts the identical
+                # notes now, so a later check looks for one more than that, not for the text.
+                twin = self.outbox.has_earlier_twin(job)
+                job["baseline"] = await provider.note_baseline(ref, job["text"]) if twin else 0
+            job = {**job, "in_flight": True}
+            await self.store.commit([Put("jobs", str(job["id"]), job)])  # before anything leaves
+            tag = note_tag(job)
+            if verify and await provider.has_note(ref, job["text"], tag):
                 message = "already on the ticket (an earlier attempt landed); not sent again"
             else:
-                await provider.add_note(ref, job["text"])
+                await provider.add_note(ref, job["text"], tag)
                 if verify:
                     message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
         except RateLimitedError as exc:

@@ -38,6 +38,19 @@ SEARCH_GONE = (
 UNBOUNDED = (
     "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 )
+# Entity properties (comment properties included): a key of at most 255 characters, a value that
+# is a JSON object of at most 32768 characters. Jira parses each entry of a comment's
+# ``properties`` as an object with a string ``key`` and an object ``value``, then validates it as
+# an entity property; a failure is a 400 with the message in ``errorMessages``.
+PROPERTY_KEY_MAX = 255
+PROPERTY_VALUE_MAX = 32768
+PROPERTY_NOT_OBJECTS = "Comment properties must be a JSON array of objects with a key and a value."
+PROPERTY_NO_KEY = "The property key cannot be empty."
+PROPERTY_KEY_TOO_LONG = f"The property key cannot be longer than {PROPERTY_KEY_MAX} characters."
+PROPERTY_NOT_JSON_OBJECT = "The property value must be a valid JSON object."
+PROPERTY_VALUE_TOO_LONG = (
+    f"The property value cannot be longer than {PROPERTY_VALUE_MAX} characters."
+)
 
 Json = dict[str, Any]
 
@@ -61,6 +74,7 @@ class Comment:
     author: User
     body: Json
     created: datetime
+    properties: dict[str, Json] = field(default_factory=dict)  # key → value, as set at create
 
 
 @dataclass
@@ -295,9 +309,12 @@ class JiraEmulator:
             },
         }
 
-    def comment_json(self, issue: Issue, comment: Comment, base: str) -> Json:
+    def comment_json(
+        self, issue: Issue, comment: Comment, base: str, expand: frozenset[str] = frozenset()
+    ) -> Json:
+        """A comment bean; its ``properties`` only with ``expand=properties``, as Jira does."""
         author = self.user_json(comment.author, base)
-        return {
+        bean: Json = {
             "self": f"{base}{API}/issue/{issue.id}/comment/{comment.id}",
             "id": comment.id,
             "author": author,
@@ -307,6 +324,11 @@ class JiraEmulator:
             "updated": jira_time(comment.created),
             "jsdPublic": True,
         }
+        if "properties" in expand:
+            bean["properties"] = [
+                {"key": key, "value": value} for key, value in comment.properties.items()
+            ]
+        return bean
 
     def comments_page(self, issue: Issue, base: str) -> Json:
         comments = [self.comment_json(issue, c, base) for c in issue.comments]
@@ -742,13 +764,17 @@ class JiraEmulator:
             return error(400, [], {"comment": "Comment body can not be empty!"})
         if problem := _adf_problem(content):
             return error(400, [], {"comment": problem})
+        properties = _comment_properties(body.get("properties"))
+        if isinstance(properties, str):
+            return error(400, [properties])
         if not user.can_write:
             return error(403, ["You do not have the permission to comment on this issue."])
-        comment = Comment(str(self.next_comment_id), user, content, datetime.now(UTC))
+        comment = Comment(str(self.next_comment_id), user, content, datetime.now(UTC), properties)
         self.next_comment_id += 1
         issue.comments.append(comment)
         issue.updated = comment.created
-        return JSONResponse(self.comment_json(issue, comment, base_url(request)), status_code=201)
+        bean = self.comment_json(issue, comment, base_url(request), _expand(request))
+        return JSONResponse(bean, status_code=201)
 
     async def list_comments(self, request: Request) -> Response:
         issue = self.find(request.path_params["key"])
@@ -767,7 +793,7 @@ class JiraEmulator:
                 "startAt": start,
                 "maxResults": limit,
                 "total": len(ordered),
-                "comments": [self.comment_json(issue, c, base) for c in page],
+                "comments": [self.comment_json(issue, c, base, _expand(request)) for c in page],
             }
         )
 
@@ -778,7 +804,7 @@ class JiraEmulator:
         comment = next((c for c in issue.comments if c.id == request.path_params["cid"]), None)
         if comment is None:
             return error(404, ["Can not find a comment for the id: " + request.path_params["cid"]])
-        return JSONResponse(self.comment_json(issue, comment, base_url(request)))
+        return JSONResponse(self.comment_json(issue, comment, base_url(request), _expand(request)))
 
     async def search(self, request: Request) -> Response:
         if request.method == "POST":
@@ -859,6 +885,35 @@ def _adf_problem(value: Any) -> str | None:
     if adf_size(value) > JIRA_TEXT_LIMIT:
         return TOO_LONG
     return None
+
+
+def _expand(request: Request) -> frozenset[str]:
+    """``expand=renderedBody,properties`` (also given as repeated parameters)."""
+    raw = request.query_params.getlist("expand")
+    return frozenset(part.strip() for item in raw for part in item.split(",") if part.strip())
+
+
+def _comment_properties(raw: Any) -> dict[str, Json] | str:
+    """The ``properties`` of a comment create, or Jira's complaint about them."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        return PROPERTY_NOT_OBJECTS
+    properties: dict[str, Json] = {}
+    for entry in raw:
+        if not isinstance(entry, dict) or set(entry) - {"key", "value"}:
+            return PROPERTY_NOT_OBJECTS
+        key, value = entry.get("key"), entry.get("value")
+        if not isinstance(key, str) or not key.strip():
+            return PROPERTY_NO_KEY
+        if len(key) > PROPERTY_KEY_MAX:
+            return PROPERTY_KEY_TOO_LONG
+        if not isinstance(value, dict):
+            return PROPERTY_NOT_JSON_OBJECT
+        if len(json.dumps(value, separators=(",", ":"), ensure_ascii=False)) > PROPERTY_VALUE_MAX:
+            return PROPERTY_VALUE_TOO_LONG
+        properties[key] = value
+    return properties
 
 
 def _field_list(raw: list[str]) -> list[str] | None:

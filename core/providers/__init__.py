@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.providers.base import Option, Provider, ProviderKind, Ticket, TicketRef
+from core.providers.base import NoteTag, Option, Provider, ProviderKind, Ticket, TicketRef
 from core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthError",
     "NotFoundError",
+    "NoteTag",
     "Option",
     "Provider",
     "ProviderError",

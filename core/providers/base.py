@@ -31,6 +31,19 @@ class Ticket(TicketRef):
 
 
 @dataclass(frozen=True, slots=True)
+class NoteTag:
+    """Which outbox job a note belongs to, so a retry recognises its own earlier attempt.
+
+    Matching on the text alone would take an older, identical note (the operator wrote
+    "rerun scheduled" twice) for this job's ambiguous attempt and lose the second note.
+    """
+
+    nonce: str  # unique per job; Jira stores it on the comment as a comment property
+    baseline: int = 0  # ServiceNow: identical work notes the ticket had before this job's send
+    legacy: bool = False  # a job stored before jobs had a nonce: its earlier attempt is unmarked
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """One drop-down value: ``value`` is what the API takes, ``label`` what a person reads."""
 
@@ -64,13 +77,27 @@ class Provider(Protocol):
         """Tickets whose key or summary matches ``text``, most recently updated first."""
         ...
 
-    async def add_note(self, ticket: TicketRef, text: str) -> None:
-        """A Jira comment / ServiceNow work note. Never changes the ticket's state."""
+    async def add_note(self, ticket: TicketRef, text: str, tag: NoteTag | None = None) -> None:
+        """A Jira comment / ServiceNow work note. Never changes the ticket's state.
+
+        With ``tag``, the note is written so that ``has_note`` can later tell it apart from any
+        other note with the same text (Jira: a comment property carrying ``tag.nonce``).
+        """
         ...
 
-    async def has_note(self, ticket: TicketRef, text: str) -> bool:
-        """Whether the ticket already carries this note: checked before re-sending a note whose
-        earlier attempt may have landed (a crash or a timeout mid-request)."""
+    async def note_baseline(self, ticket: TicketRef, text: str) -> int:
+        """Before a job's send: how many notes identical to ``text`` the ticket carries now.
+
+        For a provider that cannot mark a note as ours (ServiceNow) ``has_note`` compares against
+        this count. A provider that marks its notes (Jira) answers 0 without a request. The sync
+        worker asks only when an earlier job on the same ticket had the same text.
+        """
+        ...
+
+    async def has_note(self, ticket: TicketRef, text: str, tag: NoteTag) -> bool:
+        """Whether this job's own note (``tag``) is already on the ticket: checked before
+        re-sending a note whose earlier attempt may have landed (a crash or a timeout mid-request).
+        An older note with the same text is not this job's note."""
         ...
 
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:

@@ -26,7 +26,7 @@ from core.formatting.adf import (
 )
 from core.formatting.block import anomaly_block
 from core.models import Anomaly
-from core.providers.base import Option, ProviderKind, Ticket, TicketRef
+from core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
 from core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -47,6 +47,7 @@ GET_ATTEMPTS = 3  # one try and two retries, for reads only
 GET_BACKOFF = (0.2, 0.6)  # seconds before each retry
 MAX_RETRY_WAIT = 2.0  # a read honours a 429 only when Jira asks for at most this long
 NOTE_LOOKBACK = 100  # newest comments searched by has_note
+NOTE_PROPERTY = "anomaly-desk"  # comment property naming the outbox job a comment came from
 _KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*-\d+)\b")
 # Cloud account ids: 24 hex digits (legacy) or "<number>:<uuid>".
 _ACCOUNT_ID = re.compile(r"^(?:[0-9a-f]{24}|\d+:[0-9a-f-]{36})$", re.IGNORECASE)
@@ -367,28 +368,54 @@ class JiraClient:
                 break
         return tickets[:limit]
 
-    async def add_note(self, ticket: TicketRef, text: str) -> None:
+    async def add_note(self, ticket: TicketRef, text: str, tag: NoteTag | None = None) -> None:
         if not text.strip():
             problem = "Comment body can not be empty!"
             raise ValidationError(problem, field_errors={"comment": problem}, connection=self.name)
+        body: dict[str, Any] = {"body": truncate_doc(text_to_adf(text))}
+        if tag is not None:  # set with the comment, in the same request: never one without other
+            body["properties"] = [{"key": NOTE_PROPERTY, "value": {"job": tag.nonce}}]
         await self._request(
             "POST",
             f"{API}/issue/{quote(ticket.key, safe='')}/comment",
-            json={"body": truncate_doc(text_to_adf(text))},
+            json=body,
             expect=(200, 201),
         )
 
-    async def has_note(self, ticket: TicketRef, text: str) -> bool:
+    async def note_baseline(self, ticket: TicketRef, text: str) -> int:
+        return 0  # comments carry the job's nonce: nothing to count
+
+    async def has_note(self, ticket: TicketRef, text: str, tag: NoteTag) -> bool:
+        """This job's comment is the one whose ``anomaly-desk`` property names its nonce."""
         page = await self._request(
             "GET",
             f"{API}/issue/{quote(ticket.key, safe='')}/comment",
-            params={"orderBy": "-created", "maxResults": str(NOTE_LOOKBACK)},
+            params={
+                "orderBy": "-created",
+                "maxResults": str(NOTE_LOOKBACK),
+                "expand": "properties",
+            },
         )
         wanted = " ".join(text.split())
-        return any(
-            " ".join(adf_to_text(comment.get("body")).split()) == wanted
-            for comment in (page or {}).get("comments") or []
-        )
+        for comment in (page or {}).get("comments") or []:
+            properties = comment.get("properties")
+            ours = [
+                prop.get("value")
+                for prop in properties or []
+                if isinstance(prop, dict) and prop.get("key") == NOTE_PROPERTY
+            ]
+            if any(isinstance(v, dict) and v.get("job") == tag.nonce for v in ours):
+                return True
+            if ours or (properties is not None and not tag.legacy):
+                continue  # another job's comment, or a comment that is not ours
+            # No marker to go by: a job stored before jobs had one (its earlier attempt wrote
+            # none), or a site that did not expand the properties. Fall back to the text, which
+            # may take an older identical note for this one (the lesser harm: never doubled).
+            if " ".join(adf_to_text(comment.get("body")).split()) == wanted:
+                if properties is None:
+                    log.warning("%s: comments came back without properties", self.name)
+                return True
+        return False
 
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:
         """Linking is local: Jira is only read, to prove the issue exists and get its state."""

@@ -22,7 +22,7 @@ from core.formatting.block import anomaly_block
 from core.formatting.notes import link_note
 from core.formatting.plain import block_to_text
 from core.models import Anomaly
-from core.providers.base import Option, ProviderKind, Ticket, TicketRef
+from core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
 from core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -39,7 +39,7 @@ CORRELATION_DISPLAY = "Anomaly Desk"
 SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance
 DESCRIPTION_MAX = 4000  # incident.description max_length; longer text is cut by the instance
 TRUNCATED = "… [truncated]"
-NOTE_LOOKBACK = 100  # newest work notes searched by has_note
+NOTE_LOOKBACK = 1000  # newest work notes counted by note_baseline and has_note
 STATE_NAMES = {
     "1": "New",
     "2": "In Progress",
@@ -154,17 +154,36 @@ class ServiceNowClient:
         query = f"numberLIKE{text}^ORshort_descriptionLIKE{text}^" if text else ""
         return await self._query(query + "ORDERBYDESCsys_updated_on", limit=limit)
 
-    async def add_note(self, ticket: TicketRef, text: str) -> None:
+    async def add_note(self, ticket: TicketRef, text: str, tag: NoteTag | None = None) -> None:
+        """A work note; it cannot carry ``tag`` (journal entries have no metadata we can set)."""
         sys_id = ticket.id or (await self.get_ticket(ticket.key)).id
         params = {"sysparm_fields": "sys_id"}
         await self._request("PATCH", self._path(sys_id), params=params, json={"work_notes": text})
 
-    async def has_note(self, ticket: TicketRef, text: str) -> bool:
+    async def note_baseline(self, ticket: TicketRef, text: str) -> int:
+        return await self._identical_notes(ticket, text)
+
+    async def has_note(self, ticket: TicketRef, text: str, tag: NoteTag) -> bool:
+        """Landed iff the ticket now has more work notes with this text than before the send.
+
+        ``tag.baseline`` was counted before this job's first send when an earlier job on this
+        ticket had the same text (else 0: any identical note is this one). What remains: a person
+        typing exactly this text on the incident between the count and the check makes a lost
+        note look landed.
+        """
+        return await self._identical_notes(ticket, text) > tag.baseline
+
+    async def _identical_notes(self, ticket: TicketRef, text: str) -> int:
+        """Work notes on the incident whose text is ``text`` (among the newest NOTE_LOOKBACK).
+
+        The comparison is ours, exact: the instance's ``value=`` is case-insensitive on most
+        databases and ``^`` in the text cannot be put in an encoded query.
+        """
         sys_id = ticket.id or (await self.get_ticket(ticket.key)).id
         query = f"element_id={sys_id}^element=work_notes^ORDERBYDESCsys_created_on"
         rows = await self._rows("sys_journal_field", query, "value", limit=NOTE_LOOKBACK)
         wanted = text.strip()
-        return any(str(row.get("value", "")).strip() == wanted for row in rows)
+        return sum(str(row.get("value", "")).strip() == wanted for row in rows)
 
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:
         ticket = await self.get_ticket(key)

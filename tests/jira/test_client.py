@@ -10,7 +10,7 @@ import pytest
 from core.connections import Platform
 from core.formatting.adf import TRUNCATION_MARKER, adf_to_text
 from core.models import Anomaly
-from core.providers.base import TicketRef
+from core.providers.base import NoteTag, TicketRef
 from core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -338,7 +338,9 @@ async def test_has_note_finds_a_comment_already_on_the_issue(
     jira = client
     ticket = await jira.create_ticket(anomaly, {"summary": "has_note"})
     note = "[2026-11-20 10:30:00 UTC] Qualytics Anomaly Status: Acknowledged"
-    assert await jira.has_note(ticket, note) is False
-    await jira.add_note(ticket, note)
-    assert await jira.has_note(ticket, note) is True
-    assert await jira.has_note(ticket, note + " (other)") is False
+    tag = NoteTag("job-a")
+    assert await jira.has_note(ticket, note, tag) is False
+    await jira.add_note(ticket, note, tag)
+    assert await jira.has_note(ticket, note, tag) is True
+    # the same text is not enough: another job's identical note is not on the issue
+    assert await jira.has_note(ticket, note, NoteTag("job-b")) is False

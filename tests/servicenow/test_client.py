@@ -11,7 +11,7 @@ from core.connections import Platform
 from core.formatting.block import anomaly_block
 from core.formatting.plain import block_to_text
 from core.models import Anomaly
-from core.providers.base import TicketRef
+from core.providers.base import NoteTag, TicketRef
 from core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -349,7 +349,10 @@ async def test_has_note_finds_a_work_note_already_on_the_incident(
 ) -> None:
     ticket = await client.create_ticket(anomaly, {"short_description": "has_note"})
     note = "Comment from Qualytics: looking into it — Zoë"
-    assert await client.has_note(ticket, note) is False
+    assert await client.has_note(ticket, note, NoteTag("job-a")) is False
     await client.add_note(ticket, note)
-    assert await client.has_note(ticket, note) is True
-    assert await client.has_note(ticket, "Comment from Qualytics: something else") is False
+    assert await client.has_note(ticket, note, NoteTag("job-a")) is True
+    other = "Comment from Qualytics: something else"
+    assert await client.has_note(ticket, other, NoteTag("job-b")) is False
+    # one identical note was there before job-c's send: job-c needs a second one
+    assert await client.has_note(ticket, note, NoteTag("job-c", baseline=1)) is False
