@@ -60,6 +60,9 @@ class Result:
     elapsed_ms: float = 0.0
     duplicate: bool = False
     anomalies: list[int] = field(default_factory=list)
+    unchanged: bool = False  # stored, but nothing in it was new (the same state again)
+    stale: int = 0  # anomalies whose state was older than the one stored: ignored
+    quarantined: int = 0  # items without a usable id, kept aside by the receiver
 
     @property
     def ok(self) -> bool:
@@ -294,13 +297,21 @@ def _result(name: str, response: httpx.Response, elapsed_ms: float) -> Result:
     if not isinstance(body, dict):
         body = {}
     if response.is_success:
-        ids = [*body.get("created", []), *body.get("updated", []), *body.get("unchanged", [])]
+        ids = [
+            *body.get("created", []),
+            *body.get("updated", []),
+            *body.get("unchanged", []),
+            *body.get("stale", []),
+        ]
         return Result(
             name,
             response.status_code,
             elapsed_ms=elapsed_ms,
             duplicate=bool(body.get("duplicate")),
             anomalies=[i for i in ids if isinstance(i, int)],
+            unchanged=bool(ids) and not body.get("created") and not body.get("updated"),
+            stale=len(body.get("stale") or ()),
+            quarantined=len(body.get("quarantined") or ()),
         )
     if response.is_redirect:
         where = response.headers.get("location", "?")
@@ -380,9 +391,18 @@ def summary(results: Sequence[Result], total: int, url: str, elapsed_s: float) -
     duplicates = sum(r.duplicate for r in results)
     if duplicates:
         lines.append(
-            f"  {duplicates} recognised as redeliveries (same body, no webhook-id): "
+            f"  {duplicates} recognised as redeliveries (a webhook-id seen before): "
             "accepted, nothing changed"
         )
+    unchanged = sum(r.unchanged and not r.duplicate for r in results)
+    if unchanged:
+        lines.append(f"  {unchanged} carried nothing new (the same state again): nothing changed")
+    stale = sum(r.stale for r in results)
+    if stale:
+        lines.append(f"  {stale} anomaly states older than the stored ones: recorded, ignored")
+    quarantined = sum(r.quarantined for r in results)
+    if quarantined:
+        lines.append(f"  {quarantined} items without a usable id quarantined (GET /api/quarantine)")
     failed = [r for r in results if not r.ok]
     if failed:
         lines.append(f"failed ({len(failed)}):")
@@ -399,7 +419,9 @@ def progress_line(result: Result, width: int = 0) -> str:
     what = result.problem
     if result.ok:
         ids = ",".join(str(i) for i in result.anomalies) or "-"
-        what = f"anomalies {ids}" + (" (redelivery)" if result.duplicate else "")
+        what = f"anomalies {ids}" + (
+            " (redelivery)" if result.duplicate else " (nothing new)" if result.unchanged else ""
+        )
     return f"{code}  {result.name:<{width}}  {result.elapsed_ms:4.0f} ms  {what}"
 
 

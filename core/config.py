@@ -4,8 +4,8 @@ The file: ``path`` (``--config``), else ``ANOMALY_DESK_CONFIG``, else ``./anomal
 the user config directory's; with none, defaults and the environment alone.
 
 Precedence: command-line flags, then the environment, then the file, then defaults. The
-environment knows ``ANOMALY_DESK_CONFIG``, ``_DATA_DIR``, ``_HOST``, ``_PORT``, ``_WEBHOOK_SECRET``
-and ``_SIGNING_SECRET``.
+environment knows ``ANOMALY_DESK_CONFIG``, ``_DATA_DIR``, ``_HOST``, ``_PORT``, ``_ALLOWED_HOSTS``
+(comma-separated), ``_WEBHOOK_SECRET`` and ``_SIGNING_SECRET``.
 
 Secrets are never read from the file: it names an environment variable (``*_env``) or an OS
 keyring service (``*_keyring``, the username being the connection's ``email`` / ``username``),
@@ -15,6 +15,8 @@ and they are resolved here, at load time, into ``SecretStr`` fields. Every mista
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import ipaddress
 import os
@@ -50,6 +52,10 @@ class ReceiverSettings(BaseModel):
     port: int = Field(8787, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, gt=0)
     max_event_subscribers: int = Field(32, ge=1)  # open GET /api/events streams; more get 503
+    # Host names the receiver answers to besides loopback and its bound address (a reverse
+    # proxy's name; "*.example.com" for a domain; "*" turns the check off). Every other Host is
+    # refused: that is what stops a web page from reaching the desk by DNS rebinding.
+    allowed_hosts: list[str] = Field(default_factory=list)
     webhook_secret_env: str | None = None  # env var holding the shared secret
     signing_secret_env: str | None = None  # env var holding a Standard Webhooks whsec_ key
 
@@ -141,6 +147,10 @@ def load_settings(
     if env.get(f"{ENV_PREFIX}DATA_DIR"):
         data["data_dir"] = env[f"{ENV_PREFIX}DATA_DIR"]
         from_env[("data_dir",)] = f"{ENV_PREFIX}DATA_DIR"
+    if env.get(f"{ENV_PREFIX}ALLOWED_HOSTS"):
+        hosts = env[f"{ENV_PREFIX}ALLOWED_HOSTS"].split(",")
+        receiver["allowed_hosts"] = [h.strip() for h in hosts if h.strip()]
+        from_env[("receiver", "allowed_hosts")] = f"{ENV_PREFIX}ALLOWED_HOSTS"
     for key in ("host", "port"):
         if env.get(f"{ENV_PREFIX}{key.upper()}"):
             receiver[key] = env[f"{ENV_PREFIX}{key.upper()}"]
@@ -284,13 +294,27 @@ def _describe(error: Any, from_env: dict[tuple[str, ...], str]) -> str:
 
 
 def _secret(env: dict[str, str], named: str | None, default: str, where: str) -> str | None:
-    if named:
-        if not env.get(named):
-            raise ConfigError(
-                f"{where}: receiver.{default.lower()}_env names {named}, which is unset or empty"
-            )
-        return env[named]
-    return env.get(f"{ENV_PREFIX}{default}") or None
+    """A receiver secret from the environment, trimmed (a pasted newline is not part of it)."""
+    variable = named or f"{ENV_PREFIX}{default}"
+    value = (env.get(variable) or "").strip()
+    if named and not value:
+        raise ConfigError(
+            f"{where}: receiver.{default.lower()}_env names {named}, which is unset or empty"
+        )
+    if value and default == "SIGNING_SECRET":
+        _check_signing_secret(value, variable)
+    return value or None
+
+
+def _check_signing_secret(value: str, variable: str) -> None:
+    """A Standard Webhooks key is ``whsec_`` + base64; say so now, not with a traceback later."""
+    try:
+        base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(
+            f"{variable}: not a Standard Webhooks signing secret (expected whsec_ followed by "
+            "base64, as the sender's webhook settings show it)"
+        ) from None
 
 
 def _resolve_secrets(
@@ -332,7 +356,7 @@ def _from_env(env: dict[str, str], name: str, label: str, key: str) -> str:
     if not _ENV_NAME.match(name):
         # Not repeated: someone may have pasted the secret itself here.
         raise ConfigError(f"{label}: {key}: must be the name of an environment variable")
-    value = env.get(name)
+    value = (env.get(name) or "").strip()
     if not value:
         raise ConfigError(f"{label}: {key}: environment variable {name} is unset or empty")
     return value

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     field_validator,
     model_validator,
 )
@@ -64,7 +63,17 @@ def _ref(value: Any) -> Any:
     return value
 
 
-RefField = Annotated[Ref | None, BeforeValidator(_ref)]
+def _envelope_ref(value: Any) -> Any:
+    """The envelope's datastore: a reference if it looks like one, else nothing."""
+    value = _ref(value)
+    if not isinstance(value, dict):
+        return None
+    ident, name = value.get("id"), value.get("name")
+    return {
+        **value,
+        "id": ident if isinstance(ident, int | str) and not isinstance(ident, bool) else None,
+        "name": name if isinstance(name, str) else None,
+    }
 
 
 def _names(value: Any) -> Any:
@@ -111,20 +120,69 @@ class FailedCheck(BaseModel):
     message: str | None = None
 
 
+MAX_ID = 2**63 - 1
+TYPE_CATEGORIES = ("record", "shape")
+
+
+class NoUsableId(ValueError):
+    """An anomaly without an integer id we can key it by: it is quarantined, not stored."""
+
+
+def usable_id(value: Any) -> int:
+    """The one rule for anomaly ids, here and in every URL: a whole number from 1 to 2**63-1.
+
+    The platform's ids are positive integers; a digit string or an integral float is the same
+    id written another way. Anything else cannot key a document.
+    """
+    if isinstance(value, bool):
+        raise NoUsableId(f"id: {value!r} is not an integer")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        shown = "missing" if value is None else f"{str(value)[:40]!r} is not an integer"
+        raise NoUsableId(f"id: {shown}")
+    if not 1 <= value <= MAX_ID:
+        raise NoUsableId(f"id: {value} is outside 1..{MAX_ID}")
+    return value
+
+
+def type_category(value: Any) -> str | None:
+    """``record`` or ``shape`` when the platform's spelling maps to one (``Record``,
+    ``record_anomaly``, ``ShapeAnomaly``), else None."""
+    if not isinstance(value, str):
+        return None
+    letters = "".join(ch for ch in value.lower() if ch.isalpha())
+    return next((c for c in TYPE_CATEGORIES if letters.startswith(c)), None)
+
+
+# Where the platform may send a field under another name (the first one wins).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "fields": ("fields", "field"),
+    "created": ("created", "detected_at", "created_at"),
+    "url": ("url", "link"),
+    "datastore": ("datastore", "datastore_id", "datastore_name"),
+    "container": ("container", "container_id", "container_name"),
+}
+
+
 class Anomaly(BaseModel):
     """An anomaly as the platform describes it (``GET /api/anomalies/{id}`` or a Flow context).
 
     All of the platform's variants are folded in one pass before validation: one Python call per
-    anomaly instead of one per field keeps a webhook cheap (this runs on every delivery).
+    anomaly instead of one per field keeps a webhook cheap (this runs on every delivery). Values
+    that fit no field are not a reason to lose the anomaly: :func:`tolerant` keeps them, as sent,
+    in ``odd``.
     """
 
     model_config = ConfigDict(extra="allow")
 
-    id: StrictInt
+    id: int
     uuid: str | None = None
-    type: Literal["record", "shape"] = "record"
-    status: Status = Status.ACTIVE
-    weight: int | None = None
+    type: str = "record"  # the platform's spelling when it maps to no category
+    status: Status | str = Field(Status.ACTIVE, union_mode="left_to_right")
+    weight: int | float | None = None
     datastore: Ref | None = None
     container: Ref | None = None
     fields: list[str] = Field(default_factory=list)
@@ -136,6 +194,7 @@ class Anomaly(BaseModel):
     fingerprint: int | str | None = None
     created: datetime | None = None
     url: str | None = None
+    odd: dict[str, Any] | None = None  # values that fit no field, as the platform sent them
 
     @model_validator(mode="before")
     @classmethod
@@ -143,6 +202,7 @@ class Anomaly(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        data["id"] = usable_id(data.get("id"))
         if "fields" not in data and "field" in data:
             data["fields"] = data.pop("field")
         if "fields" in data:
@@ -152,7 +212,11 @@ class Anomaly(BaseModel):
         if isinstance(data.get("status"), str):
             data["status"] = _status(data["status"])
         if isinstance(data.get("type"), str):
-            data["type"] = data["type"].strip().lower()
+            given = data["type"].strip()
+            category = type_category(given)
+            if category and category != given.lower():  # RecordAnomaly: record, spelling kept
+                data["odd"] = {**(data.get("odd") or {}), "type": data["type"]}
+            data["type"] = category or given
         for key in ("datastore", "container"):
             if data.get(key) is None and data.get(f"{key}_id") is not None:
                 data[key] = {"id": data[f"{key}_id"], "name": data.get(f"{key}_name")}
@@ -192,23 +256,46 @@ class Anomaly(BaseModel):
         return None
 
 
+def _text_or_none(value: Any) -> Any:
+    """Envelope metadata we only display: a scalar of another type is shown as text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+LenientText = Annotated[str | None, BeforeValidator(_text_or_none)]
+
+
+def _object_or_none(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
+LenientObject = Annotated[dict[str, Any] | None, BeforeValidator(_object_or_none)]
+
+
+def _list_or_empty(value: Any) -> Any:
+    return value if isinstance(value, list) else []
+
+
 class Trigger(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    type: str | None = None
+    type: LenientText = None
 
 
 class FlowContext(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    anomalies: list[dict[str, Any]] = Field(default_factory=list)
-    containers: list[dict[str, Any]] = Field(default_factory=list)
-    quality_checks: list[dict[str, Any]] = Field(default_factory=list)
+    # Items are checked one by one later (a bad one is quarantined, not the whole envelope).
+    anomalies: list[Any] = Field(default_factory=list)
+    containers: list[Any] = Field(default_factory=list)
+    quality_checks: list[Any] = Field(default_factory=list)
 
     @field_validator("containers", "quality_checks", mode="before")
     @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _only_lists(cls, value: Any) -> Any:
+        """Lookup tables only: a missing or malformed one just completes nothing."""
+        return _list_or_empty(value)
 
 
 class FlowEnvelope(BaseModel):
@@ -217,12 +304,12 @@ class FlowEnvelope(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     event: str
-    flow: dict[str, Any] | None = None
-    trigger: Trigger | None = None
-    datastore: RefField = None
+    flow: LenientObject = None
+    trigger: Annotated[Trigger | None, BeforeValidator(_object_or_none)] = None
+    datastore: Annotated[Ref | None, BeforeValidator(_envelope_ref)] = None
     context: FlowContext
-    operation: dict[str, Any] | None = None
-    target_link: str | None = None
+    operation: LenientObject = None
+    target_link: LenientText = None
 
     @field_validator("event")
     @classmethod
@@ -239,23 +326,42 @@ class FlowEnvelope(BaseModel):
         return "status" if "status" in raw else "anomaly" if "anomal" in raw else raw
 
 
-def anomalies_from_envelope(envelope: FlowEnvelope) -> list[dict[str, Any]]:
+def _by_id(items: list[Any]) -> dict[int | str, dict[str, Any]]:
+    """A context lookup table; entries without a scalar id cannot be referred to anyway."""
+    return {
+        item["id"]: item
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("id"), int | str)
+    }
+
+
+def _ref_key(value: Any) -> int | str | None:
+    return value if isinstance(value, int | str) else None
+
+
+def anomalies_from_envelope(envelope: FlowEnvelope) -> list[Any]:
     """The envelope's anomalies, completed from its context (container names, datastore, link)."""
-    containers = {c.get("id"): c for c in envelope.context.containers if isinstance(c, dict)}
-    checks = {q.get("id"): q for q in envelope.context.quality_checks if isinstance(q, dict)}
+    containers = _by_id(envelope.context.containers)
+    checks = _by_id(envelope.context.quality_checks)
     datastore = envelope.datastore.model_dump(exclude_none=True) if envelope.datastore else None
     out = []
     for raw in envelope.context.anomalies:
+        if not isinstance(raw, dict):
+            out.append(raw)  # quarantined by the caller, with its path
+            continue
         item = dict(raw)
-        cid = item.get("container_id")
+        cid = _ref_key(item.get("container_id"))
         if item.get("container") is None and cid in containers:
             item["container"] = {"id": cid, "name": containers[cid].get("name")}
         if item.get("datastore") is None and item.get("datastore_id") is None and datastore:
             item["datastore"] = datastore
-        if not item.get("failed_checks") and item.get("quality_check_ids"):
+        qids = item.get("quality_check_ids")
+        if not item.get("failed_checks") and isinstance(qids, list) and qids:
             item["failed_checks"] = [
-                {"quality_check": checks[qid]} if qid in checks else {"check_id": qid}
-                for qid in item["quality_check_ids"]
+                {"quality_check": checks[key]}
+                if (key := _ref_key(qid)) is not None and key in checks
+                else {"check_id": qid}
+                for qid in qids
             ]
         out.append(item)
     return out

@@ -20,7 +20,7 @@ from typing import Any
 from core.connections import Platform
 from core.events import EventBus
 from core.formatting.notes import comment_note, status_note
-from core.ingest import IngestResult, iso, now_iso, plan_delivery
+from core.ingest import IngestResult, is_redelivery_key, iso, now_iso, plan_delivery
 from core.models import ARCHIVED, Anomaly, Status
 from core.outbox import Outbox
 from core.providers import (
@@ -154,7 +154,7 @@ class Desk:
 
     async def ingest(self, delivery: Delivery, key: str) -> IngestResult:
         """Store a webhook delivery; status changes become notes like dashboard actions do."""
-        if self.store.delivery_seen(key):
+        if is_redelivery_key(key) and self.store.delivery_seen(key):
             await self.store.barrier()  # the first copy may still be on its way to disk
             result = IngestResult(delivery=key, duplicate=True)
             result.unchanged = [a.id for a in delivery.anomalies]
@@ -170,6 +170,10 @@ class Desk:
         else:
             await self.store.barrier()
         if self.bus.subscribers:
+            if result.quarantined:
+                self.bus.publish(
+                    "delivery.quarantined", {"delivery": key, "items": result.quarantined}
+                )
             for anomaly_id in result.created:
                 doc = self.store.anomaly(anomaly_id)
                 self.bus.publish("anomaly.created", summary(doc))
@@ -184,18 +188,18 @@ class Desk:
         self, anomaly_id: int, status: Status, comment: str | None = None, by: str = "operator"
     ) -> dict[str, Any]:
         doc = self.anomaly(anomaly_id)
-        current = Status(doc["status"])
+        current = str(doc["status"])  # may be a status this version does not know: kept as sent
         if status == current:
-            raise Conflict(f"anomaly {anomaly_id} is already {current.value}")
+            raise Conflict(f"anomaly {anomaly_id} is already {current}")
         if status == Status.ACKNOWLEDGED and current in ARCHIVED:
             raise Conflict(
-                f"anomaly {anomaly_id} is archived ({current.value}); it cannot be acknowledged"
+                f"anomaly {anomaly_id} is archived ({current}); it cannot be acknowledged"
             )
         now = datetime.now(UTC)
         at = iso(now)
         history = [
             *doc.get("history", []),
-            {"at": at, "kind": "status", "from": current.value, "to": status.value, "by": by},
+            {"at": at, "kind": "status", "from": current, "to": status.value, "by": by},
         ]
         comments = list(doc.get("comments", []))
         if comment:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hmac
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -24,8 +26,13 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-def parse_statuses(raw: str | None) -> set[str]:
-    """``open`` (default), ``archived``, ``all``, or a comma list of statuses in any case."""
+def parse_statuses(raw: str | None, stored: Iterable[str] = ()) -> set[str]:
+    """``open`` (default), ``archived``, ``all``, or a comma list of statuses in any case.
+
+    ``stored`` are the statuses present in the store: one the platform introduced after this
+    version (kept as sent) counts as open, so it is never hidden, and can be named too.
+    """
+    others = {s for s in stored if s not in STATUS_GROUPS["all"]}
     wanted: set[str] = set()
     for part in (raw or "open").split(","):
         name = part.strip().lower()
@@ -33,17 +40,19 @@ def parse_statuses(raw: str | None) -> set[str]:
             continue
         if name in STATUS_GROUPS:
             wanted |= {s.value for s in STATUS_GROUPS[name]}
+            if name != "archived":
+                wanted |= others
             continue
-        match = next((s for s in Status if s.value.lower() == name), None)
+        match = next((s for s in [*Status, *others] if s.lower() == name), None)
         if match is None:
-            choices = ", ".join([*STATUS_GROUPS, *(s.value for s in Status)])
+            choices = ", ".join([*STATUS_GROUPS, *(s.value for s in Status), *sorted(others)])
             raise Problem(
                 400,
                 "Unknown status filter",
                 f"status={part!r}; use one of {choices}",
                 kind="bad-query",
             )
-        wanted.add(match.value)
+        wanted.add(str(match))
     return wanted
 
 
@@ -74,16 +83,38 @@ def _limit(raw: str | None) -> int:
 
 
 async def healthz(request: Request) -> Response:
-    store = request.app.state.store
-    return json_response(
-        {"status": "ok", "anomalies": store.count(), "by_status": store.status_counts()}
+    """``ok`` (200) or ``degraded`` with the reason (503): a monitor needs nothing else.
+
+    Counts are for the operator: on an exposed receiver they need the operator token.
+    """
+    state = request.app.state
+    store = state.store
+    problem = getattr(store, "write_error", None)
+    body: dict[str, Any] = {"status": "degraded" if problem else "ok"}
+    if problem:
+        body["reason"] = problem
+    if state.token is None or bearer_matches(request.headers.get("authorization"), state.token):
+        body.update(anomalies=store.count(), by_status=store.status_counts())
+    return json_response(body, 503 if problem else 200)
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    scheme, _, presented = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.encode()
     )
+
+
+async def quarantine(request: Request) -> Response:
+    """Delivered items that could not be stored as anomalies (no usable id), newest first."""
+    rows = sorted(request.app.state.store.all("quarantine").values(), key=lambda q: q["at"])
+    return json_response({"items": rows[::-1][: _limit(request.query_params.get("limit"))]})
 
 
 async def list_anomalies(request: Request) -> Response:
     params = request.query_params
     items, position = request.app.state.store.list_anomalies(
-        statuses=parse_statuses(params.get("status")),
+        statuses=parse_statuses(params.get("status"), request.app.state.store.status_counts()),
         q=params.get("q"),
         limit=_limit(params.get("limit")),
         after=decode_cursor(params.get("cursor")),
@@ -92,8 +123,10 @@ async def list_anomalies(request: Request) -> Response:
 
 
 async def get_anomaly(request: Request) -> Response:
-    raw = request.path_params["anomaly_id"]
-    doc = request.app.state.store.anomaly(int(raw)) if raw.lstrip("-").isdigit() else None
+    anomaly_id = request.path_params["anomaly_id"]
+    doc = request.app.state.store.anomaly(anomaly_id)
     if doc is None:
-        raise Problem(404, "Anomaly not found", f"no anomaly with id {raw}", kind="not-found")
+        raise Problem(
+            404, "Anomaly not found", f"no anomaly with id {anomaly_id}", kind="not-found"
+        )
     return json_response(doc)

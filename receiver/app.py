@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 import secrets
@@ -23,12 +22,21 @@ from core.operations import Desk, OperationError
 from core.outbox import Outbox
 from core.providers import Provider, make_provider
 from core.runtime import tune_for_service
-from core.store import Store
+from core.store import Store, StoreFailed
 from core.sync import SyncWorker
 from receiver import api, operator
+from receiver.api import bearer_matches
 from receiver.auth import WebhookAuth
 from receiver.events import events
-from receiver.problems import Problem, handle_http_exception, handle_problem, problem_response
+from receiver.guard import HostGuard, HostPolicy
+from receiver.problems import (
+    Problem,
+    handle_http_exception,
+    handle_problem,
+    handle_store_failed,
+    handle_unexpected,
+    problem_response,
+)
 from receiver.webhooks import receive_webhook
 
 log = logging.getLogger("anomaly_desk.receiver")
@@ -54,15 +62,12 @@ class OperatorAuth:
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
-        self._token = token.encode() if token else None
+        self._token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._token and scope["type"] == "http" and scope["path"].startswith("/api/"):
-            header = dict(scope["headers"]).get(b"authorization", b"")
-            scheme, _, presented = header.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(
-                presented.strip(), self._token
-            ):
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if not bearer_matches(header, self._token):
                 problem = Problem(
                     401,
                     "Unauthorized",
@@ -83,7 +88,8 @@ def create_app(
 ) -> Starlette:
     """``store`` may come already open (the CLI opens it first to report a lock early);
     ``providers`` may be handed in (tests), else they are built from the settings."""
-    exposed = not is_loopback(settings.receiver.host)
+    host = settings.receiver.host
+    exposed = not is_loopback(host)
     token = operator_token(settings.data_dir) if exposed else None
 
     @contextlib.asynccontextmanager
@@ -123,7 +129,7 @@ def create_app(
                 )
             await store_.close()
 
-    anomaly = "/api/anomalies/{anomaly_id}"
+    anomaly = "/api/anomalies/{anomaly_id:int}"  # the one id rule: digits only (see usable_id)
     app = Starlette(
         routes=[
             Route("/webhooks/qualytics", receive_webhook, methods=["POST"]),
@@ -143,19 +149,26 @@ def create_app(
             Route("/api/connections/{name}/options", operator.options),
             Route("/api/sync-log", operator.sync_log),
             Route("/api/sync-jobs", operator.sync_jobs),
-            Route("/api/sync-jobs/{job_id}/retry", operator.retry_job, methods=["POST"]),
+            Route("/api/sync-jobs/{job_id:int}/retry", operator.retry_job, methods=["POST"]),
+            Route("/api/quarantine", api.quarantine),
             Route("/api/events", events),
         ],
-        middleware=[Middleware(OperatorAuth, token=token)],
+        middleware=[
+            Middleware(HostGuard, policy=HostPolicy(host, settings.receiver.allowed_hosts)),
+            Middleware(OperatorAuth, token=token),
+        ],
         exception_handlers={
             Problem: handle_problem,
             OperationError: operator.handle_operation_error,
             HTTPException: handle_http_exception,
+            StoreFailed: handle_store_failed,
+            Exception: handle_unexpected,
         },
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.token = token
     app.state.auth = WebhookAuth(settings.webhook_secret, settings.signing_secret)
     return app
 

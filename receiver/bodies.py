@@ -25,6 +25,22 @@ async def read_json_body(request: Request, limit: int) -> bytes:
             f"Content-Type is {content_type or 'missing'!r}; send application/json",
             kind="media-type",
         )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise Problem(
+            415,
+            "Unsupported content encoding",
+            f"Content-Encoding is {encoding[:40]!r}; send the body uncompressed",
+            kind="media-type",
+        )
+    charset = _charset(content_type)
+    if charset not in (None, "utf-8", "utf8"):
+        raise Problem(
+            415,
+            "Unsupported charset",
+            f"charset is {charset[:40]!r}; JSON is sent as UTF-8 (RFC 8259)",
+            kind="media-type",
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Problem(
@@ -38,3 +54,11 @@ async def read_json_body(request: Request, limit: int) -> bytes:
             raise Problem(413, "Body too large", f"over {limit} bytes", kind="too-large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _charset(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None

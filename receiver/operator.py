@@ -79,10 +79,8 @@ def _desk(request: Request) -> Desk:
 
 
 def _anomaly_id(request: Request) -> int:
-    raw = request.path_params["anomaly_id"]
-    if not raw.isdigit():
-        raise Problem(404, "Anomaly not found", f"no anomaly with id {raw}", kind="not-found")
-    return int(raw)
+    anomaly_id: int = request.path_params["anomaly_id"]  # the route's int convertor
+    return anomaly_id
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -206,7 +204,4 @@ async def sync_jobs(request: Request) -> Response:
 
 
 async def retry_job(request: Request) -> Response:
-    raw = request.path_params["job_id"]
-    if not raw.isdigit():
-        raise Problem(404, "Not found", f"no sync job {raw}", kind="not-found")
-    return json_response(await _desk(request).retry_job(int(raw)))
+    return json_response(await _desk(request).retry_job(request.path_params["job_id"]))

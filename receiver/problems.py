@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -9,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+log = logging.getLogger("anomaly_desk.receiver")
 PROBLEM_TYPE = "https://anomaly-desk.dev/problems/"
 
 
@@ -24,8 +26,10 @@ class Problem(Exception):
         kind: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ):
         super().__init__(title)
+        self.extra = extra
         self.status = status
         self.title = title
         self.detail = detail
@@ -44,6 +48,8 @@ def problem_response(problem: Problem) -> Response:
         body["detail"] = problem.detail
     if problem.errors:
         body["errors"] = problem.errors
+    if problem.extra:
+        body.update(problem.extra)
     return Response(
         orjson.dumps(body),
         status_code=problem.status,
@@ -61,3 +67,24 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 as problems too."""
     assert isinstance(exc, HTTPException)
     return problem_response(Problem(exc.status_code, str(exc.detail), headers=exc.headers))
+
+
+async def handle_store_failed(request: Request, exc: Exception) -> Response:
+    """The disk refused a write: nothing changed, and it is worth retrying shortly."""
+    return problem_response(
+        Problem(
+            503,
+            "Store unavailable",
+            f"{exc}; nothing was changed, retry shortly",
+            kind="store-failed",
+            headers={"Retry-After": "5"},
+        )
+    )
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug: a problem body like every other error (the traceback goes to the log only)."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        Problem(500, "Internal error", "the receiver failed unexpectedly; see its log", kind="bug")
+    )

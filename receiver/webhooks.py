@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -11,11 +12,25 @@ from starlette.responses import Response
 
 from core.ingest import delivery_key
 from core.store import StoreFailed
-from core.webhooks import PayloadError, parse_delivery
+from core.webhooks import Delivery, PayloadError, parse_delivery
 from receiver.bodies import read_json_body
 from receiver.problems import Problem
 
 log = logging.getLogger("anomaly_desk.receiver")
+
+
+OFF_LOOP_BYTES = 128 * 1024
+PAYLOAD_KINDS = {400: "invalid-json", 413: "too-many-anomalies", 422: "invalid-payload"}
+
+
+def _ids(delivery: Delivery) -> str:
+    """The anomaly ids for the log line (a long delivery is summarised, not listed)."""
+    ids = [str(a.id) for a in delivery.anomalies[:10]]
+    if len(delivery.anomalies) > 10:
+        ids.append(f"…+{len(delivery.anomalies) - 10}")
+    if delivery.quarantined:
+        ids.append(f"quarantined:{len(delivery.quarantined)}")
+    return ",".join(ids) or "-"
 
 
 async def receive_webhook(request: Request) -> Response:
@@ -35,11 +50,20 @@ async def receive_webhook(request: Request) -> Response:
             )
         key = delivery_key(request.headers.get("webhook-id"), body)
         try:
-            delivery = parse_delivery(body)
+            if len(body) > OFF_LOOP_BYTES:  # validating thousands of anomalies takes a while
+                delivery = await asyncio.to_thread(parse_delivery, body)
+            else:
+                delivery = parse_delivery(body)
         except PayloadError as exc:
-            kind = "invalid-json" if exc.status == 400 else "invalid-payload"
-            raise Problem(exc.status, exc.title, exc.detail, kind=kind, errors=exc.errors) from None
-        ids = ",".join(str(a.id) for a in delivery.anomalies) or "-"
+            raise Problem(
+                exc.status,
+                exc.title,
+                exc.detail,
+                kind=PAYLOAD_KINDS.get(exc.status, "invalid-payload"),
+                errors=exc.errors,
+                extra={"error_count": exc.total} if exc.total > len(exc.errors) else None,
+            ) from None
+        ids = _ids(delivery)
         try:
             result = await state.desk.ingest(delivery, key)
         except StoreFailed as exc:

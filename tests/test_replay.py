@@ -211,8 +211,8 @@ def test_repeat_and_rate(receiver: ThreadedServer, capsys: pytest.CaptureFixture
     assert code == 0, out + err
     assert "18 of 18 deliveries" in out
     assert "200 ×18" in out
-    # the second round has the same bodies and no webhook-id: redeliveries, nothing changes
-    assert "9 recognised as redeliveries" in out
+    # the second round has the same bodies and no webhook-id: processed, nothing changes
+    assert "9 carried nothing new" in out
     assert len([line for line in err.splitlines() if line.startswith("200  ")]) == 18
     assert elapsed >= 17 / 50  # 18 starts, evenly spaced at 50 per second
     assert stored(receiver) == ANOMALIES_IN_FIXTURES

@@ -7,10 +7,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ThreadedServer
+from tests.support import FIXTURES, ThreadedServer
 
 SECRET = "s3cr3t-shared"
 SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+GOOD = (FIXTURES / "webhooks" / "04-api-record-anomaly.json").read_bytes()
+JSON = {"content-type": "application/json"}
+AUTH = {"x-qualytics-secret": SECRET}
 
 
 def snapshot_dir(path: Path) -> dict[str, str]:
@@ -34,3 +37,27 @@ def receiver(start_receiver: Callable[..., ThreadedServer]) -> ThreadedServer:
 def client(receiver: ThreadedServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=receiver.url, headers={"x-qualytics-secret": SECRET}) as c:
         yield c
+
+
+@pytest.fixture
+def seeded(receiver: ThreadedServer) -> Iterator[Callable[..., httpx.Response]]:
+    """A receiver holding one anomaly; ``send`` posts raw and asserts the disk did not change."""
+    with httpx.Client(base_url=receiver.url) as raw:
+        assert (
+            raw.post(
+                "/webhooks/qualytics", content=GOOD, headers={**JSON, "x-qualytics-secret": SECRET}
+            ).status_code
+            == 200
+        )
+        before = snapshot_dir(receiver.data_dir)  # type: ignore[attr-defined]
+
+        def send(content: bytes, headers: dict[str, str]) -> httpx.Response:
+            response = raw.post("/webhooks/qualytics", content=content, headers=headers)
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert problem["status"] == response.status_code
+            assert problem["title"]
+            assert snapshot_dir(receiver.data_dir) == before  # type: ignore[attr-defined]
+            return response
+
+        yield send
