@@ -43,11 +43,18 @@ class DeskClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, **kwargs)
+            return await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiError(0, "Receiver unreachable", f"{self.url}: {type(exc).__name__}") from None
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._answer(await self._send(method, path, **kwargs))
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        """The JSON body, or ApiError from a problem body when the status is 4xx/5xx."""
         if response.status_code >= 400:
             try:
                 problem = response.json()
@@ -64,7 +71,17 @@ class DeskClient:
     # -- reads -------------------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
-        return await self._call("GET", "/healthz")
+        """``{"status": "ok", "anomalies", "by_status"}``; when the store refuses writes the
+        receiver answers 503 ``{"status": "degraded", "reason": …}``: an answer, not an error."""
+        response = await self._send("GET", "/healthz")
+        if response.status_code == 503:
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                body = None
+            if isinstance(body, dict) and body.get("status") == "degraded":
+                return body
+        return self._answer(response)
 
     async def list_anomalies(
         self, status: str = "open", q: str = "", limit: int = 100, cursor: str | None = None
@@ -79,6 +96,11 @@ class DeskClient:
 
     async def anomaly(self, anomaly_id: int) -> dict[str, Any]:
         return await self._call("GET", f"/api/anomalies/{anomaly_id}")
+
+    async def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Delivered items kept aside (no usable anomaly id), newest first: ``key``, ``at``,
+        ``delivery``, ``path``, ``reason`` and ``raw`` (the item's JSON as sent, any value)."""
+        return (await self._call("GET", "/api/quarantine", params={"limit": limit}))["items"]
 
     async def connections(self) -> list[dict[str, Any]]:
         return (await self._call("GET", "/api/connections"))["items"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -13,6 +14,7 @@ from textual.widgets.option_list import Option
 
 
 def link_label(link: dict[str, Any]) -> str:
+    """Plain text (a ticket summary may contain ``[...]``): show it as ``Text``, not markup."""
     state = link.get("state") or "?"
     return f"{link.get('ticket_key')}  {link.get('connection')}  [{state}]  {link.get('summary') or ''}"
 
@@ -31,7 +33,7 @@ class ChooseLinkScreen(ModalScreen[dict[str, Any] | None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield OptionList(
-                *(Option(link_label(link), id=link["id"]) for link in self.links), id="links"
+                *(Option(Text(link_label(link)), id=link["id"]) for link in self.links), id="links"
             )
             yield Label("enter choose · esc cancel", classes="dialog-hint")
 
@@ -55,7 +57,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-title")
+            yield Label(Text(self.question), classes="dialog-title")  # ticket text: not markup
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")

@@ -22,7 +22,8 @@ from textual.widgets import Footer, Input
 
 from tui.client import ApiError, DeskClient
 from tui.screens.choose_link import ChooseLinkScreen, ConfirmScreen
-from tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query
+from tui.screens.quarantine import QuarantineScreen
+from tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query, shown_in
 from tui.widgets.anomaly_table import AnomalyTable
 from tui.widgets.detail import DetailPane
 from tui.widgets.filter_bar import FilterBar
@@ -33,6 +34,8 @@ FIRST_PAGE = 100  # enough for a tall terminal; the next pages come as the user 
 MORE_PAGE = 500  # the API's maximum
 FLUSH_S = 0.25
 COUNTS_EVERY_S = 1.0
+HEALTH_EVERY_S = 10.0  # /healthz even when nothing happens: a full disk sends no events
+QUARANTINE_COUNT_MAX = 500  # the API's page maximum: beyond it the header says "500+"
 DETAIL_DELAY_S = 0.12
 SEARCH_DELAY_S = 0.03
 RECONNECT_MAX_S = 10.0
@@ -57,6 +60,7 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("reload", "Reload", "Fetch the list, counts and sync log again (ctrl+r)"),
     ("check_connections", "Check connections", "Test every connection now"),
     ("focus_log", "Focus sync log", "Move to the sync log to pick a dead job (tab)"),
+    ("quarantine", "Show quarantine", "Delivered items kept aside: no usable anomaly id (Q)"),
 ]
 
 
@@ -80,6 +84,8 @@ class MainScreen(Screen[None]):
         Binding("ctrl+r", "reload", "Reload", show=False),
         Binding("escape", "focus_table", "Table", show=False),
         Binding("q", "app.quit", "Quit"),
+        # after Quit: where the footer is too narrow, this label is the one cut, not "Quit"
+        Binding("Q", "quarantine", "Quarantine"),
     ]
 
     def __init__(self, client: DeskClient, address: str) -> None:
@@ -100,6 +106,7 @@ class MainScreen(Screen[None]):
         self._jobs: dict[int, dict[str, Any]] = {}
         self._counts_dirty = False
         self._counts_at = 0.0
+        self._quarantine_dirty = False
         self._detail_dirty = False
         self._refetch = False
         self._attempt = 0
@@ -143,6 +150,7 @@ class MainScreen(Screen[None]):
         self.load_side()
         self.consume_events()
         self.set_interval(FLUSH_S, self.flush)
+        self.set_interval(HEALTH_EVERY_S, self._health_tick)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -226,7 +234,16 @@ class MainScreen(Screen[None]):
     @work(group="side")
     async def load_side(self) -> None:
         """Counts, connections and the sync log: all but the rows, which come first."""
-        await asyncio.gather(self.load_counts(), self.load_connections(), self.load_sync_log())
+        await asyncio.gather(
+            self.load_counts(),
+            self.load_connections(),
+            self.load_sync_log(),
+            self.load_quarantine_count(),
+        )
+
+    def _health_tick(self) -> None:
+        if time.monotonic() - self._counts_at >= HEALTH_EVERY_S:
+            self.run_worker(self.load_counts(), group="counts", exclusive=True)
 
     async def load_counts(self) -> None:
         self._counts_at = time.monotonic()
@@ -240,7 +257,18 @@ class MainScreen(Screen[None]):
         if health is None:
             self.header.set_live("receiver unreachable")
         else:
-            self.header.set_counts(health)
+            self.header.set_counts(health)  # also says when the store is degraded (503)
+
+    async def load_quarantine_count(self) -> None:
+        """How many delivered items are quarantined, for the header (and an open list)."""
+        self._quarantine_dirty = False
+        try:
+            items = await self.client.quarantine(limit=QUARANTINE_COUNT_MAX)
+        except ApiError:
+            return
+        if self.gone():
+            return
+        self.header.set_quarantined(len(items), more=len(items) >= QUARANTINE_COUNT_MAX)
 
     async def load_connections(self) -> None:
         try:
@@ -332,6 +360,8 @@ class MainScreen(Screen[None]):
             self._log.append(data)
         elif kind == "sync.job":
             self._jobs[int(data["id"])] = data
+        elif kind == "delivery.quarantined":
+            self._quarantine_dirty = True
         elif kind == "stream.lagged":
             self._refetch = True
 
@@ -358,7 +388,7 @@ class MainScreen(Screen[None]):
                 admitted = query.admits({**(self.model.get(anomaly_id) or {}), **data})
                 if self.model.get(anomaly_id) is None:
                     missing |= admitted and not query.q
-                elif not admitted and data.get("status") not in FILTERS[query.filter][2]:
+                elif not admitted and not shown_in(query.filter, data.get("status")):
                     changed |= self.model.remove(anomaly_id)
                 else:
                     changed |= self.model.update(
@@ -397,6 +427,11 @@ class MainScreen(Screen[None]):
             self.load_detail(int(self.detail_doc["id"]), delay=0)
         if self._counts_dirty and time.monotonic() - self._counts_at >= COUNTS_EVERY_S:
             self.run_worker(self.load_counts(), group="counts", exclusive=True)
+        if self._quarantine_dirty:
+            self._quarantine_dirty = False
+            self.run_worker(self.load_quarantine_count(), group="quarantine", exclusive=True)
+            if isinstance(self.app.screen, QuarantineScreen):
+                self.app.screen.load()
 
     def reload(self) -> None:
         current = self.table.current
@@ -504,6 +539,9 @@ class MainScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.reload()
+
+    def action_quarantine(self) -> None:
+        self.app.push_screen(QuarantineScreen(self.client))
 
     async def action_check_connections(self) -> None:
         self.notify("Checking connections…")

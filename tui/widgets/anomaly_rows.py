@@ -22,6 +22,16 @@ FILTERS: dict[str, tuple[str, str, frozenset[str]]] = {
     "all": ("All", "all", OPEN | ARCHIVED),
 }
 
+
+def shown_in(filter_name: str, status: Any) -> bool:
+    """Whether ``status`` belongs in a filter's view. A status this version does not know (one
+    the platform added later, kept as sent) counts as open, as the receiver lists it."""
+    if status in FILTERS[filter_name][2]:
+        return True
+    unknown = isinstance(status, str) and status not in OPEN | ARCHIVED
+    return unknown and filter_name in ("open", "all")
+
+
 # sort mode → label. Only "newest" is the receiver's order; the others sort the loaded rows.
 SORTS: dict[str, str] = {
     "newest": "newest first",
@@ -43,7 +53,7 @@ class Query:
 
     def admits(self, row: dict[str, Any]) -> bool:
         """Whether a row the receiver pushed belongs in this view (search approximated locally)."""
-        if row.get("status") not in FILTERS[self.filter][2]:
+        if not shown_in(self.filter, row.get("status")):
             return False
         needle = self.q.strip().lower()
         return not needle or needle in search_text(row)

@@ -32,6 +32,7 @@ STATUS_STYLES = {
     "Invalid": Style(color="bright_black"),
     "Discarded": Style(color="bright_black"),
 }
+UNKNOWN_STATUS = Style(color="magenta", bold=True)  # one the platform added later, shown as sent
 
 
 def weight_style(weight: Any) -> Style:
@@ -186,7 +187,7 @@ class AnomalyTable(ScrollView, can_focus=True):
         tickets = len(ticket_keys(row))
         return [
             (str(row.get("id", "")), Style(bold=True)),
-            (status, STATUS_STYLES.get(status, Style())),
+            (status, STATUS_STYLES.get(status, UNKNOWN_STATUS if status else Style())),
             (str(row.get("type") or ""), Style()),
             (
                 str(row.get("weight") if row.get("weight") is not None else "—"),

@@ -1,9 +1,14 @@
-"""The detail pane: every fact about the highlighted anomaly, its tickets, comments and history."""
+"""The detail pane: every fact about the highlighted anomaly, its tickets, comments and history.
+
+Everything the platform or a ticket system sent is shown as ``Text``, never parsed as markup: a
+message like ``[@click=app.quit]x[/]`` is shown as written, not obeyed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -14,6 +19,7 @@ from tui.widgets.anomaly_rows import place
 from tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
 STATE_STYLES = {"new": "blue", "indeterminate": "yellow", "done": "green"}
+ODD_MAX_CHARS = 2000  # one kept value; the pane scrolls, but a whole payload would drown the rest
 
 
 def when(value: Any) -> str:
@@ -35,33 +41,69 @@ def _facts(doc: dict[str, Any]) -> Table:
     tags = [
         t.get("name", "") if isinstance(t, dict) else str(t) for t in doc.get("global_tags") or ()
     ]
+    # plain strings in a rich Table are parsed as markup: every value goes in as Text
     rows: list[tuple[str, RenderableType]] = [
-        (
-            "status",
-            Text(str(doc.get("status")), style=STATUS_STYLES.get(doc.get("status", ""), "")),
-        ),
-        ("type", str(doc.get("type") or "—")),
+        ("status", _status(doc.get("status"))),
+        ("type", Text(str(doc.get("type") or "—"))),
         ("weight", Text(_or_dash(doc.get("weight")), style=weight_style(doc.get("weight")))),
-        ("where", place(doc)),
-        ("fields", ", ".join(doc.get("fields") or ()) or "—"),
-        ("message", str(doc.get("message") or "—")),
+        ("where", Text(place(doc))),
+        ("fields", Text(", ".join(doc.get("fields") or ()) or "—")),
+        ("message", Text(str(doc.get("message") or "—"))),
     ]
     if doc.get("description"):
-        rows.append(("description", str(doc["description"])))
+        rows.append(("description", Text(str(doc["description"]))))
     rows += [
-        ("records", _or_dash(doc.get("anomalous_records_count"))),
-        ("fingerprint", _or_dash(doc.get("fingerprint"))),
-        ("uuid", str(doc.get("uuid") or "—")),
-        ("tags", ", ".join(tags) or "—"),
-        ("detected", when(doc.get("created"))),
-        ("received", when(doc.get("received_at"))),
-        ("updated", when(doc.get("updated_at"))),
+        ("records", Text(_or_dash(doc.get("anomalous_records_count")))),
+        ("fingerprint", Text(_or_dash(doc.get("fingerprint")))),
+        ("uuid", Text(str(doc.get("uuid") or "—"))),
+        ("tags", Text(", ".join(tags) or "—")),
+        ("detected", Text(when(doc.get("created")))),
+        ("received", Text(when(doc.get("received_at")))),
+        ("updated", Text(when(doc.get("updated_at")))),
     ]
     url = doc.get("url")
     rows.append(("link", Text(url, style=f"underline link {url}") if url else Text("—")))
     for name, value in rows:
         grid.add_row(name, value)
     return grid
+
+
+def _status(value: Any) -> Text:
+    """The status as the platform named it; one this version does not know is said to be so."""
+    status = str(value)
+    if status in STATUS_STYLES:
+        return Text(status, style=STATUS_STYLES[status])
+    text = Text(status, style="bold magenta")
+    text.append("  (unknown; listed as open)", style="dim")
+    return text
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as one line of JSON (``"heavy"``, ``{"en":"x"}``), cut at ODD_MAX_CHARS."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # not JSON after all (e.g. an integer beyond 64 bits): say what it is
+        text = repr(value)
+    if len(text) > ODD_MAX_CHARS:
+        text = f"{text[:ODD_MAX_CHARS]}… ({len(text) - ODD_MAX_CHARS:,} more characters)"
+    return text
+
+
+def _odd(doc: dict[str, Any]) -> RenderableType | None:
+    """Values the platform sent that fit no field, kept as sent: ``field = JSON``."""
+    odd = doc.get("odd")
+    if not odd:
+        return None
+    if not isinstance(odd, dict):
+        return Text(compact_json(odd), overflow="fold")
+    lines = []
+    for name, value in odd.items():
+        line = Text(str(name), style="bold dim")
+        line.append(" = ", style="dim")
+        line.append(compact_json(value))
+        line.overflow = "fold"
+        lines.append(line)
+    return Group(*lines)
 
 
 def _checks(doc: dict[str, Any]) -> RenderableType:
@@ -145,9 +187,15 @@ def render_detail(doc: dict[str, Any]) -> RenderableType:
     def section(name: str) -> Text:
         return Text(f"\n{name}", style="bold underline")
 
+    odd = _odd(doc)
+    kept: list[RenderableType] = []
+    if odd is not None:
+        note = Text("values the platform sent that fit no field", style="dim italic")
+        kept = [section("Kept as sent"), note, odd]
     return Group(
         title,
         _facts(doc),
+        *kept,
         section("Failed checks"),
         _checks(doc),
         section("Tickets"),

@@ -1,4 +1,5 @@
-"""The header: which receiver, whether the live stream is up, connection health, counts."""
+"""The header: which receiver, whether the live stream is up, connection health, counts, and
+what needs an operator: a degraded store, quarantined deliveries."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ class DeskHeader(Static):
         self.connections: list[dict[str, Any]] | None = None
         self.counts: dict[str, int] | None = None
         self.total: int | None = None
+        self.degraded: str | None = None  # the receiver's reason when /healthz says degraded
+        self.quarantined: int | None = None  # None until known
+        self.quarantined_more = False  # the count is a lower bound (one page's worth)
 
     def on_mount(self) -> None:
         self._draw()
@@ -43,8 +47,20 @@ class DeskHeader(Static):
         self._draw()
 
     def set_counts(self, health: dict[str, Any]) -> None:
-        self.counts = health.get("by_status") or {}
-        self.total = health.get("anomalies")
+        """From ``/healthz``: the counts (absent when not authorised) and the store's state."""
+        if "by_status" in health:
+            self.counts = health.get("by_status") or {}
+            self.total = health.get("anomalies")
+        if health.get("status") == "degraded":
+            self.degraded = str(health.get("reason") or "no reason given")
+        else:
+            self.degraded = None
+        self._draw()
+
+    def set_quarantined(self, count: int, more: bool = False) -> None:
+        """How many delivered items are quarantined (``more``: at least that many)."""
+        self.quarantined = count
+        self.quarantined_more = more
         self._draw()
 
     def _draw(self) -> None:
@@ -71,15 +87,28 @@ class DeskHeader(Static):
             top.append(f"{conn['name']} ", style="bold")
             top.append(f"{mark}  ", style=style)
         bottom = Text()
+        # what needs the operator first: with a long reason the counts are what gets cut
+        if self.degraded is not None:
+            bottom.append("⚠ store degraded: ", style="bold white on red")
+            bottom.append(self.degraded, style="bold red")
+            bottom.append("   ")
+        if self.quarantined:
+            more = "+" if self.quarantined_more else ""
+            bottom.append(f"⚠ {self.quarantined:,}{more} quarantined", style="bold yellow")
+            bottom.append(" (Q)   ", style="dim")
         if self.counts is None:
             bottom.append("counts …", style="dim")
         else:
-            for status in ORDER:
+            # a status the platform added after this version is counted (and listed) as open
+            others = sorted(s for s in self.counts if s not in ORDER)
+            for status in (*ORDER, *others):
                 bottom.append(f"{status} ", style="dim")
-                bottom.append(f"{self.counts.get(status, 0):,}", style=COUNT_STYLES.get(status, ""))
+                style = COUNT_STYLES.get(status, "magenta" if status in others else "")
+                bottom.append(f"{self.counts.get(status, 0):,}", style=style)
                 bottom.append("  ")
             bottom.append(f"total {self.total or 0:,}", style="bold")
-        self.update(Text("\n").join([top, bottom]))
+        # one line each, however long the reason: cut with an ellipsis rather than wrapped away
+        self.update(Text("\n", no_wrap=True, overflow="ellipsis").join([top, bottom]))
 
     def health_text(self) -> str:
         """Plain words for the connections, for tooltips and tests."""
