@@ -202,7 +202,9 @@ class Anomaly(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        data["id"] = usable_id(data.get("id"))
+        ident = data.get("id")
+        if type(ident) is not int or not 1 <= ident <= MAX_ID:  # the common case, checked fast
+            data["id"] = usable_id(ident)
         if "fields" not in data and "field" in data:
             data["fields"] = data.pop("field")
         if "fields" in data:
@@ -211,7 +213,7 @@ class Anomaly(BaseModel):
             data["global_tags"] = _names(data["global_tags"])
         if isinstance(data.get("status"), str):
             data["status"] = _status(data["status"])
-        if isinstance(data.get("type"), str):
+        if isinstance(data.get("type"), str) and data["type"] not in TYPE_CATEGORIES:
             given = data["type"].strip()
             category = type_category(given)
             if category and category != given.lower():  # RecordAnomaly: record, spelling kept

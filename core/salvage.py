@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pydantic
 
-from core.models import ALIASES, Anomaly, FailedCheck, NoUsableId, _check, usable_id
+from core.models import ALIASES, Anomaly, FailedCheck, NoUsableId, _check
 
 # strptime formats seen in exports and hand-written payloads; ISO 8601 is pydantic's own.
 DATE_FORMATS = (
@@ -133,7 +133,6 @@ def tolerant(item: Any) -> Anomaly:
     """``item`` as an Anomaly, odd values kept as sent; NoUsableId when it cannot be keyed."""
     if not isinstance(item, dict):
         raise NoUsableId(f"expected an anomaly object, got {type(item).__name__}")
-    usable_id(item.get("id"))
     try:
         return Anomaly.model_validate(item)
     except pydantic.ValidationError as exc:

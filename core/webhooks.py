@@ -165,10 +165,10 @@ def _collect(delivery: Delivery, items: list[Any], prefix: tuple[str, ...] | Non
             ],
         )
     for index, item in enumerate(items):
-        path = error_path(() if prefix is None else (*prefix, index))
         try:
             delivery.anomalies.append(tolerant(item))
         except NoUsableId as exc:
+            path = error_path(() if prefix is None else (*prefix, index))
             delivery.quarantined.append(Quarantined(path, str(exc), item))
     if delivery.quarantined and not delivery.anomalies:
         errors = [
