@@ -159,7 +159,7 @@ def rate_limit_headers(path: str, limit: float, remaining: int, wait: float) -> 
     return headers
 
 
-async def _buffered(receive: Receive) -> Receive:
+async def buffered(receive: Receive) -> Receive:
     """Read the request body now; replay it later, never reporting a disconnect."""
     chunks: list[bytes] = []
     while True:
@@ -197,7 +197,7 @@ class FaultMiddleware:
             # Like a real service, take the whole request in before the delay: a client that
             # gives up waiting must not stop the write from happening (that is the ambiguous
             # case clients have to handle).
-            receive = await _buffered(receive)
+            receive = await buffered(receive)
             await asyncio.sleep(faults.latency_ms / 1000)
         forced = faults.take_forced()
         if forced == 429:

@@ -127,3 +127,16 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | N
         except httpx.TransportError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def fill(disk: Path) -> Path:
+    """Fill a (small) file system to the last byte; the filler file is the space to give back."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 4096)
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0")
+    return filler

@@ -9,16 +9,14 @@ journal, and the store resumes by itself once the disk takes writes again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import hashlib
 import logging
 import os
 import stat
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import pytest
 
 from core import store as store_module
 from core.store import AtomicJSONStorage, Delete, Put, Store, StoreDamaged, StoreFailed
+from tests.support import fill
 
 
 def doc(i: int, status: str = "Active", pad: int = 0) -> dict[str, Any]:
@@ -407,32 +406,6 @@ def test_writes_resume_by_themselves_once_the_disk_takes_them(
 
 
 # -- 3b. a real full disk (a 1 MiB tmpfs) -------------------------------------------------------
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("disk-full tests need root to mount a small tmpfs")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Fill the file system to the last byte; returns the filler file."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 4096)
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0")
-    return filler
 
 
 def test_a_full_disk_refuses_leaves_no_fragment_and_resumes(small_disk: Path) -> None:

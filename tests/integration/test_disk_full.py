@@ -3,63 +3,16 @@ worker backs off instead of spinning, and everything resumes by itself once spac
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import resource
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from core.formatting.adf import adf_to_text
 from core.formatting.notes import comment_note
 from tests.integration.conftest import ENV, start_receiver, write_config
-from tests.support import ThreadedServer
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: the only way to see ENOSPC without filling the real disk."""
-    if os.geteuid() != 0:
-        pytest.skip("disk-full tests need root to mount a small tmpfs")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(path: Path) -> Path:
-    """Write until the disk says no; the file is the space to give back later."""
-    filler = path / "filler"
-    with open(filler, "wb", buffering=0) as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        with contextlib.suppress(OSError):
-            while True:  # the last few bytes, so not even a small append fits
-                fh.write(b"\0" * 512)
-                fh.flush()
-    fd = os.open(path / "probe", os.O_WRONLY | os.O_CREAT)
-    try:
-        with pytest.raises(OSError, match="No space left") as refused:
-            os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-        (path / "probe").unlink(missing_ok=True)
-    assert refused.value.errno == errno.ENOSPC
-    return filler
+from tests.support import ThreadedServer, fill
 
 
 def cpu_seconds() -> float:

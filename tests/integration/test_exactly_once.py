@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox.faults import error_body
+from sandbox.faults import buffered, error_body
 from tests.integration.conftest import Desk
 from tests.support import ThreadedServer
 
@@ -70,7 +70,7 @@ class WriteFaults:
             await send({"type": "http.response.body", "body": body})
             return
         if self.slow_s > 0:
-            replay = await _take_in(receive)
+            replay = await buffered(receive)
             self._held += 1
             self._settled.clear()
             try:
@@ -82,27 +82,6 @@ class WriteFaults:
                     self._settled.set()
             return
         await self.app(scope, receive, send)
-
-
-async def _take_in(receive: Receive) -> Receive:
-    """The whole request body now; replayed to the app later, never reporting a disconnect."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    return replay
 
 
 @pytest.fixture

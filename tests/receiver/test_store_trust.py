@@ -6,20 +6,17 @@ answered 200 must be there afterwards, and none that was refused.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
-from tests.support import ROOT, cli_process, free_port
+from tests.support import ROOT, cli_process, fill, free_port
 
 BASE = 500_000
 
@@ -138,31 +135,6 @@ def test_serve_help_documents_repair() -> None:
     )
     assert "--repair" in result.stdout
     assert "lose" in result.stdout
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("disk-full tests need root to mount a small tmpfs")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 4096)
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0")
-    return filler
 
 
 def test_a_full_disk_answers_503_and_resumes_without_a_restart(small_disk: Path) -> None:
