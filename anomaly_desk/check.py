@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from core.config import ConfigError, Settings, load_settings
-from core.connections import Connection
-from core.providers import (
+from anomaly_desk.core.config import ConfigError, Settings, load_settings
+from anomaly_desk.core.connections import Connection
+from anomaly_desk.core.providers import (
     AuthError,
     NotFoundError,
     ProviderError,
@@ -25,7 +25,7 @@ from core.providers import (
     ValidationError,
     make_provider,
 )
-from core.providers.jira import public_url
+from anomaly_desk.core.providers.jira import public_url
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 MIN_SCRUB = 8  # shorter secrets (the sandbox's "demo") would blank out ordinary words

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "records, or whatever only the lost checkpoint held; restore from a backup instead if "
         "you have one",
     )
-    serve.set_defaults(handler="receiver.server:main")
+    serve.set_defaults(handler="anomaly_desk.receiver.server:main")
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests per second before answering 429 with Retry-After (0: unlimited)",
     )
-    sandbox.set_defaults(handler="sandbox.server:main")
+    sandbox.set_defaults(handler="anomaly_desk.sandbox.server:main")
 
     check = commands.add_parser(
         "check",
@@ -303,7 +303,7 @@ def _add_dashboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         help="operator API bearer token, for a receiver not on loopback (env ANOMALY_DESK_TOKEN)",
     )
     _add_store_options(dashboard)
-    dashboard.set_defaults(handler="tui.launcher:main")
+    dashboard.set_defaults(handler="anomaly_desk.tui.launcher:main")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -428,7 +428,7 @@ def interactive(setup: Setup, speed: float) -> int:
     thread.start()
     try:
         try:
-            from tui.app import run_dashboard
+            from anomaly_desk.tui.app import run_dashboard
         except ImportError as exc:
             say(f"The dashboard is not available ({exc}).")
             say(f"The receiver keeps running at {setup.receiver.url}; press Ctrl+C to stop.")

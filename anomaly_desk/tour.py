@@ -86,7 +86,9 @@ class Tour:
     """The scripted walk through the operator API, and the evidence collected from the sandbox."""
 
     def __init__(self, setup: Setup) -> None:
-        from tui.client import DeskClient  # the dashboard's own client: the same API it uses
+        from anomaly_desk.tui.client import (
+            DeskClient,  # the dashboard's own client: the same API it uses
+        )
 
         self.setup = setup
         self.desk = DeskClient(setup.receiver.url, timeout=30.0)
@@ -105,7 +107,7 @@ class Tour:
     # -- steps -------------------------------------------------------------------------------
 
     async def call(self, what: str, action: Any) -> Any:
-        from tui.client import ApiError
+        from anomaly_desk.tui.client import ApiError
 
         try:
             return await action
@@ -211,7 +213,7 @@ class Tour:
     async def notes(self, link: dict[str, Any]) -> list[str]:
         """The ticket's notes as its own API returns them, oldest first."""
         if link["provider"] == "jira":
-            from core.formatting.adf import adf_to_text
+            from anomaly_desk.core.formatting.adf import adf_to_text
 
             response = await self.jira.get(
                 f"/rest/api/3/issue/{link['ticket_key']}/comment",

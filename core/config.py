@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
-from core.models import error_path
+from anomaly_desk.core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
+from anomaly_desk.core.models import error_path
 
 APP = "anomaly-desk"
 CONFIG_NAME = "anomaly-desk.toml"

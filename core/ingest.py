@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from core.models import Anomaly
-from core.store import Op, Put, Store
-from core.webhooks import Delivery
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.store import Op, Put, Store
+from anomaly_desk.core.webhooks import Delivery
 
 LOCAL_KEYS = (
     "received_at",

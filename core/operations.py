@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.connections import Platform
-from core.events import EventBus
-from core.formatting.notes import comment_note, status_note
-from core.ingest import IngestResult, is_redelivery_key, iso, now_iso, plan_delivery
-from core.models import ARCHIVED, Anomaly, Status
-from core.outbox import Outbox
-from core.providers import (
+from anomaly_desk.core.connections import Platform
+from anomaly_desk.core.events import EventBus
+from anomaly_desk.core.formatting.notes import comment_note, status_note
+from anomaly_desk.core.ingest import IngestResult, is_redelivery_key, iso, now_iso, plan_delivery
+from anomaly_desk.core.models import ARCHIVED, Anomaly, Status
+from anomaly_desk.core.outbox import Outbox
+from anomaly_desk.core.providers import (
     NotFoundError,
     Option,
     Provider,
@@ -33,11 +33,11 @@ from core.providers import (
     UnavailableError,
     ValidationError,
 )
-from core.store import Op, Put, Store
-from core.sync import SyncWorker, job_view
-from core.webhooks import Delivery
+from anomaly_desk.core.store import Op, Put, Store
+from anomaly_desk.core.sync import SyncWorker, job_view
+from anomaly_desk.core.webhooks import Delivery
 
-log = logging.getLogger("anomaly_desk.operations")
+log = logging.getLogger(__name__)
 
 OPTIONS_TTL_S = 300.0
 REQUIRED_FIELDS = {"jira": "summary", "servicenow": "short_description"}

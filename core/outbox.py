@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
-from core.ingest import now_iso
-from core.providers.base import NoteTag
-from core.store import Put, Store
+from anomaly_desk.core.ingest import now_iso
+from anomaly_desk.core.providers.base import NoteTag
+from anomaly_desk.core.store import Put, Store
 
 JobKind = Literal["status", "comment"]
 JobListener = Callable[[list[dict[str, Any]]], None]

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pydantic
 
-from core.models import ALIASES, Anomaly, FailedCheck, NoUsableId, _check
+from anomaly_desk.core.models import ALIASES, Anomaly, FailedCheck, NoUsableId, _check
 
 # strptime formats seen in exports and hand-written payloads; ISO 8601 is pydantic's own.
 DATE_FORMATS = (

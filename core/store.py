@@ -54,9 +54,9 @@ from typing import Any, Literal
 import orjson
 from tinydb.storages import Storage
 
-from core.runtime import refreeze
+from anomaly_desk.core.runtime import refreeze
 
-log = logging.getLogger("anomaly_desk.store")
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DB_FILE = "anomaly-desk.json"

@@ -28,20 +28,20 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from core.config import SyncSettings
-from core.events import EventBus
-from core.ingest import now_iso
-from core.outbox import Outbox, note_tag, ticket_queue
-from core.providers import (
+from anomaly_desk.core.config import SyncSettings
+from anomaly_desk.core.events import EventBus
+from anomaly_desk.core.ingest import now_iso
+from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
+from anomaly_desk.core.providers import (
     Provider,
     ProviderError,
     RateLimitedError,
     TicketRef,
     UnavailableError,
 )
-from core.store import Put, Store, StoreFailed
+from anomaly_desk.core.store import Put, Store, StoreFailed
 
-log = logging.getLogger("anomaly_desk.sync")
+log = logging.getLogger(__name__)
 
 
 def backoff(attempt: int, settings: SyncSettings) -> float:

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pydantic
 
-from core.models import FlowEnvelope, NoUsableId, anomalies_from_envelope, error_path
-from core.salvage import parse_date, tolerant
+from anomaly_desk.core.models import FlowEnvelope, NoUsableId, anomalies_from_envelope, error_path
+from anomaly_desk.core.salvage import parse_date, tolerant
 
 MAX_ERRORS = 20  # listed in a refusal; the rest are counted
 MAX_MESSAGE = 300  # characters of one error message

@@ -11,8 +11,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.models import ARCHIVED, OPEN, Status
-from receiver.problems import Problem
+from anomaly_desk.core.models import ARCHIVED, OPEN, Status
+from anomaly_desk.receiver.problems import Problem
 
 MAX_LIMIT = 500
 STATUS_GROUPS: dict[str, frozenset[Status]] = {

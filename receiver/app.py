@@ -16,20 +16,20 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.config import Settings, is_loopback
-from core.events import EventBus
-from core.operations import Desk, OperationError
-from core.outbox import Outbox
-from core.providers import Provider, make_provider
-from core.runtime import tune_for_service
-from core.store import Store, StoreFailed
-from core.sync import SyncWorker
-from receiver import api, operator
-from receiver.api import bearer_matches
-from receiver.auth import WebhookAuth
-from receiver.events import events
-from receiver.guard import HostGuard, HostPolicy
-from receiver.problems import (
+from anomaly_desk.core.config import Settings, is_loopback
+from anomaly_desk.core.events import EventBus
+from anomaly_desk.core.operations import Desk, OperationError
+from anomaly_desk.core.outbox import Outbox
+from anomaly_desk.core.providers import Provider, make_provider
+from anomaly_desk.core.runtime import tune_for_service
+from anomaly_desk.core.store import Store, StoreFailed
+from anomaly_desk.core.sync import SyncWorker
+from anomaly_desk.receiver import api, operator
+from anomaly_desk.receiver.api import bearer_matches
+from anomaly_desk.receiver.auth import WebhookAuth
+from anomaly_desk.receiver.events import events
+from anomaly_desk.receiver.guard import HostGuard, HostPolicy
+from anomaly_desk.receiver.problems import (
     Problem,
     handle_http_exception,
     handle_problem,
@@ -37,9 +37,9 @@ from receiver.problems import (
     handle_unexpected,
     problem_response,
 )
-from receiver.webhooks import receive_webhook
+from anomaly_desk.receiver.webhooks import receive_webhook
 
-log = logging.getLogger("anomaly_desk.receiver")
+log = logging.getLogger(__name__)
 TOKEN_FILE = "operator-token"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from receiver.problems import Problem
+from anomaly_desk.receiver.problems import Problem
 
 
 def is_json(content_type: str) -> bool:

@@ -22,8 +22,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from core.events import Subscription, TooManySubscribers
-from receiver.problems import Problem
+from anomaly_desk.core.events import Subscription, TooManySubscribers
+from anomaly_desk.receiver.problems import Problem
 
 KEEPALIVE_S = 15.0
 RETRY_AFTER_S = 10

@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.models import Status, error_path
-from core.operations import Desk, OperationError
-from core.providers import Ticket
-from core.sync import job_view
-from receiver.api import json_response
-from receiver.bodies import read_json_body
-from receiver.problems import Problem, problem_response
+from anomaly_desk.core.models import Status, error_path
+from anomaly_desk.core.operations import Desk, OperationError
+from anomaly_desk.core.providers import Ticket
+from anomaly_desk.core.sync import job_view
+from anomaly_desk.receiver.api import json_response
+from anomaly_desk.receiver.bodies import read_json_body
+from anomaly_desk.receiver.problems import Problem, problem_response
 
 MAX_API_BODY = 256 * 1024
 

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-log = logging.getLogger("anomaly_desk.receiver")
+log = logging.getLogger(__name__)
 PROBLEM_TYPE = "https://anomaly-desk.dev/problems/"
 
 

@@ -8,10 +8,10 @@ import sys
 
 import uvicorn
 
-from core.config import ConfigError, is_loopback, load_settings
-from core.logs import setup_logging
-from core.store import Store, StoreError
-from receiver.app import TOKEN_FILE, create_app
+from anomaly_desk.core.config import ConfigError, is_loopback, load_settings
+from anomaly_desk.core.logs import setup_logging
+from anomaly_desk.core.store import Store, StoreError
+from anomaly_desk.receiver.app import TOKEN_FILE, create_app
 
 
 def main(args: argparse.Namespace) -> int:

@@ -10,13 +10,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.ingest import delivery_key
-from core.store import StoreFailed
-from core.webhooks import Delivery, PayloadError, parse_delivery
-from receiver.bodies import read_json_body
-from receiver.problems import Problem
+from anomaly_desk.core.ingest import delivery_key
+from anomaly_desk.core.store import StoreFailed
+from anomaly_desk.core.webhooks import Delivery, PayloadError, parse_delivery
+from anomaly_desk.receiver.bodies import read_json_body
+from anomaly_desk.receiver.problems import Problem
 
-log = logging.getLogger("anomaly_desk.receiver")
+log = logging.getLogger(__name__)
 
 
 OFF_LOOP_BYTES = 128 * 1024

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from sandbox.faults import FaultMiddleware, Faults
-from sandbox.jira import JiraEmulator
-from sandbox.servicenow import ServiceNowEmulator
+from anomaly_desk.sandbox.faults import FaultMiddleware, Faults
+from anomaly_desk.sandbox.jira import JiraEmulator
+from anomaly_desk.sandbox.servicenow import ServiceNowEmulator
 
 
 def create_app(faults: Faults | None = None) -> Starlette:

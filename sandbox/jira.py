@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from core.formatting.adf import JIRA_TEXT_LIMIT, adf_size, adf_to_text, utf16_len
-from sandbox.adf import adf_errors
-from sandbox.jql import JqlError, JqlParser
+from anomaly_desk.core.formatting.adf import JIRA_TEXT_LIMIT, adf_size, adf_to_text, utf16_len
+from anomaly_desk.sandbox.adf import adf_errors
+from anomaly_desk.sandbox.jql import JqlError, JqlParser
 
 API = "/rest/api/3"
 NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sandbox.jira import Issue, JiraEmulator
+    from anomaly_desk.sandbox.jira import Issue, JiraEmulator
 
 
 class JqlError(ValueError):

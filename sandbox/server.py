@@ -20,7 +20,7 @@ from typing import Any
 import trustme
 import uvicorn
 
-from sandbox.faults import Faults
+from anomaly_desk.sandbox.faults import Faults
 
 JIRA_LOGIN = ("demo@example.com", "demo-token")
 SERVICENOW_LOGIN = ("admin", "demo")
@@ -66,7 +66,7 @@ def serve_sandbox(
     host: str = "127.0.0.1", port: int = 0, *, tls: bool = False, faults: Faults | None = None
 ) -> Iterator[RunningSandbox]:
     """Start the sandbox in a thread (port 0: a free one) and stop it on exit."""
-    from sandbox.app import create_app
+    from anomaly_desk.sandbox.app import create_app
 
     faults = faults or Faults()
     app = create_app(faults)
@@ -111,7 +111,7 @@ def banner(url: str, ca_path: Path | None, faults: Faults) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from sandbox.app import create_app
+    from anomaly_desk.sandbox.app import create_app
 
     faults = Faults(
         latency_ms=args.latency_ms, fail_rate=args.fail_rate, rate_limit=args.rate_limit

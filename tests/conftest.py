@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from core.config import load_settings
-from receiver.app import create_app as create_receiver
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.receiver.app import create_app as create_receiver
 from tests.support import ThreadedServer
 
 
 @pytest.fixture
 def sandbox() -> Iterator[ThreadedServer]:
     """The Jira + ServiceNow sandbox on a free loopback port; ``sandbox.app.state`` steers it."""
-    from sandbox.app import create_app
+    from anomaly_desk.sandbox.app import create_app
 
     app = create_app()
     with ThreadedServer(app) as server:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from anomaly_desk.check import report
-from core.config import load_settings
-from core.connections import JiraConnection, Platform, ServiceNowConnection
-from core.providers import make_provider
-from core.providers.jira import JiraClient
-from core.providers.servicenow import ServiceNowClient
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.core.connections import JiraConnection, Platform, ServiceNowConnection
+from anomaly_desk.core.providers import make_provider
+from anomaly_desk.core.providers.jira import JiraClient
+from anomaly_desk.core.providers.servicenow import ServiceNowClient
 from tests.support import ROOT, ThreadedServer, free_port
 
 JIRA_TOKEN, SNOW_PASSWORD = "demo-token", "demo"

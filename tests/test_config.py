@@ -11,8 +11,8 @@ import keyring.backend
 import keyring.backends.fail
 import pytest
 
-from core.config import ConfigError, Settings, load_settings
-from core.connections import JiraConnection, ServiceNowConnection
+from anomaly_desk.core.config import ConfigError, Settings, load_settings
+from anomaly_desk.core.connections import JiraConnection, ServiceNowConnection
 
 ISSUE_TOML = """\
 [platform]

@@ -21,7 +21,7 @@ assert not loaded, f"{package} imports {{loaded}}"
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
-    [("core", ("textual", "starlette")), ("receiver", ("textual",))],
+    [("anomaly_desk.core", ("textual", "starlette")), ("anomaly_desk.receiver", ("textual",))],
 )
 def test_package_stays_below_its_layer(package: str, forbidden: tuple[str, ...]) -> None:
     code = IMPORT_ALL.format(package=package, forbidden=forbidden)

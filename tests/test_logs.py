@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core import logs
+from anomaly_desk.core import logs
 
 BURST = 25_000
 

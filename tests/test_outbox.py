@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from core.outbox import Outbox, note_tag
-from core.providers.base import NoteTag
-from core.store import Put, Store
+from anomaly_desk.core.outbox import Outbox, note_tag
+from anomaly_desk.core.providers.base import NoteTag
+from anomaly_desk.core.store import Put, Store
 
 
 def link(i: int, ticket: str = "sys-1", connection: str = "servicenow") -> dict[str, Any]:

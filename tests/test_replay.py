@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from anomaly_desk.cli import main
-from core.config import load_settings
-from receiver.app import create_app
-from sandbox.server import make_tls
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.receiver.app import create_app
+from anomaly_desk.sandbox.server import make_tls
 from tests.support import FIXTURES, ROOT, ThreadedServer, free_port
 
 WEBHOOKS = FIXTURES / "webhooks"

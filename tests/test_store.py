@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core import store as store_module
-from core.store import Put, Store, StoreError, StoreLocked
+from anomaly_desk.core import store as store_module
+from anomaly_desk.core.store import Put, Store, StoreError, StoreLocked
 
 
 def doc(i: int, status: str = "Active") -> dict[str, object]:

@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 import pytest
 
-from core import store as store_module
-from core.store import AtomicJSONStorage, Delete, Put, Store, StoreDamaged, StoreFailed
+from anomaly_desk.core import store as store_module
+from anomaly_desk.core.store import AtomicJSONStorage, Delete, Put, Store, StoreDamaged, StoreFailed
 from tests.support import fill
 
 
@@ -88,7 +88,7 @@ def test_a_torn_tail_is_cut_before_the_next_append(
         await put(store, 3)  # acknowledged: it must survive
         crash(store)
 
-    with caplog.at_level(logging.WARNING, logger="anomaly_desk.store"):
+    with caplog.at_level(logging.WARNING, logger="anomaly_desk.core.store"):
         asyncio.run(second())
     warning = next(r.getMessage() for r in caplog.records if "torn" in r.getMessage())
     assert path.name in warning
@@ -168,7 +168,7 @@ def test_repair_recovers_the_journals_and_says_what_is_lost(
     original = (tmp_path / "anomaly-desk.json").read_bytes()
     DAMAGE[damage](tmp_path)
     damaged = None if damage == "deleted" else (tmp_path / "anomaly-desk.json").read_bytes()
-    with caplog.at_level(logging.WARNING, logger="anomaly_desk.store"):
+    with caplog.at_level(logging.WARNING, logger="anomaly_desk.core.store"):
         store = Store(tmp_path, repair=True).open()
     assert sorted(int(k) for k in store.all("anomalies")) == [6, 7, 8]
     said = "\n".join(r.getMessage() for r in caplog.records)
@@ -195,7 +195,7 @@ def test_repair_keeps_every_readable_record_of_a_corrupt_journal(
     size = corrupt_second_record(tmp_path)
     corrupted = journal(tmp_path).read_bytes()
     assert corrupted != raw
-    with caplog.at_level(logging.WARNING, logger="anomaly_desk.store"):
+    with caplog.at_level(logging.WARNING, logger="anomaly_desk.core.store"):
         store = Store(tmp_path, repair=True).open()
     assert sorted(int(k) for k in store.all("anomalies")) == [1, 2, 3, 4, 5, 6, 8]
     said = "\n".join(r.getMessage() for r in caplog.records)
@@ -396,7 +396,7 @@ def test_writes_resume_by_themselves_once_the_disk_takes_them(
         await put(store, 2)
         await store.close()
 
-    with caplog.at_level(logging.INFO, logger="anomaly_desk.store"):
+    with caplog.at_level(logging.INFO, logger="anomaly_desk.core.store"):
         asyncio.run(run())
     assert not list(tmp_path.glob(".*probe*")), "the probe file is removed"
     assert any("writes resumed" in r.getMessage() for r in caplog.records)
@@ -475,7 +475,7 @@ def test_an_open_data_directory_is_tightened(
     data = tmp_path / "data"
     data.mkdir()
     data.chmod(0o755)
-    with caplog.at_level(logging.INFO, logger="anomaly_desk.store"):
+    with caplog.at_level(logging.INFO, logger="anomaly_desk.core.store"):
         Store(data).open().close_sync()
     assert mode(data) == 0o700
     assert any("0755" in r.getMessage() and str(data) in r.getMessage() for r in caplog.records)
@@ -487,7 +487,7 @@ def test_a_stale_checkpoint_temp_is_removed_at_open(
     build(tmp_path)
     stale = tmp_path / ".anomaly-desk.json.tmp"
     stale.write_bytes(b'{"anomalies": {"1": ')  # a checkpoint cut short by a crash
-    with caplog.at_level(logging.INFO, logger="anomaly_desk.store"):
+    with caplog.at_level(logging.INFO, logger="anomaly_desk.core.store"):
         store = Store(tmp_path).open()
     assert not stale.exists()
     assert any(stale.name in r.getMessage() for r in caplog.records)

@@ -10,8 +10,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.client import DeskClient
-from tui.screens.main import ACTIONS, MainScreen
+from anomaly_desk.tui.client import DeskClient
+from anomaly_desk.tui.screens.main import ACTIONS, MainScreen
 
 
 class DashboardApp(App[int]):

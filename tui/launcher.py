@@ -127,7 +127,9 @@ def main(args: argparse.Namespace) -> int:
         if error:
             print(f"anomaly-desk: {error}", file=sys.stderr)
             return 1
-    from tui.app import run_dashboard  # Textual loads only once there is something to show
+    from anomaly_desk.tui.app import (
+        run_dashboard,  # Textual loads only once there is something to show
+    )
 
     try:
         return run_dashboard(url, token)

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from core.formatting.block import AnomalyBlock, CheckLine
+from anomaly_desk.core.formatting.block import AnomalyBlock, CheckLine
 
 Node = dict[str, Any]
 

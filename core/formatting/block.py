@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.models import Anomaly
+from anomaly_desk.core.models import Anomaly
 
 
 @dataclass(frozen=True, slots=True)

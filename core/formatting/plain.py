@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.formatting.block import AnomalyBlock, CheckLine
+from anomaly_desk.core.formatting.block import AnomalyBlock, CheckLine
 
 
 def _check_line(check: CheckLine) -> str:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.providers.base import NoteTag, Option, Provider, ProviderKind, Ticket, TicketRef
-from core.providers.errors import (
+from anomaly_desk.core.providers.base import (
+    NoteTag,
+    Option,
+    Provider,
+    ProviderKind,
+    Ticket,
+    TicketRef,
+)
+from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     ProviderError,
@@ -17,7 +24,7 @@ from core.providers.errors import (
 if TYPE_CHECKING:
     import httpx
 
-    from core.connections import Connection, Platform
+    from anomaly_desk.core.connections import Connection, Platform
 
 __all__ = [
     "AuthError",
@@ -47,14 +54,14 @@ def make_provider(
     The clients are imported here, not at package import, so importing the protocol stays cheap.
     ``transport`` is for tests that drive a client over an in-process ASGI app.
     """
-    from core.connections import JiraConnection, ServiceNowConnection
+    from anomaly_desk.core.connections import JiraConnection, ServiceNowConnection
 
     if isinstance(conn, JiraConnection):
-        from core.providers.jira import JiraClient
+        from anomaly_desk.core.providers.jira import JiraClient
 
         return JiraClient(conn, platform, transport=transport)
     if isinstance(conn, ServiceNowConnection):
-        from core.providers.servicenow import ServiceNowClient
+        from anomaly_desk.core.providers.servicenow import ServiceNowClient
 
         return ServiceNowClient(conn, platform, transport=transport)
     raise TypeError(f"no provider client for {type(conn).__name__}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from core.models import Anomaly
+from anomaly_desk.core.models import Anomaly
 
 ProviderKind = Literal["jira", "servicenow"]
 

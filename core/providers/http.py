@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from core.connections import JiraConnection, ServiceNowConnection
+from anomaly_desk.core.connections import JiraConnection, ServiceNowConnection
 
 
 def tls_verify(value: bool | str) -> bool | ssl.SSLContext:

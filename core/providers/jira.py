@@ -16,18 +16,18 @@ from urllib.parse import quote
 
 import httpx
 
-from core.connections import JiraConnection, Platform
-from core.formatting.adf import (
+from anomaly_desk.core.connections import JiraConnection, Platform
+from anomaly_desk.core.formatting.adf import (
     adf_to_text,
     block_to_adf,
     text_to_adf,
     truncate_doc,
     truncate_text,
 )
-from core.formatting.block import anomaly_block
-from core.models import Anomaly
-from core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
-from core.providers.errors import (
+from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
+from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     ProviderError,
@@ -35,7 +35,7 @@ from core.providers.errors import (
     UnavailableError,
     ValidationError,
 )
-from core.providers.http import basic_auth_client, retry_after
+from anomaly_desk.core.providers.http import basic_auth_client, retry_after
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 import httpx
 
-from core.connections import Platform, ServiceNowConnection
-from core.formatting.block import anomaly_block
-from core.formatting.notes import link_note
-from core.formatting.plain import block_to_text
-from core.models import Anomaly
-from core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
-from core.providers.errors import (
+from anomaly_desk.core.connections import Platform, ServiceNowConnection
+from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.formatting.notes import link_note
+from anomaly_desk.core.formatting.plain import block_to_text
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
+from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     ProviderError,
@@ -31,9 +31,9 @@ from core.providers.errors import (
     UnavailableError,
     ValidationError,
 )
-from core.providers.http import basic_auth_client, retry_after
+from anomaly_desk.core.providers.http import basic_auth_client, retry_after
 
-log = logging.getLogger("anomaly_desk.providers.servicenow")
+log = logging.getLogger(__name__)
 
 CORRELATION_DISPLAY = "Anomaly Desk"
 SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from core.store import Store
+from anomaly_desk.core.store import Store
 from tests.benchmarks.loadgen import LoadResult, encode_post, run_load
 from tests.support import ROOT, free_port, wait_http
 

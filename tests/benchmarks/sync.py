@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 
-from core.config import SyncSettings
-from core.connections import JiraConnection, Platform, ServiceNowConnection
-from core.formatting.adf import adf_to_text
-from core.models import Anomaly
-from core.operations import Desk
-from core.outbox import Outbox
-from core.providers import Provider, make_provider
-from core.store import Put, Store
-from core.sync import SyncWorker
+from anomaly_desk.core.config import SyncSettings
+from anomaly_desk.core.connections import JiraConnection, Platform, ServiceNowConnection
+from anomaly_desk.core.formatting.adf import adf_to_text
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.operations import Desk
+from anomaly_desk.core.outbox import Outbox
+from anomaly_desk.core.providers import Provider, make_provider
+from anomaly_desk.core.store import Put, Store
+from anomaly_desk.core.sync import SyncWorker
 from tests.support import cli_process, free_port
 
 TICKETS = 200

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
-from core.store import Store
+from anomaly_desk.core.store import Store
 from tests.benchmarks.ingest import anomaly, stored_doc
 from tests.benchmarks.loadgen import encode_post, run_load
 from tests.support import ROOT, free_port, wait_http
@@ -82,9 +82,9 @@ async def measure(url: str) -> dict[str, list[float]]:
 
 
 async def one_run(url: str, results: dict[str, list[float]]) -> None:
-    from tui.app import DashboardApp
-    from tui.client import DeskClient
-    from tui.screens.main import MainScreen
+    from anomaly_desk.tui.app import DashboardApp
+    from anomaly_desk.tui.client import DeskClient
+    from anomaly_desk.tui.screens.main import MainScreen
 
     def add(name: str, seconds: float) -> None:
         results.setdefault(name, []).append(seconds * 1000)
@@ -128,9 +128,9 @@ async def one_run(url: str, results: dict[str, list[float]]) -> None:
 
 async def burst(url: str, first_id: int) -> tuple[float, float]:
     """Worst UI-loop stall (ms) during a 1,000-webhook burst, and seconds until the last row shows."""
-    from tui.app import DashboardApp
-    from tui.client import DeskClient
-    from tui.screens.main import MainScreen
+    from anomaly_desk.tui.app import DashboardApp
+    from anomaly_desk.tui.client import DeskClient
+    from anomaly_desk.tui.screens.main import MainScreen
 
     port = int(url.rsplit(":", 1)[1])
     app = DashboardApp(DeskClient(url))

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from core.config import load_settings
-from core.formatting.adf import adf_to_text
-from receiver.app import create_app
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.core.formatting.adf import adf_to_text
+from anomaly_desk.receiver.app import create_app
 from tests.support import FIXTURES, ThreadedServer, free_port
 
 ENV = {"JIRA_TOKEN": "demo-token", "SNOW_PASSWORD": "demo"}
@@ -171,7 +171,7 @@ def desk(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
 @pytest.fixture
 def restartable_sandbox() -> Callable[..., ThreadedServer]:
     """A sandbox whose app (and so its state) survives a stop and start on the same port."""
-    from sandbox.app import create_app as sandbox_app
+    from anomaly_desk.sandbox.app import create_app as sandbox_app
 
     app = sandbox_app()
     port = free_port()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from core.formatting.adf import adf_to_text
-from core.formatting.notes import comment_note
+from anomaly_desk.core.formatting.adf import adf_to_text
+from anomaly_desk.core.formatting.notes import comment_note
 from tests.integration.conftest import ENV, start_receiver, write_config
 from tests.support import ThreadedServer, fill
 

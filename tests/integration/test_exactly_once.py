@@ -18,7 +18,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox.faults import buffered, error_body
+from anomaly_desk.sandbox.faults import buffered, error_body
 from tests.integration.conftest import Desk
 from tests.support import ThreadedServer
 
@@ -87,7 +87,7 @@ class WriteFaults:
 @pytest.fixture
 def sandbox() -> Iterator[ThreadedServer]:
     """This module's sandbox: the usual one behind ``WriteFaults`` (``sandbox.writes``)."""
-    from sandbox.app import create_app
+    from anomaly_desk.sandbox.app import create_app
 
     app = create_app()
     writes = WriteFaults(app)

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.config import load_settings
-from receiver.app import create_app
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.receiver.app import create_app
 from tests.integration.conftest import Desk
 from tests.support import ThreadedServer
 

@@ -40,7 +40,7 @@ def test_create_then_ack_comment_archive_arrive_in_order(
     assert link["origin"] == "created"
     if connection == "jira":
         issue = desk.jira_issue(link["ticket_key"])
-        from core.formatting.adf import adf_to_text
+        from anomaly_desk.core.formatting.adf import adf_to_text
 
         description = issue["fields"]["description"]
         # the link back is a link mark: its href is what a click in Jira opens

@@ -7,10 +7,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from core.connections import JiraConnection, Platform
-from core.models import Anomaly
-from core.providers.jira import JiraClient
-from sandbox.jira import JiraEmulator
+from anomaly_desk.core.connections import JiraConnection, Platform
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.providers.jira import JiraClient
+from anomaly_desk.sandbox.jira import JiraEmulator
 from tests.support import ThreadedServer
 
 EMAIL = "demo@example.com"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from core.formatting.adf import (
+from anomaly_desk.core.formatting.adf import (
     JIRA_TEXT_LIMIT,
     TRUNCATION_MARKER,
     adf_size,
@@ -21,10 +21,10 @@ from core.formatting.adf import (
     truncate_text,
     utf16_len,
 )
-from core.formatting.block import anomaly_block
-from core.formatting.notes import comment_note, status_note
-from core.models import Anomaly
-from sandbox.adf import adf_errors
+from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.formatting.notes import comment_note, status_note
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.sandbox.adf import adf_errors
 from tests.jira.conftest import make_anomaly
 
 GOLDEN = Path(__file__).parent / "golden"

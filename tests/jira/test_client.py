@@ -7,20 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from core.connections import Platform
-from core.formatting.adf import TRUNCATION_MARKER, adf_to_text
-from core.models import Anomaly
-from core.providers.base import NoteTag, TicketRef
-from core.providers.errors import (
+from anomaly_desk.core.connections import Platform
+from anomaly_desk.core.formatting.adf import TRUNCATION_MARKER, adf_to_text
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.providers.base import NoteTag, TicketRef
+from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     RateLimitedError,
     UnavailableError,
     ValidationError,
 )
-from core.providers.jira import JiraClient
-from sandbox.adf import adf_errors
-from sandbox.jira import JiraEmulator
+from anomaly_desk.core.providers.jira import JiraClient
+from anomaly_desk.sandbox.adf import adf_errors
+from anomaly_desk.sandbox.jira import JiraEmulator
 from tests.jira.conftest import connection, make_anomaly
 from tests.support import ThreadedServer
 
@@ -311,7 +311,7 @@ async def test_https_sandbox_with_its_own_ca_bundle(tmp_path: Path) -> None:
     """``verify_tls`` as a CA bundle path: how a client trusts ``anomaly-desk sandbox --tls``."""
     import trustme
 
-    from sandbox.app import create_app
+    from anomaly_desk.sandbox.app import create_app
 
     authority = trustme.CA()
     cert = authority.issue_cert("127.0.0.1")

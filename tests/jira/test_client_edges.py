@@ -15,9 +15,14 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from core.providers.base import TicketRef
-from core.providers.errors import AuthError, RateLimitedError, UnavailableError, ValidationError
-from core.providers.jira import JiraClient
+from anomaly_desk.core.providers.base import TicketRef
+from anomaly_desk.core.providers.errors import (
+    AuthError,
+    RateLimitedError,
+    UnavailableError,
+    ValidationError,
+)
+from anomaly_desk.core.providers.jira import JiraClient
 from tests.jira.conftest import connection, make_anomaly
 from tests.support import free_port
 

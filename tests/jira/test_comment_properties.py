@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from core.formatting.adf import text_to_adf
-from core.providers.base import NoteTag, TicketRef
-from core.providers.jira import NOTE_PROPERTY, JiraClient
-from sandbox.jira import JiraEmulator
+from anomaly_desk.core.formatting.adf import text_to_adf
+from anomaly_desk.core.providers.base import NoteTag, TicketRef
+from anomaly_desk.core.providers.jira import NOTE_PROPERTY, JiraClient
+from anomaly_desk.sandbox.jira import JiraEmulator
 from tests.jira.conftest import connection, make_anomaly
 
 NOTE = "Comment from Qualytics: rerun scheduled"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.formatting.adf import text_to_adf
+from anomaly_desk.core.formatting.adf import text_to_adf
 from tests.support import ThreadedServer
 
 JIRA_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")

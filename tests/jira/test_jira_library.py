@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from jira import JIRA, JIRAError
 
-from core.formatting.adf import adf_to_text, text_to_adf
-from sandbox.adf import adf_errors
+from anomaly_desk.core.formatting.adf import adf_to_text, text_to_adf
+from anomaly_desk.sandbox.adf import adf_errors
 from tests.jira.conftest import EMAIL, TOKEN
 from tests.support import ThreadedServer
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from tinydb import TinyDB
 
-import core.events
-import receiver.events
-from core.config import load_settings
-from core.events import EventBus
-from receiver.app import create_app
+import anomaly_desk.core.events
+import anomaly_desk.receiver.events
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.core.events import EventBus
+from anomaly_desk.receiver.app import create_app
 from tests.support import FIXTURES, ThreadedServer, cli_process, free_port
 
 
@@ -128,7 +128,7 @@ def test_wire_format_and_keep_alive_are_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exact bytes the dashboard's httpx-sse parses: comments, ``id``/``event``/``data`` lines."""
-    monkeypatch.setattr(receiver.events, "KEEPALIVE_S", 0.3)
+    monkeypatch.setattr(anomaly_desk.receiver.events, "KEEPALIVE_S", 0.3)
     app = receiver_app(tmp_path)
     with (
         ThreadedServer(app) as server,
@@ -163,7 +163,7 @@ def test_wire_format_and_keep_alive_are_unchanged(
 def test_a_lagging_stream_gets_one_marker_then_fresh_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core.events, "QUEUE_SIZE", 5)
+    monkeypatch.setattr(anomaly_desk.core.events, "QUEUE_SIZE", 5)
     app = receiver_app(tmp_path)
     with (
         ThreadedServer(app) as server,
@@ -197,7 +197,7 @@ def test_a_lagging_stream_gets_one_marker_then_fresh_events(
 async def test_a_slow_subscriber_gets_one_marker_per_lag_episode(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(core.events, "QUEUE_SIZE", 3)
+    monkeypatch.setattr(anomaly_desk.core.events, "QUEUE_SIZE", 3)
     bus = EventBus()
     events = aiter(bus.subscribe())
     first = asyncio.ensure_future(anext(events))  # subscribed, and waiting for an event
@@ -251,7 +251,7 @@ async def test_publishing_stays_cheap_and_bounded_with_stuck_subscribers() -> No
 async def test_subscribe_limit_and_close() -> None:
     bus = EventBus()
     one, two = bus.subscribe(limit=2), bus.subscribe(limit=2)
-    with pytest.raises(core.events.TooManySubscribers):
+    with pytest.raises(anomaly_desk.core.events.TooManySubscribers):
         bus.subscribe(limit=2)
     assert bus.subscribers == 2
     waiting = asyncio.ensure_future(anext(aiter(one)))

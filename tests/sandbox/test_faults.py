@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from sandbox.faults import FaultMiddleware, Faults
+from anomaly_desk.sandbox.faults import FaultMiddleware, Faults
 from tests.support import ThreadedServer
 
 SN_PATH = "/api/now/table/incident"

@@ -6,8 +6,8 @@ import ssl
 
 import httpx
 
-from sandbox.faults import Faults
-from sandbox.server import banner, serve_sandbox
+from anomaly_desk.sandbox.faults import Faults
+from anomaly_desk.sandbox.server import banner, serve_sandbox
 
 
 def test_serve_sandbox_over_tls_with_faults() -> None:

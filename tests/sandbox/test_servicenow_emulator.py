@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.servicenow import seed_id
+from anomaly_desk.sandbox.servicenow import seed_id
 from tests.support import ThreadedServer
 
 INCIDENTS = "/api/now/table/incident"

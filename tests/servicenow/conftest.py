@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from core.connections import Platform, ServiceNowConnection
-from core.models import Anomaly
-from core.providers.servicenow import ServiceNowClient
+from anomaly_desk.core.connections import Platform, ServiceNowConnection
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.providers.servicenow import ServiceNowClient
 from tests.support import ThreadedServer
 
 PASSWORD = "demo"

@@ -7,20 +7,20 @@ import logging
 import httpx
 import pytest
 
-from core.connections import Platform
-from core.formatting.block import anomaly_block
-from core.formatting.plain import block_to_text
-from core.models import Anomaly
-from core.providers.base import NoteTag, TicketRef
-from core.providers.errors import (
+from anomaly_desk.core.connections import Platform
+from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.formatting.plain import block_to_text
+from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.providers.base import NoteTag, TicketRef
+from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     RateLimitedError,
     UnavailableError,
     ValidationError,
 )
-from core.providers.servicenow import ServiceNowClient
-from sandbox.servicenow import seed_id
+from anomaly_desk.core.providers.servicenow import ServiceNowClient
+from anomaly_desk.sandbox.servicenow import seed_id
 from tests.servicenow.conftest import PASSWORD, connection, make_anomaly
 from tests.support import ThreadedServer
 

@@ -13,8 +13,8 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from core.providers.errors import AuthError, RateLimitedError, UnavailableError
-from core.providers.servicenow import ServiceNowClient
+from anomaly_desk.core.providers.errors import AuthError, RateLimitedError, UnavailableError
+from anomaly_desk.core.providers.servicenow import ServiceNowClient
 from tests.servicenow.conftest import connection, make_anomaly
 
 URL = "https://acme.service-now.com"

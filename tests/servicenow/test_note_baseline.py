@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import httpx
 
-from core.providers.base import NoteTag
-from core.providers.servicenow import ServiceNowClient
+from anomaly_desk.core.providers.base import NoteTag
+from anomaly_desk.core.providers.servicenow import ServiceNowClient
 from tests.servicenow.conftest import connection, make_anomaly
 from tests.support import ThreadedServer
 

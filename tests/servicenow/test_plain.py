@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.formatting.block import anomaly_block
-from core.formatting.plain import block_to_text
-from core.models import Anomaly
+from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.formatting.plain import block_to_text
+from anomaly_desk.core.models import Anomaly
 from tests.servicenow.conftest import make_anomaly
 
 GOLDEN = Path(__file__).parent / "golden"

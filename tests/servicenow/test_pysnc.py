@@ -8,8 +8,8 @@ from pathlib import Path
 import pysnc
 import pytest
 
-from sandbox.app import create_app
-from sandbox.server import make_tls
+from anomaly_desk.sandbox.app import create_app
+from anomaly_desk.sandbox.server import make_tls
 from tests.support import ThreadedServer
 
 

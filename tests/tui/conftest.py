@@ -18,12 +18,12 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 
-from core.store import Put, Store
+from anomaly_desk.core.store import Put, Store
+from anomaly_desk.tui.app import DashboardApp
+from anomaly_desk.tui.client import DeskClient
+from anomaly_desk.tui.screens.main import MainScreen
 from tests.integration.conftest import ENV, Desk, start_receiver, write_config
 from tests.support import FIXTURES, ThreadedServer
-from tui.app import DashboardApp
-from tui.client import DeskClient
-from tui.screens.main import MainScreen
 
 SIZE = (160, 48)
 WEBHOOKS = sorted(p.name for p in (FIXTURES / "webhooks").glob("*.json"))

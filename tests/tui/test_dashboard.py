@@ -10,13 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core.store import Store
+from anomaly_desk.core.store import Store
+from anomaly_desk.tui.launcher import ChildReceiver, probe
+from anomaly_desk.tui.screens.choose_link import ConfirmScreen
+from anomaly_desk.tui.screens.main import ACTIONS
 from tests.integration.conftest import Desk
 from tests.support import ROOT, ThreadedServer, free_port
 from tests.tui.conftest import LINKED_ANOMALY, SIZE, dashboard, ready, wait_for
-from tui.launcher import ChildReceiver, probe
-from tui.screens.choose_link import ConfirmScreen
-from tui.screens.main import ACTIONS
 
 
 def subscribed(desk: Desk) -> bool:
@@ -223,8 +223,8 @@ async def test_the_table_pages_in_more_rows_as_the_cursor_nears_the_end(tui_desk
 
 
 async def test_archive_and_comment_go_through_the_forms(tui_desk: Desk) -> None:
-    from tui.screens.archive import ArchiveScreen
-    from tui.screens.comment import CommentScreen
+    from anomaly_desk.tui.screens.archive import ArchiveScreen
+    from anomaly_desk.tui.screens.comment import CommentScreen
 
     async with dashboard(tui_desk).run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
@@ -349,8 +349,8 @@ def test_no_subcommand_runs_the_dashboard_launcher(sandbox: ThreadedServer) -> N
 
 async def test_create_and_link_from_the_main_screen(tui_desk: Desk) -> None:
     """`c` and `l` on the highlighted anomaly: the new links show in its detail at once."""
-    from tui.screens.create_ticket import CreateTicketScreen
-    from tui.screens.link_ticket import LinkTicketScreen
+    from anomaly_desk.tui.screens.create_ticket import CreateTicketScreen
+    from anomaly_desk.tui.screens.link_ticket import LinkTicketScreen
 
     jira_key = tui_desk.api.get(f"/api/anomalies/{LINKED_ANOMALY}").json()["links"][0]["ticket_key"]
     async with dashboard(tui_desk).run_test(size=SIZE) as pilot:

@@ -24,15 +24,15 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
-from core.formatting.adf import adf_to_text
+from anomaly_desk.core.formatting.adf import adf_to_text
+from anomaly_desk.tui.client import DeskClient
+from anomaly_desk.tui.screens.archive import ArchiveScreen
+from anomaly_desk.tui.screens.comment import CommentScreen
+from anomaly_desk.tui.screens.create_ticket import CreateTicketScreen, default_summary
+from anomaly_desk.tui.screens.link_ticket import LinkTicketScreen
+from anomaly_desk.tui.widgets.form_fields import OTHER, ChoiceField, FormField
 from tests.integration.conftest import ENV, start_receiver, write_config
 from tests.support import FIXTURES, ThreadedServer
-from tui.client import DeskClient
-from tui.screens.archive import ArchiveScreen
-from tui.screens.comment import CommentScreen
-from tui.screens.create_ticket import CreateTicketScreen, default_summary
-from tui.screens.link_ticket import LinkTicketScreen
-from tui.widgets.form_fields import OTHER, ChoiceField, FormField
 
 ANOMALY = 10231  # "customer_id is null in 1,204 records" in warehouse_prod / orders
 SIZE = (100, 46)

@@ -11,11 +11,16 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Static
 
+from anomaly_desk.tui.screens.main import MainScreen
+from anomaly_desk.tui.screens.quarantine import (
+    RAW_MAX_CHARS,
+    QuarantineScreen,
+    raw_json,
+    render_items,
+)
 from tests.integration.conftest import Desk
 from tests.support import ROOT
 from tests.tui.conftest import SIZE, dashboard, ready, wait_for
-from tui.screens.main import MainScreen
-from tui.screens.quarantine import RAW_MAX_CHARS, QuarantineScreen, raw_json, render_items
 
 HOSTILE = "[@click=app.quit]x[/]"
 REASON = "journal write failed: [Errno 28] No space left on device"

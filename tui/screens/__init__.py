@@ -1,1 +1,1 @@
-"""tui.screens."""
+"""The dashboard's screens."""

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, RadioButton, RadioSet, Static
 
-from tui.screens.dialog import anomaly_line, dialog_css
+from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css
 
 ARCHIVE_STATUSES = ("Resolved", "Duplicate", "Invalid", "Discarded")
 

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
-from tui.screens.dialog import anomaly_line, dialog_css
+from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css
 
 
 class CommentScreen(ModalScreen[str | None]):

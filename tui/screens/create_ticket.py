@@ -18,10 +18,10 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 
-from tui.client import ApiError, DeskClient
-from tui.screens.dialog import anomaly_line, dialog_css, ref_name
-from tui.widgets.connection_list import ConnectionList
-from tui.widgets.form_fields import (
+from anomaly_desk.tui.client import ApiError, DeskClient
+from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css, ref_name
+from anomaly_desk.tui.widgets.connection_list import ConnectionList
+from anomaly_desk.tui.widgets.form_fields import (
     FIELD_TYPES,
     ChoiceField,
     FieldSpec,

@@ -18,9 +18,9 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, OptionList, Static
 
-from tui.client import ApiError, DeskClient
-from tui.screens.dialog import anomaly_line, dialog_css
-from tui.widgets.connection_list import ConnectionList
+from anomaly_desk.tui.client import ApiError, DeskClient
+from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css
+from anomaly_desk.tui.widgets.connection_list import ConnectionList
 
 DEBOUNCE_S = 0.3
 SEARCH_LIMIT = 20

@@ -20,15 +20,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from tui.client import ApiError, DeskClient
-from tui.screens.choose_link import ChooseLinkScreen, ConfirmScreen
-from tui.screens.quarantine import QuarantineScreen
-from tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query, shown_in
-from tui.widgets.anomaly_table import AnomalyTable
-from tui.widgets.detail import DetailPane
-from tui.widgets.filter_bar import FilterBar
-from tui.widgets.header import DeskHeader
-from tui.widgets.sync_log import SyncLog
+from anomaly_desk.tui.client import ApiError, DeskClient
+from anomaly_desk.tui.screens.choose_link import ChooseLinkScreen, ConfirmScreen
+from anomaly_desk.tui.screens.quarantine import QuarantineScreen
+from anomaly_desk.tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query, shown_in
+from anomaly_desk.tui.widgets.anomaly_table import AnomalyTable
+from anomaly_desk.tui.widgets.detail import DetailPane
+from anomaly_desk.tui.widgets.filter_bar import FilterBar
+from anomaly_desk.tui.widgets.header import DeskHeader
+from anomaly_desk.tui.widgets.sync_log import SyncLog
 
 FIRST_PAGE = 100  # enough for a tall terminal; the next pages come as the user scrolls
 MORE_PAGE = 500  # the API's maximum
@@ -591,7 +591,7 @@ class MainScreen(Screen[None]):
         if doc is None:
             return
         try:
-            from tui.screens.create_ticket import CreateTicketScreen
+            from anomaly_desk.tui.screens.create_ticket import CreateTicketScreen
         except ImportError:
             self._screen_missing("create ticket")
             return
@@ -603,7 +603,7 @@ class MainScreen(Screen[None]):
         if doc is None:
             return
         try:
-            from tui.screens.link_ticket import LinkTicketScreen
+            from anomaly_desk.tui.screens.link_ticket import LinkTicketScreen
         except ImportError:
             self._screen_missing("link ticket")
             return
@@ -621,7 +621,7 @@ class MainScreen(Screen[None]):
         if doc is None:
             return
         try:
-            from tui.screens.archive import ArchiveScreen
+            from anomaly_desk.tui.screens.archive import ArchiveScreen
         except ImportError:
             self._screen_missing("archive")
             return
@@ -646,7 +646,7 @@ class MainScreen(Screen[None]):
         if doc is None:
             return
         try:
-            from tui.screens.comment import CommentScreen
+            from anomaly_desk.tui.screens.comment import CommentScreen
         except ImportError:
             self._screen_missing("comment")
             return

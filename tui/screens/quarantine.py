@@ -19,9 +19,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from tui.client import ApiError, DeskClient
-from tui.screens.dialog import dialog_css
-from tui.widgets.detail import when
+from anomaly_desk.tui.client import ApiError, DeskClient
+from anomaly_desk.tui.screens.dialog import dialog_css
+from anomaly_desk.tui.widgets.detail import when
 
 SHOWN = 100  # newest first; the receiver keeps them all
 RAW_MAX_CHARS = 10_000  # of one item's pretty JSON: a huge item must not bury the others

@@ -1,1 +1,1 @@
-"""tui.widgets."""
+"""The dashboard's widgets."""

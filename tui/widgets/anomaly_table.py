@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.widgets.anomaly_rows import AnomalyRows, place, ticket_keys
+from anomaly_desk.tui.widgets.anomaly_rows import AnomalyRows, place, ticket_keys
 
 PAGE_AHEAD = 60  # ask for the next page when the cursor or view is this close to the end
 

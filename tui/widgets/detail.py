@@ -15,8 +15,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.widgets.anomaly_rows import place
-from tui.widgets.anomaly_table import STATUS_STYLES, weight_style
+from anomaly_desk.tui.widgets.anomaly_rows import place
+from anomaly_desk.tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
 STATE_STYLES = {"new": "blue", "indeterminate": "yellow", "done": "green"}
 ODD_MAX_CHARS = 2000  # one kept value; the pane scrolls, but a whole payload would drown the rest

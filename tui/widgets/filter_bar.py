@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label, Tab, Tabs
 
-from tui.widgets.anomaly_rows import FILTERS, SORTS
+from anomaly_desk.tui.widgets.anomaly_rows import FILTERS, SORTS
 
 
 class FilterBar(Horizontal):
