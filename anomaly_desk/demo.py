@@ -18,19 +18,41 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import httpx
 
+from anomaly_desk.core.processes import (
+    ExitedEarly,
+    NoAnswer,
+    free_port,
+    running_cli,
+    wait_until_answers,
+)
+from anomaly_desk.demo_setup import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    HOST,
+    JIRA_LOGIN,
+    JIRA_TOKEN_ENV,
+    PLATFORM,
+    SERVICENOW_LOGIN,
+    SNOW_PASSWORD_ENV,
+    START_TIMEOUT_S,
+    Child,
+    DemoError,
+    Setup,
+    default_fixtures,
+    say,
+)
+from anomaly_desk.pacing import delays, paced_replay
 from anomaly_desk.replay import (
     Auth,
     Payload,
@@ -42,110 +64,36 @@ from anomaly_desk.replay import (
     load_payloads,
     status_counts,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-HOST = "127.0.0.1"
-JIRA_LOGIN = ("demo@example.com", "demo-token")  # the sandbox's seeded credentials
-SERVICENOW_LOGIN = ("admin", "demo")
-JIRA_TOKEN_ENV = "DEMO_JIRA_TOKEN"
-SNOW_PASSWORD_ENV = "DEMO_SNOW_PASSWORD"
-PLATFORM = "Qualytics"
-START_TIMEOUT_S = 30.0
-SETTLE_TIMEOUT_S = 30.0
-# Seconds before each delivery at --speed 1: anomalies about a second apart, status changes later.
-FIRST_DELAY_S, DETECTION_GAP_S, STATUS_PAUSE_S, STATUS_GAP_S = 2.0, 1.0, 5.0, 2.0
-
-
-class DemoError(Exception):
-    """The demo could not run (a child did not start, a tour step was refused): exit 1."""
-
-
-def default_fixtures() -> Path:
-    """The fixtures shipped in the wheel, else ``fixtures/webhooks`` of the source tree."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "fixtures" / "webhooks"
-    return packaged if packaged.is_dir() else here.parent / "fixtures" / "webhooks"
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
+from anomaly_desk.tour import headless
 
 # ------------------------------------------------------------------------------ child processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Child:
-    """One ``python -m anomaly_desk …`` process, its output going to a log file."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    url: str
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join("    " + line for line in text.strip().splitlines()[-lines:])
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """Terminate, wait, and only then kill: the receiver flushes its store on SIGTERM."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
 def child_process(
     name: str, argv: Sequence[str], env: dict[str, str], log: Path, url: str
 ) -> Iterator[Child]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "anomaly_desk", *argv],
-            stdin=subprocess.DEVNULL,  # the dashboard owns the terminal
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
+    """``python -m anomaly_desk ARGV`` for the ``with`` block; terminated and waited for after."""
+    with running_cli(argv, log, env=env) as proc:
         yield Child(name, proc, log, url)
-    finally:
-        stop_process(proc)
+
+
+def _is_ok(response: httpx.Response) -> bool:
+    return response.status_code == 200
 
 
 def wait_ready(child: Child, path: str, timeout: float = START_TIMEOUT_S) -> None:
     """Until ``child.url + path`` answers 200; a child that dies is reported with its log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        code = child.proc.poll()
-        if code is not None:
-            raise DemoError(
-                f"the {child.name} exited ({code}) before it was ready:\n{child.tail()}"
-            )
-        try:
-            if httpx.get(child.url + path, timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise DemoError(
-                f"the {child.name} did not answer at {child.url} within {timeout:g} s:\n"
-                f"{child.tail()}"
-            )
-        time.sleep(0.05)
+    try:
+        wait_until_answers(child.url + path, timeout=timeout, proc=child.proc, ready=_is_ok)
+    except ExitedEarly as exc:
+        raise DemoError(
+            f"the {child.name} exited ({exc.returncode}) before it was ready:\n{child.tail()}"
+        ) from None
+    except NoAnswer:
+        raise DemoError(
+            f"the {child.name} did not answer at {child.url} within {timeout:g} s:\n{child.tail()}"
+        ) from None
 
 
 def start_server(
@@ -158,7 +106,7 @@ def start_server(
 ) -> Child:
     """Start a server on a free port; another port if that one was taken meanwhile."""
     for attempt in range(3):
-        port = free_port()
+        port = free_port(HOST)
         child = stack.enter_context(
             child_process(name, argv(port), env, log, f"http://{HOST}:{port}")
         )
@@ -212,64 +160,7 @@ timeout = 5
     return path
 
 
-# ------------------------------------------------------------------------------ pacing
-
-
-def delays(payloads: Sequence[Payload], speed: float | None) -> list[float]:
-    """Seconds to wait before each delivery; ``speed`` None means no pauses at all."""
-    if speed is None:
-        return [0.0] * len(payloads)
-    out: list[float] = []
-    seen_status = False
-    for index, payload in enumerate(payloads):
-        if index == 0:
-            gap = FIRST_DELAY_S
-        elif payload.status_change:
-            gap = STATUS_GAP_S if seen_status else STATUS_PAUSE_S
-            seen_status = True
-        else:
-            gap = DETECTION_GAP_S
-        out.append(gap / speed)
-    return out
-
-
-async def paced_replay(
-    payloads: Sequence[Payload],
-    pauses: Sequence[float],
-    sender: Sender,
-    on_result: Callable[[Result], None],
-    stop: threading.Event | None = None,
-) -> list[Result]:
-    results: list[Result] = []
-    for payload, pause in zip(payloads, pauses, strict=True):
-        deadline = time.monotonic() + pause
-        while (left := deadline - time.monotonic()) > 0:
-            if stop is not None and stop.is_set():
-                return results
-            await asyncio.sleep(min(left, 0.1))
-        if stop is not None and stop.is_set():
-            return results
-        result = await sender.send(payload)
-        results.append(result)
-        on_result(result)
-    return results
-
-
 # ------------------------------------------------------------------------------ the command
-
-
-@dataclass
-class Setup:
-    """Where the running demo's parts are."""
-
-    sandbox: Child
-    receiver: Child
-    data_dir: Path
-    temporary_data: bool
-    config: Path
-    webhook_secret: str
-    payloads: list[Payload] = field(default_factory=list)
-    fixtures: Path = field(default_factory=default_fixtures)
 
 
 class Signalled(KeyboardInterrupt):
@@ -323,8 +214,6 @@ def main(args: argparse.Namespace) -> int:
             setup = start(stack, args.data_dir, payloads, fixtures)
             print_banner(setup)
             if args.headless:
-                from anomaly_desk.tour import headless  # the tour needs this module
-
                 return asyncio.run(headless(setup, args.speed))
             return interactive(setup, 1.0 if args.speed is None else args.speed)
     except DemoError as exc:

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from aiolimiter import AsyncLimiter
 
 WEBHOOK_PATH = "/webhooks/qualytics"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -203,23 +204,11 @@ class Auth:
         return headers
 
 
-class RateLimiter:
-    """At most ``rate`` starts per second, evenly spaced (no bursts)."""
-
-    def __init__(self, rate: float | None) -> None:
-        self._gap = 1.0 / rate if rate else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self._gap:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._gap
-        if start > now:
-            await asyncio.sleep(start - now)
+def rate_limiter(rate: float | None) -> AsyncLimiter | None:
+    """At most ``rate`` starts per second, evenly spaced: a leaky bucket that holds one start
+    and drains one every ``1/rate`` seconds, so there is never a burst (``AsyncLimiter(rate, 1)``
+    would allow ``rate`` starts at once). None: no limit. Make it inside the running loop."""
+    return AsyncLimiter(1, 1 / rate) if rate else None
 
 
 class Sender:
@@ -349,7 +338,7 @@ async def replay(
         for round_ in range(repeat)
         for p in payloads
     ]
-    limiter = RateLimiter(rate)
+    limiter = rate_limiter(rate)
     results: list[Result] = []
     queue: asyncio.Queue[tuple[Payload, str]] = asyncio.Queue()
     for item in labelled:
@@ -358,7 +347,8 @@ async def replay(
     async def work() -> None:
         while not queue.empty():
             payload, label = queue.get_nowait()
-            await limiter.wait()
+            if limiter is not None:
+                await limiter.acquire()
             result = await sender.send(payload, label)
             results.append(result)
             if on_result is not None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from anomaly_desk.demo import (
+from anomaly_desk.demo_setup import (
     EXIT_FAILED,
     EXIT_OK,
     JIRA_LOGIN,
@@ -25,11 +25,15 @@ from anomaly_desk.demo import (
     SETTLE_TIMEOUT_S,
     DemoError,
     Setup,
-    delays,
-    paced_replay,
     say,
 )
+from anomaly_desk.pacing import delays, paced_replay
 from anomaly_desk.replay import Auth, Result, Sender, Unreachable, progress_line, status_counts
+
+if TYPE_CHECKING:
+    from anomaly_desk.core.views import SyncJobView, TicketLinkView
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,14 +41,14 @@ class Expect:
     """One ticket the tour touched and the notes that must be on it, in order."""
 
     anomaly_id: int
-    link: dict[str, Any]
+    link: TicketLinkView
     patterns: list[tuple[str, re.Pattern[str]]]  # (what to call it when missing, pattern)
     confirmed: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
-        return str(self.link["ticket_key"])
+        return self.link.ticket_key
 
     @property
     def complete(self) -> bool:
@@ -106,7 +110,7 @@ class Tour:
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def call(self, what: str, action: Any) -> Any:
+    async def call(self, what: str, action: Awaitable[T]) -> T:
         from anomaly_desk.tui.client import ApiError
 
         try:
@@ -119,10 +123,10 @@ class Tour:
     async def pick(self, replayed: Sequence[Result]) -> tuple[int, int]:
         """Two active anomalies from this replay that have no tickets yet."""
         ids = {i for r in replayed for i in r.anomalies}
-        items, _ = await self.call(
+        page = await self.call(
             "listing anomalies", self.desk.list_anomalies(status="Active", limit=500)
         )
-        free = sorted(a["id"] for a in items if a["id"] in ids and not a.get("tickets"))
+        free = sorted(a.id for a in page.items if a.id in ids and not a.tickets)
         if len(free) < 2:
             raise DemoError(
                 "the tour needs two active anomalies without tickets; this data directory has "
@@ -169,7 +173,7 @@ class Tour:
                 a, "servicenow", {"short_description": f"Anomaly {a} in the demo", **fields}
             ),
         )
-        say(f"    created {jira_a['ticket_key']} and {snow_a['ticket_key']}")
+        say(f"    created {jira_a.ticket_key} and {snow_a.ticket_key}")
         try:
             issue_b, incident_b = await asyncio.gather(
                 self.existing_jira_issue(), self.existing_incident()
@@ -204,19 +208,19 @@ class Tour:
                 status_pattern(step.archive_as),
                 comment_pattern(step.archive_comment),
             ]
-            if link["provider"] == "servicenow" and link["origin"] == "linked":
+            if link.provider == "servicenow" and link.origin == "linked":
                 patterns.insert(0, link_pattern(anomaly_id))
             self.expect.append(Expect(anomaly_id, link, patterns))
 
     # -- evidence ----------------------------------------------------------------------------
 
-    async def notes(self, link: dict[str, Any]) -> list[str]:
+    async def notes(self, link: TicketLinkView) -> list[str]:
         """The ticket's notes as its own API returns them, oldest first."""
-        if link["provider"] == "jira":
+        if link.provider == "jira":
             from anomaly_desk.core.formatting.adf import adf_to_text
 
             response = await self.jira.get(
-                f"/rest/api/3/issue/{link['ticket_key']}/comment",
+                f"/rest/api/3/issue/{link.ticket_key}/comment",
                 params={"orderBy": "created", "maxResults": 100},
             )
             response.raise_for_status()
@@ -224,17 +228,17 @@ class Tour:
         response = await self.snow.get(
             "/api/now/table/sys_journal_field",
             params={
-                "sysparm_query": f"element_id={link['ticket_id']}^element=work_notes"
+                "sysparm_query": f"element_id={link.ticket_id}^element=work_notes"
                 "^ORDERBYsys_created_on"
             },
         )
         response.raise_for_status()
         return [str(row["value"]).strip() for row in response.json()["result"]]
 
-    async def pending(self) -> list[dict[str, Any]]:
+    async def pending(self) -> list[SyncJobView]:
         ours = {e.anomaly_id for e in self.expect}
         jobs = await self.call("reading sync jobs", self.desk.sync_jobs(state="pending"))
-        return [j for j in jobs if j["anomaly_id"] in ours]
+        return [j for j in jobs if j.anomaly_id in ours]
 
     async def watch(self, within_s: float = SETTLE_TIMEOUT_S) -> bool:
         """Print each note the moment the sandbox has it; True once the worker is idle."""
@@ -263,23 +267,23 @@ class Tour:
                 return False
             await asyncio.sleep(0.1)
 
-    async def dead_jobs(self) -> list[dict[str, Any]]:
+    async def dead_jobs(self) -> list[SyncJobView]:
         ours = {e.anomaly_id for e in self.expect}
         jobs = await self.call("reading sync jobs", self.desk.sync_jobs(state="dead"))
-        return [j for j in jobs if j["anomaly_id"] in ours]
+        return [j for j in jobs if j.anomaly_id in ours]
 
     async def print_sync_log(self) -> None:
         ours = {e.anomaly_id for e in self.expect}
         entries = await self.call("reading the sync log", self.desk.sync_log(limit=1000))
         for entry in entries:
-            if entry["anomaly_id"] not in ours:
+            if entry.anomaly_id not in ours:
                 continue
-            at = str(entry.get("at", ""))[11:19]
-            message = f"  {entry['message']}" if entry.get("message") else ""
+            at = entry.at[11:19]
+            message = f"  {entry.message}" if entry.message else ""
             say(
-                f"  #{entry['id']:<3} {at}  {entry['ticket_key']:<11} {entry['kind']:<8} "
-                f"attempt {entry['attempt']}  {entry['outcome']:<5} "
-                f"{entry['duration_ms']:>6.1f} ms{message}"
+                f"  #{entry.id:<3} {at}  {entry.ticket_key:<11} {entry.kind:<8} "
+                f"attempt {entry.attempt}  {entry.outcome:<5} "
+                f"{entry.duration_ms:>6.1f} ms{message}"
             )
 
 
@@ -291,12 +295,12 @@ def print_summary(expect: Sequence[Expect]) -> None:
     for column in ("Anomaly", "Ticket", "Provider", "How", "Notes", "Result"):
         table.add_column(column)
     for e in expect:
-        provider = "Jira" if e.link["provider"] == "jira" else "ServiceNow"
+        provider = "Jira" if e.link.provider == "jira" else "ServiceNow"
         table.add_row(
             str(e.anomaly_id),
             e.key,
             provider,
-            str(e.link["origin"]),
+            str(e.link.origin),
             f"{len(e.notes)}/{len(e.patterns)}",
             "ok" if e.complete else "MISSING",
         )
@@ -355,7 +359,7 @@ async def headless(setup: Setup, speed: float | None) -> int:
     for expect in problems:
         explain(expect)
     for job in dead:
-        say(f"✗ sync job {job['id']} to {job['ticket_key']} is dead: {job['last_error']}")
+        say(f"✗ sync job {job.id} to {job.ticket_key} is dead: {job.last_error}")
     if problems or dead or not idle:
         say("Demo FAILED: not every note reached its ticket exactly once and in order.")
         return EXIT_FAILED

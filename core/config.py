@@ -1,16 +1,27 @@
 """Settings: ``anomaly-desk.toml`` plus ``ANOMALY_DESK_*`` environment variables.
 
-The file: ``path`` (``--config``), else ``ANOMALY_DESK_CONFIG``, else ``./anomaly-desk.toml``, else
-the user config directory's; with none, defaults and the environment alone.
+``Settings`` is a pydantic-settings ``BaseSettings``; its sources, highest precedence first:
 
-Precedence: command-line flags, then the environment, then the file, then defaults. The
-environment knows ``ANOMALY_DESK_CONFIG``, ``_DATA_DIR``, ``_HOST``, ``_PORT``, ``_ALLOWED_HOSTS``
-(comma-separated), ``_WEBHOOK_SECRET`` and ``_SIGNING_SECRET``.
+1. command-line flags (``load_settings(overrides=...)``: ``host``, ``port``, ``data_dir``…);
+2. the environment: every setting as ``ANOMALY_DESK_<KEY>``, nested with ``__``
+   (``ANOMALY_DESK_RECEIVER__PORT``, ``ANOMALY_DESK_SYNC__CONCURRENCY``, ``ANOMALY_DESK_PLATFORM__NAME``;
+   a whole table or ``connections`` as JSON), then the short names kept from before:
+   ``ANOMALY_DESK_HOST``, ``_PORT`` and ``_ALLOWED_HOSTS`` (comma-separated) for ``[receiver]``;
+3. the file: ``path`` (``--config``), else ``ANOMALY_DESK_CONFIG``, else ``./anomaly-desk.toml``,
+   else the user config directory's; with none, defaults and the environment alone;
+4. the receiver's secrets: ``ANOMALY_DESK_WEBHOOK_SECRET`` / ``ANOMALY_DESK_SIGNING_SECRET``, or
+   the variables that ``receiver.webhook_secret_env`` / ``signing_secret_env`` name (trimmed);
+5. defaults.
 
 Secrets are never read from the file: it names an environment variable (``*_env``) or an OS
 keyring service (``*_keyring``, the username being the connection's ``email`` / ``username``),
 and they are resolved here, at load time, into ``SecretStr`` fields. Every mistake is one
-``ConfigError`` that names the file and the key, and never carries a secret value.
+``ConfigError`` that names the file and the key (and the variable, when one set it), and never
+carries a secret value.
+
+What pydantic-settings does not do for us, kept small here: the short variable names (they do
+not follow the field path), the receiver secrets (a variable named by another setting, trimmed,
+checked), connection secrets from the OS keyring, and the messages that name keys.
 """
 
 from __future__ import annotations
@@ -19,15 +30,36 @@ import base64
 import binascii
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from anomaly_desk.core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
 from anomaly_desk.core.models import error_path
@@ -35,14 +67,41 @@ from anomaly_desk.core.models import error_path
 APP = "anomaly-desk"
 CONFIG_NAME = "anomaly-desk.toml"
 ENV_PREFIX = "ANOMALY_DESK_"
+NESTED = "__"  # ANOMALY_DESK_RECEIVER__PORT -> receiver.port
 PROVIDERS = ("jira", "servicenow")
+TABLES = ("platform", "receiver", "sync")
 # provider -> (secret field, the field holding the keyring username)
 SECRET_FIELDS = {"jira": ("token", "email"), "servicenow": ("password", "username")}
+# The short variables, kept from before the nested names: variable suffix -> key path.
+SHORT_VARIABLES: dict[str, tuple[str, str]] = {
+    "HOST": ("receiver", "host"),
+    "PORT": ("receiver", "port"),
+    "ALLOWED_HOSTS": ("receiver", "allowed_hosts"),
+}
+# Fields the generic environment source leaves alone: resolved by their own rules, or ours.
+_NOT_FROM_ENV = frozenset({"webhook_secret", "signing_secret", "source"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+KeyPath = tuple[str, ...]
 
 
 class ConfigError(Exception):
     """The configuration is wrong; the message names the file and the key."""
+
+
+def _host_list(value: object) -> object:
+    """``allowed_hosts`` from a variable: a comma list (``a.example, *.b.example``) or a JSON
+    array; a list (the file's) as it is."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            decoded: object = json.loads(text)
+        except ValueError:
+            return value  # the model says it is not a list
+        return decoded
+    return [host.strip() for host in text.split(",") if host.strip()]
 
 
 class ReceiverSettings(BaseModel):
@@ -55,9 +114,15 @@ class ReceiverSettings(BaseModel):
     # Host names the receiver answers to besides loopback and its bound address (a reverse
     # proxy's name; "*.example.com" for a domain; "*" turns the check off). Every other Host is
     # refused: that is what stops a web page from reaching the desk by DNS rebinding.
-    allowed_hosts: list[str] = Field(default_factory=list)
+    # NoDecode: a variable may give a comma list, not only JSON.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret_env: str | None = None  # env var holding the shared secret
     signing_secret_env: str | None = None  # env var holding a Standard Webhooks whsec_ key
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _host_list(value)
 
 
 class SyncSettings(BaseModel):
@@ -72,8 +137,20 @@ class SyncSettings(BaseModel):
     refresh_interval_s: float = Field(300.0, ge=0)  # re-read linked tickets' states; 0 = never
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Settings(BaseSettings):
+    """Everything the desk is configured with; build it with ``load_settings``.
+
+    ``Settings()`` alone loads from ``os.environ`` and the default file (see the module doc) but
+    leaves connection secrets unresolved and errors unformatted.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED,
+        env_ignore_empty=True,  # ANOMALY_DESK_PORT= is unset, as before
+        case_sensitive=False,
+    )
 
     data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path(APP))
     platform: Platform = Field(default_factory=Platform)
@@ -97,12 +174,27 @@ class Settings(BaseModel):
     def has_webhook_auth(self) -> bool:
         return self.webhook_secret is not None or self.signing_secret is not None
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``Settings()``: init kwargs, then the same sources as ``load_settings``, from
+        ``os.environ``."""
+        environ = dict(os.environ)
+        return (init_settings, *_sources(settings_cls, environ, config_path(None, environ)))
+
 
 # Keys a user may write in the file, per table: for "did you mean" hints on unknown keys.
 _FILE_KEYS: dict[str, set[str]] = {
-    "": set(Settings.model_fields) - {"webhook_secret", "signing_secret", "source"},
+    "": set(Settings.model_fields) - _NOT_FROM_ENV,
     "platform": set(Platform.model_fields),
     "receiver": set(ReceiverSettings.model_fields),
+    "sync": set(SyncSettings.model_fields),
     "jira": set(JiraConnection.model_fields) - {"token"},
     "servicenow": set(ServiceNowConnection.model_fields) - {"password"},
 }
@@ -125,60 +217,201 @@ def default_config_path() -> Path | None:
     return None
 
 
+def config_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read: ``path``, else ``ANOMALY_DESK_CONFIG``, else the default places."""
+    named = environ.get(f"{ENV_PREFIX}CONFIG")
+    return path or (Path(named) if named else None) or default_config_path()
+
+
 def load_settings(
     path: Path | None = None,
     overrides: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read the file (``path``, env ``ANOMALY_DESK_CONFIG``, or the default places) and env.
 
-    Connection secrets are resolved here, so a ``Settings`` that loaded is ready to connect.
+    ``env`` stands in for ``os.environ`` when given. Connection secrets are resolved here, so a
+    ``Settings`` that loaded is ready to connect.
     """
-    env = dict(os.environ if env is None else env)
-    explicit = path or (
-        Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None
-    )
-    source = explicit or default_config_path()
-    where = str(source) if source else "settings"
-    data: dict[str, Any] = _read_file(source) if source is not None else {}
-    _check_file_shape(data, where)
-    receiver = data.setdefault("receiver", {})
-    from_env: dict[tuple[str, ...], str] = {}  # key path -> the variable that set it
-    if env.get(f"{ENV_PREFIX}DATA_DIR"):
-        data["data_dir"] = env[f"{ENV_PREFIX}DATA_DIR"]
-        from_env[("data_dir",)] = f"{ENV_PREFIX}DATA_DIR"
-    if env.get(f"{ENV_PREFIX}ALLOWED_HOSTS"):
-        hosts = env[f"{ENV_PREFIX}ALLOWED_HOSTS"].split(",")
-        receiver["allowed_hosts"] = [h.strip() for h in hosts if h.strip()]
-        from_env[("receiver", "allowed_hosts")] = f"{ENV_PREFIX}ALLOWED_HOSTS"
-    for key in ("host", "port"):
-        if env.get(f"{ENV_PREFIX}{key.upper()}"):
-            receiver[key] = env[f"{ENV_PREFIX}{key.upper()}"]
-            from_env[("receiver", key)] = f"{ENV_PREFIX}{key.upper()}"
+    environ = dict(os.environ if env is None else env)
+    source = config_path(path, environ)
+    where = _where(source)
+    flags = InitSettingsSource(Settings, init_kwargs=_flag_values(overrides))
+    variables, short, file, secrets = _sources(Settings, environ, source)
+    try:
+        settings = Settings(_build_sources=((flags, variables, short, file, secrets), {}))
+    except ValidationError as exc:
+        origins = _Origins(flags(), {**short.variables(), **variables.variables()})
+        problems = "; ".join(_describe(error, origins) for error in exc.errors())
+        raise ConfigError(f"{where}: {problems}") from None
+    except SettingsError as exc:  # a source failed in a way of its own; never with a value
+        raise ConfigError(f"{where}: {exc}") from None
+    _check_urls(settings, where)
+    settings.connections = _resolve_secrets(settings.connections, environ, where)
+    return settings
+
+
+def _where(source: Path | None) -> str:
+    return str(source) if source else "settings"
+
+
+def _flag_values(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Command-line flags as settings: ``host`` and ``port`` are the receiver's; unset is None."""
+    values: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         if key in ("host", "port"):
-            receiver[key] = value
-            from_env.pop(("receiver", key), None)
+            values.setdefault("receiver", {})[key] = value
         else:
-            data[key] = value
-            from_env.pop((key,), None)
-    data["webhook_secret"] = _secret(
-        env, receiver.get("webhook_secret_env"), "WEBHOOK_SECRET", where
+            values[key] = value
+    return values
+
+
+# ---------------------------------------------------------------------------------- sources
+
+
+def _sources(
+    settings_cls: type[BaseSettings], environ: Mapping[str, str], path: Path | None
+) -> tuple[_EnvSource, _ShortEnvSource, _FileSource, _ReceiverSecretsSource]:
+    """Below the flags, in precedence order: the environment (nested names, then the short
+    ones), the file, the receiver's secrets."""
+    where = _where(path)
+    file = _FileSource(settings_cls, path)  # first: a bad file is the first thing reported
+    return (
+        _EnvSource(settings_cls, environ, where),
+        _ShortEnvSource(settings_cls, environ),
+        file,
+        _ReceiverSecretsSource(settings_cls, environ, where),
     )
-    data["signing_secret"] = _secret(
-        env, receiver.get("signing_secret_env"), "SIGNING_SECRET", where
-    )
-    data["source"] = source
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error, from_env) for error in exc.errors())
-        raise ConfigError(f"{where}: {problems}") from None
-    _check_urls(settings, where)
-    settings.connections = _resolve_secrets(settings.connections, env, where)
-    return settings
+
+
+class _EnvSource(EnvSettingsSource):
+    """``ANOMALY_DESK_<FIELD>`` / ``ANOMALY_DESK_<TABLE>__<KEY>`` from ``environ``, which is
+    ``os.environ`` or the mapping a caller (a test) passed in its place."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str], where: str
+    ) -> None:
+        super().__init__(settings_cls)  # prefix, delimiter, case from Settings.model_config
+        self._environ = dict(environ)
+        self._where = where
+        # what EnvSettingsSource would have read from os.environ, read from the mapping instead
+        self.env_vars = {
+            self._apply_case_sensitive(name): value
+            for name, value in self._environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        return {key: value for key, value in data.items() if key not in _NOT_FROM_ENV}
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError as exc:  # a table or a list given as JSON that is not JSON
+            names = sorted(name for key, name in self.variables().items() if key[0] == field_name)
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+            raise ConfigError(
+                f"{self._where}: {field_name} (from {', '.join(names) or 'the environment'}): "
+                f"not valid JSON ({reason})"
+            ) from None
+
+    def variables(self) -> dict[KeyPath, str]:
+        """Which variable set which key path (``("receiver", "port")``), for messages."""
+        prefix = self._apply_case_sensitive(self.env_prefix)
+        fields = set(self.settings_cls.model_fields) - _NOT_FROM_ENV
+        found: dict[KeyPath, str] = {}
+        for name, value in self._environ.items():
+            key = self._apply_case_sensitive(name)
+            if value == "" or not key.startswith(prefix):
+                continue
+            path = tuple(key[len(prefix) :].split(self.env_nested_delimiter or NESTED))
+            if path[0] in fields:
+                found[path] = name
+        return found
+
+
+class _ShortEnvSource(PydanticBaseSettingsSource):
+    """``ANOMALY_DESK_HOST``, ``_PORT``, ``_ALLOWED_HOSTS``: names that do not follow the key
+    path (``receiver.port``), so pydantic-settings cannot derive them; below the nested names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = dict(environ)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work: the names are not per field
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for (table, key), name in self.variables().items():
+            data.setdefault(table, {})[key] = self._environ[name]
+        return data
+
+    def variables(self) -> dict[KeyPath, str]:
+        """The short variables set (not empty), by the key path they stand for."""
+        return {
+            path: f"{ENV_PREFIX}{suffix}"
+            for suffix, path in SHORT_VARIABLES.items()
+            if self._environ.get(f"{ENV_PREFIX}{suffix}")
+        }
+
+
+class _FileSource(TomlConfigSettingsSource):
+    """The TOML file, read with our errors, refused when it holds a secret, and remembered as
+    ``Settings.source``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        self.path = path
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        data = _read_file(self.path)
+        _check_file_shape(data, str(self.path))
+        return data
+
+    def __call__(self) -> dict[str, Any]:
+        data = dict(super().__call__())
+        if self.path is not None:
+            data["source"] = self.path
+        return data
+
+
+class _ReceiverSecretsSource(PydanticBaseSettingsSource):
+    """``webhook_secret`` / ``signing_secret``: from the variable ``receiver.*_secret_env``
+    names (whichever source set that), else ``ANOMALY_DESK_WEBHOOK_SECRET`` /
+    ``_SIGNING_SECRET``; trimmed; a named variable must be set; a signing key must look like
+    one. Last but for the defaults: it reads what the sources above it decided."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str], where: str
+    ) -> None:
+        super().__init__(settings_cls)
+        self._environ = dict(environ)
+        self._where = where
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        receiver = self.current_state.get("receiver")
+        named = receiver if isinstance(receiver, dict) else {}
+        data: dict[str, Any] = {}
+        for default in ("WEBHOOK_SECRET", "SIGNING_SECRET"):
+            key = default.lower()
+            variable = named.get(f"{key}_env")
+            value = _secret(
+                self._environ, variable if isinstance(variable, str) else None, default, self._where
+            )
+            if value is not None:
+                data[key] = value
+        return data
 
 
 # ---------------------------------------------------------------------------------- the file
@@ -204,7 +437,7 @@ def _check_file_shape(data: dict[str, Any], where: str) -> None:
 
     Secrets are refused here, not by the models, so no validator ever sees the value.
     """
-    for table in ("platform", "receiver"):
+    for table in TABLES:
         if table in data and not isinstance(data[table], dict):
             raise ConfigError(f"{where}: {table}: must be a table ([{table}])")
     if "connections" in data and not isinstance(data["connections"], list):
@@ -263,14 +496,41 @@ def _label(index: int, name: object) -> str:
     return f"connections[{index}]"
 
 
-def _describe(error: Any, from_env: dict[tuple[str, ...], str]) -> str:
+class _Origins:
+    """Which environment variable a key's value came from, unless a flag overrode it."""
+
+    def __init__(self, flags: dict[str, Any], variables: dict[KeyPath, str]) -> None:
+        self.flagged = set(_leaf_paths(flags))
+        self.variables = variables
+
+    def of(self, loc: KeyPath) -> str | None:
+        if not loc or any(loc[: len(path)] == path for path in self.flagged):
+            return None
+        for end in range(len(loc), 0, -1):  # the variable may hold a whole table as JSON
+            if loc[:end] in self.variables:
+                return self.variables[loc[:end]]
+        deeper = sorted(name for path, name in self.variables.items() if path[: len(loc)] == loc)
+        return ", ".join(deeper) or None  # variables that built the value (…__0__URL for a list)
+
+
+def _leaf_paths(data: dict[str, Any], above: KeyPath = ()) -> list[KeyPath]:
+    paths: list[KeyPath] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            paths += _leaf_paths(value, (*above, str(key)))
+        else:
+            paths.append((*above, str(key)))
+    return paths
+
+
+def _describe(error: Any, origins: _Origins) -> str:
     """One pydantic error as ``key.path: message``, never with the offending value."""
     loc = list(error["loc"])
     table = ""
     # Discriminated unions put the tag in the path: connections.0.jira.url -> connections[0].url
     if len(loc) >= 3 and loc[0] == "connections" and loc[2] in PROVIDERS:
         table = str(loc.pop(2))
-    elif len(loc) >= 2 and loc[0] in ("platform", "receiver"):
+    elif len(loc) >= 2 and loc[0] in TABLES:
         table = str(loc[0])
     kind, message = error["type"], str(error["msg"]).removeprefix("Value error, ")
     if kind == "union_tag_not_found":
@@ -284,7 +544,7 @@ def _describe(error: Any, from_env: dict[tuple[str, ...], str]) -> str:
         if near:
             message += f" (did you mean {near[0]!r}?)"
     path = error_path(tuple(loc)) if loc else ""
-    var = from_env.get(tuple(str(p) for p in loc))
+    var = origins.of(tuple(str(p) for p in loc))
     if var:
         path += f" (from {var})"
     return f"{path}: {message}" if path else message
@@ -293,7 +553,7 @@ def _describe(error: Any, from_env: dict[tuple[str, ...], str]) -> str:
 # ---------------------------------------------------------------------------------- secrets
 
 
-def _secret(env: dict[str, str], named: str | None, default: str, where: str) -> str | None:
+def _secret(env: Mapping[str, str], named: str | None, default: str, where: str) -> str | None:
     """A receiver secret from the environment, trimmed (a pasted newline is not part of it)."""
     variable = named or f"{ENV_PREFIX}{default}"
     value = (env.get(variable) or "").strip()
@@ -318,7 +578,7 @@ def _check_signing_secret(value: str, variable: str) -> None:
 
 
 def _resolve_secrets(
-    connections: list[Connection], env: dict[str, str], where: str
+    connections: list[Connection], env: Mapping[str, str], where: str
 ) -> list[Connection]:
     """Every connection with its token / password read; all problems reported at once."""
     resolved: list[Connection] = []
@@ -333,7 +593,7 @@ def _resolve_secrets(
     return resolved
 
 
-def _resolve(conn: Connection, index: int, env: dict[str, str]) -> Connection:
+def _resolve(conn: Connection, index: int, env: Mapping[str, str]) -> Connection:
     field, user_field = SECRET_FIELDS[conn.provider]
     label = _label(index, conn.name)
     env_name: str | None = getattr(conn, f"{field}_env")
@@ -352,7 +612,7 @@ def _resolve(conn: Connection, index: int, env: dict[str, str]) -> Connection:
     return conn.model_copy(update={field: SecretStr(value)})
 
 
-def _from_env(env: dict[str, str], name: str, label: str, key: str) -> str:
+def _from_env(env: Mapping[str, str], name: str, label: str, key: str) -> str:
     if not _ENV_NAME.match(name):
         # Not repeated: someone may have pasted the secret itself here.
         raise ConfigError(f"{label}: {key}: must be the name of an environment variable")

@@ -13,19 +13,20 @@ from typing import Any
 
 import orjson
 
+from anomaly_desk.core.documents import (
+    LOCAL_KEYS,
+    AnomalyDocument,
+    DeliveryRecord,
+    QuarantinedDelivery,
+    Stale,
+    StatusChanged,
+    new_document,
+    with_stale,
+)
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.store import Op, Put, Store
+from anomaly_desk.core.vocabulary import PLATFORM, IngestOutcome
 from anomaly_desk.core.webhooks import Delivery
-
-LOCAL_KEYS = (
-    "received_at",
-    "updated_at",
-    "history",
-    "comments",
-    "links",
-    "platform_status",
-    "platform_at",
-)
 
 
 def delivery_key(webhook_id: str | None, body: bytes) -> str:
@@ -61,40 +62,43 @@ class IngestResult:
     stale: list[int] = field(default_factory=list)
     quarantined: list[dict[str, str]] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "delivery": self.delivery,
-            "duplicate": self.duplicate,
-            "created": self.created,
-            "updated": self.updated,
-            "status_changed": self.status_changed,
-            "unchanged": self.unchanged,
-            "stale": self.stale,
-            "quarantined": self.quarantined,
-        }
+
+_PLATFORM_SKIPS = frozenset((*LOCAL_KEYS, "id", "status", "odd"))  # compared apart, or never
 
 
-def platform_fields(anomaly: Anomaly) -> dict[str, Any]:
-    """The keys the platform actually sent, JSON-ready (so an update never blanks a field)."""
-    full = anomaly.model_dump(mode="json")
-    sent = anomaly.model_fields_set | set(anomaly.model_extra or ())
-    sent.add("id")
-    return {key: full[key] for key in sent if key in full and key not in LOCAL_KEYS}
+def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, Any]:
+    """The values the platform sent that differ from the stored ones, as validated.
+
+    Only keys the platform sent count, so an update never blanks a field; ``id`` is the key,
+    ``status`` and ``odd`` have their own rules, and the desk's own keys are never taken from a
+    delivery."""
+    changed: dict[str, Any] = {}
+    values, current = anomaly.__dict__, existing.__dict__
+    for key in anomaly.model_fields_set:  # declared fields (and extras, compared below)
+        if key in values and key not in _PLATFORM_SKIPS and current.get(key) != values[key]:
+            changed[key] = values[key]
+    extra = anomaly.__pydantic_extra__
+    if extra:
+        stored = existing.__pydantic_extra__ or {}
+        for key, value in extra.items():
+            if key not in _PLATFORM_SKIPS and stored.get(key) != value:
+                changed[key] = value
+    return changed
 
 
-def _new_document(anomaly: Anomaly, at: str, sent_at: str | None) -> dict[str, Any]:
-    doc = anomaly.model_dump(mode="json")
-    if doc.get("odd") is None:
-        doc.pop("odd", None)
-    doc.update(received_at=at, updated_at=at, comments=[], links=[])
-    doc.update(platform_status=doc["status"], platform_at=sent_at)
-    doc["history"] = [{"at": at, "kind": "received", "status": doc["status"], "by": "platform"}]
-    return doc
+def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, Any]:
+    """Odd values as sent: this delivery's, and the stored ones of keys it did not send again."""
+    odd = anomaly.odd or {}
+    sent = {key for key in anomaly.model_fields_set if key not in LOCAL_KEYS and key != "status"}
+    sent |= {key for key in anomaly.__pydantic_extra__ or () if key not in LOCAL_KEYS}
+    sent |= {"id", *odd}
+    kept = {key: value for key, value in (existing.odd or {}).items() if key not in sent}
+    return {**kept, **odd}
 
 
 def merge(
-    existing: dict[str, Any] | None, anomaly: Anomaly, at: str, sent_at: str | None = None
-) -> tuple[dict[str, Any] | None, str]:
+    existing: AnomalyDocument | None, anomaly: Anomaly, at: str, sent_at: str | None = None
+) -> tuple[AnomalyDocument | None, IngestOutcome]:
     """The anomaly's new document (None when nothing changes) and what happened:
     ``created``, ``updated``, ``status``, ``stale`` or ``unchanged``.
 
@@ -104,52 +108,39 @@ def merge(
     redelivered "Active" never undoes an acknowledgement made here.
     """
     if existing is None:
-        return _new_document(anomaly, at, sent_at), "created"
-    last = existing.get("platform_at")
-    status = str(anomaly.status)
+        return new_document(anomaly, at, sent_at), IngestOutcome.CREATED
+    last = existing.platform_at
     if sent_at and last and sent_at < last:
-        history = existing.get("history") or []
+        status = anomaly.status
         seen = any(
-            h.get("kind") == "stale" and h.get("sent_at") == sent_at and h.get("status") == status
-            for h in history[-20:]
+            isinstance(entry, Stale) and entry.sent_at == sent_at and entry.status == status
+            for entry in existing.history[-20:]
         )
         if seen:
-            return None, "stale"
-        entry = {"at": at, "kind": "stale", "status": status, "sent_at": sent_at, "by": "platform"}
-        return {**existing, "history": [*history, entry]}, "stale"
-    incoming = platform_fields(anomaly)
-    reported = existing.get("platform_status", existing["status"])
-    new_status = incoming.pop("status", reported)
-    sent = set(incoming) | set(anomaly.odd or ())
-    kept_odd = {k: v for k, v in (existing.get("odd") or {}).items() if k not in sent}
-    odd = {**kept_odd, **(anomaly.odd or {})}
-    incoming.pop("odd", None)
-    changed = {key: value for key, value in incoming.items() if existing.get(key) != value}
-    if odd != (existing.get("odd") or {}):
+            return None, IngestOutcome.STALE
+        return with_stale(existing, status, sent_at, at), IngestOutcome.STALE
+    changed = _changes(existing, anomaly)
+    reported = existing.reported_status
+    new_status = anomaly.status if "status" in anomaly.model_fields_set else reported
+    odd = _odd(existing, anomaly)
+    if odd != (existing.odd or {}):
         changed["odd"] = odd
     newer = sent_at is not None and (last is None or sent_at > last)
     if not changed and new_status == reported and not newer:
-        return None, "unchanged"
-    doc = {**existing, **changed}
-    outcome = "updated" if changed else "unchanged"
+        return None, IngestOutcome.UNCHANGED
+    outcome = IngestOutcome.UPDATED if changed else IngestOutcome.UNCHANGED
     if newer:
-        doc["platform_at"] = sent_at
+        changed["platform_at"] = sent_at
     if new_status != reported:
-        doc["platform_status"] = new_status
-        if new_status != existing["status"]:
-            doc["status"] = new_status
-            change = {
-                "at": at,
-                "kind": "status",
-                "from": existing["status"],
-                "to": new_status,
-                "by": "platform",
-            }
-            doc["history"] = [*existing.get("history", []), change]
-            outcome = "status"
-    if outcome != "unchanged":
-        doc["updated_at"] = at
-    return doc, outcome
+        changed["platform_status"] = new_status
+        if new_status != existing.status:
+            entry = StatusChanged(at=at, from_=existing.status, to=new_status, by=PLATFORM)
+            changed["status"] = new_status
+            changed["history"] = (*existing.history, entry)
+            outcome = IngestOutcome.STATUS
+    if outcome != IngestOutcome.UNCHANGED:
+        changed["updated_at"] = at
+    return existing.model_copy(update=changed), outcome
 
 
 def quarantine_ops(store: Store, delivery: Delivery, key: str, at: str) -> list[Op]:
@@ -159,46 +150,44 @@ def quarantine_ops(store: Store, delivery: Delivery, key: str, at: str) -> list[
         raw = orjson.dumps(item.raw, option=orjson.OPT_SORT_KEYS)
         qkey = hashlib.sha256(raw).hexdigest()[:20]
         if store.get("quarantine", qkey) is None and all(op.key != qkey for op in ops):
-            record = {
-                "key": qkey,
-                "at": at,
-                "delivery": key,
-                "path": item.path,
-                "reason": item.reason,
-                "raw": item.raw,
-            }
+            record = QuarantinedDelivery(
+                key=qkey, at=at, delivery=key, path=item.path, reason=item.reason, raw=item.raw
+            )
             ops.append(Put("quarantine", qkey, record))
     return ops
 
 
 def plan_delivery(
     store: Store, delivery: Delivery, key: str, at: str
-) -> tuple[list[Op], IngestResult, list[dict[str, Any]]]:
+) -> tuple[list[Op], IngestResult, list[AnomalyDocument]]:
     """The ops that store a delivery, what it did, and the anomalies whose status changed."""
     result = IngestResult(delivery=key)
     result.quarantined = [{"path": q.path, "reason": q.reason} for q in delivery.quarantined]
     sent_at = iso(delivery.sent_at) if delivery.sent_at else None
     ops: list[Op] = quarantine_ops(store, delivery, key, at)
-    changed: list[dict[str, Any]] = []
-    staged: dict[int, dict[str, Any]] = {}  # the same anomaly twice in one delivery
+    changed: list[AnomalyDocument] = []
+    written: dict[int, AnomalyDocument] = {}  # the same anomaly twice in one delivery
     for anomaly in delivery.anomalies:
-        existing = staged.get(anomaly.id) or store.anomaly(anomaly.id)
+        existing = written.get(anomaly.id)
+        if existing is None:
+            existing = store.anomaly_doc(anomaly.id)
         doc, outcome = merge(existing, anomaly, at, sent_at)
-        if outcome == "created":
+        if outcome == IngestOutcome.CREATED:
             result.created.append(anomaly.id)
-        elif outcome == "stale":
+        elif outcome == IngestOutcome.STALE:
             result.stale.append(anomaly.id)
-        elif outcome == "unchanged":
+        elif outcome == IngestOutcome.UNCHANGED:
             result.unchanged.append(anomaly.id)
         else:
             result.updated.append(anomaly.id)
-            if outcome == "status":
+            if outcome == IngestOutcome.STATUS:
                 result.status_changed.append(anomaly.id)
-                changed.append(doc)  # type: ignore[arg-type]
+                assert doc is not None
+                changed.append(doc)
         if doc is not None:
-            staged[anomaly.id] = doc
+            written[anomaly.id] = doc
             ops.append(Put("anomalies", str(anomaly.id), doc))
     if ops and is_redelivery_key(key):
-        record = {"at": time.time(), "anomalies": [a.id for a in delivery.anomalies]}
+        record = DeliveryRecord(at=time.time(), anomalies=tuple(a.id for a in delivery.anomalies))
         ops.append(Put("deliveries", key, record))
     return ops, result, changed

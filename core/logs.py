@@ -28,7 +28,8 @@ class _DeferredQueueHandler(logging.handlers.QueueHandler):
     """Enqueue the record as is (formatting happens on the listener thread); drop when full."""
 
     def __init__(self, records: queue.SimpleQueue[Any], max_queued: int) -> None:
-        super().__init__(records)  # type: ignore[arg-type]
+        super().__init__(records)
+        self.records = records  # the same queue, with its real type (qsize, empty)
         self.max_queued = max_queued
         self.dropped = 0  # since the writer last reported; guarded by the handler's lock
         self.listener: _Listener | None = None
@@ -40,8 +41,8 @@ class _DeferredQueueHandler(logging.handlers.QueueHandler):
         # The lock (re-entrant; ``Handler.handle`` already holds it) makes check-then-put atomic
         # among producers; the writer only ever shrinks the queue, so the bound holds.
         with self.lock:  # type: ignore[union-attr]
-            if self.queue.qsize() < self.max_queued:
-                self.queue.put_nowait(record)
+            if self.records.qsize() < self.max_queued:
+                self.records.put_nowait(record)
             else:
                 self.dropped += 1
 
@@ -66,7 +67,7 @@ class _Listener(logging.handlers.QueueListener):
 
     def handle(self, record: logging.LogRecord) -> None:
         super().handle(record)
-        if self.queue.empty():
+        if self.source.records.empty():
             self._caught_up()
 
     def _caught_up(self) -> None:
@@ -88,7 +89,8 @@ class _Listener(logging.handlers.QueueListener):
             handler.really_flush()  # type: ignore[attr-defined]
 
     def enqueue_sentinel(self) -> None:
-        self.queue.put(self._sentinel)  # not subject to the bound: the writer must see it
+        # QueueListener's sentinel is None; not subject to the bound: the writer must see it
+        self.source.records.put(None)
 
     def stop(self) -> None:
         """Drain, report drops, flush; idempotent (``atexit`` may call it again)."""
@@ -105,6 +107,9 @@ def setup_logging(
     root = logging.getLogger()
     if any(isinstance(h, _DeferredQueueHandler) for h in root.handlers):
         return
+    # stamina says "retry_scheduled" with no details on every read retry; the request loop
+    # (core/providers/http.py) already logs each failed attempt with the provider's words.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = _DeferredQueueHandler(records, max_queued)
     writer = _FlushWhenIdle(stream or sys.stderr)

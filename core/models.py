@@ -9,7 +9,6 @@ thrown away.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -21,19 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-
-class Status(StrEnum):
-    ACTIVE = "Active"
-    ACKNOWLEDGED = "Acknowledged"
-    RESOLVED = "Resolved"
-    DUPLICATE = "Duplicate"
-    INVALID = "Invalid"
-    DISCARDED = "Discarded"
-
-
-OPEN = frozenset({Status.ACTIVE, Status.ACKNOWLEDGED})
-ARCHIVED = frozenset({Status.RESOLVED, Status.DUPLICATE, Status.INVALID, Status.DISCARDED})
-
+from anomaly_desk.core.vocabulary import ARCHIVED as ARCHIVED
+from anomaly_desk.core.vocabulary import OPEN as OPEN
+from anomaly_desk.core.vocabulary import Status as Status
 
 _STATUS_BY_NAME = {status.value.lower(): status for status in Status}
 

@@ -18,10 +18,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anomaly_desk.core.connections import Platform
+from anomaly_desk.core.documents import (
+    AnomalyDocument,
+    TicketLink,
+    job_reset,
+    new_link,
+    with_comment,
+    with_link,
+    with_status,
+    with_ticket_states,
+    without_link,
+)
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.formatting.notes import comment_note, status_note
 from anomaly_desk.core.ingest import IngestResult, is_redelivery_key, iso, now_iso, plan_delivery
-from anomaly_desk.core.models import ARCHIVED, Anomaly, Status
+from anomaly_desk.core.models import ARCHIVED, Status
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import (
     NotFoundError,
@@ -35,6 +46,8 @@ from anomaly_desk.core.providers import (
 )
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.sync import SyncWorker, job_view
+from anomaly_desk.core.views import summary  # the list row, defined with the views
+from anomaly_desk.core.vocabulary import OPERATOR, EventName, JobKind, JobState, LinkOrigin
 from anomaly_desk.core.webhooks import Delivery
 
 log = logging.getLogger(__name__)
@@ -44,10 +57,8 @@ REQUIRED_FIELDS = {"jira": "summary", "servicenow": "short_description"}
 
 
 class OperationError(Exception):
-    """A refused operation; ``status`` is the HTTP status the API answers with."""
-
-    status = 400
-    title = "Bad request"
+    """A refused operation. Each kind of refusal is its own class; how an interface shows it
+    (an HTTP status, a dialog) is the interface's business."""
 
     def __init__(
         self,
@@ -58,25 +69,31 @@ class OperationError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # seconds until trying again makes sense, when known
 
 
 class NotFound(OperationError):
-    status, title = 404, "Not found"
+    """No such anomaly, link or job."""
 
 
 class Conflict(OperationError):
-    status, title = 409, "Conflict"
+    """The operation does not fit the current state (already archived, already linked, ...)."""
 
 
 class Invalid(OperationError):
-    status, title = 422, "Invalid request"
+    """The request itself is wrong: ``errors`` names each field and what is wrong with it."""
 
 
 class Upstream(OperationError):
     """The ticketing system refused or failed; the message is the provider's own."""
 
-    status, title = 502, "Ticketing system error"
+
+class UpstreamUnavailable(Upstream):
+    """The ticketing system cannot be reached or is down for now: trying later may work."""
+
+
+class RateLimited(UpstreamUnavailable):
+    """The ticketing system asks us to slow down; ``retry_after`` says for how long, if it did."""
 
 
 def upstream_error(exc: ProviderError, action: str) -> OperationError:
@@ -87,14 +104,10 @@ def upstream_error(exc: ProviderError, action: str) -> OperationError:
     if isinstance(exc, NotFoundError):
         return Invalid(detail, [{"path": "ticket", "message": exc.message}])
     if isinstance(exc, RateLimitedError):
-        error = Upstream(detail, retry_after=exc.retry_after)
-        error.status = 503
-        return error
+        return RateLimited(detail, retry_after=exc.retry_after)
     if isinstance(exc, UnavailableError):
-        error = Upstream(detail)
-        error.status = 503
-        return error
-    return Upstream(detail)  # auth and anything else: the provider's words, as a 502
+        return UpstreamUnavailable(detail)
+    return Upstream(detail)  # auth and anything else: the provider's words
 
 
 class Desk:
@@ -125,6 +138,13 @@ class Desk:
             raise NotFound(f"no anomaly with id {anomaly_id}")
         return doc
 
+    def document(self, anomaly_id: int) -> AnomalyDocument:
+        """The anomaly as a typed document; NotFound if there is none."""
+        doc = self.store.anomaly_doc(anomaly_id)
+        if doc is None:
+            raise NotFound(f"no anomaly with id {anomaly_id}")
+        return doc
+
     def provider(self, name: str) -> Provider:
         provider = self.providers.get(name)
         if provider is None:
@@ -136,16 +156,15 @@ class Desk:
         return provider
 
     async def _commit(self, ops: list[Op]) -> None:
-        await self.store.commit(ops)
-        self.outbox.submitted(ops)
+        await self.store.commit(ops)  # the outbox hears of its jobs through the store's hook
 
-    def _publish_anomaly(self, doc: dict[str, Any], change: str) -> None:
+    def _publish_anomaly(self, doc: AnomalyDocument, change: str) -> None:
         self.bus.publish(
-            "anomaly.updated",
+            EventName.ANOMALY_UPDATED,
             {
-                "id": doc["id"],
-                "status": doc["status"],
-                "updated_at": doc["updated_at"],
+                "id": doc.id,
+                "status": str(doc.status),
+                "updated_at": doc.updated_at,
                 "change": change,
             },
         )
@@ -162,9 +181,8 @@ class Desk:
         at = datetime.now(UTC)
         ops, result, changed = plan_delivery(self.store, delivery, key, iso(at))
         for doc in changed:
-            ops += self.outbox.jobs_for(
-                doc, "status", status_note(doc["status"], at, self.platform.name)
-            )
+            note = status_note(doc.status, at, self.platform.name)
+            ops += self.outbox.jobs_for(doc, JobKind.STATUS, note)
         if ops:
             await self._commit(ops)
         else:
@@ -172,23 +190,22 @@ class Desk:
         if self.bus.subscribers:
             if result.quarantined:
                 self.bus.publish(
-                    "delivery.quarantined", {"delivery": key, "items": result.quarantined}
+                    EventName.DELIVERY_QUARANTINED, {"delivery": key, "items": result.quarantined}
                 )
             for anomaly_id in result.created:
-                doc = self.store.anomaly(anomaly_id)
-                self.bus.publish("anomaly.created", summary(doc))
+                self.bus.publish(EventName.ANOMALY_CREATED, summary(self.anomaly(anomaly_id)))
             for anomaly_id in result.updated:
                 change = "status" if anomaly_id in result.status_changed else "platform"
-                self._publish_anomaly(self.store.anomaly(anomaly_id), change)
+                self._publish_anomaly(self.document(anomaly_id), change)
         return result
 
     # -- status and comments -------------------------------------------------------------------
 
     async def set_status(
-        self, anomaly_id: int, status: Status, comment: str | None = None, by: str = "operator"
+        self, anomaly_id: int, status: Status, comment: str | None = None, by: str = OPERATOR
     ) -> dict[str, Any]:
-        doc = self.anomaly(anomaly_id)
-        current = str(doc["status"])  # may be a status this version does not know: kept as sent
+        doc = self.document(anomaly_id)
+        current = str(doc.status)  # may be a status this version does not know: kept as sent
         if status == current:
             raise Conflict(f"anomaly {anomaly_id} is already {current}")
         if status == Status.ACKNOWLEDGED and current in ARCHIVED:
@@ -197,30 +214,20 @@ class Desk:
             )
         now = datetime.now(UTC)
         at = iso(now)
-        history = [
-            *doc.get("history", []),
-            {"at": at, "kind": "status", "from": current, "to": status.value, "by": by},
-        ]
-        comments = list(doc.get("comments", []))
+        new = with_status(doc, status, at, by)
         if comment:
-            comments.append({"at": at, "text": comment, "by": by})
-            history.append({"at": at, "kind": "comment", "by": by})
-        new = {
-            **doc,
-            "status": status.value,
-            "updated_at": at,
-            "history": history,
-            "comments": comments,
-        }
-        ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
+            new = with_comment(new, comment, at, by)
+        put = Put("anomalies", str(anomaly_id), new)
+        ops: list[Op] = [put]
         ops += self.outbox.jobs_for(
-            new, "status", status_note(status.value, now, self.platform.name)
+            new, JobKind.STATUS, status_note(status.value, now, self.platform.name)
         )
         if comment:
-            ops += self.outbox.jobs_for(new, "comment", comment_note(comment, self.platform.name))
+            note = comment_note(comment, self.platform.name)
+            ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
         await self._commit(ops)
         self._publish_anomaly(new, "status")
-        return new
+        return put.doc
 
     async def acknowledge(self, anomaly_id: int) -> dict[str, Any]:
         return await self.set_status(anomaly_id, Status.ACKNOWLEDGED)
@@ -236,25 +243,19 @@ class Desk:
             )
         return await self.set_status(anomaly_id, status, comment)
 
-    async def comment(self, anomaly_id: int, text: str, by: str = "operator") -> dict[str, Any]:
+    async def comment(self, anomaly_id: int, text: str, by: str = OPERATOR) -> dict[str, Any]:
         text = text.strip()
         if not text:
             raise Invalid(
                 "a comment needs text", [{"path": "text", "message": "must not be empty"}]
             )
-        doc = self.anomaly(anomaly_id)
-        at = now_iso()
-        new = {
-            **doc,
-            "updated_at": at,
-            "comments": [*doc.get("comments", []), {"at": at, "text": text, "by": by}],
-            "history": [*doc.get("history", []), {"at": at, "kind": "comment", "by": by}],
-        }
-        ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
-        ops += self.outbox.jobs_for(new, "comment", comment_note(text, self.platform.name))
+        new = with_comment(self.document(anomaly_id), text, now_iso(), by)
+        put = Put("anomalies", str(anomaly_id), new)
+        ops: list[Op] = [put]
+        ops += self.outbox.jobs_for(new, JobKind.COMMENT, comment_note(text, self.platform.name))
         await self._commit(ops)
         self._publish_anomaly(new, "comment")
-        return new
+        return put.doc
 
     # -- tickets -------------------------------------------------------------------------------
 
@@ -262,7 +263,7 @@ class Desk:
         self, anomaly_id: int, connection: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
         """Create a ticket and link it; on an ambiguous failure, find it before giving up."""
-        self.anomaly(anomaly_id)  # 404 before anything else
+        self.document(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         required = REQUIRED_FIELDS[provider.kind]
         if not str(fields.get(required) or "").strip():
@@ -271,7 +272,7 @@ class Desk:
                 [{"path": f"fields.{required}", "message": "required"}],
             )
         async with self._linking(anomaly_id, connection):
-            anomaly = Anomaly.model_validate(self.anomaly(anomaly_id))
+            anomaly = self.document(anomaly_id)
             try:
                 ticket = await provider.create_ticket(anomaly, fields)
             except UnavailableError as exc:
@@ -281,13 +282,14 @@ class Desk:
                 ticket = await self._recover_created(provider, anomaly_id, exc)
             except ProviderError as exc:
                 raise upstream_error(exc, f"{connection} refused the ticket") from None
-            return await self._add_link(anomaly_id, provider, ticket, "created")
+            link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.CREATED)
+            return link.model_dump(mode="json")
 
     async def _recover_created(
         self, provider: Provider, anomaly_id: int, exc: UnavailableError
     ) -> Ticket:
         """The create may have landed: look for it rather than risk a duplicate."""
-        linked = {link["ticket_id"] for link in self.anomaly(anomaly_id).get("links", [])}
+        linked = {link.ticket_id for link in self.document(anomaly_id).links}
         for delay in (0.0, 1.0, 3.0):  # search indexes can lag a create by a moment
             await asyncio.sleep(delay)
             try:
@@ -308,7 +310,7 @@ class Desk:
         )
 
     async def link_ticket(self, anomaly_id: int, connection: str, key: str) -> dict[str, Any]:
-        self.anomaly(anomaly_id)  # 404 before anything else
+        self.document(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         key = key.strip()
         if not key:
@@ -316,20 +318,19 @@ class Desk:
         # The check, the provider's write (ServiceNow notes the link on the incident) and the
         # commit as one step: the same link asked for twice at once is written once, then a 409.
         async with self._linking(anomaly_id, connection):
-            doc = self.anomaly(anomaly_id)
-            for link in doc.get("links", []):
-                if link["connection"] == connection and key.upper() in (
-                    link["ticket_key"].upper(),
-                    link["ticket_id"].upper(),
+            doc = self.document(anomaly_id)
+            for link in doc.links:
+                if link.connection == connection and key.upper() in (
+                    link.ticket_key.upper(),
+                    link.ticket_id.upper(),
                 ):
-                    raise Conflict(
-                        f"{link['ticket_key']} is already linked to anomaly {anomaly_id}"
-                    )
+                    raise Conflict(f"{link.ticket_key} is already linked to anomaly {anomaly_id}")
             try:
-                ticket = await provider.link(Anomaly.model_validate(doc), key)
+                ticket = await provider.link(doc, key)
             except ProviderError as exc:
                 raise upstream_error(exc, f"cannot link {key}") from None
-            return await self._add_link(anomaly_id, provider, ticket, "linked")
+            link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.LINKED)
+            return link.model_dump(mode="json")
 
     @contextlib.asynccontextmanager
     async def _linking(self, anomaly_id: int, connection: str) -> AsyncIterator[None]:
@@ -352,119 +353,72 @@ class Desk:
                 self._linking_now[key] = (lock, users - 1)
 
     async def _add_link(
-        self, anomaly_id: int, provider: Provider, ticket: Ticket, origin: str
-    ) -> dict[str, Any]:
-        doc = self.anomaly(anomaly_id)  # read again: other changes may have landed meanwhile
-        for link in doc.get("links", []):
-            if link["connection"] == provider.name and link["ticket_id"] == ticket.id:
+        self, anomaly_id: int, provider: Provider, ticket: Ticket, origin: LinkOrigin
+    ) -> TicketLink:
+        doc = self.document(anomaly_id)  # read again: other changes may have landed meanwhile
+        for link in doc.links:
+            if link.connection == provider.name and link.ticket_id == ticket.id:
                 raise Conflict(f"{ticket.key} is already linked to anomaly {anomaly_id}")
         at = now_iso()
-        link = {
-            "id": uuid.uuid4().hex[:12],
-            "connection": provider.name,
-            "provider": provider.kind,
-            "ticket_key": ticket.key,
-            "ticket_id": ticket.id,
-            "url": ticket.url,
-            "summary": ticket.summary,
-            "origin": origin,
-            "state": ticket.state,
-            "state_category": ticket.state_category,
-            "state_read_at": at,
-            "linked_at": at,
-        }
-        history = {
-            "at": at,
-            "kind": f"ticket {origin}",
-            "ticket": ticket.key,
-            "connection": provider.name,
-        }
-        new = {
-            **doc,
-            "updated_at": at,
-            "links": [*doc.get("links", []), link],
-            "history": [*doc.get("history", []), history],
-        }
-        await self._commit([Put("anomalies", str(anomaly_id), new)])
-        self.bus.publish("link.created", {"anomaly_id": anomaly_id, "link": link})
+        link_id = uuid.uuid4().hex[:12]
+        link = new_link(link_id, provider.name, provider.kind, ticket, origin, at)
+        put = Put("anomalies", str(anomaly_id), with_link(doc, link, at))
+        await self._commit([put])
+        self.bus.publish(
+            EventName.LINK_CREATED, {"anomaly_id": anomaly_id, "link": put.doc["links"][-1]}
+        )
         return link
 
     async def unlink(self, anomaly_id: int, link_id: str) -> dict[str, Any]:
         """Forget the link here; the ticket is not touched. Its undelivered notes are cancelled."""
-        doc = self.anomaly(anomaly_id)
-        link = next((item for item in doc.get("links", []) if item["id"] == link_id), None)
-        if link is None:
+        doc = self.document(anomaly_id)
+        if doc.link_by_id(link_id) is None:
             raise NotFound(f"anomaly {anomaly_id} has no link {link_id}")
-        at = now_iso()
-        new = {
-            **doc,
-            "updated_at": at,
-            "links": [item for item in doc["links"] if item["id"] != link_id],
-            "history": [
-                *doc.get("history", []),
-                {
-                    "at": at,
-                    "kind": "ticket unlinked",
-                    "ticket": link["ticket_key"],
-                    "connection": link["connection"],
-                },
-            ],
-        }
-        ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
+        put = Put("anomalies", str(anomaly_id), without_link(doc, link_id, now_iso()))
+        ops: list[Op] = [put]
         cancelled = self.worker.cancel_link(link_id) if self.worker else []
-        await self._commit(ops + cancelled)
+        await self._commit([*ops, *cancelled])
         if self.worker and cancelled:
-            self.worker.forget({op.doc["id"] for op in cancelled if isinstance(op, Put)})
-        self.bus.publish("link.removed", {"anomaly_id": anomaly_id, "link_id": link_id})
-        return new
+            self.worker.forget({int(op.key) for op in cancelled})
+        self.bus.publish(EventName.LINK_REMOVED, {"anomaly_id": anomaly_id, "link_id": link_id})
+        return put.doc
 
     async def refresh_links(
         self, anomaly_ids: list[int] | None = None, concurrency: int = 8
     ) -> int:
         """Read each linked ticket's current state. Never changes the anomaly itself."""
-        docs = (
-            [self.anomaly(i) for i in anomaly_ids]
-            if anomaly_ids is not None
-            else [d for d in self.store.all("anomalies").values() if d.get("links")]
-        )
+        if anomaly_ids is not None:
+            docs = [self.document(i) for i in anomaly_ids]
+        else:
+            linked = [int(k) for k, row in self.store.all("anomalies").items() if row.get("links")]
+            docs = [self.document(i) for i in linked]
         gate = asyncio.Semaphore(concurrency)
         states: dict[str, Ticket] = {}
 
-        async def read(link: dict[str, Any]) -> None:
-            provider = self.providers.get(link["connection"])
+        async def read(link: TicketLink) -> None:
+            provider = self.providers.get(link.connection)
             if provider is None:
                 return
             async with gate:
                 try:
-                    states[link["id"]] = await provider.get_ticket(link["ticket_key"])
+                    states[link.id] = await provider.get_ticket(link.ticket_key)
                 except ProviderError as exc:
-                    log.info("state of %s not read: %s", link["ticket_key"], exc)
+                    log.info("state of %s not read: %s", link.ticket_key, exc)
 
-        await asyncio.gather(*(read(link) for doc in docs for link in doc.get("links", [])))
+        await asyncio.gather(*(read(link) for doc in docs for link in doc.links))
         at = now_iso()
-        ops: list[Op] = []
+        puts: list[Put] = []
         for doc in docs:
-            current = self.store.anomaly(doc["id"]) or doc
-            links = []
-            for link in current.get("links", []):
-                ticket = states.get(link["id"])
-                if ticket is not None:
-                    link = {
-                        **link,
-                        "state": ticket.state,
-                        "state_category": ticket.state_category,
-                        "summary": ticket.summary or link.get("summary"),
-                        "state_read_at": at,
-                    }
-                links.append(link)
-            if links != current.get("links", []):
-                ops.append(Put("anomalies", str(doc["id"]), {**current, "links": links}))
-        if ops:
-            await self._commit(ops)
-            for op in ops:
-                assert isinstance(op, Put)
+            current = self.store.anomaly_doc(doc.id) or doc
+            new = with_ticket_states(current, states, at)
+            if new.links != current.links:
+                puts.append(Put("anomalies", str(doc.id), new))
+        if puts:
+            await self._commit(list(puts))
+            for put in puts:
                 self.bus.publish(
-                    "link.state", {"anomaly_id": op.doc["id"], "links": op.doc["links"]}
+                    EventName.LINK_STATE,
+                    {"anomaly_id": put.doc["id"], "links": put.doc["links"]},
                 )
         return len(states)
 
@@ -508,31 +462,15 @@ class Desk:
     # -- sync jobs -----------------------------------------------------------------------------
 
     async def retry_job(self, job_id: int) -> dict[str, Any]:
-        job = self.store.get("jobs", str(job_id))
+        job = self.store.job(job_id)
         if job is None:
             raise NotFound(f"no sync job {job_id}")
-        if job["state"] != "dead":
-            raise Conflict(f"sync job {job_id} is {job['state']}; only dead jobs can be retried")
-        job = {**job, "state": "pending", "attempts": 0, "next_at": 0.0}
+        if job.state != JobState.DEAD:
+            raise Conflict(f"sync job {job_id} is {job.state}; only dead jobs can be retried")
+        job = job_reset(job)
         await self.store.commit([Put("jobs", str(job_id), job)])
         if self.worker:
             self.worker.wake()
-        self.bus.publish("sync.job", job_view(job))
-        return job_view(job)
-
-
-def summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """An anomaly as a list row: what the dashboard's table shows."""
-    return {
-        "id": doc["id"],
-        "status": doc["status"],
-        "type": doc.get("type"),
-        "weight": doc.get("weight"),
-        "datastore": (doc.get("datastore") or {}).get("name"),
-        "container": (doc.get("container") or {}).get("name"),
-        "fields": doc.get("fields") or [],
-        "message": doc.get("message"),
-        "created": doc.get("created"),
-        "updated_at": doc.get("updated_at"),
-        "tickets": [link["ticket_key"] for link in doc.get("links") or ()],
-    }
+        view = job_view(job)
+        self.bus.publish(EventName.SYNC_JOB, view)
+        return view

@@ -13,33 +13,40 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
 
+from anomaly_desk.core.documents import AnomalyDocument, SyncJob, TicketLink, new_job
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.providers.base import NoteTag
-from anomaly_desk.core.store import Put, Store
+from anomaly_desk.core.store import Delete, Op, Put, Store
+from anomaly_desk.core.vocabulary import JobKind, JobState
 
-JobKind = Literal["status", "comment"]
-JobListener = Callable[[list[dict[str, Any]]], None]
+JobListener = Callable[[list[SyncJob]], None]
 
 
-def ticket_queue(job_or_link: dict[str, Any]) -> str:
+def ticket_queue(job_or_link: SyncJob | TicketLink) -> str:
     """Jobs for one ticket are delivered in order; this names that ticket's queue."""
-    connection = job_or_link["connection"]
-    ticket = job_or_link.get("ticket_id") or job_or_link["ticket_key"]
-    return f"{connection}/{ticket}"
+    return f"{job_or_link.connection}/{job_or_link.ticket_id or job_or_link.ticket_key}"
 
 
-def note_tag(job: dict[str, Any]) -> NoteTag:
+def note_tag(job: SyncJob) -> NoteTag:
     """What the provider needs to recognise this job's own note on the ticket."""
-    nonce = job.get("nonce")
-    if not nonce:  # stored before jobs had one: derived, stable, and unique enough per desk
-        return NoteTag(f"job-{job['id']}-{job['link_id']}", int(job.get("baseline") or 0), True)
-    return NoteTag(str(nonce), int(job.get("baseline") or 0))
+    if not job.nonce:  # stored before jobs had one: derived, stable, and unique enough per desk
+        return NoteTag(f"job-{job.id}-{job.link_id}", job.baseline or 0, True)
+    return NoteTag(job.nonce, job.baseline or 0)
 
 
-def _twin_key(job: dict[str, Any]) -> tuple[str, str]:
-    return ticket_queue(job), job["text"].strip()
+def _new(job: SyncJob) -> bool:
+    """A job as :meth:`Outbox.jobs_for` made it, not a later state of it."""
+    return (
+        job.state == JobState.PENDING
+        and not job.attempts
+        and not job.in_flight
+        and job.last_error is None
+    )
+
+
+def _twin_key(job: SyncJob) -> tuple[str, str]:
+    return ticket_queue(job), job.text.strip()
 
 
 class Outbox:
@@ -47,59 +54,50 @@ class Outbox:
         self.store = store
         self._listeners: list[JobListener] = []
         self._first: dict[tuple[str, str], int] | None = None  # (ticket, text) -> first job id
+        store.on_commit(self.submitted)  # every commit path, once durable: none can forget it
 
-    def has_earlier_twin(self, job: dict[str, Any]) -> bool:
+    def has_earlier_twin(self, job: SyncJob) -> bool:
         """Whether an earlier job (any state, any anomaly) went to the same ticket with the same
         text. Only then can a note identical to this job's already be there because of us, and
         only then does ServiceNow need a count before the send. An index, built once from the
         store and kept up by :meth:`submitted`: a delivery must not scan every job."""
         if self._first is None:
             self._first = {}
-            for other in self.store.all("jobs").values():
+            for other in self.store.jobs():
                 self._remember(other)
-        return self._first.get(_twin_key(job), job["id"]) < job["id"]
+        return self._first.get(_twin_key(job), job.id) < job.id
 
-    def _remember(self, job: dict[str, Any]) -> None:
+    def _remember(self, job: SyncJob) -> None:
         assert self._first is not None
         key = _twin_key(job)
-        if job["id"] < self._first.get(key, job["id"] + 1):
-            self._first[key] = job["id"]
+        if job.id < self._first.get(key, job.id + 1):
+            self._first[key] = job.id
 
     def listen(self, listener: JobListener) -> None:
         self._listeners.append(listener)
 
-    def jobs_for(self, anomaly: dict[str, Any], kind: JobKind, text: str) -> list[Put]:
+    def jobs_for(self, anomaly: AnomalyDocument, kind: JobKind, text: str) -> list[Put]:
         """One pending job per link of ``anomaly``; commit them with the change."""
         at = now_iso()
-        puts = []
-        for link in anomaly.get("links") or ():
+        puts: list[Put] = []
+        for link in anomaly.links:
             job_id = self.store.next_id("jobs")
-            job = {
-                "id": job_id,
-                "anomaly_id": anomaly["id"],
-                "link_id": link["id"],
-                "connection": link["connection"],
-                "provider": link["provider"],
-                "ticket_key": link["ticket_key"],
-                "ticket_id": link["ticket_id"],
-                "kind": kind,
-                "text": text,
-                "nonce": uuid.uuid4().hex,
-                "created_at": at,
-                "state": "pending",
-                "attempts": 0,
-                "next_at": 0.0,
-                "in_flight": False,
-                "verify": False,
-                "last_error": None,
-                "done_at": None,
-            }
+            job = new_job(job_id, anomaly.id, link, kind, text, uuid.uuid4().hex, at)
             puts.append(Put("jobs", str(job_id), job))
         return puts
 
-    def submitted(self, ops: list[Any]) -> None:
-        """Call after the commit that wrote ``ops``: hands their new jobs to the listeners."""
-        jobs = [op.doc for op in ops if isinstance(op, Put) and op.table == "jobs"]
+    def submitted(self, ops: list[Op]) -> None:
+        """The store's post-commit hook: hands the new jobs ``ops`` wrote to the listeners.
+
+        Every transaction comes through here, the sync worker's updates of its own jobs too, so
+        only a job's first version counts: pending and never tried (a retried dead job keeps its
+        ``last_error`` and is still in its queue)."""
+        written = [
+            SyncJob.model_validate(op.doc)
+            for op in ops
+            if not isinstance(op, Delete) and op.table == "jobs"
+        ]
+        jobs = [job for job in written if _new(job)]
         if jobs and self._first is not None:
             for job in jobs:
                 self._remember(job)

@@ -153,7 +153,8 @@ def tolerant(item: Any) -> Anomaly:
                 continue
             repaired.add(field)
             odd[sent[0]] = raw
-            value = REPAIRS.get(field, lambda _: None)(raw)
+            repair = REPAIRS.get(field)
+            value = repair(raw) if repair is not None else None
             if value is not None:
                 data[field] = value
         data["odd"] = odd

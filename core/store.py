@@ -1,237 +1,126 @@
-"""The anomaly store: TinyDB's JSON file as the checkpoint, an append-only journal in front of it.
+"""The anomaly store: the desk's tables, their indexes and what is kept, on a journal.
 
 Why not plain TinyDB writes: a TinyDB table write re-keys and rewrites the whole table (measured
 here: 26 ms per insert at 50k documents even on MemoryStorage, 1.3 inserts/s on its default JSON
 storage). A webhook must be durable before we answer 2xx, and its cost must not grow with the
-store. So:
+store. So durability is :mod:`anomaly_desk.core.journal`'s: transactions of whole-document
+puts/deletes, group-committed to an append-only journal, TinyDB's JSON file as the checkpoint,
+refused (never papered over) damage, degraded mode while the disk refuses writes, one writer per
+data directory. See that module for the promise and how it is kept.
 
-* every change is a *transaction* of whole-document puts/deletes, applied to the in-memory tables
-  and appended to ``journal-NNNNNN.log`` as one orjson line; concurrent transactions are
-  group-committed (one ``write`` + ``fsync`` per batch), so a burst costs a few file writes;
-* when the journal has grown past the size of the store, a checkpoint writes the whole database
-  as a TinyDB file (``anomaly-desk.json``, through :class:`AtomicJSONStorage`: temp file, fsync,
-  ``os.replace``) from a background thread, then drops the old journal. Amortised, every write
-  costs O(1);
-* opening replays the journal over the checkpoint; a torn tail (bytes after the last newline: a
-  crash mid-write, never acknowledged) is cut off before the first new append, so the next
-  record never lands glued onto a fragment.
+This module says what the tables are and keeps what reading them needs:
 
-The promise is "a 2xx means the anomaly is on disk, and nothing acknowledged is ever lost", so:
+* the tables (anomalies, deliveries, links, jobs, sync_log, counters, quarantine) and what a
+  journal record must hold to be read back (an anomaly has an id and a status);
+* indexes kept in step with every change, undo included: anomalies by status in newest-first
+  order (O(log n) insert and seek, so a page costs its size) and the lower-cased text ``q``
+  searches;
+* increasing, never reused ids per table (:meth:`Store.next_id`);
+* retention (:class:`Retention`): delivery keys for a week, the newest sync-log entries and
+  finished jobs; applied when the store opens (deliveries) and before each checkpoint.
 
-* damage is refused, never papered over: a checkpoint that is empty, not JSON or not ours, a lost
-  one (journals that start after 000000 with no checkpoint before them) or an unreadable record
-  inside a journal raises :class:`StoreDamaged`; ``repair=True`` sets the damaged file aside,
-  keeps every readable record, checkpoints at once and logs what is lost;
-* memory never runs ahead of the disk: a transaction is applied at once (later ones plan on top
-  of it) with its undo recorded; when a batch cannot be written it and every transaction queued
-  behind it are rolled back, the journal is cut back to its last good size, and the store is
-  *degraded* (``write_error``; writes raise :class:`StoreFailed`) until a background probe finds
-  the disk writable again, then writes resume without a restart.
-
-One writer per data directory, enforced with an ``flock``-ed lock file that names its holder.
-The directory is private (0700) and so is every file in it (0600).
 Documents handed to :meth:`Store.commit` are owned by the store and never mutated afterwards
 (callers build new dicts), which lets a checkpoint serialise a consistent shallow copy.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import contextlib
-import fcntl
 import heapq
 import logging
-import os
-import shutil
-import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-from tinydb.storages import Storage
+from anomaly_desk.core import journal
+from anomaly_desk.core.documents import (
+    AnomalyDocument,
+    DocumentCache,
+    StoredDocument,
+    SyncJob,
+)
+from anomaly_desk.core.journal import (
+    DB_FILE,
+    LOCK_FILE,
+    REPAIR_HINT,
+    SCHEMA_VERSION,
+    AtomicJSONStorage,
+    CommitHook,
+    Delete,
+    Journal,
+    Op,
+    StoreDamaged,
+    StoreError,
+    StoreFailed,
+    StoreLocked,
+)
 
-from anomaly_desk.core.runtime import refreeze
+__all__ = [
+    "DB_FILE",
+    "LOCK_FILE",
+    "REPAIR_HINT",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "AtomicJSONStorage",
+    "CommitHook",
+    "Delete",
+    "Op",
+    "Put",
+    "Retention",
+    "Store",
+    "StoreDamaged",
+    "StoreError",
+    "StoreFailed",
+    "StoreLocked",
+    "Table",
+]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-DB_FILE = "anomaly-desk.json"
-LOCK_FILE = "anomaly-desk.lock"
-JOURNAL_GLOB = "journal-*.log"
 TABLES = ("anomalies", "deliveries", "links", "jobs", "sync_log", "counters", "quarantine")
-CHECKPOINT_MIN_RECORDS = 10_000
+CHECKPOINT_MIN_RECORDS = 10_000  # a checkpoint once the journal outgrows this or the anomalies
 DELIVERY_RETENTION_S = 7 * 24 * 3600
 SYNC_LOG_KEEP = 50_000
 FINISHED_JOBS_KEEP = 50_000
 SEARCH_SORT_LIMIT = 20_000  # matches sorted directly; more than that, walking the order is faster
-_CHUNK = 1000  # documents per orjson call while checkpointing, so the GIL changes hands often
-PROBE_FILE = ".anomaly-desk.probe"
-PROBE_BYTES = 64 * 1024  # a probe that fits leaves some headroom for the journal
-PROBE_INTERVAL_S = 1.0
-REPAIR_HINT = (
-    "restore it from a backup, or start with `anomaly-desk serve --repair` (moves the damaged "
-    "file aside, keeps every readable record, and reports what is lost)"
-)
 
 Table = Literal["anomalies", "deliveries", "links", "jobs", "sync_log", "counters", "quarantine"]
 
 
-class StoreError(Exception):
-    """Base class for store problems a person has to act on."""
+# Typed documents of the rows read or written lately (see DocumentCache): the sync worker reads
+# its queue heads on every wake, a delivery reads the anomalies it updates.
+_ANOMALY_DOCS = DocumentCache(AnomalyDocument, 4096)
+_JOB_DOCS = DocumentCache(SyncJob, 4096)
+_CACHES: dict[str, DocumentCache[Any]] = {"anomalies": _ANOMALY_DOCS, "jobs": _JOB_DOCS}
 
 
-class StoreLocked(StoreError):
-    """Another process owns the data directory."""
+class Put(journal.Put):
+    """A whole-document write; takes a typed document (core.documents) too, dumped here at the
+    store's boundary to the JSON the tables hold: ``doc`` is always that JSON. An anomaly or a
+    job made from the row last read or written under its key is dumped from that row (only what
+    changed), and remembered, so reading it back costs nothing."""
 
-    def __init__(self, data_dir: Path, holder: dict[str, Any]):
-        self.holder = holder
-        pid = holder.get("pid", "?")
-        url = holder.get("url")
-        where = f", serving {url}" if url else ""
-        attach = f"; attach to it with --url {url}" if url else ""
+    __slots__ = ()
+
+    def __init__(self, table: Table, key: str, doc: dict[str, Any] | StoredDocument) -> None:
+        if isinstance(doc, dict):
+            super().__init__(table, key, doc)
+            return
+        cache = _CACHES.get(table)
         super().__init__(
-            f"data directory {data_dir} is in use by another anomaly-desk process "
-            f"(pid {pid}{where}){attach}"
+            table, key, doc.model_dump(mode="json") if cache is None else cache.dump(key, doc)
         )
 
 
-class StoreFailed(StoreError):
-    """The disk refused a write: nothing of it was kept, and writes are refused until it recovers."""
-
-
-class StoreDamaged(StoreError):
-    """A data file is damaged or lost: starting anyway would silently drop acknowledged data."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {problem}. The store refuses to start: {REPAIR_HINT}")
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that writes with orjson atomically: temp file, fsync, ``os.replace``.
-
-    ``write`` streams the tables in chunks so a large checkpoint never holds the GIL for long.
-    """
-
-    def __init__(self, path: str | Path, **_: Any) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        return orjson.loads(raw) if raw.strip() else None
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        tmp = _temp_path(self.path)
-        try:
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-                fh.write(b"{")
-                for t, (table, rows) in enumerate(data.items()):
-                    fh.write(b"," if t else b"")
-                    fh.write(orjson.dumps(table) + b":{")
-                    items = list(rows.items())
-                    for start in range(0, len(items), _CHUNK):
-                        chunk = orjson.dumps(dict(items[start : start + _CHUNK]))
-                        fh.write(b"," if start else b"")
-                        fh.write(chunk[1:-1])
-                    fh.write(b"}")
-                fh.write(b"}")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a partial checkpoint only holds disk space we lack
-            raise
-        _fsync_dir(self.path.parent)
-
-    def close(self) -> None:
-        pass
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _set_aside(path: Path) -> Path:
-    """Keep a damaged file under a new name, never deleting it.
-
-    A hard link, so the original name stays until the repair's fresh checkpoint replaces (or
-    folds away) it: a crash mid-repair leaves the damage in place, to be refused again.
-    """
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
-    try:
-        os.link(path, aside)
-    except OSError:  # a file system without hard links
-        shutil.copyfile(path, aside)
-    _fsync_dir(path.parent)
-    return aside
-
-
 @dataclass(frozen=True, slots=True)
-class Put:
-    table: Table
-    key: str
-    doc: dict[str, Any]
+class Retention:
+    """How long what only serves a while is kept; applied before each checkpoint."""
 
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    table: Table
-    key: str
-
-
-Op = Put | Delete
-
-
-def _encode(ops: Iterable[Op]) -> bytes:
-    rows = [
-        ["p", op.table, op.key, op.doc] if isinstance(op, Put) else ["d", op.table, op.key]
-        for op in ops
-    ]
-    return orjson.dumps(rows) + b"\n"
-
-
-def _decode(line: bytes) -> list[list[Any]] | None:
-    """A journal record's rows, or None when it is unreadable or not the shape ``_encode`` writes.
-
-    Checked whole before any row is applied, so a damaged record is dropped entirely or not at all.
-    """
-    try:
-        rows = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(rows, list):
-        return None
-    for row in rows:
-        if not (isinstance(row, list) and len(row) in (3, 4) and isinstance(row[2], str)):
-            return None
-        if row[1] not in TABLES:
-            return None
-        if row[0] == "p" and len(row) == 4 and isinstance(row[3], dict):
-            if row[1] == "anomalies" and not ("id" in row[3] and "status" in row[3]):
-                return None
-        elif not (row[0] == "d" and len(row) == 3):
-            return None
-    return rows
+    delivery_s: float = DELIVERY_RETENTION_S  # delivery keys: redeliveries come within days
+    sync_log: int = SYNC_LOG_KEEP  # newest sync-log entries kept
+    finished_jobs: int = FINISHED_JOBS_KEEP  # newest done or cancelled jobs kept
 
 
 def _sort_key(doc: dict[str, Any]) -> tuple[str, int]:
@@ -262,294 +151,51 @@ class _Order:
             yield self._keys[i]
 
 
-class Store:
+class Store(Journal):
     """The only owner of a data directory's database. Reads are in memory; writes are durable."""
 
+    logger = log
+    what = "anomalies"
+
     def __init__(
-        self, data_dir: Path, *, owner_url: str | None = None, repair: bool = False
+        self,
+        data_dir: Path,
+        *,
+        owner_url: str | None = None,
+        repair: bool = False,
+        retention: Retention | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.owner_url = owner_url
-        self.repair = repair  # start despite damage: set it aside, keep what reads, report losses
-        self.path = self.data_dir / DB_FILE
-        self.write_error: str | None = None  # why writes are refused right now; None when healthy
-        self._tables: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in TABLES}
+        super().__init__(data_dir, TABLES, owner_url=owner_url, repair=repair)
+        self.retention = retention or Retention()
         self._by_status: dict[str, _Order] = {}
         self._search: dict[int, str] = {}  # anomaly id → lower-cased text that `q` searches
-        self._lock_fd: int | None = None
-        self._journal_fd: int | None = None
-        self._journal_seq = 0
-        self._journal_records = 0
-        self._journal_size = 0  # bytes known to be on disk; a failed append is cut back to it
-        self._pending: list[bytes] = []
-        self._pending_undo: list[list[Op]] = []  # inverse ops of each pending transaction
-        self._batch: asyncio.Future[None] | None = None  # the batch being gathered
-        self._inflight: asyncio.Future[None] | None = None  # the batch being written
-        self._flusher: asyncio.Task[None] | None = None
-        self._checkpoint: asyncio.Task[None] | None = None
-        self._probe: asyncio.Task[None] | None = None
         self._sequences: dict[str, int] = {}
-        self.stats = {"batches": 0, "transactions": 0, "checkpoints": 0}
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- what the journal asks of the tables ---------------------------------------------------
 
-    def open(self) -> Store:
-        """Take the lock, load the checkpoint, replay the journal."""
-        self._prepare_dir()
-        self._acquire_lock()
-        try:
-            self._remove_leftovers()
-            self._load()
-        except BaseException:
-            self._close_journal()
-            self._release_lock()
-            raise
-        return self
+    def _changed(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if table == "anomalies":
+            if old is not None:
+                self._unindex(old)
+            if new is not None:
+                self._index(new)
 
-    async def close(self) -> None:
-        """Flush, write a final checkpoint (fast restarts), release the lock."""
-        if self._lock_fd is None:
-            return
-        with contextlib.suppress(StoreFailed):
-            await self.barrier()
-        if self._checkpoint:
-            await self._checkpoint
-        if self._probe:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
-        if self.write_error is None and self._journal_records:
-            try:
-                await asyncio.to_thread(self._write_checkpoint, *self._rotate())
-            except OSError as exc:
-                log.error("final checkpoint failed (the journal keeps every change): %s", exc)
-        self._close_journal()
-        self._release_lock()
+    def _valid(self, table: str, doc: dict[str, Any]) -> bool:
+        return table != "anomalies" or ("id" in doc and "status" in doc)
 
-    def close_sync(self) -> None:
-        """For tools and tests without an event loop: checkpoint and release."""
-        if self._lock_fd is None:
-            return
-        if self._pending:
-            self._append(b"".join(self._pending))
-            self._pending.clear()
-            self._pending_undo.clear()
-        if self.write_error is None and self._journal_records:
-            self._write_checkpoint(*self._rotate())
-        self._close_journal()
-        self._release_lock()
-
-    def _prepare_dir(self) -> None:
-        """Create the data directory 0700; tighten one of ours that others may read."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = self.data_dir.stat()
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077 and st.st_uid == os.getuid():
-            self.data_dir.chmod(0o700)
-            log.warning(
-                "data directory %s was open to other users (mode %04o): tightened to 0700",
-                self.data_dir,
-                mode,
-            )
-
-    def _remove_leftovers(self) -> None:
-        """A checkpoint or probe file a crash left half-written only holds disk space."""
-        for path in (_temp_path(self.path), self.data_dir / PROBE_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                size = path.stat().st_size
-                path.unlink()
-                log.warning("removed %s (%d bytes) left unfinished by a crash", path, size)
-
-    def _acquire_lock(self) -> None:
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise StoreLocked(self.data_dir, holder) from None
-        os.fchmod(fd, 0o600)  # one made by an older version may be readable by others
-        os.ftruncate(fd, 0)
-        holder = {"pid": os.getpid(), "url": self.owner_url, "since": time.time()}
-        os.pwrite(fd, orjson.dumps(holder), 0)
-        self._lock_fd = fd
-
-    def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.ftruncate(self._lock_fd, 0)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def _journals(self) -> list[tuple[int, Path]]:
-        found = []
-        for path in self.data_dir.glob(JOURNAL_GLOB):
-            with contextlib.suppress(ValueError):
-                found.append((int(path.stem.split("-")[1]), path))
-        return sorted(found)
-
-    def _journal_path(self, seq: int) -> Path:
-        return self.data_dir / f"journal-{seq:06d}.log"
-
-    def _load(self) -> None:
-        """Read everything first and refuse damage; only then change files (cut tails, repair)."""
-        journals = self._journals()
-        data, first_seq, damaged = self._read_checkpoint(journals)
-        for table in TABLES:
-            self._tables[table] = data.get(table, {})
-        replayed = 0
-        torn: list[tuple[Path, int, int]] = []
-        unreadable: list[tuple[Path, list[tuple[int, int]]]] = []
-        for seq, path in journals:
-            if seq >= first_seq:
-                replayed += self._replay(path, torn, unreadable)
-        for seq, path in journals:
-            if seq < first_seq:
-                path.unlink()  # already folded into the checkpoint
-        for path, offset, dropped in torn:
-            _cut(path, offset)
-            log.warning(
-                "%s: cut a torn write at byte %d (%d bytes dropped; a crash mid-write, never "
-                "acknowledged)",
-                path,
-                offset,
-                dropped,
-            )
-        self._journal_seq = max([first_seq, *(seq for seq, _ in journals)])
-        self._journal_records = replayed
+    def _after_load(self) -> None:
         self._prune_deliveries()
         self._reindex()
-        self._journal_fd, self._journal_size = self._open_journal(self._journal_seq)
-        if damaged or unreadable:
-            self._finish_repair(journals, damaged, unreadable)
-        elif self.repair:
-            log.info("repair: nothing is damaged, nothing to do")
-        log.info(
-            "store opened: %d anomalies, %d journal records replayed from %s",
-            len(self._tables["anomalies"]),
-            replayed,
-            self.data_dir,
-        )
 
-    def _read_checkpoint(
-        self, journals: list[tuple[int, Path]]
-    ) -> tuple[dict[str, Any], int, str | None]:
-        """The checkpoint's tables, the first journal it does not cover, and what is wrong with it.
+    def _before_snapshot(self) -> None:
+        self._prune_deliveries()
+        self._prune_history()
 
-        Journal numbers only grow when a checkpoint is written, so without one every journal
-        from 000000 on must be there: a first journal above 0 means a checkpoint went missing.
-        """
-        try:
-            raw: bytes | None = self.path.read_bytes()
-        except FileNotFoundError:
-            raw = None
-        problem = None
-        if raw is None:
-            if journals and journals[0][0] > 0:
-                problem = (
-                    f"the checkpoint is missing, yet the journals start at {journals[0][1].name}: "
-                    "everything recorded before it was only in the checkpoint"
-                )
-        else:
-            data, problem = _parse_checkpoint(self.path, raw)
-            if data is not None:
-                meta = data.pop("_meta")["1"]
-                return data, meta["journal"], None
-        if problem is not None and not self.repair:
-            raise StoreDamaged(self.path, problem)
-        return {}, 0, problem
+    def _checkpoint_threshold(self) -> int:
+        return max(CHECKPOINT_MIN_RECORDS, len(self._tables["anomalies"]))
 
-    def _replay(
-        self,
-        path: Path,
-        torn: list[tuple[Path, int, int]],
-        unreadable: list[tuple[Path, list[tuple[int, int]]]],
-    ) -> int:
-        """Apply a journal's records; note a torn tail, refuse (or under repair, skip) bad ones."""
-        count = offset = 0
-        bad: list[tuple[int, int]] = []  # (line, bytes)
-        tables = self._tables
-        with open(path, "rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.endswith(b"\n"):
-                    torn.append((path, offset, len(line)))
-                    break
-                rows = _decode(line)
-                if rows is None:
-                    if not self.repair:
-                        raise StoreDamaged(
-                            path,
-                            f"record {lineno} (at byte {offset}, {len(line)} bytes) is unreadable "
-                            "and acknowledged records may follow it",
-                        )
-                    bad.append((lineno, len(line)))
-                else:
-                    for row in rows:
-                        if row[0] == "p":
-                            tables[row[1]][row[2]] = row[3]
-                        else:
-                            tables[row[1]].pop(row[2], None)
-                    count += 1
-                offset += len(line)
-        if bad:
-            unreadable.append((path, bad))
-        return count
-
-    def _finish_repair(
-        self,
-        journals: list[tuple[int, Path]],
-        damaged: str | None,
-        unreadable: list[tuple[Path, list[tuple[int, int]]]],
-    ) -> None:
-        """Set damaged files aside, checkpoint what was read at once, and say what is lost."""
-        lost: list[str] = []
-        if damaged is not None:
-            if self.path.exists():
-                aside = _set_aside(self.path)
-                lost.append(f"{self.path.name} ({damaged}) moved aside to {aside.name}")
-            recovered = f"{len(self._tables['anomalies'])} anomalies recovered from journals"
-            if journals and journals[0][0] > 0:
-                lost.append(
-                    f"the checkpoint covering journals before {journals[0][0]:06d} is missing: "
-                    f"anomalies recorded only there are lost; {recovered}"
-                )
-            elif journals:
-                lost.append(
-                    f"every journal since 000000 is present: {recovered}; anything only the "
-                    "checkpoint held (a bulk load) is lost"
-                )
-            else:
-                lost.append("no journal is left: the store starts empty")
-        for path, bad in unreadable:
-            aside = _set_aside(path)
-            records = "record" if len(bad) == 1 else "records"
-            lines = ", ".join(str(lineno) for lineno, _ in bad)
-            lost.append(
-                f"{len(bad)} unreadable {records} ({sum(size for _, size in bad)} bytes) at "
-                f"{path.name} line{'s' if len(bad) > 1 else ''} {lines} dropped; the journal "
-                f"is kept as {aside.name}"
-            )
-        self._write_checkpoint(*self._rotate())
-        for what in lost:
-            log.warning("repair: %s", what)
-        log.warning("repair: a fresh checkpoint holds everything that could be read")
-
-    def _open_journal(self, seq: int) -> tuple[int, int]:
-        """An append descriptor for journal ``seq`` and its current size."""
-        path = self._journal_path(seq)
-        existed = path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            if not existed:
-                _fsync_dir(self.data_dir)
-            return fd, os.fstat(fd).st_size
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _close_journal(self) -> None:
-        if self._journal_fd is not None:
-            os.close(self._journal_fd)
-            self._journal_fd = None
+    def _describe(self) -> str:
+        return f"{len(self._tables['anomalies'])} anomalies"
 
     # -- indexes -----------------------------------------------------------------------------
 
@@ -581,6 +227,26 @@ class Store:
     def anomaly(self, anomaly_id: int) -> dict[str, Any] | None:
         return self._tables["anomalies"].get(str(anomaly_id))
 
+    # Typed reads: core works on documents (core.documents), the tables keep their JSON.
+
+    def anomaly_doc(self, anomaly_id: int) -> AnomalyDocument | None:
+        key = str(anomaly_id)
+        raw = self._tables["anomalies"].get(key)
+        return None if raw is None else _ANOMALY_DOCS.read(key, raw)
+
+    def job(self, job_id: int) -> SyncJob | None:
+        key = str(job_id)
+        raw = self._tables["jobs"].get(key)
+        return None if raw is None else _JOB_DOCS.read(key, raw)
+
+    def jobs(self, states: Collection[str] | None = None) -> list[SyncJob]:
+        """Every job, or those in ``states`` (chosen before they are read); in no set order."""
+        return [
+            _JOB_DOCS.read(key, raw, keep=False)
+            for key, raw in self._tables["jobs"].items()
+            if states is None or raw.get("state") in states
+        ]
+
     def count(self, table: Table = "anomalies") -> int:
         return len(self._tables[table])
 
@@ -610,8 +276,8 @@ class Store:
                     if doc["status"] in wanted and (after is None or key < after):
                         keys.append(key)
                 keys.sort(reverse=True)
-                page = [rows[str(key[1])] for key in keys[:limit]]
-                return page, (_sort_key(page[-1]) if len(keys) > limit else None)
+                found = [rows[str(key[1])] for key in keys[:limit]]
+                return found, (_sort_key(found[-1]) if len(keys) > limit else None)
         streams = [self._by_status[s].newest_first(after) for s in wanted if s in self._by_status]
         page: list[dict[str, Any]] = []
         merged = streams[0] if len(streams) == 1 else _merge_desc(streams)
@@ -634,210 +300,10 @@ class Store:
     def delivery_seen(self, key: str) -> bool:
         return key in self._tables["deliveries"]
 
-    # -- writes ------------------------------------------------------------------------------
-
-    def _apply(self, ops: list[Op], undo: list[Op] | None = None) -> None:
-        """Apply ops to the tables and indexes; with ``undo``, append each op's inverse to it."""
-        for op in ops:
-            rows = self._tables[op.table]
-            old = rows.get(op.key)
-            if undo is not None:
-                undo.append(Delete(op.table, op.key) if old is None else Put(op.table, op.key, old))
-            if op.table == "anomalies" and old is not None:
-                self._unindex(old)
-            if isinstance(op, Put):
-                rows[op.key] = op.doc
-                if op.table == "anomalies":
-                    self._index(op.doc)
-            else:
-                rows.pop(op.key, None)
-
-    def _refusal(self) -> StoreFailed:
-        return StoreFailed(f"the store is not accepting writes: {self.write_error}")
-
-    async def commit(self, ops: list[Op]) -> None:
-        """Apply ``ops`` as one transaction; returns once it is on disk.
-
-        Applied to memory at once (so the next transaction sees it), acknowledged only after the
-        batch it belongs to has been fsync-ed. Raises StoreFailed if the disk refused the write
-        (then memory is as if it never happened) or while the store is degraded.
-        """
-        if self.write_error is not None:
-            raise self._refusal()
-        if not ops:
-            return
-        line = _encode(ops)
-        undo: list[Op] = []
-        self._apply(ops, undo)
-        self._pending.append(line)
-        self._pending_undo.append(undo)
-        if self._batch is None:
-            self._batch = asyncio.get_running_loop().create_future()
-        batch = self._batch
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop())
-        await asyncio.shield(batch)
-
-    async def barrier(self) -> None:
-        """Wait until everything already committed to memory is on disk (or refused)."""
-        if self.write_error is not None:
-            raise self._refusal()
-        # The queued batch fails if the one in flight fails, so waiting on the last is enough.
-        waiting = self._batch if self._batch is not None else self._inflight
-        if waiting is not None:
-            await asyncio.shield(waiting)
-
-    async def _flush_loop(self) -> None:
-        while self._pending:
-            lines, self._pending = self._pending, []
-            undo, self._pending_undo = self._pending_undo, []
-            batch, self._batch = self._batch, None
-            assert batch is not None
-            self._inflight = batch
-            try:
-                await asyncio.to_thread(self._append, b"".join(lines))
-            except OSError as exc:
-                self._refuse(exc, batch, undo)
-                return
-            finally:
-                self._inflight = None
-            self.stats["batches"] += 1
-            self.stats["transactions"] += len(lines)
-            self._journal_records += len(lines)
-            batch.set_result(None)
-            self._maybe_checkpoint()
-
-    def _refuse(self, exc: OSError, batch: asyncio.Future[None], undo: list[list[Op]]) -> None:
-        """Fail the batch and every transaction queued behind it, undoing them newest first.
-
-        Later transactions were planned on top of the failed ones, so none of them may stand.
-        """
-        behind, self._batch = self._batch, None
-        undo += self._pending_undo
-        self._pending, self._pending_undo = [], []
-        for inverse in reversed(undo):
-            self._apply(inverse[::-1])
-        self.write_error = f"journal write failed: {exc}"
-        log.error(
-            "%s; %d transaction(s) refused and undone; writes are refused until the disk takes "
-            "them again",
-            self.write_error,
-            len(undo),
-        )
-        batch.set_exception(self._refusal())
-        if behind is not None:
-            behind.set_exception(self._refusal())
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._probe_until_writable())
-
-    def _append(self, data: bytes) -> None:
-        assert self._journal_fd is not None
-        fd = self._journal_fd
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        except OSError:
-            with contextlib.suppress(OSError):  # else the probe cuts it before writes resume
-                os.ftruncate(fd, self._journal_size)  # no fragment of a refused batch stays
-                os.fsync(fd)
-            raise
-        self._journal_size += len(data)
-
-    async def _probe_until_writable(self) -> None:
-        """Degraded mode: retry a small write every second, resume writes once it lands."""
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL_S)
-            try:
-                await asyncio.to_thread(self._probe_disk)
-            except OSError as exc:
-                log.debug("the disk still refuses writes: %s", exc)
-                continue
-            log.warning("writes resumed (they were refused: %s)", self.write_error)
-            self.write_error = None
-            return
-
-    def _probe_disk(self) -> None:
-        """Write and fsync a probe file (a little headroom), remove it, cut the journal back.
-
-        Works on paths, never the store's descriptors, so a close racing it cannot hurt.
-        """
-        probe = self.data_dir / PROBE_FILE
-        try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                view = memoryview(bytes(PROBE_BYTES))
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        finally:
-            probe.unlink(missing_ok=True)
-        _cut(self._journal_path(self._journal_seq), self._journal_size)
-
-    # -- checkpoints ---------------------------------------------------------------------------
-
-    def _maybe_checkpoint(self) -> None:
-        threshold = max(CHECKPOINT_MIN_RECORDS, len(self._tables["anomalies"]))
-        busy = self._checkpoint is not None and not self._checkpoint.done()
-        if self._journal_records >= threshold and not busy:
-            # Rotate here, between two journal appends, never while one is in flight.
-            try:
-                rotated = self._rotate()
-            except OSError as exc:
-                log.error("checkpoint skipped, no new journal (%s); the old one goes on", exc)
-                return
-            self._checkpoint = asyncio.create_task(self._run_checkpoint(*rotated))
-
-    async def _run_checkpoint(self, snapshot: dict[str, dict[str, Any]], seq: int) -> None:
-        started = time.perf_counter()
-        try:
-            await asyncio.to_thread(self._write_checkpoint, snapshot, seq)
-        except OSError as exc:  # the journal still holds everything: only space is at stake
-            log.error("checkpoint failed (the journal keeps every change): %s", exc)
-            return
-        refreeze()
-        log.info(
-            "checkpoint: %d anomalies in %.0f ms",
-            len(self._tables["anomalies"]),
-            (time.perf_counter() - started) * 1000,
-        )
-
-    def _rotate(self) -> tuple[dict[str, dict[str, Any]], int]:
-        """Start a new journal and take a consistent shallow copy; runs between flushes.
-
-        Transactions still pending (in memory, not yet written) are undone in the copy: they go
-        to the new journal, so replay brings them back only once they are really on disk.
-        """
-        fd, size = self._open_journal(self._journal_seq + 1)  # first: if it fails, nothing moved
-        self._prune_deliveries()
-        self._prune_history()
-        snapshot = {table: dict(rows) for table, rows in self._tables.items()}
-        for inverse in reversed(self._pending_undo):
-            for op in reversed(inverse):
-                if isinstance(op, Put):
-                    snapshot[op.table][op.key] = op.doc
-                else:
-                    snapshot[op.table].pop(op.key, None)
-        self._close_journal()
-        self._journal_fd, self._journal_size = fd, size
-        self._journal_seq += 1
-        self._journal_records = 0
-        return snapshot, self._journal_seq
-
-    def _write_checkpoint(self, snapshot: dict[str, dict[str, Any]], seq: int) -> None:
-        meta = {"1": {"schema": SCHEMA_VERSION, "journal": seq, "written": time.time()}}
-        AtomicJSONStorage(self.path).write({"_meta": meta, **snapshot})
-        for old_seq, path in self._journals():
-            if old_seq < seq:
-                path.unlink(missing_ok=True)
-        self.stats["checkpoints"] += 1
+    # -- retention -------------------------------------------------------------------------------
 
     def _prune_deliveries(self) -> None:
-        horizon = time.time() - DELIVERY_RETENTION_S
+        horizon = time.time() - self.retention.delivery_s
         rows = self._tables["deliveries"]
         stale = [key for key, doc in rows.items() if doc.get("at", 0) < horizon]
         for key in stale:
@@ -845,14 +311,15 @@ class Store:
 
     def _prune_history(self) -> None:
         """Keep the newest sync-log entries and finished jobs; pending and dead jobs stay."""
+        keep = self.retention
         log_rows = self._tables["sync_log"]
-        if len(log_rows) > SYNC_LOG_KEEP:
-            for key in sorted(log_rows, key=int)[: len(log_rows) - SYNC_LOG_KEEP]:
+        if len(log_rows) > keep.sync_log:
+            for key in sorted(log_rows, key=int)[: len(log_rows) - keep.sync_log]:
                 del log_rows[key]
         jobs = self._tables["jobs"]
         finished = [k for k, job in jobs.items() if job.get("state") in ("done", "cancelled")]
-        if len(finished) > FINISHED_JOBS_KEEP:
-            for key in sorted(finished, key=int)[: len(finished) - FINISHED_JOBS_KEEP]:
+        if len(finished) > keep.finished_jobs:
+            for key in sorted(finished, key=int)[: len(finished) - keep.finished_jobs]:
                 del jobs[key]
 
     # -- bulk ------------------------------------------------------------------------------------
@@ -871,53 +338,6 @@ class Store:
 
 def _merge_desc(streams: list[Iterator[tuple[str, int]]]) -> Iterator[tuple[str, int]]:
     return heapq.merge(*streams, reverse=True)
-
-
-def _cut(path: Path, size: int) -> None:
-    """Truncate ``path`` to ``size`` bytes, durably."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _parse_checkpoint(path: Path, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """The checkpoint's data, or None and what is wrong with it.
-
-    Every checkpoint we write has ``_meta`` naming its journal, so one without it (``{}``, an
-    emptied file) is damage, not an empty store. A newer schema is refused outright.
-    """
-    if not raw.strip():
-        return None, "the file is empty"
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return None, f"the file is not valid JSON ({exc})"
-    meta = data.get("_meta") if isinstance(data, dict) else None
-    meta = meta.get("1") if isinstance(meta, dict) else None
-    if not isinstance(meta, dict):
-        return None, "the file has no _meta record, so it is not a checkpoint anomaly-desk wrote"
-    version = meta.get("schema", SCHEMA_VERSION)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} was written by a newer anomaly-desk (schema {version}; "
-            f"this one reads up to {SCHEMA_VERSION})"
-        )
-    if not isinstance(meta.get("journal"), int):
-        return None, "its _meta record names no journal"
-    for table in TABLES:
-        if not isinstance(data.get(table, {}), dict):
-            return None, f"its table {table!r} is not an object"
-    return data, None
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        return orjson.loads(os.pread(fd, 4096, 0) or b"{}")
-    except orjson.JSONDecodeError:
-        return {}
 
 
 def _search_text(doc: dict[str, Any]) -> str:

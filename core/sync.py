@@ -29,6 +29,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from anomaly_desk.core.config import SyncSettings
+from anomaly_desk.core.documents import (
+    SyncJob,
+    job_after,
+    job_cancelled,
+    job_in_flight,
+    job_started,
+    log_entry,
+)
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
@@ -40,13 +48,14 @@ from anomaly_desk.core.providers import (
     UnavailableError,
 )
 from anomaly_desk.core.store import Put, Store, StoreFailed
+from anomaly_desk.core.vocabulary import WAITING, EventName, JobState, SyncOutcome
 
 log = logging.getLogger(__name__)
 
 
 def backoff(attempt: int, settings: SyncSettings) -> float:
     """Exponential, capped, with jitter so a recovering provider is not hit by a thundering herd."""
-    ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** max(0, attempt - 1))
+    ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** max(0, attempt - 1))
     return ceiling * random.uniform(0.5, 1.0)
 
 
@@ -79,12 +88,9 @@ class SyncWorker:
 
     def start(self) -> None:
         """Rebuild the queues from the store and start delivering."""
-        pending = sorted(
-            (job for job in self.store.all("jobs").values() if job["state"] in ("pending", "dead")),
-            key=lambda job: job["id"],
-        )
+        pending = sorted(self.store.jobs(WAITING), key=lambda job: job.id)
         for job in pending:
-            self._queues.setdefault(ticket_queue(job), deque()).append(job["id"])
+            self._queues.setdefault(ticket_queue(job), deque()).append(job.id)
         if pending:
             log.info("sync: %d jobs to deliver on %d tickets", len(pending), len(self._queues))
         self._runner = asyncio.create_task(self._run(), name="sync-worker")
@@ -101,9 +107,9 @@ class SyncWorker:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
-    def enqueue(self, jobs: list[dict[str, Any]]) -> None:
-        for job in sorted(jobs, key=lambda j: j["id"]):
-            self._queues.setdefault(ticket_queue(job), deque()).append(job["id"])
+    def enqueue(self, jobs: list[SyncJob]) -> None:
+        for job in sorted(jobs, key=lambda j: j.id):
+            self._queues.setdefault(ticket_queue(job), deque()).append(job.id)
         self._wake.set()
 
     def wake(self) -> None:
@@ -112,13 +118,11 @@ class SyncWorker:
 
     def cancel_link(self, link_id: str) -> list[Put]:
         """Ops cancelling a removed link's undelivered jobs (the one in flight, if any, finishes)."""
-        ops = []
-        for job in self.store.all("jobs").values():
-            if job["link_id"] == link_id and job["state"] in ("pending", "dead"):
-                if job["in_flight"]:
-                    continue
-                ops.append(Put("jobs", str(job["id"]), {**job, "state": "cancelled"}))
-        return ops
+        return [
+            Put("jobs", str(job.id), job_cancelled(job))
+            for job in self.store.jobs(WAITING)
+            if job.link_id == link_id and not job.in_flight
+        ]
 
     def forget(self, job_ids: set[int]) -> None:
         for queue in self._queues.values():
@@ -129,17 +133,17 @@ class SyncWorker:
     def idle(self) -> bool:
         """No job pending or in flight (dead ones wait for a person, so they do not count)."""
         waiting = any(
-            (head := self._head(queue)) is not None and head["state"] == "pending"
+            (head := self._head(queue)) is not None and head.state == JobState.PENDING
             for queue in self._queues.values()
         )
         return not waiting and not self._running
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def _head(self, queue: deque[int]) -> dict[str, Any] | None:
+    def _head(self, queue: deque[int]) -> SyncJob | None:
         while queue:
-            job = self.store.get("jobs", str(queue[0]))
-            if job is not None and job["state"] in ("pending", "dead"):
+            job = self.store.job(queue[0])
+            if job is not None and job.state in WAITING:
                 return job
             queue.popleft()  # done or cancelled meanwhile
         return None
@@ -158,14 +162,12 @@ class SyncWorker:
                 if head is None:
                     del self._queues[name]
                     continue
-                if name in self._busy or head["state"] == "dead":
+                if name in self._busy or head.state == JobState.DEAD:
                     continue
-                if head["next_at"] > now:
-                    next_due = (
-                        head["next_at"] if next_due is None else min(next_due, head["next_at"])
-                    )
+                if head.next_at > now:
+                    next_due = head.next_at if next_due is None else min(next_due, head.next_at)
                     continue
-                connection = head["connection"]
+                connection = head.connection
                 if self._running >= self.settings.concurrency:
                     break
                 if self._per_connection.get(connection, 0) >= self.settings.per_connection:
@@ -177,10 +179,13 @@ class SyncWorker:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             timeout = None if next_due is None else max(0.0, next_due - time.time())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
+            # its timeout fires, and stop() then waits forever on a loop that never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
-    async def _deliver(self, queue_name: str, job: dict[str, Any]) -> None:
+    async def _deliver(self, queue_name: str, job: SyncJob) -> None:
         try:
             await self._attempt(job)
             self._store_failures = 0
@@ -191,135 +196,108 @@ class SyncWorker:
             if self._store_failures == 1 or self._store_failures % 10 == 0:
                 log.warning("sync: the store refuses writes (%s); pausing %.2fs", exc, pause)
         except Exception:  # a bug must not stop the worker: the job stays pending
-            log.exception("sync: job %s failed unexpectedly", job["id"])
+            log.exception("sync: job %s failed unexpectedly", job.id)
             self._paused_until = max(self._paused_until, time.time() + 1.0)
         finally:
             self._running -= 1
             self._busy.discard(queue_name)
-            connection = job["connection"]
+            connection = job.connection
             self._per_connection[connection] = self._per_connection.get(connection, 1) - 1
             self._wake.set()
 
-    def _linked(self, job: dict[str, Any]) -> bool:
-        anomaly = self.store.anomaly(job["anomaly_id"]) or {}
-        return any(link["id"] == job["link_id"] for link in anomaly.get("links") or ())
+    def _linked(self, job: SyncJob) -> bool:
+        anomaly = self.store.anomaly_doc(job.anomaly_id)
+        return anomaly is not None and anomaly.link_by_id(job.link_id) is not None
 
-    async def _attempt(self, job: dict[str, Any]) -> None:
+    async def _attempt(self, job: SyncJob) -> None:
         if not self._linked(job):  # unlinked while queued (or before a restart): never send
-            await self.store.commit([Put("jobs", str(job["id"]), {**job, "state": "cancelled"})])
+            await self.store.commit([Put("jobs", str(job.id), job_cancelled(job))])
             return
-        attempt = job["attempts"] + 1
-        verify = job["verify"] or job["in_flight"]  # an earlier attempt may have landed
-        job = {**job, "attempts": attempt, "verify": verify}
-        provider = self.providers.get(job["connection"])
+        attempt = job.attempts + 1
+        verify = job.verify or job.in_flight  # an earlier attempt may have landed
+        job = job_started(job, attempt, verify)
+        provider = self.providers.get(job.connection)
         started = time.perf_counter()
-        outcome, message, retry_in = "done", None, None
-        ref = TicketRef(job["ticket_key"], job["ticket_id"])
+        outcome, message, retry_in = SyncOutcome.DONE, None, None
+        ref = TicketRef(job.ticket_key, job.ticket_id)
         try:
             if provider is None:
-                raise ProviderError(f"connection {job['connection']!r} is not configured")
+                raise ProviderError(f"connection {job.connection!r} is not configured")
+            baseline = None
             if not verify:
                 # Nothing of this job can be on the ticket yet. If an earlier job put the same
                 # text there, a provider that cannot mark notes (ServiceNow) counts the identical
                 # notes now, so a later check looks for one more than that, not for the text.
                 twin = self.outbox.has_earlier_twin(job)
-                job["baseline"] = await provider.note_baseline(ref, job["text"]) if twin else 0
-            job = {**job, "in_flight": True}
-            await self.store.commit([Put("jobs", str(job["id"]), job)])  # before anything leaves
+                baseline = await provider.note_baseline(ref, job.text) if twin else 0
+            job = job_in_flight(job, baseline)
+            await self.store.commit([Put("jobs", str(job.id), job)])  # before anything leaves
             tag = note_tag(job)
-            if verify and await provider.has_note(ref, job["text"], tag):
+            if verify and await provider.has_note(ref, job.text, tag):
                 message = "already on the ticket (an earlier attempt landed); not sent again"
             else:
-                await provider.add_note(ref, job["text"], tag)
+                await provider.add_note(ref, job.text, tag)
                 if verify:
                     message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
         except RateLimitedError as exc:
-            outcome, message = "retry", str(exc)
+            outcome, message = SyncOutcome.RETRY, str(exc)
             retry_in = (
                 exc.retry_after if exc.retry_after is not None else backoff(attempt, self.settings)
             )
         except UnavailableError as exc:
-            outcome, message = "retry", str(exc)
+            outcome, message = SyncOutcome.RETRY, str(exc)
             retry_in = backoff(attempt, self.settings)
             verify = verify or exc.ambiguous
         except ProviderError as exc:
-            outcome, message = "dead", str(exc)
+            outcome, message = SyncOutcome.DEAD, str(exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
         at = now_iso()
-        if outcome != "done" and not self._linked(job):
-            outcome, message = "cancelled", "the link was removed while this note was in flight"
-        if outcome == "cancelled":
-            job = {**job, "state": "cancelled", "in_flight": False, "verify": verify}
-        elif outcome == "done":
-            job = {**job, "state": "done", "in_flight": False, "done_at": at, "last_error": None}
-        elif outcome == "retry":
+        if outcome != SyncOutcome.DONE and not self._linked(job):
+            outcome = SyncOutcome.CANCELLED
+            message = "the link was removed while this note was in flight"
+        next_at = None
+        if outcome == SyncOutcome.RETRY:
             assert retry_in is not None
-            job = {
-                **job,
-                "in_flight": False,
-                "verify": verify,
-                "last_error": message,
-                "next_at": time.time() + retry_in,
-            }
+            next_at = time.time() + retry_in
+        job = job_after(job, outcome, at, verify, message, next_at)
+        if next_at is not None:
             message = f"{message}; next try in {retry_in:.1f}s"
-        else:
-            job = {
-                **job,
-                "state": "dead",
-                "in_flight": False,
-                "verify": verify,
-                "last_error": message,
-            }
         entry_id = self.store.next_id("sync_log")
-        entry = {
-            "id": entry_id,
-            "at": at,
-            "job_id": job["id"],
-            "anomaly_id": job["anomaly_id"],
-            "link_id": job["link_id"],
-            "connection": job["connection"],
-            "ticket_key": job["ticket_key"],
-            "kind": job["kind"],
-            "attempt": attempt,
-            "outcome": outcome,
-            "duration_ms": round(elapsed_ms, 1),
-            "message": message,
-            "text": job["text"],
-        }
-        await self.store.commit(
-            [Put("jobs", str(job["id"]), job), Put("sync_log", str(entry_id), entry)]
-        )
+        entry = log_entry(entry_id, job, at, attempt, outcome, round(elapsed_ms, 1), message)
+        logged = Put("sync_log", str(entry_id), entry)
+        await self.store.commit([Put("jobs", str(job.id), job), logged])
         log.info(
             "sync job=%s ticket=%s kind=%s attempt=%d outcome=%s ms=%.0f%s",
-            job["id"],
-            job["ticket_key"],
-            job["kind"],
+            job.id,
+            job.ticket_key,
+            job.kind,
             attempt,
             outcome,
             elapsed_ms,
             f" ({message})" if message else "",
         )
-        self.bus.publish("sync.attempt", entry)
-        self.bus.publish("sync.job", job_view(job))
+        self.bus.publish(EventName.SYNC_ATTEMPT, logged.doc)
+        self.bus.publish(EventName.SYNC_JOB, job_view(job))
 
 
-def job_view(job: dict[str, Any]) -> dict[str, Any]:
-    """A job as the API shows it."""
-    return {
-        key: job[key]
-        for key in (
-            "id",
-            "anomaly_id",
-            "link_id",
-            "connection",
-            "ticket_key",
-            "kind",
-            "text",
-            "state",
-            "attempts",
-            "next_at",
-            "last_error",
-            "created_at",
-            "done_at",
-        )
-    }
+JOB_VIEW_KEYS = (
+    "id",
+    "anomaly_id",
+    "link_id",
+    "connection",
+    "ticket_key",
+    "kind",
+    "text",
+    "state",
+    "attempts",
+    "next_at",
+    "last_error",
+    "created_at",
+    "done_at",
+)
+
+
+def job_view(job: SyncJob) -> dict[str, Any]:
+    """A job as the ``sync.job`` event shows it (JSON)."""
+    data = job.model_dump(mode="json")
+    return {key: data[key] for key in JOB_VIEW_KEYS}

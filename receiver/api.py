@@ -5,13 +5,23 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Iterable
-from typing import Any
+from functools import cache
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from anomaly_desk.core.models import ARCHIVED, OPEN, Status
+from anomaly_desk.core.views import (
+    AnomalyDetail,
+    AnomalyPage,
+    HealthView,
+    QuarantineItem,
+    QuarantinePage,
+    api_schema,
+    to_json,
+)
 from anomaly_desk.receiver.problems import Problem
 
 MAX_LIMIT = 500
@@ -22,8 +32,9 @@ STATUS_GROUPS: dict[str, frozenset[Status]] = {
 }
 
 
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+def view_response(view: BaseModel, status: int = 200) -> Response:
+    """Every operator API answer: its view, serialised (see ``core/views.py``)."""
+    return Response(to_json(view), status_code=status, media_type="application/json")
 
 
 def parse_statuses(raw: str | None, stored: Iterable[str] = ()) -> set[str]:
@@ -90,12 +101,11 @@ async def healthz(request: Request) -> Response:
     state = request.app.state
     store = state.store
     problem = getattr(store, "write_error", None)
-    body: dict[str, Any] = {"status": "degraded" if problem else "ok"}
-    if problem:
-        body["reason"] = problem
+    health = HealthView(status="degraded", reason=problem) if problem else HealthView(status="ok")
     if state.token is None or bearer_matches(request.headers.get("authorization"), state.token):
-        body.update(anomalies=store.count(), by_status=store.status_counts())
-    return json_response(body, 503 if problem else 200)
+        health.anomalies = store.count()
+        health.by_status = store.status_counts()
+    return view_response(health, 503 if problem else 200)
 
 
 def bearer_matches(header: str | None, token: str) -> bool:
@@ -108,7 +118,8 @@ def bearer_matches(header: str | None, token: str) -> bool:
 async def quarantine(request: Request) -> Response:
     """Delivered items that could not be stored as anomalies (no usable id), newest first."""
     rows = sorted(request.app.state.store.all("quarantine").values(), key=lambda q: q["at"])
-    return json_response({"items": rows[::-1][: _limit(request.query_params.get("limit"))]})
+    newest = rows[::-1][: _limit(request.query_params.get("limit"))]
+    return view_response(QuarantinePage(items=[QuarantineItem.model_validate(q) for q in newest]))
 
 
 async def list_anomalies(request: Request) -> Response:
@@ -119,7 +130,9 @@ async def list_anomalies(request: Request) -> Response:
         limit=_limit(params.get("limit")),
         after=decode_cursor(params.get("cursor")),
     )
-    return json_response({"items": items, "next_cursor": encode_cursor(position)})
+    # stored documents in, list rows out: AnomalySummary reads a document as its row
+    page = AnomalyPage.model_validate({"items": items, "next_cursor": encode_cursor(position)})
+    return view_response(page)
 
 
 async def get_anomaly(request: Request) -> Response:
@@ -129,4 +142,14 @@ async def get_anomaly(request: Request) -> Response:
         raise Problem(
             404, "Anomaly not found", f"no anomaly with id {anomaly_id}", kind="not-found"
         )
-    return json_response(doc)
+    return view_response(AnomalyDetail.model_validate(doc))
+
+
+@cache
+def _schema_json() -> bytes:
+    return orjson.dumps(api_schema())
+
+
+async def schema(request: Request) -> Response:
+    """The JSON schema of every view: which one each endpoint answers with, each event carries."""
+    return Response(_schema_json(), media_type="application/json")

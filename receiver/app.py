@@ -151,6 +151,7 @@ def create_app(
             Route("/api/sync-jobs", operator.sync_jobs),
             Route("/api/sync-jobs/{job_id:int}/retry", operator.retry_job, methods=["POST"]),
             Route("/api/quarantine", api.quarantine),
+            Route("/api/schema", api.schema),
             Route("/api/events", events),
         ],
         middleware=[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, TypeVar
 
 import orjson
@@ -12,10 +11,32 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from anomaly_desk.core.models import Status, error_path
-from anomaly_desk.core.operations import Desk, OperationError
-from anomaly_desk.core.providers import Ticket
-from anomaly_desk.core.sync import job_view
-from anomaly_desk.receiver.api import json_response
+from anomaly_desk.core.operations import (
+    Conflict,
+    Desk,
+    Invalid,
+    NotFound,
+    OperationError,
+    RateLimited,
+    Upstream,
+    UpstreamUnavailable,
+)
+from anomaly_desk.core.views import (
+    AnomalyDetail,
+    ConnectionChecks,
+    ConnectionHealth,
+    ConnectionPage,
+    ConnectionView,
+    OptionsView,
+    SyncJobPage,
+    SyncJobView,
+    SyncLogEntryView,
+    SyncLogPage,
+    TicketLinkView,
+    TicketPage,
+    TicketView,
+)
+from anomaly_desk.receiver.api import view_response
 from anomaly_desk.receiver.bodies import read_json_body
 from anomaly_desk.receiver.problems import Problem, problem_response
 
@@ -65,17 +86,40 @@ async def read_json(request: Request, model: type[M]) -> M:
         ) from None
 
 
+# What each refusal of the desk is over HTTP: status and problem title (the kind is the title's
+# slug). Looked up along the class's MRO, so a new subclass answers like its parent until mapped.
+OPERATION_STATUS: dict[type[OperationError], tuple[int, str]] = {
+    OperationError: (400, "Bad request"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    Invalid: (422, "Invalid request"),
+    Upstream: (502, "Ticketing system error"),
+    UpstreamUnavailable: (503, "Ticketing system error"),
+    RateLimited: (503, "Ticketing system error"),
+}
+
+
+def operation_status(exc: OperationError) -> tuple[int, str]:
+    """The HTTP status and title for ``exc``: its nearest mapped class."""
+    for cls in type(exc).__mro__:
+        if cls in OPERATION_STATUS:
+            return OPERATION_STATUS[cls]
+    return OPERATION_STATUS[OperationError]
+
+
 async def handle_operation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OperationError)
+    status, title = operation_status(exc)
     headers = {"Retry-After": f"{exc.retry_after:.0f}"} if exc.retry_after else None
-    kind = exc.title.lower().replace(" ", "-")
+    kind = title.lower().replace(" ", "-")
     return problem_response(
-        Problem(exc.status, exc.title, exc.detail, kind=kind, errors=exc.errors, headers=headers)
+        Problem(status, title, exc.detail, kind=kind, errors=exc.errors, headers=headers)
     )
 
 
 def _desk(request: Request) -> Desk:
-    return request.app.state.desk
+    desk: Desk = request.app.state.desk
+    return desk
 
 
 def _anomaly_id(request: Request) -> int:
@@ -83,43 +127,38 @@ def _anomaly_id(request: Request) -> int:
     return anomaly_id
 
 
-def ticket_json(ticket: Ticket) -> dict[str, Any]:
-    data = asdict(ticket)
-    data.pop("extra", None)
-    return data
-
-
 async def acknowledge(request: Request) -> Response:
-    return json_response(await _desk(request).acknowledge(_anomaly_id(request)))
+    doc = await _desk(request).acknowledge(_anomaly_id(request))
+    return view_response(AnomalyDetail.model_validate(doc))
 
 
 async def archive(request: Request) -> Response:
     body = await read_json(request, ArchiveBody)
-    return json_response(
-        await _desk(request).archive(_anomaly_id(request), body.status, body.comment)
-    )
+    doc = await _desk(request).archive(_anomaly_id(request), body.status, body.comment)
+    return view_response(AnomalyDetail.model_validate(doc))
 
 
 async def comment(request: Request) -> Response:
     body = await read_json(request, CommentBody)
-    return json_response(await _desk(request).comment(_anomaly_id(request), body.text), 201)
+    doc = await _desk(request).comment(_anomaly_id(request), body.text)
+    return view_response(AnomalyDetail.model_validate(doc), 201)
 
 
 async def create_ticket(request: Request) -> Response:
     body = await read_json(request, TicketBody)
     link = await _desk(request).create_ticket(_anomaly_id(request), body.connection, body.fields)
-    return json_response(link, 201)
+    return view_response(TicketLinkView.model_validate(link), 201)
 
 
 async def link_ticket(request: Request) -> Response:
     body = await read_json(request, LinkBody)
     link = await _desk(request).link_ticket(_anomaly_id(request), body.connection, body.ticket)
-    return json_response(link, 201)
+    return view_response(TicketLinkView.model_validate(link), 201)
 
 
 async def unlink(request: Request) -> Response:
     doc = await _desk(request).unlink(_anomaly_id(request), request.path_params["link_id"])
-    return json_response(doc)
+    return view_response(AnomalyDetail.model_validate(doc))
 
 
 async def refresh(request: Request) -> Response:
@@ -127,28 +166,28 @@ async def refresh(request: Request) -> Response:
     anomaly_id = _anomaly_id(request)
     desk.anomaly(anomaly_id)
     await desk.refresh_links([anomaly_id])
-    return json_response(desk.anomaly(anomaly_id))
+    return view_response(AnomalyDetail.model_validate(desk.anomaly(anomaly_id)))
 
 
 async def connections(request: Request) -> Response:
     desk = _desk(request)
-    settings = request.app.state.settings
     items = []
-    for conn in settings.connections:
-        item = {
-            "name": conn.name,
-            "provider": conn.provider,
-            "url": conn.url,
-            "health": desk.health.get(conn.name),
-        }
+    for conn in request.app.state.settings.connections:
+        health = desk.health.get(conn.name)
+        view = ConnectionView(
+            name=conn.name,
+            provider=conn.provider,
+            url=conn.url,
+            health=None if health is None else ConnectionHealth.model_validate(health),
+        )
         if conn.provider == "jira":
-            item.update(project=conn.project, issue_type=conn.issue_type)
-        items.append(item)
-    return json_response({"items": items})
+            view.project, view.issue_type = conn.project, conn.issue_type
+        items.append(view)
+    return view_response(ConnectionPage(items=items))
 
 
 async def check_connections(request: Request) -> Response:
-    return json_response(await _desk(request).check_connections())
+    return view_response(ConnectionChecks.model_validate(await _desk(request).check_connections()))
 
 
 async def search(request: Request) -> Response:
@@ -157,13 +196,13 @@ async def search(request: Request) -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= 100:
         raise Problem(400, "Bad limit", f"limit={limit!r}; use 1..100", kind="bad-query")
     tickets = await _desk(request).search(request.path_params["name"], text, int(limit))
-    return json_response({"items": [ticket_json(t) for t in tickets]})
+    return view_response(TicketPage(items=[TicketView.model_validate(t) for t in tickets]))
 
 
 async def options(request: Request) -> Response:
     refresh_ = request.query_params.get("refresh") in ("1", "true")
     values = await _desk(request).options(request.path_params["name"], refresh=refresh_)
-    return json_response({field: [asdict(o) for o in opts] for field, opts in values.items()})
+    return view_response(OptionsView.model_validate(values))
 
 
 def _int_param(request: Request, name: str, default: int, high: int) -> int:
@@ -185,23 +224,25 @@ async def sync_log(request: Request) -> Response:
         keys = sorted(int(k) for k in rows if int(k) > after)[:limit]
     else:
         keys = sorted(int(k) for k in rows)[-limit:]
-    items = [rows[str(k)] for k in keys]
-    return json_response({"items": items, "last_id": keys[-1] if keys else None})
+    items = [SyncLogEntryView.model_validate(rows[str(k)]) for k in keys]
+    return view_response(SyncLogPage(items=items, last_id=keys[-1] if keys else None))
 
 
 async def sync_jobs(request: Request) -> Response:
     state = request.query_params.get("state")
     anomaly = request.query_params.get("anomaly_id")
     jobs = request.app.state.store.all("jobs").values()
-    items = [
-        job_view(job)
+    matched = [
+        job
         for job in jobs
         if (state is None or job["state"] == state)
         and (anomaly is None or str(job["anomaly_id"]) == anomaly)
     ]
-    items.sort(key=lambda job: job["id"])
-    return json_response({"items": items[-1000:]})
+    matched.sort(key=lambda job: job["id"])
+    items = [SyncJobView.model_validate(job) for job in matched[-1000:]]
+    return view_response(SyncJobPage(items=items))
 
 
 async def retry_job(request: Request) -> Response:
-    return json_response(await _desk(request).retry_job(request.path_params["job_id"]))
+    job = await _desk(request).retry_job(request.path_params["job_id"])
+    return view_response(SyncJobView.model_validate(job))

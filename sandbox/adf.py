@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from jsonschema import Draft4Validator
 
@@ -23,7 +22,7 @@ def validator() -> Draft4Validator:
     return Draft4Validator(schema)
 
 
-def _empty_text_paths(node: Any, path: str = "") -> list[str]:
+def _empty_text_paths(node: object, path: str = "") -> list[str]:
     """Empty text nodes, which Jira rejects even where a schema variant might not."""
     found: list[str] = []
     if isinstance(node, dict):
@@ -34,7 +33,7 @@ def _empty_text_paths(node: Any, path: str = "") -> list[str]:
     return found
 
 
-def adf_errors(document: Any) -> list[str]:
+def adf_errors(document: object) -> list[str]:
     """Why ``document`` is not a valid ADF document; empty when it is."""
     if not isinstance(document, dict):
         return [f"not an ADF document (got {type(document).__name__})"]
@@ -46,5 +45,5 @@ def adf_errors(document: Any) -> list[str]:
     return errors
 
 
-def is_valid_adf(document: Any) -> bool:
+def is_valid_adf(document: object) -> bool:
     return not adf_errors(document)

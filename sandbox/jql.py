@@ -2,20 +2,24 @@
 
 ``key =``, ``issuekey in (…)``, ``summary ~``, ``text ~``, ``project =``, ``labels =``, ``AND`` /
 ``OR`` / ``NOT``, parentheses, ``is EMPTY``, date comparisons and ``ORDER BY``; errors worded
-like Jira's 400s.
+like Jira's 400s. ``search`` runs a query over a ``JiraSite``'s issues.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import partial
 
-if TYPE_CHECKING:
-    from anomaly_desk.sandbox.jira import Issue, JiraEmulator
+from anomaly_desk.sandbox.jira_data import PROJECT, Issue, JiraSite
+
+UNBOUNDED = (
+    "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+)
 
 
 class JqlError(ValueError):
@@ -57,7 +61,7 @@ def tokenize(jql: str) -> list[Token]:
     return tokens
 
 
-Predicate = Callable[["Issue"], bool]
+Predicate = Callable[[Issue], bool]
 FIELD_ALIASES = {"issuekey": "key", "id": "key", "type": "issuetype", "issuetype": "issuetype"}
 TEXT_FIELDS = {"summary", "description", "comment", "text", "environment"}
 KNOWN_FIELDS = {
@@ -85,10 +89,10 @@ class Query:
 class JqlParser:
     """Recursive descent over the JQL grammar clients send: clauses, AND/OR/NOT, (), ORDER BY."""
 
-    def __init__(self, jql: str, emulator: JiraEmulator, project_key: str) -> None:
+    def __init__(self, jql: str, site: JiraSite, project_key: str) -> None:
         self.tokens = tokenize(jql)
         self.at = 0
-        self.emulator = emulator  # to tell whether a named issue key exists
+        self.site = site  # the issues' values, and whether a named issue key exists
         self.project_key = project_key
 
     def peek(self, offset: int = 0) -> Token | None:
@@ -123,8 +127,8 @@ class JqlParser:
                     self.at += 1
                     continue
                 break
-        if self.peek() is not None:
-            raise JqlError(f"Error in the JQL Query: unexpected '{self.peek().value}'.")
+        if (extra := self.peek()) is not None:
+            raise JqlError(f"Error in the JQL Query: unexpected '{extra.value}'.")
         return Query(where, order)
 
     def _at_order_by(self) -> bool:
@@ -213,7 +217,7 @@ class JqlParser:
             if name not in TEXT_FIELDS:
                 raise JqlError(f"The operator '~' is not supported by the '{raw.value}' field.")
             matcher = text_matcher(values[0])
-            texts = self.emulator.text_of
+            texts = self.site.text_of
             return lambda issue: matcher(texts(issue, name)) != (op == "!~")
         if name in TEXT_FIELDS:
             raise JqlError(f"The operator '{op}' is not supported by the '{raw.value}' field.")
@@ -222,7 +226,7 @@ class JqlParser:
         if op in {">", ">=", "<", "<="}:
             return self._compare(name, op, values[0])
         wanted = {v.lower() for v in values}
-        get = self.emulator.values_of
+        get = self.site.values_of
         negate = op in {"!=", "not in"}
         return lambda issue: bool(wanted & get(issue, name)) != negate
 
@@ -235,11 +239,11 @@ class JqlParser:
                 continue
             if key.split("-")[0].upper() != self.project_key:
                 raise JqlError(f"The issue key '{key}' for field 'key' is invalid.")
-            if self.emulator.find(key) is None:
+            if self.site.find(key) is None:
                 raise JqlError(f"An issue with key '{key}' does not exist for field 'key'.")
 
     def _emptiness(self, name: str, negate: bool) -> Predicate:
-        get = self.emulator.values_of
+        get = self.site.values_of
         return lambda issue: (not get(issue, name)) != negate
 
     def _compare(self, name: str, op: str, value: str) -> Predicate:
@@ -249,13 +253,8 @@ class JqlParser:
             bound = datetime.fromisoformat(value.replace("/", "-")).replace(tzinfo=UTC)
         except ValueError as exc:
             raise JqlError(f"Date value '{value}' for field '{name}' is invalid.") from exc
-        compare = {
-            ">": lambda a: a > bound,
-            ">=": lambda a: a >= bound,
-            "<": lambda a: a < bound,
-            "<=": lambda a: a <= bound,
-        }[op]
-        return lambda issue: compare(getattr(issue, name))
+        relation = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[op]
+        return lambda issue: bool(relation(getattr(issue, name), bound))
 
 
 def text_matcher(query: str) -> Callable[[str], bool]:
@@ -274,3 +273,30 @@ def text_matcher(query: str) -> Callable[[str], bool]:
         return all(any(fnmatch.fnmatchcase(word, term) for word in words) for term in terms)
 
     return matches
+
+
+def search(site: JiraSite, jql: str) -> list[Issue]:
+    """The issues of ``site`` matching ``jql``, in its ORDER BY (default: newest first)."""
+    query = JqlParser(jql, site, PROJECT["key"]).parse()
+    if query.where is None:
+        raise JqlError(UNBOUNDED)
+    found = [issue for issue in site.issues.values() if query.where(issue)]
+    order = query.order or [("created", True)]
+    for name, descending in reversed(order):
+        found.sort(key=partial(_sort_key, name), reverse=descending)
+    return found
+
+
+def _sort_key(name: str, issue: Issue) -> int | str | datetime:
+    """What ORDER BY ``name`` compares (one type per field, so any two issues compare)."""
+    if name == "key":
+        return int(issue.key.split("-")[1])
+    if name == "created":
+        return issue.created
+    if name == "updated":
+        return issue.updated
+    if name == "priority":
+        return -int(issue.priority)  # Highest sorts last ascending, like Jira
+    if name == "summary":
+        return issue.summary.lower()
+    return issue.key

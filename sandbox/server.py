@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import trustme
 import uvicorn
+from starlette.applications import Starlette
 
+from anomaly_desk.core.processes import ThreadedServer, http_url
 from anomaly_desk.sandbox.faults import Faults
 
 JIRA_LOGIN = ("demo@example.com", "demo-token")
@@ -46,18 +45,13 @@ def make_tls(directory: Path) -> TlsFiles:
     return files
 
 
-def _config(app: Any, host: str, port: int, tls: TlsFiles | None, **extra: Any) -> uvicorn.Config:
-    ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
-    return uvicorn.Config(app, host=host, port=port, lifespan="off", **ssl, **extra)
-
-
 @dataclass
 class RunningSandbox:
     """A sandbox serving in a background thread; ``app.state`` steers the emulators."""
 
     url: str
     ca_path: Path | None
-    app: Any
+    app: Starlette
     faults: Faults
 
 
@@ -72,25 +66,18 @@ def serve_sandbox(
     app = create_app(faults)
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sandbox-") as tmp:
         files = make_tls(Path(tmp)) if tls else None
-        config = _config(app, host, port, files, log_level="warning", timeout_graceful_shutdown=2)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="sandbox", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        scheme = "https" if files else "http"
-        try:
-            yield RunningSandbox(
-                f"{scheme}://{host}:{bound}", files.ca if files else None, app, faults
-            )
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
+        server = ThreadedServer(
+            app,
+            host,
+            port,
+            lifespan="off",
+            ssl_certfile=files.cert if files else None,
+            ssl_keyfile=files.key if files else None,
+            timeout_graceful_shutdown=2,
+            name="sandbox",
+        )
+        with server:
+            yield RunningSandbox(server.url, files.ca if files else None, app, faults)
 
 
 def banner(url: str, ca_path: Path | None, faults: Faults) -> str:
@@ -119,10 +106,18 @@ def main(args: argparse.Namespace) -> int:
     app = create_app(faults)
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sandbox-") as tmp:
         files = make_tls(Path(tmp)) if args.tls else None
-        scheme = "https" if files else "http"
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(banner(f"{scheme}://{host}:{args.port}", files.ca if files else None, faults))
+        url = http_url(args.host, args.port, "https" if files else "http")
+        print(banner(url, files.ca if files else None, faults))
         print(flush=True)
-        server = uvicorn.Server(_config(app, args.host, args.port, files, log_level="info"))
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            lifespan="off",
+            log_level="info",
+            ssl_certfile=files.cert if files else None,
+            ssl_keyfile=files.key if files else None,
+        )
+        server = uvicorn.Server(config)
         server.run()
         return 0 if server.started else 1

@@ -5,6 +5,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from anomaly_desk.core.config import load_settings
@@ -12,15 +13,43 @@ from anomaly_desk.receiver.app import create_app as create_receiver
 from tests.support import ThreadedServer
 
 
-@pytest.fixture
-def sandbox() -> Iterator[ThreadedServer]:
-    """The Jira + ServiceNow sandbox on a free loopback port; ``sandbox.app.state`` steers it."""
-    from anomaly_desk.sandbox.app import create_app
+class _SandboxHolder:
+    """One sandbox server per test session (per xdist worker), started when first needed."""
 
-    app = create_app()
-    with ThreadedServer(app) as server:
-        server.app = app  # type: ignore[attr-defined]
-        yield server
+    def __init__(self) -> None:
+        self.server: ThreadedServer | None = None
+
+    def get(self) -> ThreadedServer:
+        if self.server is None or not self.server.thread.is_alive():  # a test stopped it
+            from anomaly_desk.sandbox.app import create_app
+
+            app = create_app()
+            self.server = ThreadedServer(app).start()
+            self.server.app = app  # type: ignore[attr-defined]
+        return self.server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def _sandbox_session() -> Iterator[_SandboxHolder]:
+    holder = _SandboxHolder()
+    yield holder
+    holder.stop()
+
+
+@pytest.fixture
+def sandbox(_sandbox_session: _SandboxHolder) -> ThreadedServer:
+    """The Jira + ServiceNow sandbox on a free loopback port; ``sandbox.app.state`` steers it.
+
+    One server for the session, reset before each test (``POST /_sandbox/reset``: no faults, the
+    emulators back to their seed), so a test sees a fresh sandbox without paying for a server.
+    """
+    server = _sandbox_session.get()
+    httpx.post(f"{server.url}/_sandbox/reset", timeout=10).raise_for_status()
+    return server
 
 
 @pytest.fixture

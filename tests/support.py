@@ -1,86 +1,43 @@
-"""Real servers on loopback for tests: uvicorn in a thread, or a whole process."""
+"""Real servers on loopback for tests: uvicorn in a thread, or a whole process.
+
+The helpers themselves live in ``anomaly_desk.core.processes`` (the demo and the dashboard
+launcher use them too); these are the tests' defaults on top.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
+from anomaly_desk.core.processes import (
+    AsgiApp,
+    ExitedEarly,
+    NoAnswer,
+    free_port,
+    running_cli,
+    wait_until_answers,
+)
+from anomaly_desk.core.processes import ThreadedServer as _ThreadedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["FIXTURES", "ROOT", "ThreadedServer", "cli_process", "fill", "free_port", "wait_http"]
 
 
-class ThreadedServer:
-    """A uvicorn server for an ASGI app on 127.0.0.1, in a background thread."""
+class ThreadedServer(_ThreadedServer):
+    """A uvicorn server for an ASGI app on 127.0.0.1, in a background thread.
 
-    def __init__(self, app: Any, port: int = 0, **config: Any) -> None:
-        self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config
-        )
-        self.app = app
-        self.server = uvicorn.Server(self.config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
+    ``config`` goes to ``uvicorn.Config`` (``ssl_certfile``, ``ssl_keyfile``, ``lifespan``…).
+    """
 
-    def _run(self) -> None:
-        with asyncio.Runner() as runner:  # the loop is closed with the thread, never leaked
-            self.loop = runner.get_loop()
-            runner.run(self.server.serve())
-
-    def call(self, fn: Any, *args: Any, timeout: float = 10.0) -> Any:
-        """Run ``fn(*args)`` on the server's event loop (its state is not thread-safe)."""
-
-        async def run() -> Any:
-            return fn(*args)
-
-        assert self.loop is not None, "start() the server first"
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
-
-    @property
-    def port(self) -> int:
-        return self.server.servers[0].sockets[0].getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.config.ssl_certfile else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    def start(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-    def __enter__(self) -> ThreadedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __init__(self, app: AsgiApp, port: int = 0, **config: Any) -> None:
+        super().__init__(app, port=port, **config)
 
 
 @contextlib.contextmanager
@@ -89,44 +46,31 @@ def cli_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m anomaly_desk ARGS`` in a child process, waited on until ``url`` answers.
 
-    Output goes to a file (``proc.log``), never a pipe nobody drains: a busy server would block.
+    Output goes to a file, ``proc.log`` (removed afterwards), never a pipe nobody drains.
     """
-    log = tempfile.NamedTemporaryFile(prefix="anomaly-desk-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anomaly_desk", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    proc.log = Path(log.name)  # type: ignore[attr-defined]
+    fd, name = tempfile.mkstemp(prefix="anomaly-desk-", suffix=".log")
+    os.close(fd)
+    log = Path(name)
     try:
-        wait_http(url, timeout=timeout, proc=proc)
-        yield proc
+        with running_cli(args, log, env={**os.environ, **(env or {})}, cwd=ROOT, grace=15) as proc:
+            proc.log = log  # type: ignore[attr-defined]
+            wait_http(url, timeout=timeout, proc=proc)
+            yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            output = Path(proc.log).read_text(errors="replace") if hasattr(proc, "log") else ""
-            raise RuntimeError(f"process exited {proc.returncode}: {output[-2000:]}")
-        try:
-            httpx.get(url, timeout=1.0, verify=False)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+    """Until ``url`` answers at all (any status, any certificate); a dead ``proc`` fails fast,
+    with its output when it has a ``log``."""
+    try:
+        wait_until_answers(url, timeout=timeout, proc=proc, request_timeout=1.0, verify=False)
+    except ExitedEarly as exc:
+        log: Path | None = getattr(proc, "log", None)
+        output = log.read_text(errors="replace") if log is not None else ""
+        raise RuntimeError(f"process exited {exc.returncode}: {output[-2000:]}") from None
+    except NoAnswer:
+        raise TimeoutError(f"{url} did not answer within {timeout}s") from None
 
 
 def fill(disk: Path) -> Path:

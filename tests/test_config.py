@@ -439,3 +439,162 @@ def test_no_file_anywhere_gives_defaults(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.source is None
     assert settings.connections == []
     assert (settings.receiver.host, settings.receiver.port) == ("127.0.0.1", 8787)
+
+
+# --------------------------------------------------------------------------- the environment
+
+
+def test_every_setting_has_a_nested_environment_variable(tmp_path: Path) -> None:
+    connections = (
+        '[{"name": "jira", "provider": "jira", "url": "https://acme.atlassian.net", '
+        '"email": "bot@acme.com", "token_env": "JIRA_API_TOKEN"}]'
+    )
+    env = {
+        **SECRETS,
+        "ANOMALY_DESK_DATA_DIR": str(tmp_path / "data"),
+        "ANOMALY_DESK_RECEIVER__HOST": "127.0.0.3",
+        "ANOMALY_DESK_RECEIVER__PORT": "9300",
+        "ANOMALY_DESK_RECEIVER__MAX_BODY_BYTES": "2048",
+        "ANOMALY_DESK_RECEIVER__ALLOWED_HOSTS": "desk.example, *.acme.example",
+        "ANOMALY_DESK_SYNC__CONCURRENCY": "5",
+        "ANOMALY_DESK_SYNC__REFRESH_INTERVAL_S": "0",
+        "ANOMALY_DESK_PLATFORM__NAME": "DQ Hub",
+        "ANOMALY_DESK_PLATFORM__URL": "https://dq.example",
+        "ANOMALY_DESK_CONNECTIONS": connections,
+    }
+    settings = load_settings(write(tmp_path, ""), env=env)
+    assert settings.data_dir == tmp_path / "data"
+    receiver = settings.receiver
+    assert (receiver.host, receiver.port, receiver.max_body_bytes) == ("127.0.0.3", 9300, 2048)
+    assert receiver.allowed_hosts == ["desk.example", "*.acme.example"]
+    assert (settings.sync.concurrency, settings.sync.refresh_interval_s) == (5, 0)
+    assert (settings.platform.name, settings.platform.url) == ("DQ Hub", "https://dq.example")
+    (jira,) = settings.connections
+    assert isinstance(jira, JiraConnection)
+    assert jira.token is not None
+    assert jira.token.get_secret_value() == JIRA_TOKEN  # resolved like a file's connection
+
+
+def test_a_table_may_come_as_json_and_lists_as_json_arrays(tmp_path: Path) -> None:
+    env = {
+        "ANOMALY_DESK_SYNC": '{"concurrency": 7, "per_connection": 2}',
+        "ANOMALY_DESK_ALLOWED_HOSTS": '["a.example", "b.example"]',
+    }
+    settings = load_settings(write(tmp_path, ""), env=env)
+    assert (settings.sync.concurrency, settings.sync.per_connection) == (7, 2)
+    assert settings.receiver.allowed_hosts == ["a.example", "b.example"]
+
+
+def test_nested_names_beat_short_names_and_the_file_fills_the_rest(tmp_path: Path) -> None:
+    path = write(tmp_path, '[receiver]\nhost = "127.0.0.2"\nport = 9000\nmax_body_bytes = 10\n')
+    env = {
+        "ANOMALY_DESK_PORT": "9100",
+        "ANOMALY_DESK_RECEIVER__PORT": "9101",
+        "ANOMALY_DESK_HOST": "127.0.0.4",
+    }
+    settings = load_settings(path, env=env)
+    assert settings.receiver.port == 9101
+    assert settings.receiver.host == "127.0.0.4"
+    assert settings.receiver.max_body_bytes == 10
+    flags = load_settings(path, env=env, overrides={"port": 9200})
+    assert flags.receiver.port == 9200
+
+
+def test_the_env_argument_replaces_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANOMALY_DESK_PORT", "9400")
+    monkeypatch.setenv("ANOMALY_DESK_SYNC__CONCURRENCY", "3")
+    path = write(tmp_path, "")
+    given = load_settings(path, env={})
+    assert (given.receiver.port, given.sync.concurrency) == (8787, 64)
+    from_os = load_settings(path)
+    assert (from_os.receiver.port, from_os.sync.concurrency) == (9400, 3)
+
+
+def test_settings_alone_read_os_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("ANOMALY_DESK_RECEIVER__PORT", "9500")
+    monkeypatch.setenv("ANOMALY_DESK_PORT", "1")  # the nested name wins here too
+    assert Settings().receiver.port == 9500
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"ANOMALY_DESK_SYNC__CONCURRENCY": "0"},
+            "sync.concurrency (from ANOMALY_DESK_SYNC__CONCURRENCY): Input should be greater",
+        ),
+        (
+            {"ANOMALY_DESK_RECEIVER__PORT": "eighty"},
+            "receiver.port (from ANOMALY_DESK_RECEIVER__PORT): Input should be a valid integer",
+        ),
+        (
+            {"ANOMALY_DESK_RECEIVER": '{"port": "eighty"}'},
+            "receiver.port (from ANOMALY_DESK_RECEIVER): Input should be a valid integer",
+        ),
+        (
+            {"ANOMALY_DESK_RECEIVER__PROT": "1"},
+            "receiver.prot (from ANOMALY_DESK_RECEIVER__PROT): Extra inputs are not permitted "
+            "(did you mean 'port'?)",
+        ),
+        (
+            {"ANOMALY_DESK_SYNC": '{"concurrency": 7, "hunter2-secret'},
+            "sync (from ANOMALY_DESK_SYNC): not valid JSON",
+        ),
+    ],
+    ids=["nested", "nested-port", "json-table", "nested-unknown", "bad-json"],
+)
+def test_bad_nested_variable_is_named_without_its_value(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    message = load_error(write(tmp_path, ""), env=env)
+    assert expected in message
+    assert "hunter2" not in message
+
+
+def test_a_flag_over_a_bad_variable_is_not_blamed_on_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    settings = load_settings(path, env={"ANOMALY_DESK_PORT": "eighty"}, overrides={"port": 9200})
+    assert settings.receiver.port == 9200
+
+
+def test_receiver_secrets_are_trimmed_and_may_be_named_by_a_nested_variable(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "")
+    settings = load_settings(path, env={"ANOMALY_DESK_WEBHOOK_SECRET": "  hook-secret-1\n"})
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == "hook-secret-1"
+    env = {
+        "ANOMALY_DESK_RECEIVER__WEBHOOK_SECRET_ENV": "HOOK",
+        "HOOK": "hook-secret-2 ",
+        "ANOMALY_DESK_WEBHOOK_SECRET": "not-this-one",
+    }
+    named = load_settings(path, env=env)
+    assert named.webhook_secret is not None
+    assert named.webhook_secret.get_secret_value() == "hook-secret-2"
+    message = load_error(path, env={"ANOMALY_DESK_RECEIVER__WEBHOOK_SECRET_ENV": "HOOK"})
+    assert message == f"{path}: receiver.webhook_secret_env names HOOK, which is unset or empty"
+
+
+def test_a_signing_secret_that_is_not_a_standard_webhooks_key_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={"ANOMALY_DESK_SIGNING_SECRET": "whsec_not base64!"})
+    assert str(info.value).startswith(
+        "ANOMALY_DESK_SIGNING_SECRET: not a Standard Webhooks signing secret"
+    )
+    assert "not base64!" not in str(info.value)
+    good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    settings = load_settings(path, env={"ANOMALY_DESK_SIGNING_SECRET": good})
+    assert settings.signing_secret is not None
+    assert settings.has_webhook_auth
+
+
+def test_internal_fields_are_not_settable_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    settings = load_settings(path, env={"ANOMALY_DESK_SOURCE": "/etc/passwd"})
+    assert settings.source == path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -15,6 +17,8 @@ import pytest
 from anomaly_desk.cli import main
 from anomaly_desk.core.config import load_settings
 from anomaly_desk.receiver.app import create_app
+from anomaly_desk.replay import Auth, Payload, Result, Sender
+from anomaly_desk.replay import replay as replay_payloads
 from anomaly_desk.sandbox.server import make_tls
 from tests.support import FIXTURES, ROOT, ThreadedServer, free_port
 
@@ -216,6 +220,30 @@ def test_repeat_and_rate(receiver: ThreadedServer, capsys: pytest.CaptureFixture
     assert len([line for line in err.splitlines() if line.startswith("200  ")]) == 18
     assert elapsed >= 17 / 50  # 18 starts, evenly spaced at 50 per second
     assert stored(receiver) == ANOMALIES_IN_FIXTURES
+
+
+class StartRecorder(Sender):
+    """A sender that only notes when each delivery started (no receiver needed)."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:1", Auth())
+        self.starts: list[float] = []
+
+    async def send(self, payload: Payload, label: str | None = None) -> Result:
+        self.starts.append(time.monotonic())
+        await asyncio.sleep(0.001)
+        return Result(label or payload.name, 200)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_rate_spaces_starts_evenly_without_a_burst(concurrency: int) -> None:
+    payloads = [Payload(f"{n}.json", b"{}") for n in range(6)]
+    sender = StartRecorder()
+    async with sender:
+        results = await replay_payloads(payloads, sender, rate=20, concurrency=concurrency)
+    assert len(results) == 6
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sender.starts)]
+    assert min(gaps) >= 1 / 20 - 0.005, gaps  # none at once, even with workers to spare
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from anomaly_desk.core import store as store_module
-from anomaly_desk.core.store import Put, Store, StoreError, StoreLocked
+from anomaly_desk.core.store import (
+    Delete,
+    Op,
+    Put,
+    Retention,
+    Store,
+    StoreError,
+    StoreFailed,
+    StoreLocked,
+)
 
 
 def doc(i: int, status: str = "Active") -> dict[str, object]:
@@ -112,3 +122,65 @@ def test_search_pages_match_the_ordered_walk(tmp_path: Path) -> None:
         assert got == wanted
     assert store.list_anomalies(None, q="no such text")[0] == []
     store.close_sync()
+
+
+def test_on_commit_hears_each_durable_transaction_in_order_and_never_a_refused_one(
+    tmp_path: Path,
+) -> None:
+    heard: list[list[str]] = []
+
+    def hook(ops: list[Op]) -> None:
+        assert store.stats["batches"] >= 1, "heard only once on disk"
+        heard.append([op.key for op in ops])
+
+    def broken(ops: list[Op]) -> None:
+        raise RuntimeError("a listener bug")
+
+    store = Store(tmp_path).open()
+    store.on_commit(broken)  # logged; neither the commit nor the next hook suffers
+    store.on_commit(hook)
+
+    async def run() -> None:
+        first = store.commit([Put("anomalies", "1", doc(1)), Put("anomalies", "2", doc(2))])
+        second = store.commit([Delete("anomalies", "2")])
+        await asyncio.gather(first, second)
+        assert heard == [["1", "2"], ["2"]], "each transaction once, in commit order"
+
+        def enospc(data: bytes) -> None:
+            raise OSError(28, "No space left on device")
+
+        store._append = enospc  # type: ignore[method-assign]
+        with pytest.raises(StoreFailed):
+            await store.commit([Put("anomalies", "3", doc(3))])
+        assert heard == [["1", "2"], ["2"]]
+        if store._probe:
+            store._probe.cancel()
+
+    asyncio.run(run())
+    store._close_journal()
+    store._release_lock()
+
+
+def test_retention_is_the_callers_and_applies_at_each_checkpoint(tmp_path: Path) -> None:
+    keep = Retention(delivery_s=60, sync_log=2, finished_jobs=1)
+    store = Store(tmp_path, retention=keep).open()
+
+    async def run() -> None:
+        now = time.time()
+        ops: list[Op] = [Put("sync_log", str(i), {"id": i}) for i in range(1, 6)]
+        ops += [Put("jobs", str(i), {"id": i, "state": "done"}) for i in (1, 2, 3)]
+        ops += [Put("jobs", "4", {"id": 4, "state": "pending"})]
+        ops += [Put("deliveries", "old", {"at": now - 120}), Put("deliveries", "new", {"at": now})]
+        await store.commit(ops)
+
+    asyncio.run(run())
+    store.close_sync()  # the final checkpoint applies the retention
+    reopened = Store(tmp_path, retention=keep).open()
+    assert sorted(reopened.all("sync_log"), key=int) == ["4", "5"]
+    assert sorted(reopened.all("jobs"), key=int) == ["3", "4"]  # pending jobs always stay
+    assert list(reopened.all("deliveries")) == ["new"]
+    assert reopened.next_id("sync_log") == 6
+    reopened.close_sync()
+    default = Store(tmp_path).open()  # the defaults keep far more
+    assert default.retention == Retention(7 * 24 * 3600, 50_000, 50_000)
+    default.close_sync()

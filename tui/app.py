@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -38,7 +39,7 @@ class DashboardApp(App[int]):
         path = self.save_screenshot(path=os.environ.get("ANOMALY_DESK_SCREENSHOT_DIR") or ".")
         self.notify(f"Saved {path}", title="Screenshot")
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every dashboard action, then Textual's own (theme, keys, screenshot, quit)."""
         if isinstance(screen, MainScreen):
             for action, title, help_text in ACTIONS:

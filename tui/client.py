@@ -1,24 +1,53 @@
 """An async client of the receiver's operator API: everything the dashboard reads and does.
 
 The dashboard never touches the store: it is a client over HTTP, so it works the same against a
-receiver it started itself and one running on a server.
+receiver it started itself and one running on a server. Every answer comes back as its view
+(``core/views.py``, the models the receiver serialises from), never as a bare dict.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TypeVar
 
 import httpx
-import orjson
+import pydantic
 from httpx_sse import aconnect_sse
+
+from anomaly_desk.core.views import (
+    EVENT_VIEWS,
+    AnomalyDetail,
+    AnomalyPage,
+    ConnectionChecks,
+    ConnectionHealth,
+    ConnectionPage,
+    ConnectionView,
+    EventView,
+    FieldError,
+    HealthView,
+    OptionsView,
+    OptionView,
+    ProblemView,
+    QuarantineItem,
+    QuarantinePage,
+    SyncJobPage,
+    SyncJobView,
+    SyncLogEntryView,
+    SyncLogPage,
+    TicketLinkView,
+    TicketPage,
+    TicketView,
+)
+
+V = TypeVar("V", bound=pydantic.BaseModel)
+Params = dict[str, str | int]
 
 
 class ApiError(Exception):
     """The receiver refused: ``status`` plus its problem body's detail and per-field errors."""
 
     def __init__(
-        self, status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None
+        self, status: int, title: str, detail: str, errors: list[FieldError] | None = None
     ):
         super().__init__(detail or title)
         self.status = status
@@ -28,7 +57,7 @@ class ApiError(Exception):
 
     def field_errors(self) -> dict[str, str]:
         """``{"summary": "required"}`` from paths like ``fields.summary``."""
-        return {e["path"].removeprefix("fields."): e["message"] for e in self.errors}
+        return {e.path.removeprefix("fields."): e.message for e in self.errors}
 
 
 class DeskClient:
@@ -43,143 +72,155 @@ class DeskClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, params: Params | None = None, json: object = None
+    ) -> httpx.Response:
         try:
-            return await self._http.request(method, path, **kwargs)
+            return await self._http.request(method, path, params=params, json=json)
         except httpx.TransportError as exc:
             raise ApiError(0, "Receiver unreachable", f"{self.url}: {type(exc).__name__}") from None
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._answer(await self._send(method, path, **kwargs))
+    async def _call(
+        self,
+        view: type[V],
+        method: str,
+        path: str,
+        params: Params | None = None,
+        json: object = None,
+    ) -> V:
+        return self._answer(view, await self._send(method, path, params, json))
 
     @staticmethod
-    def _answer(response: httpx.Response) -> Any:
-        """The JSON body, or ApiError from a problem body when the status is 4xx/5xx."""
+    def _answer(view: type[V], response: httpx.Response) -> V:
+        """The body as ``view``, or ApiError from a problem body when the status is 4xx/5xx."""
         if response.status_code >= 400:
             try:
-                problem = response.json()
-            except ValueError:
-                problem = {}
+                problem = ProblemView.model_validate_json(response.content)
+            except pydantic.ValidationError:
+                raise ApiError(
+                    response.status_code, response.reason_phrase, response.text[:200]
+                ) from None
+            raise ApiError(
+                response.status_code, problem.title, problem.detail or "", problem.errors
+            )
+        try:
+            return view.model_validate_json(response.content)
+        except pydantic.ValidationError as exc:
             raise ApiError(
                 response.status_code,
-                problem.get("title", response.reason_phrase),
-                problem.get("detail", response.text[:200]),
-                problem.get("errors"),
-            )
-        return orjson.loads(response.content) if response.content else None
+                "Unexpected answer",
+                f"{response.request.url.path}: not a {view.__name__} "
+                f"({exc.error_count()} problems; receiver of another version?)",
+            ) from None
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def health(self) -> dict[str, Any]:
-        """``{"status": "ok", "anomalies", "by_status"}``; when the store refuses writes the
-        receiver answers 503 ``{"status": "degraded", "reason": …}``: an answer, not an error."""
+    async def health(self) -> HealthView:
+        """``ok`` with the counts; when the store refuses writes the receiver answers 503
+        ``degraded`` with the reason: an answer, not an error."""
         response = await self._send("GET", "/healthz")
         if response.status_code == 503:
             try:
-                body = orjson.loads(response.content)
-            except orjson.JSONDecodeError:
-                body = None
-            if isinstance(body, dict) and body.get("status") == "degraded":
-                return body
-        return self._answer(response)
+                health = HealthView.model_validate_json(response.content)
+            except pydantic.ValidationError:
+                pass
+            else:
+                if health.status == "degraded":
+                    return health
+        return self._answer(HealthView, response)
 
     async def list_anomalies(
         self, status: str = "open", q: str = "", limit: int = 100, cursor: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        params: dict[str, Any] = {"status": status, "limit": limit}
+    ) -> AnomalyPage:
+        params: Params = {"status": status, "limit": limit}
         if q:
             params["q"] = q
         if cursor:
             params["cursor"] = cursor
-        page = await self._call("GET", "/api/anomalies", params=params)
-        return page["items"], page["next_cursor"]
+        return await self._call(AnomalyPage, "GET", "/api/anomalies", params=params)
 
-    async def anomaly(self, anomaly_id: int) -> dict[str, Any]:
-        return await self._call("GET", f"/api/anomalies/{anomaly_id}")
+    async def anomaly(self, anomaly_id: int) -> AnomalyDetail:
+        return await self._call(AnomalyDetail, "GET", f"/api/anomalies/{anomaly_id}")
 
-    async def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Delivered items kept aside (no usable anomaly id), newest first: ``key``, ``at``,
-        ``delivery``, ``path``, ``reason`` and ``raw`` (the item's JSON as sent, any value)."""
-        return (await self._call("GET", "/api/quarantine", params={"limit": limit}))["items"]
+    async def quarantine(self, limit: int = 100) -> list[QuarantineItem]:
+        """Delivered items kept aside (no usable anomaly id), newest first."""
+        params: Params = {"limit": limit}
+        return (await self._call(QuarantinePage, "GET", "/api/quarantine", params=params)).items
 
-    async def connections(self) -> list[dict[str, Any]]:
-        return (await self._call("GET", "/api/connections"))["items"]
+    async def connections(self) -> list[ConnectionView]:
+        return (await self._call(ConnectionPage, "GET", "/api/connections")).items
 
-    async def check_connections(self) -> dict[str, dict[str, Any]]:
-        return await self._call("POST", "/api/connections/check")
+    async def check_connections(self) -> dict[str, ConnectionHealth]:
+        return (await self._call(ConnectionChecks, "POST", "/api/connections/check")).root
 
-    async def search(self, connection: str, q: str, limit: int = 20) -> list[dict[str, Any]]:
-        page = await self._call(
-            "GET", f"/api/connections/{connection}/search", params={"q": q, "limit": limit}
-        )
-        return page["items"]
+    async def search(self, connection: str, q: str, limit: int = 20) -> list[TicketView]:
+        params: Params = {"q": q, "limit": limit}
+        path = f"/api/connections/{connection}/search"
+        return (await self._call(TicketPage, "GET", path, params=params)).items
 
-    async def options(self, connection: str) -> dict[str, list[dict[str, str]]]:
-        return await self._call("GET", f"/api/connections/{connection}/options")
+    async def options(self, connection: str) -> dict[str, list[OptionView]]:
+        path = f"/api/connections/{connection}/options"
+        return (await self._call(OptionsView, "GET", path)).root
 
-    async def sync_log(self, after: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit}
+    async def sync_log(self, after: int | None = None, limit: int = 200) -> list[SyncLogEntryView]:
+        params: Params = {"limit": limit}
         if after is not None:
             params["after"] = after
-        return (await self._call("GET", "/api/sync-log", params=params))["items"]
+        return (await self._call(SyncLogPage, "GET", "/api/sync-log", params=params)).items
 
     async def sync_jobs(
         self, state: str | None = None, anomaly_id: int | None = None
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {}
+    ) -> list[SyncJobView]:
+        params: Params = {}
         if state:
             params["state"] = state
         if anomaly_id is not None:
             params["anomaly_id"] = anomaly_id
-        return (await self._call("GET", "/api/sync-jobs", params=params))["items"]
+        return (await self._call(SyncJobPage, "GET", "/api/sync-jobs", params=params)).items
 
     # -- actions -----------------------------------------------------------------------------
 
-    async def acknowledge(self, anomaly_id: int) -> dict[str, Any]:
-        return await self._call("POST", f"/api/anomalies/{anomaly_id}/acknowledge")
+    async def acknowledge(self, anomaly_id: int) -> AnomalyDetail:
+        return await self._call(AnomalyDetail, "POST", f"/api/anomalies/{anomaly_id}/acknowledge")
 
     async def archive(
         self, anomaly_id: int, status: str, comment: str | None = None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": status}
-        if comment:
-            body["comment"] = comment
-        return await self._call("POST", f"/api/anomalies/{anomaly_id}/archive", json=body)
+    ) -> AnomalyDetail:
+        body = {"status": status, **({"comment": comment} if comment else {})}
+        path = f"/api/anomalies/{anomaly_id}/archive"
+        return await self._call(AnomalyDetail, "POST", path, json=body)
 
-    async def comment(self, anomaly_id: int, text: str) -> dict[str, Any]:
-        return await self._call(
-            "POST", f"/api/anomalies/{anomaly_id}/comments", json={"text": text}
-        )
+    async def comment(self, anomaly_id: int, text: str) -> AnomalyDetail:
+        path = f"/api/anomalies/{anomaly_id}/comments"
+        return await self._call(AnomalyDetail, "POST", path, json={"text": text})
 
     async def create_ticket(
-        self, anomaly_id: int, connection: str, fields: dict[str, Any]
-    ) -> dict[str, Any]:
-        return await self._call(
-            "POST",
-            f"/api/anomalies/{anomaly_id}/tickets",
-            json={"connection": connection, "fields": fields},
-        )
+        self, anomaly_id: int, connection: str, fields: dict[str, str]
+    ) -> TicketLinkView:
+        body = {"connection": connection, "fields": fields}
+        path = f"/api/anomalies/{anomaly_id}/tickets"
+        return await self._call(TicketLinkView, "POST", path, json=body)
 
-    async def link_ticket(self, anomaly_id: int, connection: str, ticket: str) -> dict[str, Any]:
-        return await self._call(
-            "POST",
-            f"/api/anomalies/{anomaly_id}/links",
-            json={"connection": connection, "ticket": ticket},
-        )
+    async def link_ticket(self, anomaly_id: int, connection: str, ticket: str) -> TicketLinkView:
+        body = {"connection": connection, "ticket": ticket}
+        path = f"/api/anomalies/{anomaly_id}/links"
+        return await self._call(TicketLinkView, "POST", path, json=body)
 
-    async def unlink(self, anomaly_id: int, link_id: str) -> dict[str, Any]:
-        return await self._call("DELETE", f"/api/anomalies/{anomaly_id}/links/{link_id}")
+    async def unlink(self, anomaly_id: int, link_id: str) -> AnomalyDetail:
+        path = f"/api/anomalies/{anomaly_id}/links/{link_id}"
+        return await self._call(AnomalyDetail, "DELETE", path)
 
-    async def refresh(self, anomaly_id: int) -> dict[str, Any]:
-        return await self._call("POST", f"/api/anomalies/{anomaly_id}/refresh")
+    async def refresh(self, anomaly_id: int) -> AnomalyDetail:
+        return await self._call(AnomalyDetail, "POST", f"/api/anomalies/{anomaly_id}/refresh")
 
-    async def retry_job(self, job_id: int) -> dict[str, Any]:
-        return await self._call("POST", f"/api/sync-jobs/{job_id}/retry")
+    async def retry_job(self, job_id: int) -> SyncJobView:
+        return await self._call(SyncJobView, "POST", f"/api/sync-jobs/{job_id}/retry")
 
     # -- live --------------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Server-sent events as ``(type, data)``, until the connection ends."""
+    async def events(self) -> AsyncIterator[tuple[str, EventView | None]]:
+        """Server-sent events as ``(type, view)``, until the connection ends. The view is None
+        for an event this version does not know, or whose data does not fit its view."""
         async with (
             httpx.AsyncClient(
                 base_url=self.url,
@@ -189,4 +230,14 @@ class DeskClient:
             aconnect_sse(http, "GET", "/api/events") as source,
         ):
             async for event in source.aiter_sse():
-                yield event.event, orjson.loads(event.data) if event.data else {}
+                yield event.event, _event_view(event.event, event.data)
+
+
+def _event_view(kind: str, data: str) -> EventView | None:
+    view = EVENT_VIEWS.get(kind)
+    if view is None or not data:
+        return None
+    try:
+        return view.model_validate_json(data)
+    except pydantic.ValidationError:
+        return None

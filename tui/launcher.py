@@ -12,14 +12,28 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from anomaly_desk.core.processes import (
+    ExitedEarly,
+    NoAnswer,
+    cli_command,
+    spawn_cli,
+    stop_process,
+    tail,
+    wait_until_answers,
+)
+
 DEFAULT_URL = "http://127.0.0.1:8787"
 START_TIMEOUT_S = 60.0  # a large store takes a few seconds to load
+
+
+def _is_receiver(response: httpx.Response) -> bool:
+    """Whether a ``/healthz`` answer is a (healthy) Anomaly Desk receiver's."""
+    return response.status_code == 200 and "by_status" in response.text
 
 
 def probe(url: str) -> bool | None:
@@ -28,21 +42,11 @@ def probe(url: str) -> bool | None:
         response = httpx.get(f"{url.rstrip('/')}/healthz", timeout=2.0)
     except httpx.TransportError:
         return False
-    if response.status_code == 200 and "by_status" in response.text:
-        return True
-    return None
+    return True if _is_receiver(response) else None
 
 
 def _is_loopback(host: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 class ChildReceiver:
@@ -60,48 +64,46 @@ class ChildReceiver:
         self.log = log or Path(tempfile.gettempdir()) / f"anomaly-desk-receiver-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "anomaly_desk", "serve", "--host", self.host]
-        cmd += ["--port", str(self.port)]
+    def arguments(self) -> list[str]:
+        """``serve`` with this receiver's address, data directory and config."""
+        args = ["serve", "--host", self.host, "--port", str(self.port)]
         if self.data_dir is not None:
-            cmd += ["--data-dir", str(self.data_dir)]
+            args += ["--data-dir", str(self.data_dir)]
         if self.config is not None:
-            cmd += ["--config", str(self.config)]
-        return cmd
+            args += ["--config", str(self.config)]
+        return args
+
+    def command(self) -> list[str]:
+        return cli_command(self.arguments())
 
     def start(self, timeout: float = START_TIMEOUT_S) -> str | None:
         """Start and wait for ``/healthz``; an error message when it did not come up."""
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        self.proc = spawn_cli(self.arguments(), self.log)
+        try:
+            wait_until_answers(
+                f"{self.url.rstrip('/')}/healthz",
+                timeout=timeout,
+                proc=self.proc,
+                ready=_is_receiver,
+                interval=0.1,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code = self.proc.poll()
-            if code is not None:
-                return self._failure(f"the receiver exited with status {code}")
-            if probe(self.url):
-                return None
-            time.sleep(0.1)
-        self.stop()
-        return self._failure(f"the receiver did not answer at {self.url} within {timeout:.0f}s")
+        except ExitedEarly as exc:
+            return self._failure(f"the receiver exited with status {exc.returncode}")
+        except NoAnswer:
+            self.stop()
+            return self._failure(f"the receiver did not answer at {self.url} within {timeout:.0f}s")
+        return None
 
     def _failure(self, what: str) -> str:
-        tail = _tail(self.log)
+        log = tail(self.log)
         hint = ""
-        if "in use by another" in tail:
+        if "in use by another" in log:
             hint = "\nThe data directory is locked by another anomaly-desk process (see above)."
-        return f"{what}; its log ({self.log}):\n{tail}{hint}"
+        return f"{what}; its log ({self.log}):\n{log}{hint}"
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, grace=15)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ def anomaly_block(
     candidates = [
         ("Anomaly ID", str(anomaly.id)),
         ("Type", anomaly.type),
-        ("Status at detection", anomaly.status.value),
+        ("Status at detection", str(anomaly.status)),  # one we do not know yet is kept as sent
         ("Severity (weight)", "" if anomaly.weight is None else str(anomaly.weight)),
         ("Datastore", anomaly.datastore.name or "" if anomaly.datastore else ""),
         ("Container", anomaly.container.name or "" if anomaly.container else ""),

@@ -11,7 +11,9 @@ class ProviderError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, status: int | None = None, connection: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, connection: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -30,8 +32,15 @@ class AuthError(ProviderError):
 class ValidationError(ProviderError):
     """400: the provider refused the fields; ``field_errors`` maps field → provider message."""
 
-    def __init__(self, message: str, *, field_errors: dict[str, str] | None = None, **kw):
-        super().__init__(message, **kw)
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_errors: dict[str, str] | None = None,
+        status: int | None = None,
+        connection: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, connection=connection)
         self.field_errors = dict(field_errors or {})
 
 
@@ -44,8 +53,15 @@ class RateLimitedError(ProviderError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
-        super().__init__(message, **kw)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        connection: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, connection=connection)
         self.retry_after = retry_after
 
 
@@ -54,10 +70,20 @@ class UnavailableError(ProviderError):
 
     ``ambiguous`` is True when a write may have reached the provider (the request was sent but
     no answer came back): the caller must look for the effect before repeating it.
+    ``retry_after`` is the wait a 503 asked for with ``Retry-After`` (None when it did not say).
     """
 
     retryable = True
 
-    def __init__(self, message: str, *, ambiguous: bool = False, **kw):
-        super().__init__(message, **kw)
+    def __init__(
+        self,
+        message: str,
+        *,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+        connection: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, connection=connection)
         self.ambiguous = ambiguous
+        self.retry_after = retry_after

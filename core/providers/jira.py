@@ -2,8 +2,9 @@
 
 Only documented Cloud endpoints: create and read issues, comments, the enhanced JQL search
 (``/search/jql``; the old ``/search`` answers 410), createmeta and user search for drop-downs,
-``/myself`` for the connection check. Errors become the typed errors of ``errors`` with Jira's own
-messages; reads retry a transient failure, writes never do (the sync engine decides).
+``/myself`` for the connection check. Requests go through the shared loop of ``http`` (errors
+become the typed errors of ``errors`` with Jira's own messages; reads retry a transient failure,
+writes never do: the sync engine decides).
 """
 
 from __future__ import annotations
@@ -31,11 +32,17 @@ from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     ProviderError,
-    RateLimitedError,
-    UnavailableError,
     ValidationError,
 )
-from anomaly_desk.core.providers.http import basic_auth_client, retry_after
+from anomaly_desk.core.providers.http import (
+    READ_RETRY,
+    BadAnswer,
+    ErrorText,
+    ReadRetry,
+    RequestLoop,
+    basic_auth_client,
+)
+from anomaly_desk.core.providers.http import public_url as public_url  # check.py's, too
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +50,6 @@ API = "/rest/api/3"
 SUMMARY_LIMIT = 255
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 TICKET_FIELDS = "summary,status,updated,created,priority,assignee,issuetype,project,labels"
-GET_ATTEMPTS = 3  # one try and two retries, for reads only
-GET_BACKOFF = (0.2, 0.6)  # seconds before each retry
-MAX_RETRY_WAIT = 2.0  # a read honours a 429 only when Jira asks for at most this long
 NOTE_LOOKBACK = 100  # newest comments searched by has_note
 NOTE_PROPERTY = "anomaly-desk"  # comment property naming the outbox job a comment came from
 _KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*-\d+)\b")
@@ -61,11 +65,6 @@ def jql_string(value: str) -> str:
 def search_terms(text: str) -> list[str]:
     """Words for a text search; Lucene's special characters (``+-&|!(){}[]^~*?:\\/``) dropped."""
     return re.findall(r"\w+", text)[:8]
-
-
-def public_url(url: str) -> str:
-    """The URL without any ``user:password@`` part, for messages and links."""
-    return re.sub(r"^(https?://)[^/@]*@", r"\1", url)
 
 
 def _jira_messages(response: httpx.Response) -> tuple[str, dict[str, str]]:
@@ -92,6 +91,27 @@ def _jira_messages(response: httpx.Response) -> tuple[str, dict[str, str]]:
     return "; ".join(messages), field_errors
 
 
+class JiraDialect:
+    """How Jira answers: JSON bodies; errors as ``errorMessages`` and ``errors`` by field."""
+
+    name = "Jira"
+
+    def error_text(self, response: httpx.Response) -> ErrorText:
+        message, field_errors = _jira_messages(response)
+        return ErrorText(message, field_errors)
+
+    def decode(self, response: httpx.Response) -> Any:
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise BadAnswer(
+                f"Jira answered {response.status_code} with a body that is not JSON"
+            ) from None
+
+
+JIRA = JiraDialect()
+
+
 class JiraClient:
     """One Jira Cloud site; one ``httpx.AsyncClient`` for the connection's lifetime."""
 
@@ -104,6 +124,7 @@ class JiraClient:
         platform: Platform | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: ReadRetry = READ_RETRY,
     ) -> None:
         self.conn = conn
         self.name = conn.name
@@ -113,7 +134,15 @@ class JiraClient:
         self._has_token = bool(token)
         # credentials travel only in the Authorization header
         self._http = basic_auth_client(conn, self.url, conn.email, token, transport)
-        self._backoff = GET_BACKOFF
+        self._loop = RequestLoop(
+            self._http,
+            JIRA,
+            connection=self.name,
+            url=self.url,
+            timeout=conn.timeout,
+            secret=token,
+            retry=retry,
+        )
 
     def __repr__(self) -> str:
         return f"JiraClient(name={self.name!r}, url={self.url!r}, email={self.conn.email!r})"
@@ -121,7 +150,7 @@ class JiraClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # ------------------------------------------------------------------ transport and errors
+    # ------------------------------------------------------------------ transport
 
     async def _request(
         self,
@@ -132,82 +161,12 @@ class JiraClient:
         json: Any = None,
         expect: tuple[int, ...] = (200,),
     ) -> Any:
-        """One call; reads retry transient failures, writes go out exactly once."""
-        attempts = GET_ATTEMPTS if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self._once(method, path, params=params, json=json, expect=expect)
-            except (UnavailableError, RateLimitedError) as exc:
-                if attempt == attempts:
-                    raise
-                wait = self._backoff[min(attempt, len(self._backoff)) - 1]
-                if isinstance(exc, RateLimitedError):
-                    if exc.retry_after is None or exc.retry_after > MAX_RETRY_WAIT:
-                        raise
-                    wait = max(wait, exc.retry_after)
-                log.info("%s: %s %s failed (%s), retrying", self.name, method, path, exc.message)
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _once(
-        self, method: str, path: str, *, params: Any, json: Any, expect: tuple[int, ...]
-    ) -> Any:
-        write = method in {"POST", "PUT", "PATCH", "DELETE"}
+        """One call through the shared loop: reads retry transient failures, writes go once."""
         if not self._has_token:
             raise AuthError(
                 "no API token configured (set token_env or token_keyring)", connection=self.name
             )
-        try:
-            response = await self._http.request(method, path, params=params, json=json)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            reason = type(exc).__name__
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                reason = "TLS certificate not trusted (point verify_tls at the CA bundle)"
-            raise UnavailableError(
-                f"cannot connect to {self.url}: {reason}", connection=self.name
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise UnavailableError(
-                f"no answer from Jira within {self.conn.timeout:g}s ({type(exc).__name__})",
-                ambiguous=write,
-                connection=self.name,
-            ) from None
-        except httpx.TransportError as exc:
-            raise UnavailableError(
-                f"connection to Jira failed: {type(exc).__name__}",
-                ambiguous=write,
-                connection=self.name,
-            ) from None
-        log.debug("%s: %s %s → %s", self.name, method, path, response.status_code)
-        if response.status_code not in expect:
-            raise self._error(response, write)
-        try:
-            return response.json() if response.content else None
-        except ValueError:
-            raise UnavailableError(
-                f"Jira answered {response.status_code} with a body that is not JSON",
-                status=response.status_code,
-                ambiguous=write,
-                connection=self.name,
-            ) from None
-
-    def _error(self, response: httpx.Response, write: bool) -> ProviderError:
-        status = response.status_code
-        message, field_errors = _jira_messages(response)
-        common: dict[str, Any] = {"status": status, "connection": self.name}
-        if status == 400:
-            return ValidationError(message, field_errors=field_errors, **common)
-        if status in {401, 403}:
-            return AuthError(message, **common)
-        if status == 404:
-            return NotFoundError(message, **common)
-        if status == 429:
-            return RateLimitedError(message, retry_after=retry_after(response), **common)
-        if status >= 500:
-            # A gateway that gave up (502/504) may have passed the write on: Jira may have it.
-            ambiguous = write and status in {502, 504}
-            return UnavailableError(message, ambiguous=ambiguous, **common)
-        return ProviderError(message, **common)
+        return await self._loop.request(method, path, params=params, json=json, expect=expect)
 
     # ------------------------------------------------------------------ protocol
 

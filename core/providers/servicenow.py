@@ -1,16 +1,15 @@
 """ServiceNow incidents through the Table API, behind the ``Provider`` protocol.
 
-One ``httpx.AsyncClient`` per connection. Reads retry transient failures a couple of times; writes
-never do, and a write that got no answer is reported ``ambiguous`` so the sync engine looks for its
-effect (``find_created``) before repeating it. The password lives only in the HTTP client's auth.
+One ``httpx.AsyncClient`` per connection, driven by the shared loop of ``http``: reads retry
+transient failures a couple of times; writes never do, and a write that got no answer is reported
+``ambiguous`` so the sync engine looks for its effect (``find_created``) before repeating it. The
+password lives only in the HTTP client's auth.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -23,17 +22,15 @@ from anomaly_desk.core.formatting.notes import link_note
 from anomaly_desk.core.formatting.plain import block_to_text
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
-from anomaly_desk.core.providers.errors import (
-    AuthError,
-    NotFoundError,
-    ProviderError,
-    RateLimitedError,
-    UnavailableError,
-    ValidationError,
+from anomaly_desk.core.providers.errors import AuthError, NotFoundError, ValidationError
+from anomaly_desk.core.providers.http import (
+    READ_RETRY,
+    BadAnswer,
+    ErrorText,
+    ReadRetry,
+    RequestLoop,
+    basic_auth_client,
 )
-from anomaly_desk.core.providers.http import basic_auth_client, retry_after
-
-log = logging.getLogger(__name__)
 
 CORRELATION_DISPLAY = "Anomaly Desk"
 SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance
@@ -87,8 +84,6 @@ LABEL_TO_FIELD = {
     "priority": "priority",
 }
 SYS_ID = re.compile(r"^[0-9a-f]{32}$")
-READ_RETRIES = 2
-RETRY_DELAYS = (0.2, 0.5)
 
 
 class ServiceNowClient:
@@ -102,6 +97,7 @@ class ServiceNowClient:
         platform: Platform | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: ReadRetry = READ_RETRY,
     ) -> None:
         self.name = conn.name
         self.url = conn.url
@@ -110,6 +106,15 @@ class ServiceNowClient:
         self.platform = platform or Platform()
         self._secret = conn.password.get_secret_value() if conn.password else ""
         self._client = basic_auth_client(conn, conn.url, conn.username, self._secret, transport)
+        self._loop = RequestLoop(
+            self._client,
+            SERVICENOW,
+            connection=self.name,
+            url=conn.url,
+            timeout=conn.timeout,
+            secret=self._secret,
+            retry=retry,
+        )
 
     def __repr__(self) -> str:
         return f"ServiceNowClient(name={self.name!r}, url={self.url!r}, user={self.username!r})"
@@ -127,8 +132,8 @@ class ServiceNowClient:
 
     async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
         body = await self._incident_body(anomaly, fields)
-        response = await self._request("POST", self._path(), params=_read_params(), json=body)
-        return self._ticket(self._result(response))
+        row = await self._request("POST", self._path(), params=_read_params(), json=body)
+        return self._ticket(row)
 
     async def find_created(self, anomaly_id: int) -> list[Ticket]:
         query = (
@@ -140,8 +145,8 @@ class ServiceNowClient:
     async def get_ticket(self, key: str) -> Ticket:
         key = key.strip()
         if SYS_ID.match(key):
-            response = await self._request("GET", self._path(key), params=_read_params())
-            return self._ticket(self._result(response))
+            row = await self._request("GET", self._path(key), params=_read_params())
+            return self._ticket(row)
         _refuse_caret(key, "key", self.name)
         found = await self._query(f"number={key.upper()}", limit=1)
         if not found:
@@ -199,10 +204,8 @@ class ServiceNowClient:
             body["description"] = combined
         else:  # the instance would cut the block off; the journal has room for it
             body["work_notes"] = f"{note}\n\n{text}"
-        response = await self._request(
-            "PATCH", self._path(ticket.id), params=_read_params(), json=body
-        )
-        return self._ticket(self._result(response))
+        row = await self._request("PATCH", self._path(ticket.id), params=_read_params(), json=body)
+        return self._ticket(row)
 
     async def options(self) -> dict[str, list[Option]]:
         choices, groups, users = await asyncio.gather(
@@ -308,8 +311,8 @@ class ServiceNowClient:
 
     async def _query(self, query: str, limit: int) -> list[Ticket]:
         params = {**_read_params(), "sysparm_query": query, "sysparm_limit": str(limit)}
-        response = await self._request("GET", self._path(), params=params)
-        return [self._ticket(row) for row in self._result(response)]
+        rows = await self._request("GET", self._path(), params=params)
+        return [self._ticket(row) for row in rows]
 
     async def _rows(
         self, table: str, query: str, fields: str, limit: int = 1000
@@ -321,8 +324,10 @@ class ServiceNowClient:
             "sysparm_display_value": "false",
             "sysparm_exclude_reference_link": "true",
         }
-        response = await self._request("GET", self._path(table=table), params=params)
-        return self._result(response)
+        rows: list[dict[str, str]] = await self._request(
+            "GET", self._path(table=table), params=params
+        )
+        return rows
 
     def _ticket(self, row: dict[str, Any]) -> Ticket:
         def value(name: str) -> str:
@@ -361,73 +366,38 @@ class ServiceNowClient:
         *,
         params: dict[str, str] | None = None,
         json: Any = None,
-    ) -> httpx.Response:
+    ) -> Any:
+        """The ``result`` of one Table API call through the shared loop (reads retry)."""
         if not self._secret:
             raise AuthError("No password configured for this connection", connection=self.name)
-        write = method != "GET"
-        attempts = 1 if write else 1 + READ_RETRIES
-        for attempt in range(attempts):
-            started = time.monotonic()
-            try:
-                response = await self._client.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:
-                error: ProviderError = self._transport_error(exc, write)
-            else:
-                elapsed = (time.monotonic() - started) * 1000
-                log.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed)
-                if response.status_code < 400:
-                    return response
-                error = self._http_error(response, write)
-            log.info("%s %s failed: %s", method, path, error)
-            if write or attempt == attempts - 1 or not isinstance(error, UnavailableError):
-                raise error
-            await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
-        raise AssertionError("unreachable")
+        return await self._loop.request(method, path, params=params, json=json)
 
-    def _transport_error(self, exc: httpx.TransportError, write: bool) -> UnavailableError:
-        not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-        if isinstance(exc, httpx.TimeoutException):
-            what = "connecting" if not_sent else "waiting for the answer"
-            message = f"Timed out {what} ({type(exc).__name__})"
-        else:
-            message = f"Could not reach the instance ({type(exc).__name__}: {exc})"
-        return UnavailableError(
-            self._scrub(message), ambiguous=write and not not_sent, connection=self.name
-        )
 
-    def _http_error(self, response: httpx.Response, write: bool) -> ProviderError:
-        status = response.status_code
+class ServiceNowDialect:
+    """How the Table API answers: ``{"result": ...}``; errors as ``{"error": {message, detail}}``,
+    a data policy's refusal as a 403 naming the mandatory fields."""
+
+    name = "ServiceNow"
+
+    def error_text(self, response: httpx.Response) -> ErrorText:
         message, detail = _error_text(response)
-        text = self._scrub(f"{message}: {detail}" if detail and detail != message else message)
-        kw: dict[str, Any] = {"status": status, "connection": self.name}
-        if status == 403 and "Data Policy Exception" in (detail or ""):
-            return ValidationError(text, field_errors=_mandatory(detail or ""), **kw)
-        if status in (401, 403):
-            return AuthError(text, **kw)
-        if status == 400:
-            return ValidationError(text, **kw)
-        if status == 404:
-            return NotFoundError(text, **kw)
-        if status == 429:
-            return RateLimitedError(text, retry_after=retry_after(response), **kw)
-        if status >= 500:
-            return UnavailableError(text, ambiguous=write and status == 504, **kw)
-        return ProviderError(text, **kw)
+        text = f"{message}: {detail}" if detail and detail != message else message
+        if response.status_code == 403 and "Data Policy Exception" in (detail or ""):
+            return ErrorText(text, _mandatory(detail or ""), refused_fields=True)
+        return ErrorText(text)
 
-    def _result(self, response: httpx.Response) -> Any:
+    def decode(self, response: httpx.Response) -> Any:
         """The ``result`` of a Table API answer; anything else is not a working instance."""
         try:
             return response.json()["result"]
         except (ValueError, KeyError, TypeError):
             kind = response.headers.get("content-type", "unknown content").split(";")[0]
-            raise UnavailableError(
-                f"Expected a Table API answer, got {kind} (is the instance asleep or behind SSO?)",
-                status=response.status_code,
-                connection=self.name,
+            raise BadAnswer(
+                f"Expected a Table API answer, got {kind} (is the instance asleep or behind SSO?)"
             ) from None
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+
+SERVICENOW = ServiceNowDialect()
 
 
 def _read_params() -> dict[str, str]:

@@ -181,6 +181,13 @@ def test_events_stream_live(desk: Desk) -> None:
     thread.join(20)
     kinds = [kind for kind, _ in seen]
     assert kinds[:3] == ["anomaly.created", "link.created", "anomaly.updated"], kinds
+    # rows, as the list shows them: a dashboard updates its table from the event alone
+    created, linked, updated = (data for _, data in seen[:3])
+    key = linked["link"]["ticket_key"]
+    assert (created["id"], created["tickets"]) == (10261, [])
+    assert linked["anomaly"]["tickets"] == [key]
+    assert (updated["id"], updated["change"], updated["tickets"]) == (10261, "comment", [key])
+    assert "history" not in updated
     assert kinds[-1] == "sync.attempt"
     assert seen[-1][1]["outcome"] == "done"
 

@@ -293,3 +293,19 @@ def test_ticket_states_are_read_back_on_demand_and_never_change_the_anomaly(desk
     assert after["state_read_at"] > link["state_read_at"]
     assert refreshed.json()["status"] == "Acknowledged"  # the anomaly is untouched
     assert desk.api.get("/api/sync-jobs").json()["items"] == []  # and nothing is sent back
+
+
+def test_a_ticket_for_an_anomaly_with_a_status_we_do_not_know(desk: Desk) -> None:
+    """A status the platform introduced later is kept as sent; ticket texts show it as is."""
+    body = {"id": 10299, "status": "Snoozed", "type": "row", "weight": 12.5, "message": "m"}
+    assert desk.api.post("/webhooks/qualytics", json=body).status_code == 200
+    for connection, field in (("jira", "summary"), ("servicenow", "short_description")):
+        response = desk.api.post(
+            "/api/anomalies/10299/tickets",
+            json={"connection": connection, "fields": {field: "odd anomaly"}},
+        )
+        assert response.status_code == 201, response.text
+    links = desk.api.get("/api/anomalies/10299").json()["links"]
+    jira = next(link for link in links if link["provider"] == "jira")
+    description = desk.jira_issue(jira["ticket_key"])["fields"]["description"]
+    assert "Snoozed" in str(description)

@@ -22,6 +22,7 @@ from anomaly_desk.core.providers.jira import JiraClient
 from anomaly_desk.sandbox.adf import adf_errors
 from anomaly_desk.sandbox.jira import JiraEmulator
 from tests.jira.conftest import connection, make_anomaly
+from tests.retries import fast_retries
 from tests.support import ThreadedServer
 
 ALICE = "5b10a2844c20165700ede21f"
@@ -268,11 +269,12 @@ async def test_a_read_retries_transient_failures(
     sandbox: ThreadedServer, client: JiraClient
 ) -> None:
     faults = sandbox.app.state.faults  # type: ignore[attr-defined]
-    faults.update({"force_status": 503, "force_count": 2})
-    assert await client.check() == "demo@example.com"
-    faults.update({"force_status": 503, "force_count": 3})
-    with pytest.raises(UnavailableError) as caught:
-        await client.check()
+    with fast_retries():
+        faults.update({"force_status": 503, "force_count": 2})
+        assert await client.check() == "demo@example.com"
+        faults.update({"force_status": 503, "force_count": 3})
+        with pytest.raises(UnavailableError) as caught:
+            await client.check()
     assert caught.value.status == 503
     assert caught.value.ambiguous is False
 

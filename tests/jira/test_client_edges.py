@@ -24,6 +24,7 @@ from anomaly_desk.core.providers.errors import (
 )
 from anomaly_desk.core.providers.jira import JiraClient
 from tests.jira.conftest import connection, make_anomaly
+from tests.retries import fast_retries
 from tests.support import free_port
 
 REF = TicketRef("DQ-1", "10000")
@@ -107,7 +108,7 @@ async def test_connection_reset_after_send_is_ambiguous(hangup: MisbehavingServe
 async def test_read_timeouts_are_retried_then_unavailable(silent: MisbehavingServer) -> None:
     jira = JiraClient(connection(silent.url, timeout=0.2))
     try:
-        with pytest.raises(UnavailableError) as caught:
+        with fast_retries(), pytest.raises(UnavailableError) as caught:
             await jira.check()
     finally:
         await jira.aclose()
@@ -185,8 +186,7 @@ async def test_html_5xx_page_becomes_a_readable_unavailable_error() -> None:
         return httpx.Response(502, html="<html><body><h1>502 Bad Gateway</h1></body></html>")
 
     jira = _client(handler)
-    jira._backoff = (0.0, 0.0)
-    with pytest.raises(UnavailableError) as caught:
+    with fast_retries(), pytest.raises(UnavailableError) as caught:
         await jira.get_ticket("DQ-1")
     assert caught.value.message == "502 Bad Gateway"
     assert calls == ["GET", "GET", "GET"]

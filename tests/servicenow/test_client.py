@@ -21,6 +21,7 @@ from anomaly_desk.core.providers.errors import (
 )
 from anomaly_desk.core.providers.servicenow import ServiceNowClient
 from anomaly_desk.sandbox.servicenow import seed_id
+from tests.retries import fast_retries
 from tests.servicenow.conftest import PASSWORD, connection, make_anomaly
 from tests.support import ThreadedServer
 
@@ -327,11 +328,12 @@ async def test_503_on_write_is_unavailable_not_ambiguous(
 async def test_reads_retry_transient_503s(
     client: ServiceNowClient, sandbox: ThreadedServer
 ) -> None:
-    sandbox.app.state.faults.update({"force_status": 503, "force_count": 2})
-    assert await client.search("anything") == []
-    sandbox.app.state.faults.update({"force_status": 503, "force_count": 3})
-    with pytest.raises(UnavailableError):
-        await client.search("anything")
+    with fast_retries():
+        sandbox.app.state.faults.update({"force_status": 503, "force_count": 2})
+        assert await client.search("anything") == []
+        sandbox.app.state.faults.update({"force_status": 503, "force_count": 3})
+        with pytest.raises(UnavailableError):
+            await client.search("anything")
 
 
 async def test_refused_connection_is_unavailable(sandbox: ThreadedServer) -> None:

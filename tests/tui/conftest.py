@@ -283,17 +283,14 @@ async def ready(pilot: Pilot[Any]) -> MainScreen:
         pilot,
         lambda: (
             screen.table.current is None
-            or (
-                screen.detail_doc is not None
-                and screen.detail_doc["id"] == screen.table.current["id"]
-            )
+            or (screen.detail_doc is not None and screen.detail_doc.id == screen.table.current.id)
         ),
         what="detail",
     )
     await wait_for(pilot, lambda: screen.header.counts is not None, what="counts")
     await wait_for(
         pilot,
-        lambda: screen.connections is not None and all(c.get("health") for c in screen.connections),
+        lambda: screen.connections is not None and all(c.health for c in screen.connections),
         what="connection health",
     )
     return screen

@@ -24,20 +24,20 @@ def subscribed(desk: Desk) -> bool:
 
 
 def statuses(screen) -> set[str]:  # type: ignore[no-untyped-def]
-    return {row["status"] for row in screen.model.view}
+    return {row.status for row in screen.model.view}
 
 
 async def test_browse_rows_newest_first_and_detail_follows_the_cursor(tui_desk: Desk) -> None:
     async with dashboard(tui_desk).run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
-        ids = [row["id"] for row in screen.model.view]
+        ids = [row.id for row in screen.model.view]
         assert ids == [10280, 10261, 10260, 10250, 10240, 10233, 10231]  # open, newest first
         assert screen.detail_doc is not None
-        assert screen.detail_doc["id"] == LINKED_ANOMALY
-        (link,) = screen.detail_doc["links"]
-        assert link["ticket_key"].startswith("DQ-")
-        assert link["state"]
-        assert link["state_read_at"]
+        assert screen.detail_doc.id == LINKED_ANOMALY
+        (link,) = screen.detail_doc.links
+        assert link.ticket_key.startswith("DQ-")
+        assert link.state
+        assert link.state_read_at
         assert screen.header.counts == {
             "Active": 5,
             "Acknowledged": 2,
@@ -48,10 +48,10 @@ async def test_browse_rows_newest_first_and_detail_follows_the_cursor(tui_desk: 
         }
         assert screen.header.health_text() == "jira=ok servicenow=ok"
         await pilot.press("down", "down")
-        await wait_for(pilot, lambda: screen.detail_doc["id"] == 10260, what="detail of 10260")
+        await wait_for(pilot, lambda: screen.detail_doc.id == 10260, what="detail of 10260")
         await pilot.press("end")
-        assert screen.table.current["id"] == 10231
-        await wait_for(pilot, lambda: screen.detail_doc["id"] == 10231, what="detail of 10231")
+        assert screen.table.current.id == 10231
+        await wait_for(pilot, lambda: screen.detail_doc.id == 10231, what="detail of 10231")
 
 
 async def test_status_filter_keys_and_sorting(tui_desk: Desk) -> None:
@@ -65,15 +65,15 @@ async def test_status_filter_keys_and_sorting(tui_desk: Desk) -> None:
         version = screen.rows_version
         await pilot.press("3")
         await wait_for(pilot, lambda: screen.rows_version > version, what="acknowledged rows")
-        assert [r["id"] for r in screen.model.view] == [10261, 10231]
+        assert [r.id for r in screen.model.view] == [10261, 10231]
         version = screen.rows_version
         await pilot.press("5")
         await wait_for(pilot, lambda: screen.rows_version > version, what="all rows")
         assert len(screen.model) == 12
         await pilot.press("s")  # oldest first (of the loaded rows)
-        assert screen.model.view[0]["id"] == 10270
+        assert screen.model.view[0].id == 10270
         await pilot.press("s")  # weight, heaviest first
-        weights = [row["weight"] for row in screen.model.view]
+        weights = [row.weight for row in screen.model.view]
         assert weights == sorted(weights, reverse=True)
         assert "weight" in str(screen.query_one("#sort").render())
 
@@ -89,8 +89,8 @@ async def test_slash_searches_through_the_receiver(tui_desk: Desk) -> None:
         await wait_for(
             pilot, lambda: screen.model.query.q == "payments" and screen.rows_version > version
         )
-        assert [row["id"] for row in screen.model.view] == [10240]
-        await wait_for(pilot, lambda: screen.detail_doc["id"] == 10240, what="detail follows")
+        assert [row.id for row in screen.model.view] == [10240]
+        await wait_for(pilot, lambda: screen.detail_doc.id == 10240, what="detail follows")
         await pilot.press("enter")
         assert screen.focused is screen.table
         version = screen.rows_version
@@ -103,23 +103,21 @@ async def test_acknowledge_sends_a_note_the_sync_log_shows(tui_desk: Desk) -> No
     async with dashboard(tui_desk).run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await wait_for(pilot, lambda: subscribed(tui_desk), what="event stream")
-        assert screen.table.current["id"] == LINKED_ANOMALY
+        assert screen.table.current.id == LINKED_ANOMALY
         await pilot.press("a")
         await wait_for(
-            pilot, lambda: screen.table.current["status"] == "Acknowledged", what="row acknowledged"
+            pilot, lambda: screen.table.current.status == "Acknowledged", what="row acknowledged"
         )
         await wait_for(
             pilot,
             lambda: any(
-                e["outcome"] == "done"
-                and e["kind"] == "status"
-                and e["anomaly_id"] == LINKED_ANOMALY
+                e.outcome == "done" and e.kind == "status" and e.anomaly_id == LINKED_ANOMALY
                 for e in screen.sync_log.entries.values()
             ),
             what="the note in the sync log",
         )
-        link = screen.detail_doc["links"][0]
-        notes = tui_desk.jira_notes(link["ticket_key"])
+        link = screen.detail_doc.links[0]
+        notes = tui_desk.jira_notes(link.ticket_key)
         assert notes[-1].endswith("Qualytics Anomaly Status: Acknowledged")
         await wait_for(pilot, lambda: screen.header.counts.get("Acknowledged") == 3, what="counts")
 
@@ -131,8 +129,8 @@ async def test_retry_key_retries_the_selected_dead_job(tui_desk: Desk) -> None:
         tui_desk.faults.update({"force_status": 401, "force_count": 5})
         await pilot.press("a")
         await wait_for(pilot, lambda: screen.sync_log.dead_count == 1, what="a dead job")
-        (dead,) = [e for e in screen.sync_log.entries.values() if e["outcome"] == "dead"]
-        assert "401" in dead["message"] or "auth" in dead["message"].lower()
+        (dead,) = [e for e in screen.sync_log.entries.values() if e.outcome == "dead"]
+        assert "401" in dead.message or "auth" in dead.message.lower()
         assert "1 dead" in str(screen.query_one("#log-pane").border_title)
         tui_desk.faults.reset()
         await pilot.press("tab", "tab")  # table → detail → sync log
@@ -142,20 +140,20 @@ async def test_retry_key_retries_the_selected_dead_job(tui_desk: Desk) -> None:
         await wait_for(
             pilot,
             lambda: any(
-                e["outcome"] == "done" and e["job_id"] == dead["job_id"]
+                e.outcome == "done" and e.job_id == dead.job_id
                 for e in screen.sync_log.entries.values()
             ),
             what="the retried job delivered",
         )
         assert screen.sync_log.dead_count == 0
-        link = screen.detail_doc["links"][0]
-        assert tui_desk.jira_notes(link["ticket_key"])[-1].endswith("Status: Acknowledged")
+        link = screen.detail_doc.links[0]
+        assert tui_desk.jira_notes(link.ticket_key)[-1].endswith("Status: Acknowledged")
 
 
 async def test_unlink_asks_then_forgets_the_link(tui_desk: Desk) -> None:
     async with dashboard(tui_desk).run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
-        key = screen.detail_doc["links"][0]["ticket_key"]
+        key = screen.detail_doc.links[0].ticket_key
         await pilot.press("u")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="confirm")
         assert key in pilot.app.screen.question
@@ -165,9 +163,9 @@ async def test_unlink_asks_then_forgets_the_link(tui_desk: Desk) -> None:
         await pilot.press("u")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="confirm")
         await pilot.press("y")
-        await wait_for(pilot, lambda: not screen.detail_doc["links"], what="link gone")
+        await wait_for(pilot, lambda: not screen.detail_doc.links, what="link gone")
         assert tui_desk.api.get(f"/api/anomalies/{LINKED_ANOMALY}").json()["links"] == []
-        assert screen.table.current.get("links") == []
+        assert screen.table.current.tickets == []
 
 
 async def test_a_webhook_posted_while_running_appears_live(tui_desk: Desk) -> None:
@@ -178,17 +176,16 @@ async def test_a_webhook_posted_while_running_appears_live(tui_desk: Desk) -> No
         body.update(id=99001, uuid="99001", created="2026-11-21T00:00:00Z", message="late arrival")
         response = tui_desk.api.post("/webhooks/qualytics", json=body)
         assert response.status_code == 200, response.text
-        await wait_for(pilot, lambda: screen.model.view[0]["id"] == 99001, what="new row on top")
+        await wait_for(pilot, lambda: screen.model.view[0].id == 99001, what="new row on top")
         # the cursor stayed on the anomaly the user was looking at
-        assert screen.table.current["id"] == LINKED_ANOMALY
+        assert screen.table.current.id == LINKED_ANOMALY
         await wait_for(pilot, lambda: screen.header.counts.get("Active") == 6, what="counts")
         # a status change arriving by webhook moves it out of the Active view
         await pilot.press("2")
         await wait_for(
             pilot,
             lambda: (
-                screen.model.query.filter == "active"
-                and 99001 in [r["id"] for r in screen.model.view]
+                screen.model.query.filter == "active" and 99001 in [r.id for r in screen.model.view]
             ),
         )
         body.update(status="Resolved")
@@ -215,11 +212,11 @@ async def test_the_table_pages_in_more_rows_as_the_cursor_nears_the_end(tui_desk
         await pilot.press("end")  # the last loaded row: the next page comes in
         await wait_for(pilot, lambda: len(screen.model) == 257, what="second page")
         assert not screen.model.has_more
-        ids = [row["id"] for row in screen.model.view]
+        ids = [row.id for row in screen.model.view]
         assert len(set(ids)) == len(ids)
-        keys = [(row["created"], row["id"]) for row in screen.model.view]
+        keys = [(row.created, row.id) for row in screen.model.view]
         assert keys == sorted(keys, reverse=True)
-        assert screen.table.current["id"] == ids[99]  # the cursor stayed where it was
+        assert screen.table.current.id == ids[99]  # the cursor stayed where it was
 
 
 async def test_archive_and_comment_go_through_the_forms(tui_desk: Desk) -> None:
@@ -236,7 +233,7 @@ async def test_archive_and_comment_go_through_the_forms(tui_desk: Desk) -> None:
         await pilot.press("ctrl+s")
         await wait_for(
             pilot,
-            lambda: [c["text"] for c in screen.detail_doc["comments"]] == ["looking at it"],
+            lambda: [c.text for c in screen.detail_doc.comments] == ["looking at it"],
             what="the comment",
         )
         await pilot.press("x")
@@ -356,7 +353,7 @@ async def test_create_and_link_from_the_main_screen(tui_desk: Desk) -> None:
     async with dashboard(tui_desk).run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await pilot.press("down")  # 10261: no ticket yet
-        await wait_for(pilot, lambda: screen.detail_doc["id"] == 10261, what="detail of 10261")
+        await wait_for(pilot, lambda: screen.detail_doc.id == 10261, what="detail of 10261")
         await pilot.press("c")
         await wait_for(
             pilot, lambda: isinstance(pilot.app.screen, CreateTicketScreen), what="create form"
@@ -368,7 +365,7 @@ async def test_create_and_link_from_the_main_screen(tui_desk: Desk) -> None:
         await pilot.press("ctrl+s")  # the short description is pre-filled from the anomaly
         await wait_for(
             pilot,
-            lambda: [link["ticket_key"] for link in screen.detail_doc["links"]] == ["INC0010001"],
+            lambda: [link.ticket_key for link in screen.detail_doc.links] == ["INC0010001"],
             what="the new incident in the detail",
         )
         await pilot.press("l")
@@ -380,8 +377,7 @@ async def test_create_and_link_from_the_main_screen(tui_desk: Desk) -> None:
         await wait_for(
             pilot,
             lambda: (
-                [link["ticket_key"] for link in screen.detail_doc["links"]]
-                == ["INC0010001", jira_key]
+                [link.ticket_key for link in screen.detail_doc.links] == ["INC0010001", jira_key]
             ),
             what="the linked issue in the detail",
         )

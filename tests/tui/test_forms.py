@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
 from anomaly_desk.core.formatting.adf import adf_to_text
+from anomaly_desk.core.views import AnomalyDetail, ConnectionPage, ConnectionView, RefView
 from anomaly_desk.tui.client import DeskClient
 from anomaly_desk.tui.screens.archive import ArchiveScreen
 from anomaly_desk.tui.screens.comment import CommentScreen
@@ -50,12 +51,14 @@ class Live:
     sandbox: ThreadedServer
     api: httpx.Client
 
-    def anomaly(self, anomaly_id: int = ANOMALY) -> dict[str, Any]:
-        return self.api.get(f"/api/anomalies/{anomaly_id}").raise_for_status().json()
+    def anomaly(self, anomaly_id: int = ANOMALY) -> AnomalyDetail:
+        response = self.api.get(f"/api/anomalies/{anomaly_id}").raise_for_status()
+        return AnomalyDetail.model_validate_json(response.content)
 
-    def connections(self, *names: str) -> list[dict[str, Any]]:
-        items = self.api.get("/api/connections").raise_for_status().json()["items"]
-        return [c for c in items if not names or c["name"] in names]
+    def connections(self, *names: str) -> list[ConnectionView]:
+        response = self.api.get("/api/connections").raise_for_status()
+        items = ConnectionPage.model_validate_json(response.content).items
+        return [c for c in items if not names or c.name in names]
 
     @property
     def faults(self) -> Any:
@@ -242,11 +245,11 @@ async def test_jira_create_with_every_field(live: Live) -> None:
         await until(pilot, lambda: app.result is not NOT_YET)
 
     link = app.result
-    assert link["connection"] == "jira"
-    assert link["ticket_key"] == "DQ-1"
-    assert link["origin"] == "created"
-    stored = live.anomaly()["links"]
-    assert [(s["ticket_key"], s["id"]) for s in stored] == [("DQ-1", link["id"])]
+    assert link.connection == "jira"
+    assert link.ticket_key == "DQ-1"
+    assert link.origin == "created"
+    stored = live.anomaly().links
+    assert [(s.ticket_key, s.id) for s in stored] == [("DQ-1", link.id)]
 
     fields = live.jira_issue("DQ-1")["fields"]
     assert fields["summary"] == "Null customer ids in orders"
@@ -287,7 +290,7 @@ async def test_jira_unknown_values_show_the_providers_message_on_the_field(live:
         await type_into(pilot, "#assignee-other", "bob@example.com")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.result is not NOT_YET)
-    assert app.result["ticket_key"] == "DQ-1"
+    assert app.result.ticket_key == "DQ-1"
     fields = live.jira_issue("DQ-1")["fields"]
     assert fields["priority"]["name"] == "Low"
     assert fields["assignee"]["emailAddress"] == "bob@example.com"
@@ -312,7 +315,7 @@ async def test_required_fields_are_checked_before_sending(live: Live) -> None:
         await until(pilot, lambda: app.result is not NOT_YET)
     assert app.result is None
     # nothing was sent: no issue in Jira, no link on the anomaly
-    assert live.anomaly()["links"] == []
+    assert live.anomaly().links == []
     with pytest.raises(httpx.HTTPStatusError, match="404"):
         live.jira_issue("DQ-1")
 
@@ -335,7 +338,7 @@ async def test_without_drop_down_values_every_field_takes_free_text(live: Live) 
         await other(pilot, "assignee", "carol@example.com")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.result is not NOT_YET)
-    assert app.result["ticket_key"] == "DQ-1"
+    assert app.result.ticket_key == "DQ-1"
     fields = live.jira_issue("DQ-1")["fields"]
     assert fields["priority"]["name"] == "Highest"
     assert fields["issuetype"]["name"] == "Task"
@@ -343,13 +346,16 @@ async def test_without_drop_down_values_every_field_takes_free_text(live: Live) 
 
 
 def test_summary_is_prefilled_and_cut_to_the_providers_limit() -> None:
-    anomaly = {"id": 7, "container": "orders", "message": "x" * 400}
+    anomaly = AnomalyDetail(
+        id=7, status="Active", container=RefView(name="orders"), message="x" * 400
+    )
     jira, snow = default_summary(anomaly, 255), default_summary(anomaly, 160)
     assert len(jira) == 255
     assert len(snow) == 160
     assert jira.startswith("[DQ] orders: xxx")
     assert jira.endswith("…")
-    assert default_summary({"id": 8, "type": "shape"}, 255) == "[DQ] shape anomaly 8"
+    shape = AnomalyDetail(id=8, status="Active", type="shape")
+    assert default_summary(shape, 255) == "[DQ] shape anomaly 8"
 
 
 # -- create: ServiceNow ---------------------------------------------------------------------------
@@ -377,9 +383,9 @@ async def test_servicenow_create_with_category_group_and_people(live: Live) -> N
         await until(pilot, lambda: app.result is not NOT_YET)
 
     link = app.result
-    assert (link["connection"], link["ticket_key"]) == ("servicenow", "INC0010001")
-    assert live.anomaly()["links"][0]["ticket_key"] == "INC0010001"
-    incident = live.incident(link["ticket_id"])
+    assert (link.connection, link.ticket_key) == ("servicenow", "INC0010001")
+    assert live.anomaly().links[0].ticket_key == "INC0010001"
+    incident = live.incident(link.ticket_id)
     value = {name: item["value"] for name, item in incident.items()}
     shown = {name: item["display_value"] for name, item in incident.items()}
     assert value["short_description"] == "[DQ] orders: customer_id is null in 1,204 records"
@@ -404,7 +410,7 @@ async def test_servicenow_group_error_lands_on_the_group_field(live: Live) -> No
         assert field(app, "assignment_group").error == "No group named 'Nobody'"
         assert field(app, "short_description").error is None
         assert app.result is NOT_YET
-    assert live.anomaly()["links"] == []
+    assert live.anomaly().links == []
 
 
 # -- link -----------------------------------------------------------------------------------------
@@ -428,9 +434,9 @@ async def test_link_search_shows_key_summary_state_and_enter_links(live: Live) -
         assert "DQ-2          To Do           Customer emails malformed" in screen_text(app)
         await pilot.press("enter")
         await until(pilot, lambda: app.result is not NOT_YET)
-    assert app.result["ticket_key"] == "DQ-2"
-    assert app.result["origin"] == "linked"
-    assert [s["ticket_key"] for s in live.anomaly()["links"]] == ["DQ-2"]
+    assert app.result.ticket_key == "DQ-2"
+    assert app.result.origin == "linked"
+    assert [s.ticket_key for s in live.anomaly().links] == ["DQ-2"]
 
 
 async def test_link_by_typed_key_and_provider_errors_inline(live: Live) -> None:
@@ -452,9 +458,9 @@ async def test_link_by_typed_key_and_provider_errors_inline(live: Live) -> None:
         await type_into(pilot, "#query", incident["ticket_key"].lower())
         await pilot.press("enter")
         await until(pilot, lambda: app.result is not NOT_YET)
-    assert app.result["ticket_key"] == incident["ticket_key"]
-    links = live.anomaly()["links"]
-    assert [s["ticket_key"] for s in links] == [incident["ticket_key"]]
+    assert app.result.ticket_key == incident["ticket_key"]
+    links = live.anomaly().links
+    assert [s.ticket_key for s in links] == [incident["ticket_key"]]
     # ServiceNow records the link on the incident itself
     assert "customer_id is null" in live.incident(incident["ticket_id"])["description"]["value"]
 
@@ -491,10 +497,10 @@ async def test_a_newer_search_wins_over_a_slower_older_one(live: Live) -> None:
         await until(pilot, lambda: "Searching" in str(status.render()))  # slow, on its way
         live.faults.update({"latency_ms": 0})
         await type_into(pilot, "#query", "customer")
-        await until(pilot, lambda: [r["key"] for r in screen.results] == ["DQ-2"])  # type: ignore[attr-defined]
+        await until(pilot, lambda: [r.key for r in screen.results] == ["DQ-2"])  # type: ignore[attr-defined]
         await asyncio.sleep(1.0)  # the answer for "orders" would have come back by now
         await pilot.pause()
-        assert [r["key"] for r in screen.results] == ["DQ-2"]  # type: ignore[attr-defined]
+        assert [r.key for r in screen.results] == ["DQ-2"]  # type: ignore[attr-defined]
         assert screen.query_one("#results", DataTable).row_count == 1
 
 

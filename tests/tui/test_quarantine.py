@@ -101,11 +101,11 @@ async def test_the_quarantine_screen_lists_an_item_kept_aside_from_its_siblings(
         assert isinstance(quarantine, QuarantineScreen)
         await wait_for(pilot, lambda: quarantine.items, what="the quarantined item")
         (item,) = quarantine.items or []
-        assert item["raw"] == {"name": "no id", "weight": 7}
+        assert item.raw == {"name": "no id", "weight": 7}
         text = drawn(quarantine.query_one("#items", Static))
         head = next(line for line in text.splitlines() if "id: missing" in line)
-        assert head.split() == [*item["at"][:19].split("T"), "UTC", "[1]", "id:", "missing"]
-        assert f"delivery {item['delivery']}" in text
+        assert head.split() == [*item.at[:19].split("T"), "UTC", "[1]", "id:", "missing"]
+        assert f"delivery {item.delivery}" in text
         assert '  "name": "no id",\n  "weight": 7\n' in text  # pretty-printed, order as sent
         assert "1 item" in str(quarantine.query_one("#dialog").border_title)
 
@@ -118,7 +118,7 @@ async def test_the_quarantine_screen_lists_an_item_kept_aside_from_its_siblings(
         post(tui_desk, envelope)
         await wait_for(pilot, lambda: len(quarantine.items or ()) == 2, what="the list follows")
         assert quarantine.items is not None
-        assert quarantine.items[0]["path"] == "context.anomalies[1]"  # newest first
+        assert quarantine.items[0].path == "context.anomalies[1]"  # newest first
         await wait_for(pilot, lambda: screen.header.quarantined == 2, what="header count")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="escape closes")
@@ -136,8 +136,8 @@ async def test_the_detail_pane_shows_values_kept_as_sent_and_an_unknown_status(
         screen = await ready(pilot)
         # listed as open, first, with its status as sent
         assert screen.table.current is not None
-        assert screen.table.current["id"] == 99201
-        assert screen.table.current["status"] == "Snoozed"
+        assert screen.table.current.id == 99201
+        assert screen.table.current.status == "Snoozed"
         assert screen.detail_doc is not None
         text = words(drawn(screen.query_one("#detail-body", Static)))
         assert "status Snoozed (unknown; listed as open)" in text
@@ -148,7 +148,7 @@ async def test_the_detail_pane_shows_values_kept_as_sent_and_an_unknown_status(
         assert "Snoozed 1" in header_text(screen)  # counted, beside the six known statuses
         # a fixture anomaly has nothing kept aside: no such section
         await pilot.press("down")
-        await wait_for(pilot, lambda: screen.detail_doc["id"] != 99201, what="next detail")
+        await wait_for(pilot, lambda: screen.detail_doc.id != 99201, what="next detail")
         assert "Kept as sent" not in drawn(screen.query_one("#detail-body", Static))
 
 
@@ -166,7 +166,7 @@ async def test_platform_text_is_shown_literally_never_as_markup(tui_desk: Desk) 
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         assert screen.detail_doc is not None
-        assert screen.detail_doc["id"] == 99301
+        assert screen.detail_doc.id == 99301
         detail = screen.query_one("#detail-body", Static)
         text = drawn(detail)
         assert f'weight = "{HOSTILE}"' in text

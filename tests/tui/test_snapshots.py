@@ -20,7 +20,7 @@ ADDRESS = "http://127.0.0.1:8787"
 def test_main_screen(frozen_desk: Desk, snap_compare: Any) -> None:
     async def settle(pilot: Pilot[Any]) -> None:
         screen = await ready(pilot)
-        assert screen.table.current["id"] == 20024
+        assert screen.table.current.id == 20024
         await wait_for(pilot, lambda: screen.sync_log.dead_count == 1, what="dead job marked")
 
     app = dashboard(frozen_desk, address=ADDRESS)
@@ -35,7 +35,7 @@ def test_sync_log_with_a_dead_job(frozen_desk: Desk, snap_compare: Any) -> None:
         await pilot.pause()
         selected = screen.sync_log.selected
         assert selected is not None
-        assert selected["outcome"] == "dead"
+        assert selected.outcome == "dead"
 
     app = dashboard(frozen_desk, address=ADDRESS)
     assert snap_compare(app, terminal_size=(120, 40), run_before=focus_dead)

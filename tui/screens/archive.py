@@ -6,16 +6,17 @@ the same notes a platform status change produces.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, RadioButton, RadioSet, Static
 
+from anomaly_desk.core.views import AnomalyDetail
 from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css
 
 ARCHIVE_STATUSES = ("Resolved", "Duplicate", "Invalid", "Discarded")
@@ -33,19 +34,19 @@ class ArchiveScreen(ModalScreen[tuple[str, str | None] | None]):
         """,
     )
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Archive", priority=True),
     ]
 
-    def __init__(self, anomaly: dict[str, Any], status: str = "Resolved") -> None:
+    def __init__(self, anomaly: AnomalyDetail, status: str = "Resolved") -> None:
         super().__init__()
         self.anomaly = anomaly
         self.initial = status if status in ARCHIVE_STATUSES else "Resolved"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
-            dialog.border_title = f"Archive anomaly {self.anomaly.get('id')}"
+            dialog.border_title = f"Archive anomaly {self.anomaly.id}"
             yield Static(Text(anomaly_line(self.anomaly)), id="anomaly")
             with RadioSet(id="status-choice"):
                 for status in ARCHIVE_STATUSES:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,19 +10,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList
 from textual.widgets.option_list import Option
 
+from anomaly_desk.core.views import TicketLinkView
 
-def link_label(link: dict[str, Any]) -> str:
+
+def link_label(link: TicketLinkView) -> str:
     """Plain text (a ticket summary may contain ``[...]``): show it as ``Text``, not markup."""
-    state = link.get("state") or "?"
-    return f"{link.get('ticket_key')}  {link.get('connection')}  [{state}]  {link.get('summary') or ''}"
+    state = link.state or "?"
+    return f"{link.ticket_key}  {link.connection}  [{state}]  {link.summary or ''}"
 
 
-class ChooseLinkScreen(ModalScreen[dict[str, Any] | None]):
+class ChooseLinkScreen(ModalScreen[TicketLinkView | None]):
     """Which linked ticket? Dismisses with the link, or None on escape."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, title: str, links: list[dict[str, Any]]) -> None:
+    def __init__(self, title: str, links: list[TicketLinkView]) -> None:
         super().__init__()
         self.title_text = title
         self.links = links
@@ -33,12 +33,12 @@ class ChooseLinkScreen(ModalScreen[dict[str, Any] | None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield OptionList(
-                *(Option(Text(link_label(link)), id=link["id"]) for link in self.links), id="links"
+                *(Option(Text(link_label(link)), id=link.id) for link in self.links), id="links"
             )
             yield Label("enter choose · esc cancel", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        chosen = next(link for link in self.links if link["id"] == event.option.id)
+        chosen = next(link for link in self.links if link.id == event.option.id)
         self.dismiss(chosen)
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static, TextArea
 
+from anomaly_desk.core.views import AnomalyDetail
 from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css
 
 
@@ -27,18 +28,18 @@ class CommentScreen(ModalScreen[str | None]):
         """,
     )
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Add comment", priority=True),
     ]
 
-    def __init__(self, anomaly: dict[str, Any]) -> None:
+    def __init__(self, anomaly: AnomalyDetail) -> None:
         super().__init__()
         self.anomaly = anomaly
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
-            dialog.border_title = f"Comment on anomaly {self.anomaly.get('id')}"
+            dialog.border_title = f"Comment on anomaly {self.anomaly.id}"
             yield Static(Text(anomaly_line(self.anomaly)), id="anomaly")
             yield TextArea(
                 id="text", placeholder="The comment; linked tickets receive it as a note"

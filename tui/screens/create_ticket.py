@@ -7,17 +7,18 @@ convenience and never a limit: every choice field has an "Other…" entry for ty
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 
+from anomaly_desk.core.views import AnomalyDetail, ConnectionView, TicketLinkView
 from anomaly_desk.tui.client import ApiError, DeskClient
 from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css, ref_name
 from anomaly_desk.tui.widgets.connection_list import ConnectionList
@@ -36,13 +37,11 @@ SUMMARY_PREFIX = "[DQ]"
 # -- texts shown about the anomaly and the connections ------------------------------------------
 
 
-def default_summary(anomaly: dict[str, Any], limit: int) -> str:
+def default_summary(anomaly: AnomalyDetail, limit: int) -> str:
     """``[DQ] orders: customer_id is null in 1,204 records``, on one line, cut to ``limit``."""
-    container = ref_name(anomaly.get("container"))
+    container = ref_name(anomaly.container)
     what = (
-        anomaly.get("message")
-        or anomaly.get("description")
-        or f"{anomaly.get('type') or 'data'} anomaly {anomaly.get('id')}"
+        anomaly.message or anomaly.description or f"{anomaly.type or 'data'} anomaly {anomaly.id}"
     )
     head = f"{SUMMARY_PREFIX} {container}: " if container else f"{SUMMARY_PREFIX} "
     text = " ".join(f"{head}{what}".split())
@@ -66,7 +65,7 @@ class TicketForm(Widget):
     SPECS: ClassVar[tuple[FieldSpec, ...]] = ()
     ALIASES: ClassVar[dict[str, str]] = {}  # API field names that mean one of ours
 
-    def __init__(self, connection: dict[str, Any], anomaly: dict[str, Any]) -> None:
+    def __init__(self, connection: ConnectionView, anomaly: AnomalyDetail) -> None:
         super().__init__(id="form")
         self.connection = connection
         self.anomaly = anomaly
@@ -96,7 +95,7 @@ class TicketForm(Widget):
             field.set_options(self.choices_for(field.spec.name))
 
     def choices_for(self, name: str) -> list[tuple[str, str]]:
-        return [(o["label"], o["value"]) for o in self.options.get(name, [])]
+        return [(o.label, o.value) for o in self.options.get(name, [])]
 
     def options_failed(self) -> None:
         """No drop-down values: every choice field offers free text only."""
@@ -154,8 +153,8 @@ class JiraForm(TicketForm):
     def defaults(self) -> dict[str, str]:
         return {
             "summary": default_summary(self.anomaly, SUMMARY_LIMITS["jira"]),
-            "project": str(self.connection.get("project") or ""),
-            "issuetype": str(self.connection.get("issue_type") or "Task"),
+            "project": self.connection.project or "",
+            "issuetype": self.connection.issue_type or "Task",
         }
 
 
@@ -201,7 +200,7 @@ class ServiceNowForm(TicketForm):
         """Subcategories depend on the category, as on the instance's own form."""
         category = self.field("category")
         chosen = category.value if category is not None else ""
-        return [(o["label"], o["value"]) for o in self.options.get(f"subcategory:{chosen}", [])]
+        return [(o.label, o.value) for o in self.options.get(f"subcategory:{chosen}", [])]
 
     @on(FormField.Changed, "#field-category")
     def _category_changed(self, event: FormField.Changed) -> None:
@@ -219,7 +218,7 @@ FORMS: dict[str, type[TicketForm]] = {"jira": JiraForm, "servicenow": ServiceNow
 # -- the dialog -----------------------------------------------------------------------------------
 
 
-class CreateTicketScreen(ModalScreen[dict[str, Any] | None]):
+class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
     """Create a ticket on a connection and link it to the anomaly; dismisses with the link."""
 
     DEFAULT_CSS = dialog_css(
@@ -229,19 +228,19 @@ class CreateTicketScreen(ModalScreen[dict[str, Any] | None]):
         """,
     )
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "submit", "Create", priority=True),
     ]
 
     def __init__(
-        self, client: DeskClient, anomaly: dict[str, Any], connections: list[dict[str, Any]]
+        self, client: DeskClient, anomaly: AnomalyDetail, connections: list[ConnectionView]
     ) -> None:
         super().__init__()
         self.client = client
         self.anomaly = anomaly
-        self.connections = [c for c in connections if c.get("provider") in FORMS]
-        self.connection: dict[str, Any] | None = None
+        self.connections = [c for c in connections if c.provider in FORMS]
+        self.connection: ConnectionView | None = None
         self.sending = False
 
     @property
@@ -272,15 +271,15 @@ class CreateTicketScreen(ModalScreen[dict[str, Any] | None]):
 
     @on(OptionList.OptionSelected, "#connections")
     async def _picked(self, event: OptionList.OptionSelected) -> None:
-        chosen = next(c for c in self.connections if c["name"] == event.option.id)
+        chosen = next(c for c in self.connections if c.name == event.option.id)
         await self.use_connection(chosen)
 
-    async def use_connection(self, connection: dict[str, Any]) -> None:
+    async def use_connection(self, connection: ConnectionView) -> None:
         """Step two: the provider's form, its drop-downs read in the background."""
         self.connection = connection
-        kind = connection["provider"]
+        kind = connection.provider
         what = "Jira issue" if kind == "jira" else "ServiceNow incident"
-        self.query_one("#dialog").border_title = f"Create a {what} · {connection['name']}"
+        self.query_one("#dialog").border_title = f"Create a {what} · {connection.name}"
         body = self.query_one("#body")
         await body.remove_children()
         form = FORMS[kind](connection, self.anomaly)
@@ -288,7 +287,7 @@ class CreateTicketScreen(ModalScreen[dict[str, Any] | None]):
         self.query_one("#submit", Button).disabled = False
         form.query(FormField).first().focus_control()
         self.refresh_bindings()
-        self.load_options(connection["name"])
+        self.load_options(connection.name)
 
     @work(exclusive=True, group="options")
     async def load_options(self, name: str) -> None:
@@ -334,19 +333,19 @@ class CreateTicketScreen(ModalScreen[dict[str, Any] | None]):
         if fields is None:
             self.set_status("Fix the marked fields.", "error")
             return
-        self.send(self.connection["name"], fields)
+        self.send(self.connection.name, fields)
 
     @work(exclusive=True, group="submit")
     async def send(self, connection: str, fields: dict[str, str]) -> None:
         self.set_sending(True)
         self.set_status(f"Creating the ticket on {connection}…", "busy")
         try:
-            link = await self.client.create_ticket(int(self.anomaly["id"]), connection, fields)
+            link = await self.client.create_ticket(self.anomaly.id, connection, fields)
         except ApiError as exc:
             self.set_sending(False)
             self.show_error(exc)
             return
-        self.set_status(f"Created {link.get('ticket_key', '')}.")
+        self.set_status(f"Created {link.ticket_key}.")
         self.dismiss(link)
 
     def set_sending(self, sending: bool) -> None:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from anomaly_desk.core.views import AnomalyDetail, RefView
 
 
-def ref_name(ref: Any) -> str:
-    """A datastore/container is ``{"id", "name"}`` in a full anomaly and a name in a list row."""
-    if isinstance(ref, dict):
-        return str(ref.get("name") or ref.get("id") or "")
-    return str(ref or "")
+def ref_name(ref: RefView | None) -> str:
+    """A datastore or container as people say it: its name, else its id."""
+    if ref is None:
+        return ""
+    return ref.name or ("" if ref.id is None else str(ref.id))
 
 
-def anomaly_line(anomaly: dict[str, Any]) -> str:
+def anomaly_line(anomaly: AnomalyDetail) -> str:
     """One line that tells which anomaly a dialog acts on."""
-    where = " › ".join(
-        n for n in (ref_name(anomaly.get("datastore")), ref_name(anomaly.get("container"))) if n
-    )
-    what = anomaly.get("message") or anomaly.get("description") or anomaly.get("type") or ""
-    return " · ".join(str(p) for p in (f"Anomaly {anomaly.get('id')}", where, what) if p)
+    where = " › ".join(n for n in (ref_name(anomaly.datastore), ref_name(anomaly.container)) if n)
+    what = anomaly.message or anomaly.description or anomaly.type or ""
+    return " · ".join(p for p in (f"Anomaly {anomaly.id}", where, what) if p)
 
 
 DIALOG_CSS = """

@@ -7,17 +7,18 @@ the previous one (an exclusive worker): a slow answer to an old query never over
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, OptionList, Static
 
+from anomaly_desk.core.views import AnomalyDetail, ConnectionView, TicketLinkView, TicketView
 from anomaly_desk.tui.client import ApiError, DeskClient
 from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css
 from anomaly_desk.tui.widgets.connection_list import ConnectionList
@@ -33,7 +34,7 @@ def looks_like_key(text: str) -> bool:
     return bool(KEY.match(text.strip()))
 
 
-class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
+class LinkTicketScreen(ModalScreen[TicketLinkView | None]):
     """Find a ticket on a connection and link it to the anomaly; dismisses with the link."""
 
     DEFAULT_CSS = dialog_css(
@@ -46,7 +47,7 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
         """,
     )
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("enter", "link", "Link", priority=True),
         Binding("down", "move(1)", "Next", show=False),
@@ -54,14 +55,14 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
     ]
 
     def __init__(
-        self, client: DeskClient, anomaly: dict[str, Any], connections: list[dict[str, Any]]
+        self, client: DeskClient, anomaly: AnomalyDetail, connections: list[ConnectionView]
     ) -> None:
         super().__init__()
         self.client = client
         self.anomaly = anomaly
-        self.connections = [c for c in connections if c.get("provider") in ("jira", "servicenow")]
-        self.connection: dict[str, Any] | None = None
-        self.results: list[dict[str, Any]] = []
+        self.connections = [c for c in connections if c.provider in ("jira", "servicenow")]
+        self.connection: ConnectionView | None = None
+        self.results: list[TicketView] = []
         self.linking = False
         self._debounce: Timer | None = None
 
@@ -97,13 +98,13 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
 
     @on(OptionList.OptionSelected, "#connections")
     def _picked(self, event: OptionList.OptionSelected) -> None:
-        self.use_connection(next(c for c in self.connections if c["name"] == event.option.id))
+        self.use_connection(next(c for c in self.connections if c.name == event.option.id))
 
-    def use_connection(self, connection: dict[str, Any]) -> None:
+    def use_connection(self, connection: ConnectionView) -> None:
         """Step two: the search box, showing the most recent tickets until the user types."""
         self.connection = connection
         self.query("#choose, #connections").remove()
-        self.query_one("#dialog").border_title = f"Link an existing ticket · {connection['name']}"
+        self.query_one("#dialog").border_title = f"Link an existing ticket · {connection.name}"
         self.query_one("#search").remove_class("-hidden")
         self.query_one("#link", Button).disabled = False
         self.query_one("#query", Input).focus()
@@ -123,7 +124,7 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
     async def search(self, query: str) -> None:
         if self.connection is None:
             return
-        name = self.connection["name"]
+        name = self.connection.name
         self.set_status(f"Searching {name}…", "busy")
         try:
             found = await self.client.search(name, query.strip(), SEARCH_LIMIT)
@@ -141,19 +142,19 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
         else:
             self.set_status(f"No tickets on {name} yet.")
 
-    def show_results(self, tickets: list[dict[str, Any]]) -> None:
+    def show_results(self, tickets: list[TicketView]) -> None:
         self.results = tickets
         table = self.query_one("#results", DataTable)
         table.clear()
         for ticket in tickets:
-            summary = " ".join(str(ticket.get("summary") or "").split())
+            summary = " ".join(ticket.summary.split())
             if len(summary) > SUMMARY_WIDTH:
                 summary = summary[: SUMMARY_WIDTH - 1] + "…"
             table.add_row(
-                Text(ticket["key"], style="bold"),
-                Text(ticket.get("state") or ""),
+                Text(ticket.key, style="bold"),
+                Text(ticket.state),
                 Text(summary),
-                key=ticket["key"],
+                key=ticket.key,
             )
         if tickets:
             table.move_cursor(row=0)
@@ -167,7 +168,7 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
         table = self.query_one("#results", DataTable)
         if not self.results or not 0 <= table.cursor_row < len(self.results):
             return None
-        return self.results[table.cursor_row]["key"]
+        return self.results[table.cursor_row].key
 
     # -- linking --------------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
         if self._debounce is not None:
             self._debounce.stop()
         self.workers.cancel_group(self, "search")
-        self.link(self.connection["name"], key)
+        self.link(self.connection.name, key)
 
     @on(Button.Pressed, "#link")
     def _link_pressed(self) -> None:
@@ -208,12 +209,12 @@ class LinkTicketScreen(ModalScreen[dict[str, Any] | None]):
         self.set_linking(True)
         self.set_status(f"Linking {key}…", "busy")
         try:
-            link = await self.client.link_ticket(int(self.anomaly["id"]), connection, key)
+            link = await self.client.link_ticket(self.anomaly.id, connection, key)
         except ApiError as exc:
             self.set_linking(False)
             self.set_status(exc.detail, "error")
             return
-        self.set_status(f"Linked {link.get('ticket_key', key)}.")
+        self.set_status(f"Linked {link.ticket_key}.")
         self.dismiss(link)
 
     def set_linking(self, linking: bool) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
-from typing import Any
 
 import httpx
 from textual import on, work
@@ -20,6 +19,21 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from anomaly_desk.core.views import (
+    AnomalyDetail,
+    AnomalySummary,
+    AnomalyUpdated,
+    ConnectionView,
+    DeliveryQuarantined,
+    EventView,
+    LinkCreated,
+    LinkRemoved,
+    LinkStateChanged,
+    StreamLagged,
+    SyncJobView,
+    SyncLogEntryView,
+    TicketLinkView,
+)
 from anomaly_desk.tui.client import ApiError, DeskClient
 from anomaly_desk.tui.screens.choose_link import ChooseLinkScreen, ConfirmScreen
 from anomaly_desk.tui.screens.quarantine import QuarantineScreen
@@ -93,17 +107,17 @@ class MainScreen(Screen[None]):
         self.client = client
         self.address = address
         self.model = AnomalyRows()
-        self.detail_doc: dict[str, Any] | None = None
-        self.connections: list[dict[str, Any]] | None = None
+        self.detail_doc: AnomalyDetail | None = None
+        self.connections: list[ConnectionView] | None = None
         self.rows_version = 0  # bumped whenever the table shows a fresh answer (tests, bench)
         self.rows_shown_at = 0.0  # perf_counter() of that moment
         self._loading_more = False
         # what events changed since the last flush
-        self._created: list[dict[str, Any]] = []
-        self._updated: dict[int, dict[str, Any]] = {}
-        self._links: dict[int, list[tuple[str, Any]]] = {}
-        self._log: list[dict[str, Any]] = []
-        self._jobs: dict[int, dict[str, Any]] = {}
+        self._created: list[AnomalySummary] = []
+        self._updated: dict[int, AnomalyUpdated] = {}
+        self._linked_rows: dict[int, AnomalySummary] = {}  # rows as the link events left them
+        self._log: list[SyncLogEntryView] = []
+        self._jobs: dict[int, SyncJobView] = {}
         self._counts_dirty = False
         self._counts_at = 0.0
         self._quarantine_dirty = False
@@ -173,7 +187,7 @@ class MainScreen(Screen[None]):
         generation = self.model.reset(query)
         limit = min(MORE_PAGE, max(FIRST_PAGE, window))
         try:
-            items, cursor = await self.client.list_anomalies(query.status, query.q, limit)
+            page = await self.client.list_anomalies(query.status, query.q, limit)
         except ApiError as exc:
             if self.gone():
                 return
@@ -183,7 +197,7 @@ class MainScreen(Screen[None]):
             return
         if generation != self.model.generation or self.gone():
             return
-        self.model.replace(items, cursor)
+        self.model.replace(page.items, page.next_cursor)
         self.table.empty_text = (
             f"No anomalies match “{query.q}”"
             if query.q
@@ -212,9 +226,7 @@ class MainScreen(Screen[None]):
                 self.model.query,
             )
             try:
-                items, following = await self.client.list_anomalies(
-                    query.status, query.q, MORE_PAGE, cursor
-                )
+                page = await self.client.list_anomalies(query.status, query.q, MORE_PAGE, cursor)
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot load more anomalies", severity="error")
                 return
@@ -225,8 +237,8 @@ class MainScreen(Screen[None]):
             ):
                 return
             current = self.table.current
-            self.model.extend(items, following)
-            self.table.rows_changed(keep_id=int(current["id"]) if current else None)
+            self.model.extend(page.items, page.next_cursor)
+            self.table.rows_changed(keep_id=current.id if current else None)
             self._set_list_title()
         finally:
             self._loading_more = False
@@ -278,7 +290,7 @@ class MainScreen(Screen[None]):
         if self.gone():
             return
         self.header.set_connections(self.connections)
-        if any(c.get("health") is None for c in self.connections):
+        if any(c.health is None for c in self.connections):
             self.set_timer(1.0, self._connections_again)
 
     def _connections_again(self) -> None:
@@ -342,28 +354,30 @@ class MainScreen(Screen[None]):
     def _request_refetch(self) -> None:
         self._refetch = True
 
-    def note_event(self, kind: str, data: dict[str, Any]) -> None:
-        """Note what changed; ``flush`` applies it."""
-        detail_id = self.detail_doc["id"] if self.detail_doc else None
-        if kind == "anomaly.created":
-            self._created.append(data)
-            self._counts_dirty = True
-        elif kind == "anomaly.updated":
-            self._updated[int(data["id"])] = data
-            self._counts_dirty = True
-            self._detail_dirty |= data["id"] == detail_id
-        elif kind in ("link.created", "link.removed", "link.state"):
-            anomaly_id = int(data["anomaly_id"])
-            self._links.setdefault(anomaly_id, []).append((kind, data))
-            self._detail_dirty |= anomaly_id == detail_id
-        elif kind == "sync.attempt":
-            self._log.append(data)
-        elif kind == "sync.job":
-            self._jobs[int(data["id"])] = data
-        elif kind == "delivery.quarantined":
-            self._quarantine_dirty = True
-        elif kind == "stream.lagged":
-            self._refetch = True
+    def note_event(self, kind: str, data: EventView | None) -> None:
+        """Note what changed; ``flush`` applies it. ``kind`` is for the record: the view says
+        what happened (None: an event this version does not know)."""
+        detail_id = self.detail_doc.id if self.detail_doc else None
+        match data:
+            case AnomalyUpdated():  # before AnomalySummary: it is one
+                self._updated[data.id] = data
+                self._counts_dirty = True
+                self._detail_dirty |= data.id == detail_id
+            case AnomalySummary():  # anomaly.created
+                self._created.append(data)
+                self._counts_dirty = True
+            case LinkCreated() | LinkRemoved() | LinkStateChanged():
+                if data.anomaly is not None:
+                    self._linked_rows[data.anomaly_id] = data.anomaly
+                self._detail_dirty |= data.anomaly_id == detail_id
+            case SyncLogEntryView():
+                self._log.append(data)
+            case SyncJobView():
+                self._jobs[data.id] = data
+            case DeliveryQuarantined():
+                self._quarantine_dirty = True
+            case StreamLagged():
+                self._refetch = True
 
     def flush(self) -> None:
         """Apply the changes noted since the last tick, in one redraw."""
@@ -371,11 +385,11 @@ class MainScreen(Screen[None]):
             self._refetch = False
             self._created.clear()
             self._updated.clear()
-            self._links.clear()
+            self._linked_rows.clear()
             self.reload()
             return
         current = self.table.current
-        keep = int(current["id"]) if current else None
+        keep = current.id if current else None
         changed = False
         query = self.model.query
         if self._created:
@@ -384,34 +398,21 @@ class MainScreen(Screen[None]):
             changed |= bool(self.model.add_new(fresh))
         if self._updated:
             missing = False
-            for anomaly_id, data in self._updated.items():
-                admitted = query.admits({**(self.model.get(anomaly_id) or {}), **data})
+            for anomaly_id, row in self._updated.items():
+                admitted = query.admits(row)
                 if self.model.get(anomaly_id) is None:
                     missing |= admitted and not query.q
-                elif not admitted and not shown_in(query.filter, data.get("status")):
+                elif not admitted and not shown_in(query.filter, row.status):
                     changed |= self.model.remove(anomaly_id)
                 else:
-                    changed |= self.model.update(
-                        anomaly_id, {"status": data["status"], "updated_at": data["updated_at"]}
-                    )
+                    changed |= self.model.update(row)
             self._updated.clear()
             if missing:  # it moved into this view: fetch the window again, cursor kept
                 self.load_rows(query, keep_id=keep, window=len(self.model))
-        if self._links:
-            for anomaly_id, changes in self._links.items():
-                row = self.model.get(anomaly_id)
-                if row is None:
-                    continue
-                links = list(row.get("links") or ())
-                for kind, data in changes:
-                    if kind == "link.created":
-                        links.append(data["link"])
-                    elif kind == "link.removed":
-                        links = [link for link in links if link.get("id") != data["link_id"]]
-                    else:
-                        links = list(data["links"])
-                changed |= self.model.update(anomaly_id, {"links": links})
-            self._links.clear()
+        if self._linked_rows:
+            for linked in self._linked_rows.values():
+                changed |= self.model.update(linked)
+            self._linked_rows.clear()
         if changed:
             self.table.rows_changed(keep_id=keep)
             self._set_list_title()
@@ -424,7 +425,7 @@ class MainScreen(Screen[None]):
             self._jobs.clear()
         if self._detail_dirty and self.detail_doc is not None:
             self._detail_dirty = False
-            self.load_detail(int(self.detail_doc["id"]), delay=0)
+            self.load_detail(self.detail_doc.id, delay=0)
         if self._counts_dirty and time.monotonic() - self._counts_at >= COUNTS_EVERY_S:
             self.run_worker(self.load_counts(), group="counts", exclusive=True)
         if self._quarantine_dirty:
@@ -436,9 +437,7 @@ class MainScreen(Screen[None]):
     def reload(self) -> None:
         current = self.table.current
         self.load_rows(
-            self.model.query,
-            keep_id=int(current["id"]) if current else None,
-            window=len(self.model),
+            self.model.query, keep_id=current.id if current else None, window=len(self.model)
         )
         self.load_side()
 
@@ -450,7 +449,7 @@ class MainScreen(Screen[None]):
             self.query_one(DetailPane).show(None)
             self.detail_doc = None
         else:
-            self.load_detail(int(message.row["id"]))
+            self.load_detail(message.row.id)
 
     @work(exclusive=True, group="detail")
     async def load_detail(self, anomaly_id: int, delay: float = DETAIL_DELAY_S) -> None:
@@ -469,39 +468,35 @@ class MainScreen(Screen[None]):
         if self.gone():
             return
         current = self.table.current
-        if current is not None and int(current["id"]) != anomaly_id:
+        if current is not None and current.id != anomaly_id:
             return
         self.detail_doc = doc
         self.query_one(DetailPane).show(doc)
-        if self.model.get(anomaly_id) is not None:
-            self.model.update(anomaly_id, {"status": doc["status"], "links": doc.get("links", [])})
+        if self.model.update(doc.summary()):
             self.table.refresh()
 
-    async def current_doc(self) -> dict[str, Any] | None:
+    async def current_doc(self) -> AnomalyDetail | None:
         """The highlighted anomaly with its links, comments and history (fetched if needed)."""
         row = self.table.current
         if row is None:
             self.notify("No anomaly highlighted", severity="warning")
             return None
-        if self.detail_doc is not None and self.detail_doc["id"] == row["id"]:
+        if self.detail_doc is not None and self.detail_doc.id == row.id:
             return self.detail_doc
         try:
-            self.detail_doc = await self.client.anomaly(int(row["id"]))
+            self.detail_doc = await self.client.anomaly(row.id)
         except ApiError as exc:
             self.notify(exc.detail, title="Cannot load the anomaly", severity="error")
             return None
         self.query_one(DetailPane).show(self.detail_doc)
         return self.detail_doc
 
-    def _show_doc(self, doc: dict[str, Any]) -> None:
+    def _show_doc(self, doc: AnomalyDetail) -> None:
         """An action's answer is the new document: show it without waiting for the event."""
-        if self.model.get(int(doc["id"])) is not None:
-            self.model.update(
-                int(doc["id"]), {"status": doc["status"], "links": doc.get("links", [])}
-            )
+        if self.model.update(doc.summary()):
             self.table.refresh()
         current = self.table.current
-        if current is not None and current["id"] == doc["id"]:
+        if current is not None and current.id == doc.id:
             self.detail_doc = doc
             self.query_one(DetailPane).show(doc)
 
@@ -535,7 +530,7 @@ class MainScreen(Screen[None]):
         current = self.table.current
         self.model.set_sort(order[(order.index(self.model.sort) + 1) % len(order)])
         self.query_one(FilterBar).set_sort_label(self.model.sort)
-        self.table.rows_changed(keep_id=int(current["id"]) if current else None)
+        self.table.rows_changed(keep_id=current.id if current else None)
 
     def action_reload(self) -> None:
         self.reload()
@@ -551,7 +546,7 @@ class MainScreen(Screen[None]):
             self.notify(exc.detail, title="Check failed", severity="error")
             return
         await self.load_connections()
-        bad = [f"{name}: {h.get('message')}" for name, h in health.items() if not h.get("ok")]
+        bad = [f"{name}: {h.message}" for name, h in health.items() if not h.ok]
         if bad:
             self.notify("\n".join(bad), title="Connection problems", severity="error")
         else:
@@ -559,7 +554,7 @@ class MainScreen(Screen[None]):
 
     # -- actions -------------------------------------------------------------------------------
 
-    async def _connections(self) -> list[dict[str, Any]]:
+    async def _connections(self) -> list[ConnectionView]:
         if self.connections is None:
             await self.load_connections()
         return self.connections or []
@@ -568,18 +563,18 @@ class MainScreen(Screen[None]):
         doc = await self.current_doc()
         if doc is None:
             return
-        if doc["status"] != "Active":
-            self.notify(f"Anomaly {doc['id']} is {doc['status']}", severity="warning")
+        if doc.status != "Active":
+            self.notify(f"Anomaly {doc.id} is {doc.status}", severity="warning")
             return
         try:
-            new = await self.client.acknowledge(int(doc["id"]))
+            new = await self.client.acknowledge(doc.id)
         except ApiError as exc:
             self.notify(exc.detail, title="Cannot acknowledge", severity="error")
             return
         self._show_doc(new)
-        links = len(new.get("links") or ())
+        links = len(new.links)
         self.notify(
-            f"Anomaly {new['id']} acknowledged"
+            f"Anomaly {new.id} acknowledged"
             + (f"; a note goes to {links} ticket(s)" if links else "")
         )
 
@@ -610,11 +605,11 @@ class MainScreen(Screen[None]):
         connections = await self._connections()
         self.app.push_screen(LinkTicketScreen(self.client, doc, connections), self._linked)
 
-    def _linked(self, link: dict[str, Any] | None) -> None:
+    def _linked(self, link: TicketLinkView | None) -> None:
         if link:
-            self.notify(f"Linked {link.get('ticket_key')} ({link.get('connection')})")
+            self.notify(f"Linked {link.ticket_key} ({link.connection})")
             if self.detail_doc is not None:
-                self.load_detail(int(self.detail_doc["id"]), delay=0)
+                self.load_detail(self.detail_doc.id, delay=0)
 
     async def action_archive(self) -> None:
         doc = await self.current_doc()
@@ -625,7 +620,7 @@ class MainScreen(Screen[None]):
         except ImportError:
             self._screen_missing("archive")
             return
-        anomaly_id = int(doc["id"])
+        anomaly_id = doc.id
 
         async def done(result: tuple[str, str | None] | None) -> None:
             if not result:
@@ -650,7 +645,7 @@ class MainScreen(Screen[None]):
         except ImportError:
             self._screen_missing("comment")
             return
-        anomaly_id = int(doc["id"])
+        anomaly_id = doc.id
 
         async def done(text: str | None) -> None:
             if not text:
@@ -669,28 +664,28 @@ class MainScreen(Screen[None]):
         doc = await self.current_doc()
         if doc is None:
             return
-        links = doc.get("links") or []
+        links = doc.links
         if not links:
-            self.notify(f"Anomaly {doc['id']} has no linked ticket", severity="warning")
+            self.notify(f"Anomaly {doc.id} has no linked ticket", severity="warning")
             return
-        anomaly_id = int(doc["id"])
+        anomaly_id = doc.id
 
-        async def confirmed(link: dict[str, Any], yes: bool | None) -> None:
+        async def confirmed(link: TicketLinkView, yes: bool | None) -> None:
             if not yes:
                 return
             try:
-                new = await self.client.unlink(anomaly_id, link["id"])
+                new = await self.client.unlink(anomaly_id, link.id)
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot unlink", severity="error")
                 return
             self._show_doc(new)
-            self.notify(f"Unlinked {link['ticket_key']}; the ticket itself is unchanged")
+            self.notify(f"Unlinked {link.ticket_key}; the ticket itself is unchanged")
 
-        def confirm(link: dict[str, Any] | None) -> None:
+        def confirm(link: TicketLinkView | None) -> None:
             if link is None:
                 return
             question = (
-                f"Unlink {link['ticket_key']} ({link['connection']}) from anomaly {anomaly_id}?\n"
+                f"Unlink {link.ticket_key} ({link.connection}) from anomaly {anomaly_id}?\n"
                 "Notes not yet delivered to it are cancelled; the ticket is not changed."
             )
 
@@ -709,7 +704,7 @@ class MainScreen(Screen[None]):
         job_id = log.dead_job_for(log.selected)
         if job_id is None and not log.has_focus:
             current = self.table.current
-            job_id = log.newest_dead_job(int(current["id"]) if current else None)
+            job_id = log.newest_dead_job(current.id if current else None)
         if job_id is None:
             self.notify(
                 "No dead job selected: move to the sync log (tab) and pick a red line",
@@ -722,25 +717,25 @@ class MainScreen(Screen[None]):
             self.notify(exc.detail, title="Cannot retry", severity="error")
             return
         log.job_changed(job)
-        self.notify(f"Retrying sync job {job_id} ({job.get('ticket_key')})")
+        self.notify(f"Retrying sync job {job_id} ({job.ticket_key})")
 
     async def action_open(self) -> None:
         doc = await self.current_doc()
         if doc is None:
             return
-        links = [link for link in doc.get("links") or () if link.get("url")]
+        links = [link for link in doc.links if link.url]
 
-        def open_link(link: dict[str, Any] | None) -> None:
-            if link is not None:
-                self.app.open_url(link["url"])
-                self.notify(f"Opened {link['ticket_key']}")
+        def open_link(link: TicketLinkView | None) -> None:
+            if link is not None and link.url:
+                self.app.open_url(link.url)
+                self.notify(f"Opened {link.ticket_key}")
 
         if len(links) == 1:
             open_link(links[0])
         elif links:
             self.app.push_screen(ChooseLinkScreen("Open which ticket?", links), open_link)
-        elif doc.get("url"):
-            self.app.open_url(doc["url"])
-            self.notify(f"Opened anomaly {doc['id']}")
+        elif doc.url:
+            self.app.open_url(doc.url)
+            self.notify(f"Opened anomaly {doc.id}")
         else:
             self.notify("Nothing to open: no ticket and no link back", severity="warning")

@@ -7,18 +7,19 @@ value like ``"[@click=app.quit]x[/]"`` is shown as written.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.json import JSON
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from anomaly_desk.core.views import QuarantineItem
 from anomaly_desk.tui.client import ApiError, DeskClient
 from anomaly_desk.tui.screens.dialog import dialog_css
 from anomaly_desk.tui.widgets.detail import when
@@ -33,7 +34,7 @@ INTRO = (
 EMPTY = "Nothing quarantined: every delivered item had a usable anomaly id."
 
 
-def raw_json(raw: Any) -> Text:
+def raw_json(raw: object) -> Text:
     """The item as sent, pretty-printed and highlighted (JSON text, never markup)."""
     try:
         text = JSON.from_data(raw, indent=2).text
@@ -47,18 +48,18 @@ def raw_json(raw: Any) -> Text:
     return text
 
 
-def render_item(item: dict[str, Any]) -> RenderableType:
+def render_item(item: QuarantineItem) -> RenderableType:
     head = Text()
-    head.append(when(item.get("at")), style="dim")
+    head.append(when(item.at), style="dim")
     head.append("  ")
-    head.append(str(item.get("path") or "?"), style="bold")
+    head.append(item.path or "?", style="bold")
     head.append("  ")
-    head.append(str(item.get("reason") or "no reason given"), style="bold red")
-    delivery = Text(f"delivery {item.get('delivery') or '?'}", style="dim", overflow="fold")
-    return Group(head, delivery, raw_json(item.get("raw")))
+    head.append(item.reason or "no reason given", style="bold red")
+    delivery = Text(f"delivery {item.delivery or '?'}", style="dim", overflow="fold")
+    return Group(head, delivery, raw_json(item.raw))
 
 
-def render_items(items: list[dict[str, Any]]) -> RenderableType:
+def render_items(items: list[QuarantineItem]) -> RenderableType:
     if not items:
         return Text(EMPTY, style="green")
     parts: list[RenderableType] = []
@@ -82,7 +83,7 @@ class QuarantineScreen(ModalScreen[None]):
         """,
     )
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss(None)", "Close"),
         Binding("r", "reload", "Reload"),
     ]
@@ -91,7 +92,7 @@ class QuarantineScreen(ModalScreen[None]):
         super().__init__()
         self.client = client
         self.limit = limit
-        self.items: list[dict[str, Any]] | None = None  # None until the receiver answers
+        self.items: list[QuarantineItem] | None = None  # None until the receiver answers
         self.loads = 0  # answers shown so far (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -126,7 +127,7 @@ class QuarantineScreen(ModalScreen[None]):
         if not self.gone():
             self.show(items)
 
-    def show(self, items: list[dict[str, Any]]) -> None:
+    def show(self, items: list[QuarantineItem]) -> None:
         self.items = items
         self.loads += 1
         if len(items) >= self.limit:  # there may be more: the receiver keeps them all

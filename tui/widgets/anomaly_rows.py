@@ -2,13 +2,15 @@
 
 The receiver serves pages (newest first, cursor paging). This model holds only the pages loaded so
 far plus what live events added, so the dashboard never downloads 100k anomalies to draw 40 rows.
+Rows are ``AnomalySummary`` views: what the list endpoint and the live events carry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from anomaly_desk.core.views import AnomalySummary
 
 OPEN = frozenset({"Active", "Acknowledged"})
 ARCHIVED = frozenset({"Resolved", "Duplicate", "Invalid", "Discarded"})
@@ -23,13 +25,12 @@ FILTERS: dict[str, tuple[str, str, frozenset[str]]] = {
 }
 
 
-def shown_in(filter_name: str, status: Any) -> bool:
+def shown_in(filter_name: str, status: str) -> bool:
     """Whether ``status`` belongs in a filter's view. A status this version does not know (one
     the platform added later, kept as sent) counts as open, as the receiver lists it."""
     if status in FILTERS[filter_name][2]:
         return True
-    unknown = isinstance(status, str) and status not in OPEN | ARCHIVED
-    return unknown and filter_name in ("open", "all")
+    return status not in OPEN | ARCHIVED and filter_name in ("open", "all")
 
 
 # sort mode → label. Only "newest" is the receiver's order; the others sort the loaded rows.
@@ -51,48 +52,39 @@ class Query:
     def status(self) -> str:
         return FILTERS[self.filter][1]
 
-    def admits(self, row: dict[str, Any]) -> bool:
+    def admits(self, row: AnomalySummary) -> bool:
         """Whether a row the receiver pushed belongs in this view (search approximated locally)."""
-        if not shown_in(self.filter, row.get("status")):
+        if not shown_in(self.filter, row.status):
             return False
         needle = self.q.strip().lower()
         return not needle or needle in search_text(row)
 
 
-def search_text(row: dict[str, Any]) -> str:
+def search_text(row: AnomalySummary) -> str:
     """Roughly what the receiver's ``q`` matches; used only for rows pushed by live events."""
-    datastore = row.get("datastore")
-    container = row.get("container")
     parts = [
-        str(row.get("id", "")),
-        datastore.get("name", "") if isinstance(datastore, dict) else str(datastore or ""),
-        container.get("name", "") if isinstance(container, dict) else str(container or ""),
-        " ".join(row.get("fields") or ()),
-        row.get("message") or "",
-        row.get("type") or "",
-        " ".join(ticket_keys(row)),
+        str(row.id),
+        row.datastore or "",
+        row.container or "",
+        " ".join(row.fields),
+        row.message or "",
+        row.type or "",
+        " ".join(row.tickets),
     ]
     return "\n".join(parts).lower()
 
 
-def ticket_keys(row: dict[str, Any]) -> list[str]:
-    """Ticket keys of a full document (``links``) or of a summary row (``tickets``)."""
-    if "links" in row:
-        return [link.get("ticket_key", "") for link in row.get("links") or ()]
-    return list(row.get("tickets") or ())
+def place(row: AnomalySummary) -> str:
+    """``datastore › container``."""
+    return " › ".join(part for part in (row.datastore, row.container) if part) or "—"
 
 
-def place(row: dict[str, Any]) -> str:
-    """``datastore › container`` from a full document or a summary row."""
-    datastore = row.get("datastore")
-    container = row.get("container")
-    ds = datastore.get("name") if isinstance(datastore, dict) else datastore
-    ct = container.get("name") if isinstance(container, dict) else container
-    return " › ".join(part for part in (ds, ct) if part) or "—"
+def _newest_key(row: AnomalySummary) -> tuple[str, int]:
+    return (row.created or "", row.id)
 
 
-def _newest_key(row: dict[str, Any]) -> tuple[str, int]:
-    return (str(row.get("created") or ""), int(row["id"]))
+def _weight_key(row: AnomalySummary) -> tuple[float, str, int]:
+    return (-(row.weight or 0), *_newest_key(row))
 
 
 class AnomalyRows:
@@ -104,9 +96,9 @@ class AnomalyRows:
         self.generation = 0  # bumped on every reset: late pages of an old query are dropped
         self.next_cursor: str | None = None
         self.complete = False
-        self._rows: list[dict[str, Any]] = []
-        self._by_id: dict[int, dict[str, Any]] = {}
-        self._view: list[dict[str, Any]] | None = None
+        self._rows: list[AnomalySummary] = []
+        self._by_id: dict[int, AnomalySummary] = {}
+        self._view: list[AnomalySummary] | None = None
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -116,19 +108,17 @@ class AnomalyRows:
         return not self.complete and self.next_cursor is not None
 
     @property
-    def view(self) -> list[dict[str, Any]]:
+    def view(self) -> list[AnomalySummary]:
         if self._view is None:
             if self.sort == "newest":
                 self._view = self._rows
             elif self.sort == "oldest":
                 self._view = sorted(self._rows, key=_newest_key)
             else:
-                self._view = sorted(
-                    self._rows, key=lambda r: (-(r.get("weight") or 0), *_newest_key(r))
-                )
+                self._view = sorted(self._rows, key=_weight_key)
         return self._view
 
-    def get(self, anomaly_id: int) -> dict[str, Any] | None:
+    def get(self, anomaly_id: int) -> AnomalySummary | None:
         return self._by_id.get(anomaly_id)
 
     def index_of(self, anomaly_id: int) -> int | None:
@@ -145,18 +135,18 @@ class AnomalyRows:
         self.generation += 1
         return self.generation
 
-    def replace(self, items: Iterable[dict[str, Any]], cursor: str | None) -> None:
+    def replace(self, items: Iterable[AnomalySummary], cursor: str | None) -> None:
         self._rows = list(items)
-        self._by_id = {int(r["id"]): r for r in self._rows}
+        self._by_id = {r.id: r for r in self._rows}
         self.next_cursor = cursor
         self.complete = cursor is None
         self._view = None
 
-    def extend(self, items: Iterable[dict[str, Any]], cursor: str | None) -> None:
+    def extend(self, items: Iterable[AnomalySummary], cursor: str | None) -> None:
         for row in items:
-            if int(row["id"]) not in self._by_id:
+            if row.id not in self._by_id:
                 self._rows.append(row)
-                self._by_id[int(row["id"])] = row
+                self._by_id[row.id] = row
         self.next_cursor = cursor
         self.complete = cursor is None
         self._view = None
@@ -165,13 +155,13 @@ class AnomalyRows:
         self.sort = sort
         self._view = None
 
-    def add_new(self, rows: Iterable[dict[str, Any]]) -> int:
+    def add_new(self, rows: Iterable[AnomalySummary]) -> int:
         """Rows the receiver announced: placed by (created, id) among the loaded ones."""
         added = 0
         for row in rows:
-            anomaly_id = int(row["id"])
+            anomaly_id = row.id
             if anomaly_id in self._by_id:
-                self._by_id[anomaly_id].update(row)
+                self.update(row)
                 continue
             key = _newest_key(row)
             # below the last loaded row means it lies in a page not loaded yet
@@ -187,11 +177,15 @@ class AnomalyRows:
             self._view = None
         return added
 
-    def update(self, anomaly_id: int, changes: dict[str, Any]) -> bool:
-        row = self._by_id.get(anomaly_id)
-        if row is None:
+    def update(self, row: AnomalySummary) -> bool:
+        """The loaded row of ``row.id`` takes ``row``'s values (in place: it keeps its place);
+        False when that anomaly is not loaded."""
+        current = self._by_id.get(row.id)
+        if current is None:
             return False
-        row.update(changes)
+        if current is not row:
+            for name in AnomalySummary.model_fields:
+                setattr(current, name, getattr(row, name))
         if self.sort != "newest":
             self._view = None
         return True

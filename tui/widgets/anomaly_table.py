@@ -20,7 +20,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from anomaly_desk.tui.widgets.anomaly_rows import AnomalyRows, place, ticket_keys
+from anomaly_desk.core.views import AnomalySummary
+from anomaly_desk.tui.widgets.anomaly_rows import AnomalyRows, place
 
 PAGE_AHEAD = 60  # ask for the next page when the cursor or view is this close to the end
 
@@ -35,8 +36,8 @@ STATUS_STYLES = {
 UNKNOWN_STATUS = Style(color="magenta", bold=True)  # one the platform added later, shown as sent
 
 
-def weight_style(weight: Any) -> Style:
-    value = weight if isinstance(weight, int | float) else 0
+def weight_style(weight: float | None) -> Style:
+    value = weight or 0
     if value >= 50:
         return Style(color="red", bold=True)
     if value >= 25:
@@ -44,9 +45,9 @@ def weight_style(weight: Any) -> Style:
     return Style()
 
 
-def detected(value: Any) -> str:
+def detected(value: str | None) -> str:
     """``2026-11-20 08:15`` from an ISO timestamp: fixed width, no clock arithmetic."""
-    text = str(value or "")
+    text = value or ""
     return text[:16].replace("T", " ") if len(text) >= 16 else text
 
 
@@ -83,7 +84,7 @@ class AnomalyTable(ScrollView, can_focus=True):
     class Highlighted(Message):
         """The cursor moved to another anomaly (or to none)."""
 
-        def __init__(self, table: AnomalyTable, row: dict[str, Any] | None) -> None:
+        def __init__(self, table: AnomalyTable, row: AnomalySummary | None) -> None:
             super().__init__()
             self.table = table
             self.row = row
@@ -102,7 +103,7 @@ class AnomalyTable(ScrollView, can_focus=True):
     # -- model changes -------------------------------------------------------------------------
 
     @property
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> AnomalySummary | None:
         view = self.model.view
         return view[self.cursor_row] if 0 <= self.cursor_row < len(view) else None
 
@@ -124,7 +125,7 @@ class AnomalyTable(ScrollView, can_focus=True):
         self._scroll_to_cursor()
         self.refresh()
         row = self.current
-        new_id = int(row["id"]) if row else None
+        new_id = row.id if row else None
         if new_id != self._highlighted_id:
             self._highlighted_id = new_id
             self.post_message(self.Highlighted(self, row))
@@ -182,24 +183,21 @@ class AnomalyTable(ScrollView, can_focus=True):
         fixed[5] = spare - fixed[4]
         return fixed
 
-    def _cells(self, row: dict[str, Any]) -> list[tuple[str, Style]]:
-        status = str(row.get("status") or "")
-        tickets = len(ticket_keys(row))
+    def _cells(self, row: AnomalySummary) -> list[tuple[str, Style]]:
+        status = row.status
+        tickets = len(row.tickets)
         return [
-            (str(row.get("id", "")), Style(bold=True)),
+            (str(row.id), Style(bold=True)),
             (status, STATUS_STYLES.get(status, UNKNOWN_STATUS if status else Style())),
-            (str(row.get("type") or ""), Style()),
-            (
-                str(row.get("weight") if row.get("weight") is not None else "—"),
-                weight_style(row.get("weight")),
-            ),
+            (row.type or "", Style()),
+            (str(row.weight if row.weight is not None else "—"), weight_style(row.weight)),
             (place(row), Style()),
-            (", ".join(row.get("fields") or ()) or "—", Style(dim=True)),
+            (", ".join(row.fields) or "—", Style(dim=True)),
             (
                 str(tickets) if tickets else "·",
                 Style(color="magenta", bold=True) if tickets else Style(dim=True),
             ),
-            (detected(row.get("created")), Style()),
+            (detected(row.created), Style()),
         ]
 
     def _strip(self, cells: list[tuple[str, Style]], base: Style, width: int) -> Strip:

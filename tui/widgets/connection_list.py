@@ -8,23 +8,25 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from anomaly_desk.core.views import ConnectionView
+
 PROVIDER_NAMES = {"jira": "Jira Cloud", "servicenow": "ServiceNow"}
 
 
-def connection_prompt(connection: dict[str, Any]) -> Text:
+def connection_prompt(connection: ConnectionView) -> Text:
     """``jira  Jira Cloud · DQ / Task  ✓ authenticated as …`` for the connection chooser."""
-    kind = connection.get("provider", "")
-    text = Text(connection["name"], style="bold")
+    kind = connection.provider
+    text = Text(connection.name, style="bold")
     text.append(f"  {PROVIDER_NAMES.get(kind, kind)}")
-    if kind == "jira" and connection.get("project"):
-        text.append(f" · {connection['project']} / {connection.get('issue_type') or 'Task'}")
-    health = connection.get("health")
+    if kind == "jira" and connection.project:
+        text.append(f" · {connection.project} / {connection.issue_type or 'Task'}")
+    health = connection.health
     if health is None:
         text.append("  · not checked yet", style="dim")
-    elif health.get("ok"):
-        text.append(f"  ✓ {health.get('message', 'ok')}", style="green")
+    elif health.ok:
+        text.append(f"  ✓ {health.message or 'ok'}", style="green")
     else:
-        text.append(f"  ✗ {health.get('message', 'failing')}", style="red")
+        text.append(f"  ✗ {health.message or 'failing'}", style="red")
     return text
 
 
@@ -35,10 +37,8 @@ class ConnectionList(OptionList):
     ConnectionList { height: auto; max-height: 12; margin: 1 0; }
     """
 
-    def __init__(self, connections: list[dict[str, Any]], **kwargs: Any) -> None:
-        super().__init__(
-            *(Option(connection_prompt(c), id=c["name"]) for c in connections), **kwargs
-        )
+    def __init__(self, connections: list[ConnectionView], **kwargs: Any) -> None:
+        super().__init__(*(Option(connection_prompt(c), id=c.name) for c in connections), **kwargs)
 
 
 # -- form fields ----------------------------------------------------------------------------------

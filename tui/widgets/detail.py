@@ -12,9 +12,11 @@ import orjson
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from anomaly_desk.core.views import AnomalyDetail
 from anomaly_desk.tui.widgets.anomaly_rows import place
 from anomaly_desk.tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
@@ -22,55 +24,51 @@ STATE_STYLES = {"new": "blue", "indeterminate": "yellow", "done": "green"}
 ODD_MAX_CHARS = 2000  # one kept value; the pane scrolls, but a whole payload would drown the rest
 
 
-def when(value: Any) -> str:
+def when(value: str | None) -> str:
     """An ISO timestamp as ``2026-11-20 08:15:42 UTC``: absolute, so screens stay comparable."""
-    text = str(value or "")
+    text = value or ""
     if len(text) < 19:
         return text or "—"
     return f"{text[:10]} {text[11:19]} UTC"
 
 
-def _or_dash(value: Any) -> str:
+def _or_dash(value: object) -> str:
     return "—" if value is None or value == "" else str(value)
 
 
-def _facts(doc: dict[str, Any]) -> Table:
+def _facts(doc: AnomalyDetail) -> Table:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold dim", no_wrap=True)
     grid.add_column(overflow="fold")
-    tags = [
-        t.get("name", "") if isinstance(t, dict) else str(t) for t in doc.get("global_tags") or ()
-    ]
     # plain strings in a rich Table are parsed as markup: every value goes in as Text
     rows: list[tuple[str, RenderableType]] = [
-        ("status", _status(doc.get("status"))),
-        ("type", Text(str(doc.get("type") or "—"))),
-        ("weight", Text(_or_dash(doc.get("weight")), style=weight_style(doc.get("weight")))),
-        ("where", Text(place(doc))),
-        ("fields", Text(", ".join(doc.get("fields") or ()) or "—")),
-        ("message", Text(str(doc.get("message") or "—"))),
+        ("status", _status(doc.status)),
+        ("type", Text(doc.type or "—")),
+        ("weight", Text(_or_dash(doc.weight), style=weight_style(doc.weight))),
+        ("where", Text(place(doc.summary()))),
+        ("fields", Text(", ".join(doc.fields) or "—")),
+        ("message", Text(doc.message or "—")),
     ]
-    if doc.get("description"):
-        rows.append(("description", Text(str(doc["description"]))))
+    if doc.description:
+        rows.append(("description", Text(doc.description)))
     rows += [
-        ("records", Text(_or_dash(doc.get("anomalous_records_count")))),
-        ("fingerprint", Text(_or_dash(doc.get("fingerprint")))),
-        ("uuid", Text(str(doc.get("uuid") or "—"))),
-        ("tags", Text(", ".join(tags) or "—")),
-        ("detected", Text(when(doc.get("created")))),
-        ("received", Text(when(doc.get("received_at")))),
-        ("updated", Text(when(doc.get("updated_at")))),
+        ("records", Text(_or_dash(doc.anomalous_records_count))),
+        ("fingerprint", Text(_or_dash(doc.fingerprint))),
+        ("uuid", Text(doc.uuid or "—")),
+        ("tags", Text(", ".join(doc.global_tags) or "—")),
+        ("detected", Text(when(doc.created))),
+        ("received", Text(when(doc.received_at))),
+        ("updated", Text(when(doc.updated_at))),
     ]
-    url = doc.get("url")
+    url = doc.url
     rows.append(("link", Text(url, style=f"underline link {url}") if url else Text("—")))
     for name, value in rows:
         grid.add_row(name, value)
     return grid
 
 
-def _status(value: Any) -> Text:
+def _status(status: str) -> Text:
     """The status as the platform named it; one this version does not know is said to be so."""
-    status = str(value)
     if status in STATUS_STYLES:
         return Text(status, style=STATUS_STYLES[status])
     text = Text(status, style="bold magenta")
@@ -78,7 +76,7 @@ def _status(value: Any) -> Text:
     return text
 
 
-def compact_json(value: Any) -> str:
+def compact_json(value: object) -> str:
     """``value`` as one line of JSON (``"heavy"``, ``{"en":"x"}``), cut at ODD_MAX_CHARS."""
     try:
         text = orjson.dumps(value).decode()
@@ -89,16 +87,13 @@ def compact_json(value: Any) -> str:
     return text
 
 
-def _odd(doc: dict[str, Any]) -> RenderableType | None:
+def _odd(doc: AnomalyDetail) -> RenderableType | None:
     """Values the platform sent that fit no field, kept as sent: ``field = JSON``."""
-    odd = doc.get("odd")
-    if not odd:
+    if not doc.odd:
         return None
-    if not isinstance(odd, dict):
-        return Text(compact_json(odd), overflow="fold")
     lines = []
-    for name, value in odd.items():
-        line = Text(str(name), style="bold dim")
+    for name, value in doc.odd.items():
+        line = Text(name, style="bold dim")
         line.append(" = ", style="dim")
         line.append(compact_json(value))
         line.overflow = "fold"
@@ -106,83 +101,75 @@ def _odd(doc: dict[str, Any]) -> RenderableType | None:
     return Group(*lines)
 
 
-def _checks(doc: dict[str, Any]) -> RenderableType:
-    checks = doc.get("failed_checks") or []
-    if not checks:
+def _checks(doc: AnomalyDetail) -> RenderableType:
+    if not doc.failed_checks:
         return Text("none reported", style="dim")
     lines = []
-    for check in checks:
-        qc = check.get("quality_check") or check
+    for check in doc.failed_checks:
         head = Text()
-        check_id = check.get("check_id") or qc.get("id")
-        if check_id is not None:
-            head.append(f"#{check_id} ", style="bold")
-        head.append(str(qc.get("rule_type") or "check"), style="magenta")
-        fields = qc.get("fields") or []
-        if fields:
-            head.append(f" on {', '.join(fields)}", style="dim")
+        if check.check_id is not None:
+            head.append(f"#{check.check_id} ", style="bold")
+        head.append(check.rule_type or "check", style="magenta")
+        if check.fields:
+            head.append(f" on {', '.join(check.fields)}", style="dim")
         lines.append(head)
-        message = check.get("message") or qc.get("description")
-        if message:
-            lines.append(Text(f"  {message}"))
+        if check.message:
+            lines.append(Text(f"  {check.message}"))
     return Group(*lines)
 
 
-def _tickets(doc: dict[str, Any]) -> RenderableType:
-    links = doc.get("links") or []
-    if not links:
+def _tickets(doc: AnomalyDetail) -> RenderableType:
+    if not doc.links:
         return Text("no linked tickets — c create, l link", style="dim")
     parts: list[RenderableType] = []
-    for link in links:
+    for link in doc.links:
         line = Text()
-        key = str(link.get("ticket_key") or "?")
         line.append(
-            key, style=f"bold magenta link {link['url']}" if link.get("url") else "bold magenta"
+            link.ticket_key or "?",
+            style=f"bold magenta link {link.url}" if link.url else "bold magenta",
         )
-        state = str(link.get("state") or "state unknown")
-        line.append(f"  {state}", style=STATE_STYLES.get(str(link.get("state_category") or ""), ""))
-        line.append(f"  {link.get('connection')} · {link.get('origin')}", style="dim")
+        state = link.state or "state unknown"
+        line.append(f"  {state}", style=STATE_STYLES.get(link.state_category or "", ""))
+        line.append(f"  {link.connection} · {link.origin}", style="dim")
         parts.append(line)
-        if link.get("summary"):
-            parts.append(Text(f"  {link['summary']}", overflow="ellipsis", no_wrap=True))
-        parts.append(Text(f"  state read {when(link.get('state_read_at'))}", style="dim"))
+        if link.summary:
+            parts.append(Text(f"  {link.summary}", overflow="ellipsis", no_wrap=True))
+        parts.append(Text(f"  state read {when(link.state_read_at)}", style="dim"))
     return Group(*parts)
 
 
-def _comments(doc: dict[str, Any]) -> RenderableType:
-    comments = doc.get("comments") or []
-    if not comments:
+def _comments(doc: AnomalyDetail) -> RenderableType:
+    if not doc.comments:
         return Text("none — m to comment", style="dim")
     parts = []
-    for comment in comments:
-        parts.append(Text(f"{when(comment.get('at'))} · {comment.get('by', '')}", style="dim"))
-        parts.append(Text(f"  {comment.get('text', '')}"))
+    for comment in doc.comments:
+        parts.append(Text(f"{when(comment.at)} · {comment.by or ''}", style="dim"))
+        parts.append(Text(f"  {comment.text}"))
     return Group(*parts)
 
 
-def _history(doc: dict[str, Any]) -> RenderableType:
+def _history(doc: AnomalyDetail) -> RenderableType:
     lines = []
-    for item in doc.get("history") or []:
-        line = Text(f"{when(item.get('at'))}  ", style="dim")
-        kind = str(item.get("kind", ""))
-        if kind == "status":
-            line.append(f"{item.get('from', '?')} → {item.get('to', '?')}")
-        elif kind == "received":
-            line.append(f"received as {item.get('status', '?')}")
-        elif item.get("ticket"):
-            line.append(f"{kind} {item['ticket']} ({item.get('connection', '')})")
+    for item in doc.history:
+        line = Text(f"{when(item.at)}  ", style="dim")
+        if item.kind == "status":
+            line.append(f"{item.from_ or '?'} → {item.to or '?'}")
+        elif item.kind == "received":
+            line.append(f"received as {item.status or '?'}")
+        elif item.ticket:
+            line.append(f"{item.kind} {item.ticket} ({item.connection or ''})")
         else:
-            line.append(kind)
-        if item.get("by"):
-            line.append(f"  by {item['by']}", style="dim")
+            line.append(item.kind)
+        if item.by:
+            line.append(f"  by {item.by}", style="dim")
         lines.append(line)
     return Group(*lines) if lines else Text("—", style="dim")
 
 
-def render_detail(doc: dict[str, Any]) -> RenderableType:
+def render_detail(doc: AnomalyDetail) -> RenderableType:
     title = Text()
-    title.append(f"Anomaly {doc.get('id')}", style="bold")
-    title.append(f"  {doc.get('type') or ''} · {doc.get('status')}", style="dim")
+    title.append(f"Anomaly {doc.id}", style="bold")
+    title.append(f"  {doc.type or ''} · {doc.status}", style="dim")
 
     def section(name: str) -> Text:
         return Text(f"\n{name}", style="bold underline")
@@ -217,12 +204,12 @@ class DetailPane(VerticalScroll):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.doc: dict[str, Any] | None = None
+        self.doc: AnomalyDetail | None = None
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(Text("No anomaly selected", style="dim"), id="detail-body")
 
-    def show(self, doc: dict[str, Any] | None, note: str | None = None) -> None:
+    def show(self, doc: AnomalyDetail | None, note: str | None = None) -> None:
         self.doc = doc
         body = self.query_one("#detail-body", Static)
         if doc is None:

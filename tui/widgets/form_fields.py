@@ -13,8 +13,10 @@ from textual.message import Message
 from textual.validation import Function, Length, Validator
 from textual.widgets import Input, Label, Select, Static, TextArea
 
+from anomaly_desk.core.views import OptionView
+
 OTHER = "\x00other"  # the Select value of the "Other…" entry: never a provider value
-Options = dict[str, list[dict[str, str]]]
+Options = dict[str, list[OptionView]]  # a connection's drop-down values by field name
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +226,7 @@ class ChoiceField(FormField):
             self._show(OTHER, typed)
         elif current in {value for _, value in self.options}:
             self._show(current)
-        elif current == self.default and current != Select.NULL:
+        elif current == self.default:
             self.choose(self.default)  # the connection's default, perhaps spelled differently
         else:
             self._show(Select.NULL)

@@ -8,6 +8,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from anomaly_desk.core.views import ConnectionView, HealthView
+
 ORDER = ("Active", "Acknowledged", "Resolved", "Duplicate", "Invalid", "Discarded")
 COUNT_STYLES = {"Active": "bold yellow", "Acknowledged": "cyan", "Resolved": "green"}
 
@@ -28,7 +30,7 @@ class DeskHeader(Static):
         super().__init__(**kwargs)
         self.address = address
         self.live = "connecting"
-        self.connections: list[dict[str, Any]] | None = None
+        self.connections: list[ConnectionView] | None = None
         self.counts: dict[str, int] | None = None
         self.total: int | None = None
         self.degraded: str | None = None  # the receiver's reason when /healthz says degraded
@@ -42,17 +44,17 @@ class DeskHeader(Static):
         self.live = state
         self._draw()
 
-    def set_connections(self, connections: list[dict[str, Any]]) -> None:
+    def set_connections(self, connections: list[ConnectionView]) -> None:
         self.connections = connections
         self._draw()
 
-    def set_counts(self, health: dict[str, Any]) -> None:
+    def set_counts(self, health: HealthView) -> None:
         """From ``/healthz``: the counts (absent when not authorised) and the store's state."""
-        if "by_status" in health:
-            self.counts = health.get("by_status") or {}
-            self.total = health.get("anomalies")
-        if health.get("status") == "degraded":
-            self.degraded = str(health.get("reason") or "no reason given")
+        if health.by_status is not None:
+            self.counts = health.by_status
+            self.total = health.anomalies
+        if health.status == "degraded":
+            self.degraded = health.reason or "no reason given"
         else:
             self.degraded = None
         self._draw()
@@ -77,14 +79,13 @@ class DeskHeader(Static):
         elif not self.connections:
             top.append("none configured", style="yellow")
         for conn in self.connections or ():
-            health = conn.get("health")
-            if health is None:
+            if conn.health is None:
                 mark, style = "…", "dim"
-            elif health.get("ok"):
+            elif conn.health.ok:
                 mark, style = "ok", "green"
             else:
                 mark, style = "err", "bold red"
-            top.append(f"{conn['name']} ", style="bold")
+            top.append(f"{conn.name} ", style="bold")
             top.append(f"{mark}  ", style=style)
         bottom = Text()
         # what needs the operator first: with a long reason the counts are what gets cut
@@ -113,6 +114,6 @@ class DeskHeader(Static):
     def health_text(self) -> str:
         """Plain words for the connections, for tooltips and tests."""
         return " ".join(
-            f"{c['name']}={'?' if c.get('health') is None else ('ok' if c['health'].get('ok') else 'err')}"
+            f"{c.name}={'?' if c.health is None else ('ok' if c.health.ok else 'err')}"
             for c in self.connections or ()
         )

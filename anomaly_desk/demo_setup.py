@@ -1,0 +1,67 @@
+"""What a running demo is made of, for ``demo`` (which starts it) and ``tour`` (which drives it).
+
+The sandbox's seeded credentials, the names and limits both use, the ``Setup`` that says where
+the sandbox and the receiver run, and ``DemoError`` for a demo that cannot go on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anomaly_desk.core.processes import tail
+from anomaly_desk.replay import Payload
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+HOST = "127.0.0.1"
+JIRA_LOGIN = ("demo@example.com", "demo-token")  # the sandbox's seeded credentials
+SERVICENOW_LOGIN = ("admin", "demo")
+JIRA_TOKEN_ENV = "DEMO_JIRA_TOKEN"
+SNOW_PASSWORD_ENV = "DEMO_SNOW_PASSWORD"
+PLATFORM = "Qualytics"
+START_TIMEOUT_S = 30.0
+SETTLE_TIMEOUT_S = 30.0
+
+
+class DemoError(Exception):
+    """The demo could not run (a child did not start, a tour step was refused): exit 1."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def default_fixtures() -> Path:
+    """The fixtures shipped in the wheel, else ``fixtures/webhooks`` of the source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "fixtures" / "webhooks"
+    return packaged if packaged.is_dir() else here.parent / "fixtures" / "webhooks"
+
+
+@dataclass
+class Child:
+    """One ``python -m anomaly_desk …`` process, its output going to a log file."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    url: str
+
+    def tail(self, lines: int = 15) -> str:
+        """The end of its log, indented to sit under an error message."""
+        return "\n".join("    " + line for line in tail(self.log, lines).splitlines())
+
+
+@dataclass
+class Setup:
+    """Where the running demo's parts are."""
+
+    sandbox: Child
+    receiver: Child
+    data_dir: Path
+    temporary_data: bool
+    config: Path
+    webhook_secret: str
+    payloads: list[Payload] = field(default_factory=list)
+    fixtures: Path = field(default_factory=default_fixtures)

@@ -1,0 +1,518 @@
+"""The operator API's wire shapes: one pydantic model per response body and per event payload.
+
+Defined once, in core, so the receiver serialises every answer from them and the dashboard (which
+may import core, never the receiver) parses every answer into them; ``GET /api/schema`` serves
+their JSON schema. A view reads a stored dict or a typed document alike:
+``View.model_validate(x, from_attributes=True)``.
+
+What a view does not declare is left out of the answer (a job's nonce, a ticket's raw fields),
+except on ``AnomalyDetail`` and its parts, which keep what the platform sent beyond our fields.
+Absent stays absent: :func:`to_json` dumps with ``exclude_unset``, so a field its source did not
+have is not invented as ``null`` (``reason`` only when degraded, ``project`` only for Jira).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any, Literal, TypeAlias
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import models_json_schema
+
+from anomaly_desk.core.events import LAGGED
+
+
+def _timestamp(value: Any) -> Any:
+    """A stored ISO string as it is; a datetime (a typed document's) in the store's format."""
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    BeforeValidator(_timestamp),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class View(BaseModel):
+    """A wire shape: reads dicts and objects (``from_attributes``), ignores what it does not
+    declare."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def to_json(view: BaseModel) -> bytes:
+    """The answer's bytes: declared fields only, absent ones left absent, aliases on the wire."""
+    return orjson.dumps(view.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
+
+# -- anomalies ------------------------------------------------------------------------------
+
+
+def _get(source: Any, key: str) -> Any:
+    if isinstance(source, Mapping):
+        return source.get(key)
+    return getattr(source, key, None)
+
+
+def _name(ref: Any) -> Any:
+    """A datastore or container as its name: a reference's ``name``, a bare name as it is."""
+    if ref is None or isinstance(ref, str):
+        return ref
+    return _get(ref, "name")
+
+
+def summary(doc: Any) -> dict[str, Any]:
+    """An anomaly (stored dict, typed document or ``AnomalyDetail``) as a list row, plain data:
+    what the table shows and what ``AnomalySummary`` holds. A row given is returned as a row."""
+    get: Callable[[str], Any]
+    if isinstance(doc, Mapping):
+        get = doc.get
+    else:
+
+        def get(key: str) -> Any:
+            return getattr(doc, key, None)
+
+    links = get("links")
+    tickets = get("tickets") if links is None else [_get(link, "ticket_key") for link in links]
+    return {
+        "id": get("id"),
+        "status": get("status"),
+        "type": get("type"),
+        "weight": get("weight"),
+        "datastore": _name(get("datastore")),
+        "container": _name(get("container")),
+        "fields": get("fields") or [],
+        "message": get("message"),
+        "created": get("created"),
+        "updated_at": get("updated_at"),
+        "tickets": tickets or [],
+    }
+
+
+class AnomalySummary(View):
+    """One row of the anomaly list (and of the live ``anomaly.created`` event)."""
+
+    id: int
+    status: str = Field(description="As the platform named it; one added later is kept as sent")
+    type: str | None = None
+    weight: int | float | None = None
+    datastore: str | None = Field(None, description="The datastore's name")
+    container: str | None = Field(None, description="The container's name")
+    fields: list[str] = Field(default_factory=list)
+    message: str | None = None
+    created: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    tickets: list[str] = Field(default_factory=list, description="Keys of the linked tickets")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_document(cls, data: Any) -> Any:
+        return cls._row(data)
+
+    @classmethod
+    def _row(cls, data: Any) -> dict[str, Any]:
+        return summary(data)
+
+
+class AnomalyUpdated(AnomalySummary):
+    """``anomaly.updated``: the anomaly's row as it is now, and what changed."""
+
+    change: str | None = Field(None, description="status, comment or platform")
+
+    @classmethod
+    def _row(cls, data: Any) -> dict[str, Any]:
+        return {**summary(data), "change": _get(data, "change")}
+
+
+class RefView(View):
+    """A datastore or container: ``{"id": 7, "name": "orders"}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int | str | None = None
+    name: str | None = None
+
+
+class FailedCheckView(View):
+    model_config = ConfigDict(extra="allow")
+
+    check_id: int | str | None = None
+    rule_type: str | None = None
+    fields: list[str] = Field(default_factory=list)
+    message: str | None = None
+
+
+class CommentView(View):
+    at: Timestamp
+    text: str
+    by: str | None = None
+
+
+class HistoryEntry(View):
+    """One line of an anomaly's history; which keys it has depends on ``kind``."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    at: Timestamp
+    kind: str = Field(description="received, status, comment, stale, ticket created/linked/…")
+    by: str | None = None
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    status: str | None = None
+    ticket: str | None = None
+    connection: str | None = None
+    sent_at: Timestamp | None = None
+
+
+class TicketLinkView(View):
+    """A ticket linked to an anomaly, with its state as last read from the provider."""
+
+    id: str
+    connection: str
+    provider: str
+    ticket_key: str
+    ticket_id: str
+    url: str | None = None
+    summary: str | None = None
+    origin: str | None = Field(None, description="created or linked")
+    state: str | None = None
+    state_category: str | None = None
+    state_read_at: Timestamp | None = None
+    linked_at: Timestamp | None = None
+
+
+class AnomalyDetail(View):
+    """The whole anomaly: what the platform sent (unknown keys kept), values that fit no field
+    (``odd``, as sent), and what happened here: links, comments, history."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    uuid: str | None = None
+    type: str | None = None
+    status: str
+    weight: int | float | None = None
+    datastore: RefView | None = None
+    container: RefView | None = None
+    fields: list[str] = Field(default_factory=list)
+    message: str | None = None
+    description: str | None = None
+    failed_checks: list[FailedCheckView] = Field(default_factory=list)
+    global_tags: list[str] = Field(default_factory=list)
+    anomalous_records_count: int | None = None
+    fingerprint: int | str | None = None
+    created: Timestamp | None = None
+    url: str | None = None
+    odd: dict[str, Any] | None = Field(
+        None, description="Values the platform sent that fit no field, as sent"
+    )
+    received_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    platform_status: str | None = None
+    platform_at: Timestamp | None = None
+    comments: list[CommentView] = Field(default_factory=list)
+    links: list[TicketLinkView] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    def summary(self) -> AnomalySummary:
+        """This anomaly's list row."""
+        return AnomalySummary.model_validate(self)
+
+
+class AnomalyPage(View):
+    items: list[AnomalySummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: done")
+
+
+# -- quarantine and ingestion ---------------------------------------------------------------
+
+
+class QuarantineNote(View):
+    """Which item of a delivery was kept aside, and why."""
+
+    path: str
+    reason: str
+
+
+class QuarantineItem(View):
+    key: str
+    at: Timestamp
+    delivery: str
+    path: str
+    reason: str
+    raw: Any = Field(description="The item as sent: any JSON value")
+
+
+class QuarantinePage(View):
+    items: list[QuarantineItem]
+
+
+class IngestResultView(View):
+    """``POST /webhooks/qualytics``'s answer: the delivery is on disk; what it did."""
+
+    delivery: str
+    duplicate: bool = False
+    created: list[int] = Field(default_factory=list)
+    updated: list[int] = Field(default_factory=list)
+    status_changed: list[int] = Field(default_factory=list)
+    unchanged: list[int] = Field(default_factory=list)
+    stale: list[int] = Field(default_factory=list)
+    quarantined: list[QuarantineNote] = Field(default_factory=list)
+
+
+# -- health and connections -----------------------------------------------------------------
+
+
+class HealthView(View):
+    """``/healthz``: ``ok`` (200) or ``degraded`` with the reason (503); the counts only for the
+    operator (with the token on an exposed receiver)."""
+
+    status: Literal["ok", "degraded"]
+    reason: str | None = None
+    anomalies: int | None = None
+    by_status: dict[str, int] | None = None
+
+
+class ConnectionHealth(View):
+    """The last check of a connection."""
+
+    ok: bool
+    message: str
+    checked_at: Timestamp | None = None
+    ms: int | None = None
+
+
+class ConnectionView(View):
+    name: str
+    provider: str = Field(description="jira or servicenow")
+    url: str
+    health: ConnectionHealth | None = Field(description="null until first checked")
+    project: str | None = Field(None, description="Jira only")
+    issue_type: str | None = Field(None, description="Jira only")
+
+
+class ConnectionPage(View):
+    items: list[ConnectionView]
+
+
+class ConnectionChecks(RootModel[dict[str, ConnectionHealth]]):
+    """``POST /api/connections/check``: each connection's name and its fresh health."""
+
+
+class TicketView(View):
+    """A ticket found on a connection (search results)."""
+
+    key: str
+    id: str
+    url: str = ""
+    summary: str = ""
+    state: str = ""
+    state_category: str | None = None
+    updated: str | None = None
+
+
+class TicketPage(View):
+    items: list[TicketView]
+
+
+class OptionView(View):
+    """One drop-down value: ``value`` is what the API takes, ``label`` what a person reads."""
+
+    value: str
+    label: str
+
+
+class OptionsView(RootModel[dict[str, list[OptionView]]]):
+    """A connection's drop-down values by field name (``subcategory:<category>`` for ServiceNow
+    subcategories)."""
+
+
+# -- sync -----------------------------------------------------------------------------------
+
+
+class SyncJobView(View):
+    """One note to deliver to one ticket."""
+
+    id: int
+    anomaly_id: int
+    link_id: str
+    connection: str
+    ticket_key: str
+    kind: str = Field(description="status or comment")
+    text: str
+    state: str = Field(description="pending, done, dead or cancelled")
+    attempts: int
+    next_at: float = Field(description="Unix time of the next attempt")
+    last_error: str | None = None
+    created_at: Timestamp | None = None
+    done_at: Timestamp | None = None
+
+
+class SyncJobPage(View):
+    items: list[SyncJobView]
+
+
+class SyncLogEntryView(View):
+    """One delivery attempt of a sync job (also the ``sync.attempt`` event)."""
+
+    id: int
+    at: Timestamp
+    job_id: int
+    anomaly_id: int
+    link_id: str
+    connection: str
+    ticket_key: str
+    kind: str
+    attempt: int
+    outcome: str = Field(description="done, retry, dead or cancelled")
+    duration_ms: float
+    message: str | None = None
+    text: str | None = None
+
+
+class SyncLogPage(View):
+    items: list[SyncLogEntryView]
+    last_id: int | None = Field(description="The newest entry's id: pass as ?after= to go on")
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+class _LinkEvent(View):
+    anomaly_id: int
+    anomaly: AnomalySummary | None = Field(
+        None, description="The anomaly's row after the change (absent if it is gone)"
+    )
+
+
+class LinkCreated(_LinkEvent):
+    link: TicketLinkView
+
+
+class LinkRemoved(_LinkEvent):
+    link_id: str
+
+
+class LinkStateChanged(_LinkEvent):
+    links: list[TicketLinkView]
+
+
+class DeliveryQuarantined(View):
+    delivery: str
+    items: list[QuarantineNote]
+
+
+class StreamLagged(View):
+    """This stream fell behind and missed ``dropped`` events here: refetch."""
+
+    dropped: int
+
+
+EventView: TypeAlias = (
+    AnomalySummary
+    | LinkCreated
+    | LinkRemoved
+    | LinkStateChanged
+    | SyncLogEntryView
+    | SyncJobView
+    | DeliveryQuarantined
+    | StreamLagged
+)
+
+EVENT_VIEWS: dict[str, type[EventView]] = {
+    "anomaly.created": AnomalySummary,
+    "anomaly.updated": AnomalyUpdated,
+    "link.created": LinkCreated,
+    "link.removed": LinkRemoved,
+    "link.state": LinkStateChanged,
+    "sync.attempt": SyncLogEntryView,
+    "sync.job": SyncJobView,
+    "delivery.quarantined": DeliveryQuarantined,
+    LAGGED: StreamLagged,
+}
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class FieldError(View):
+    path: str = Field(description="Where: fields.summary, connection, [2].id, …")
+    message: str
+
+
+class ProblemView(View):
+    """Every error: RFC 9457 problem details (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+# -- the schema -----------------------------------------------------------------------------
+
+RESPONSES: dict[str, type[BaseModel]] = {
+    "POST /webhooks/qualytics": IngestResultView,
+    "GET /healthz": HealthView,
+    "GET /api/anomalies": AnomalyPage,
+    "GET /api/anomalies/{anomaly_id}": AnomalyDetail,
+    "POST /api/anomalies/{anomaly_id}/acknowledge": AnomalyDetail,
+    "POST /api/anomalies/{anomaly_id}/archive": AnomalyDetail,
+    "POST /api/anomalies/{anomaly_id}/comments": AnomalyDetail,
+    "POST /api/anomalies/{anomaly_id}/tickets": TicketLinkView,
+    "POST /api/anomalies/{anomaly_id}/links": TicketLinkView,
+    "DELETE /api/anomalies/{anomaly_id}/links/{link_id}": AnomalyDetail,
+    "POST /api/anomalies/{anomaly_id}/refresh": AnomalyDetail,
+    "GET /api/connections": ConnectionPage,
+    "POST /api/connections/check": ConnectionChecks,
+    "GET /api/connections/{name}/search": TicketPage,
+    "GET /api/connections/{name}/options": OptionsView,
+    "GET /api/sync-log": SyncLogPage,
+    "GET /api/sync-jobs": SyncJobPage,
+    "POST /api/sync-jobs/{job_id}/retry": SyncJobView,
+    "GET /api/quarantine": QuarantinePage,
+}
+
+VIEWS: tuple[type[BaseModel], ...] = tuple(
+    dict.fromkeys([*RESPONSES.values(), *EVENT_VIEWS.values(), ProblemView])
+)
+
+
+@cache
+def api_schema() -> dict[str, Any]:
+    """Every view's JSON schema (``$defs``), which view each endpoint answers with and each
+    event carries (``$ref``s into them). Errors are ``ProblemView``."""
+    refs, top = models_json_schema(
+        [(view, "serialization") for view in VIEWS],
+        ref_template="#/$defs/{model}",
+        title="Anomaly Desk operator API",
+    )
+
+    def ref(view: type[BaseModel]) -> dict[str, Any]:
+        return refs[(view, "serialization")]
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **top,
+        "responses": {route: ref(view) for route, view in RESPONSES.items()},
+        "events": {kind: ref(view) for kind, view in EVENT_VIEWS.items()},
+        "errors": ref(ProblemView),
+    }

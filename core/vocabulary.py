@@ -1,0 +1,98 @@
+"""The words core uses, defined once: statuses, job states and kinds, outcomes, event names.
+
+Every one is a ``StrEnum``: a member *is* its string, so stored JSON, event payloads and
+comparisons with plain strings read exactly as before these names existed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """An anomaly's status as the platform names it (one added later is kept as a plain str)."""
+
+    ACTIVE = "Active"
+    ACKNOWLEDGED = "Acknowledged"
+    RESOLVED = "Resolved"
+    DUPLICATE = "Duplicate"
+    INVALID = "Invalid"
+    DISCARDED = "Discarded"
+
+
+OPEN = frozenset({Status.ACTIVE, Status.ACKNOWLEDGED})
+ARCHIVED = frozenset({Status.RESOLVED, Status.DUPLICATE, Status.INVALID, Status.DISCARDED})
+
+
+class HistoryKind(StrEnum):
+    """What one line of an anomaly's history records."""
+
+    RECEIVED = "received"
+    STATUS = "status"
+    COMMENT = "comment"
+    TICKET_CREATED = "ticket created"
+    TICKET_LINKED = "ticket linked"
+    TICKET_UNLINKED = "ticket unlinked"
+    STALE = "stale"
+
+
+class LinkOrigin(StrEnum):
+    """How a ticket came to be linked: made here, or an existing one attached."""
+
+    CREATED = "created"
+    LINKED = "linked"
+
+
+class JobKind(StrEnum):
+    """What an outbox job puts on its ticket."""
+
+    STATUS = "status"
+    COMMENT = "comment"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"  # refused for good; waits for a person to retry it
+    CANCELLED = "cancelled"  # its link was removed before it was delivered
+
+
+WAITING = frozenset({JobState.PENDING, JobState.DEAD})  # still in their ticket's queue
+FINISHED = frozenset({JobState.DONE, JobState.CANCELLED})
+
+
+class SyncOutcome(StrEnum):
+    """How one delivery attempt of a job ended (a sync-log entry's ``outcome``)."""
+
+    DONE = "done"
+    RETRY = "retry"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class IngestOutcome(StrEnum):
+    """What a delivery did to one anomaly."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    STATUS = "status"  # updated, and its status changed
+    STALE = "stale"  # older than the newest state applied: recorded, nothing else changed
+    UNCHANGED = "unchanged"
+
+
+class EventName(StrEnum):
+    """The live events the bus carries (``EventBus.publish``)."""
+
+    ANOMALY_CREATED = "anomaly.created"
+    ANOMALY_UPDATED = "anomaly.updated"
+    LINK_CREATED = "link.created"
+    LINK_REMOVED = "link.removed"
+    LINK_STATE = "link.state"
+    SYNC_ATTEMPT = "sync.attempt"
+    SYNC_JOB = "sync.job"
+    DELIVERY_QUARANTINED = "delivery.quarantined"
+    STREAM_LAGGED = "stream.lagged"
+
+
+PLATFORM = "platform"  # ``by`` of what the platform did
+OPERATOR = "operator"  # ``by`` of what a person did here, when no name is known

@@ -1,0 +1,475 @@
+"""The ServiceNow emulator's data: tables, seed rows, and what an instance does on a write.
+
+Everything is stored as a string, as on an instance. Inserts and updates go through
+``ServiceNowInstance.insert``/``update``: unknown and system fields are ignored, lengths cut to the
+column's size, priority derived from impact x urgency, journal fields (``work_notes``,
+``comments``) written to ``sys_journal_field`` instead of the record, and the mandatory short
+description enforced like a data policy. No HTTP here: ``snow_routes`` answers requests,
+``snow_query`` reads ``sysparm_query``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+
+from anomaly_desk.sandbox.snow_query import EncodedQuery, sort_key
+
+Record = dict[str, str]
+CREDENTIALS = {"admin": "demo", "viewer": "demo"}  # viewer may read but not write
+WRITERS = frozenset({"admin"})
+MAX_LENGTH = {("incident", "short_description"): 160, ("incident", "description"): 4000}
+
+# field kinds: "string", "int", "bool", "datetime", "choice", "journal", "ref:<table>"
+SCHEMA: dict[str, dict[str, str]] = {
+    "incident": {
+        "sys_id": "string",
+        "number": "string",
+        "short_description": "string",
+        "description": "string",
+        "state": "choice",
+        "priority": "choice",
+        "urgency": "choice",
+        "impact": "choice",
+        "category": "choice",
+        "subcategory": "choice",
+        "assignment_group": "ref:sys_user_group",
+        "assigned_to": "ref:sys_user",
+        "caller_id": "ref:sys_user",
+        "opened_by": "ref:sys_user",
+        "opened_at": "datetime",
+        "resolved_at": "datetime",
+        "closed_at": "datetime",
+        "close_code": "string",
+        "close_notes": "string",
+        "active": "bool",
+        "correlation_id": "string",
+        "correlation_display": "string",
+        "work_notes": "journal",
+        "comments": "journal",
+        "sys_class_name": "string",
+        "sys_created_on": "datetime",
+        "sys_created_by": "string",
+        "sys_updated_on": "datetime",
+        "sys_updated_by": "string",
+        "sys_mod_count": "int",
+    },
+    "sys_journal_field": {
+        "sys_id": "string",
+        "element_id": "string",
+        "element": "string",
+        "name": "string",
+        "value": "string",
+        "sys_created_on": "datetime",
+        "sys_created_by": "string",
+    },
+    "sys_choice": {
+        "sys_id": "string",
+        "name": "string",
+        "element": "string",
+        "value": "string",
+        "label": "string",
+        "sequence": "int",
+        "dependent_value": "string",
+        "inactive": "bool",
+        "language": "string",
+    },
+    "sys_user": {
+        "sys_id": "string",
+        "user_name": "string",
+        "name": "string",
+        "first_name": "string",
+        "last_name": "string",
+        "email": "string",
+        "title": "string",
+        "active": "bool",
+        "sys_created_on": "datetime",
+        "sys_updated_on": "datetime",
+    },
+    "sys_user_group": {
+        "sys_id": "string",
+        "name": "string",
+        "description": "string",
+        "email": "string",
+        "manager": "ref:sys_user",
+        "active": "bool",
+        "sys_created_on": "datetime",
+        "sys_updated_on": "datetime",
+    },
+}
+DISPLAY_FIELD = {
+    "incident": "number",
+    "sys_user": "name",
+    "sys_user_group": "name",
+    "sys_choice": "label",
+    "sys_journal_field": "value",
+}
+NUMBER_PREFIX = {"incident": "INC"}
+
+# the default priority lookup rules: (impact, urgency) -> priority
+PRIORITY_MATRIX = {
+    ("1", "1"): "1",
+    ("1", "2"): "2",
+    ("1", "3"): "3",
+    ("2", "1"): "2",
+    ("2", "2"): "3",
+    ("2", "3"): "4",
+    ("3", "1"): "3",
+    ("3", "2"): "4",
+    ("3", "3"): "5",
+}
+
+CHOICES: dict[str, list[tuple[str, str, str]]] = {  # element -> (value, label, dependent_value)
+    "state": [
+        ("1", "New", ""),
+        ("2", "In Progress", ""),
+        ("3", "On Hold", ""),
+        ("4", "Awaiting User Info", ""),
+        ("5", "Awaiting Problem", ""),
+        ("6", "Resolved", ""),
+        ("7", "Closed", ""),
+        ("8", "Canceled", ""),
+    ],
+    "impact": [("1", "1 - High", ""), ("2", "2 - Medium", ""), ("3", "3 - Low", "")],
+    "urgency": [("1", "1 - High", ""), ("2", "2 - Medium", ""), ("3", "3 - Low", "")],
+    "priority": [
+        ("1", "1 - Critical", ""),
+        ("2", "2 - High", ""),
+        ("3", "3 - Moderate", ""),
+        ("4", "4 - Low", ""),
+        ("5", "5 - Planning", ""),
+    ],
+    "category": [
+        ("inquiry", "Inquiry / Help", ""),
+        ("software", "Software", ""),
+        ("hardware", "Hardware", ""),
+        ("network", "Network", ""),
+        ("database", "Database", ""),
+        ("data_quality", "Data Quality", ""),
+    ],
+    "subcategory": [
+        ("antivirus", "Antivirus", "inquiry"),
+        ("email", "Email", "inquiry"),
+        ("internal application", "Internal Application", "inquiry"),
+        ("email", "Email", "software"),
+        ("os", "Operating System", "software"),
+        ("cpu", "CPU", "hardware"),
+        ("disk", "Disk", "hardware"),
+        ("memory", "Memory", "hardware"),
+        ("dhcp", "DHCP", "network"),
+        ("dns", "DNS", "network"),
+        ("vpn", "VPN", "network"),
+        ("db2", "DB2", "database"),
+        ("sql server", "MS SQL Server", "database"),
+        ("oracle", "Oracle", "database"),
+        ("completeness", "Completeness", "data_quality"),
+        ("validity", "Validity", "data_quality"),
+        ("freshness", "Freshness", "data_quality"),
+    ],
+}
+USERS = [  # user_name, first, last, title
+    ("admin", "System", "Administrator", "Administrator"),
+    ("alice.nguyen", "Alice", "Nguyen", "Data Engineer"),
+    ("bob.martin", "Bob", "Martin", "Data Engineer"),
+    ("carla.diaz", "Carla", "Diaz", "Analytics Lead"),
+    ("viewer", "Read", "Only", "Auditor"),
+]
+GROUPS = [  # name, description, manager user_name
+    ("Data Platform", "Owns pipelines, warehouses and data quality", "carla.diaz"),
+    ("Service Desk", "First line support", "admin"),
+    ("Database", "Database administration", "bob.martin"),
+    ("Network", "Network operations", "admin"),
+]
+
+
+class SnError(Exception):
+    """An error ServiceNow answers with: status code plus message and detail."""
+
+    def __init__(self, status: int, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.detail = status, message, detail
+
+
+def seed_id(*parts: str) -> str:
+    """Stable 32-hex sys_ids for seed rows, so tests and demos can name them."""
+    return hashlib.md5(":".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+def now() -> str:
+    """An instance's timestamp format (UTC): ``2024-01-01 09:00:00``."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def as_string(value: object) -> str:
+    """Everything a client sends is stored the way the instance stores it: as a string."""
+    if isinstance(value, Mapping):
+        value = value.get("value", value.get("display_value", ""))
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(as_string(item) for item in value)
+    return str(value)
+
+
+def require_writer(user: str, action: str) -> None:
+    if user not in WRITERS:
+        raise SnError(
+            403,
+            "Operation Failed",
+            f"ACL Exception {action} Failed due to security constraints",
+        )
+
+
+def check_login(user: str, password: str) -> bool:
+    return user in CREDENTIALS and CREDENTIALS[user] == password
+
+
+class ServiceNowInstance:
+    """In-memory instance. ``records(table)`` shows state to tests; ``reset()`` reseeds."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, Record]] = {}
+        self.counters: dict[str, int] = {}
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.tables = {name: {} for name in SCHEMA}
+        self.counters = {"incident": 10000}
+        stamp = "2024-01-01 09:00:00"
+        for user_name, first, last, title in USERS:
+            self.put(
+                "sys_user",
+                {
+                    "sys_id": seed_id("sys_user", user_name),
+                    "user_name": user_name,
+                    "name": f"{first} {last}",
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{user_name}@example.com",
+                    "title": title,
+                    "active": "true",
+                    "sys_created_on": stamp,
+                    "sys_updated_on": stamp,
+                },
+            )
+        for name, description, manager in GROUPS:
+            self.put(
+                "sys_user_group",
+                {
+                    "sys_id": seed_id("sys_user_group", name),
+                    "name": name,
+                    "description": description,
+                    "email": name.lower().replace(" ", "-") + "@example.com",
+                    "manager": seed_id("sys_user", manager),
+                    "active": "true",
+                    "sys_created_on": stamp,
+                    "sys_updated_on": stamp,
+                },
+            )
+        for element, rows in CHOICES.items():
+            for sequence, (value, label, dependent) in enumerate(rows, start=1):
+                self.put(
+                    "sys_choice",
+                    {
+                        "sys_id": seed_id("sys_choice", element, value, dependent),
+                        "name": "incident",
+                        "element": element,
+                        "value": value,
+                        "label": label,
+                        "sequence": str(sequence),
+                        "dependent_value": dependent,
+                        "inactive": "false",
+                        "language": "en",
+                    },
+                )
+
+    def records(self, table: str) -> list[Record]:
+        return [dict(record) for record in self.tables[table].values()]
+
+    def put(self, table: str, values: Record) -> Record:
+        """Store a row as given, every other field of the table empty."""
+        record = {field: "" for field in SCHEMA[table]}
+        record.update(values)
+        self.tables[table][record["sys_id"]] = record
+        return record
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @staticmethod
+    def table(name: str) -> str:
+        """``name`` when it is a table of the instance, else the instance's 400."""
+        if name not in SCHEMA:
+            raise SnError(400, f"Invalid table {name}")
+        return name
+
+    def get(self, table: str, sys_id: str) -> Record:
+        record = self.tables[table].get(sys_id)
+        if record is None:
+            raise SnError(
+                404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval"
+            )
+        return record
+
+    def select(self, table: str, query: EncodedQuery) -> list[Record]:
+        """The rows of ``table`` matching ``query``, in its order."""
+        rows = [
+            record
+            for record in self.tables[table].values()
+            if query.matches(partial(self.field_value, table, record))
+        ]
+        for field, descending in reversed(query.order):
+            rows.sort(key=partial(self.order_key, table, field), reverse=descending)
+        return rows
+
+    def field_value(self, table: str, record: Record, path: str) -> str | None:
+        """A field's stored value, following ``ref.field`` dot-walks; None when unknown."""
+        head, _, rest = path.partition(".")
+        kind = SCHEMA[table].get(head)
+        if kind is None:
+            return None
+        value = record.get(head, "")
+        if not rest:
+            return value
+        if not kind.startswith("ref:"):
+            return None
+        target = kind[4:]
+        referenced = self.tables[target].get(value)
+        if referenced is None:
+            return "" if rest in SCHEMA[target] else None
+        return self.field_value(target, referenced, rest)
+
+    def order_key(self, table: str, field: str, record: Record) -> int | str:
+        """What ORDERBY ``field`` sorts on: a reference by its display value."""
+        kind = SCHEMA[table].get(field, "")
+        if kind.startswith("ref:"):
+            return sort_key(self.display(table, field, record.get(field, "")))
+        return sort_key(self.field_value(table, record, field) or "")
+
+    def display(self, table: str, field: str, value: str) -> str:
+        """The display value: a choice's label, a referenced record's display field."""
+        kind = SCHEMA[table].get(field, "string")
+        if kind == "journal":
+            return ""
+        if kind == "choice":
+            for row in self.tables["sys_choice"].values():
+                if row["name"] == table and row["element"] == field and row["value"] == value:
+                    return row["label"]
+            return value
+        if kind.startswith("ref:"):
+            target = kind[4:]
+            referenced = self.tables[target].get(value)
+            return referenced.get(DISPLAY_FIELD[target], "") if referenced else ""
+        return value
+
+    @staticmethod
+    def owner(table: str, path: str) -> tuple[str, str]:
+        """The table and field a dot-walked path ends on."""
+        parts = path.split(".")
+        for part in parts[:-1]:
+            table = SCHEMA[table][part][4:]
+        return table, parts[-1]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def insert(self, table: str, user: str, body: Mapping[str, object]) -> Record:
+        require_writer(user, "Insert")
+        stamp = now()
+        sys_id = as_string(body.get("sys_id")) or uuid.uuid4().hex
+        if sys_id in self.tables[table]:
+            raise SnError(403, "Operation Failed", "Error during insert of incident (duplicate)")
+        record = {field: "" for field in SCHEMA[table]}
+        record.update({"sys_id": sys_id, "sys_created_on": stamp, "sys_updated_on": stamp})
+        record.update({"sys_created_by": user, "sys_updated_by": user, "sys_mod_count": "0"})
+        if table == "incident":
+            self.counters[table] += 1
+            record.update(
+                number=f"{NUMBER_PREFIX[table]}{self.counters[table]:07d}",
+                state="1",
+                impact="3",
+                urgency="3",
+                active="true",
+                opened_at=stamp,
+                opened_by=seed_id("sys_user", user),
+                sys_class_name="incident",
+            )
+        journal = self._apply(table, record, body)
+        self._check_policy(table, record)
+        self.tables[table][sys_id] = record
+        self._journal(table, record, journal, user, stamp)
+        return record
+
+    def update(self, table: str, sys_id: str, user: str, body: Mapping[str, object]) -> Record:
+        current = self.get(table, sys_id)
+        require_writer(user, "Update")
+        record = dict(current)
+        journal = self._apply(table, record, body)
+        self._check_policy(table, record)
+        stamp = now()
+        record.update(sys_updated_on=stamp, sys_updated_by=user)
+        if "sys_mod_count" in record:
+            record["sys_mod_count"] = str(int(record["sys_mod_count"] or 0) + 1)
+        self.tables[table][sys_id] = record
+        self._journal(table, record, journal, user, stamp)
+        return record
+
+    def delete(self, table: str, sys_id: str, user: str) -> None:
+        require_writer(user, "Delete")
+        self.get(table, sys_id)
+        del self.tables[table][sys_id]
+
+    def _apply(self, table: str, record: Record, body: Mapping[str, object]) -> dict[str, str]:
+        """Copy known, writable fields; return journal entries instead of storing them."""
+        journal: dict[str, str] = {}
+        for field, raw in body.items():
+            kind = SCHEMA[table].get(field)
+            if kind is None or field in ("sys_id", "number") or field.startswith("sys_"):
+                continue  # unknown and system fields are ignored, as on an instance
+            value = as_string(raw)
+            if kind == "journal":
+                if value.strip():
+                    journal[field] = value
+                continue
+            limit = MAX_LENGTH.get((table, field))
+            record[field] = value[:limit] if limit else value
+        if table == "incident":
+            derived = PRIORITY_MATRIX.get((record["impact"], record["urgency"]))
+            record["priority"] = derived or record.get("priority") or "5"
+            if record["state"] in ("7", "8"):
+                record["active"] = "false"
+            if record["state"] == "6" and not record["resolved_at"]:
+                record["resolved_at"] = now()
+        return journal
+
+    @staticmethod
+    def _check_policy(table: str, record: Record) -> None:
+        if table == "incident" and not record["short_description"].strip():
+            raise SnError(
+                403,
+                "Operation Failed",
+                "Data Policy Exception: \n"
+                "\tThe following fields are mandatory: Short description\n",
+            )
+
+    def _journal(
+        self, table: str, record: Record, entries: dict[str, str], user: str, stamp: str
+    ) -> None:
+        for element, value in entries.items():
+            self.put(
+                "sys_journal_field",
+                {
+                    "sys_id": uuid.uuid4().hex,
+                    "element_id": record["sys_id"],
+                    "element": element,
+                    "name": table,
+                    "value": value,
+                    "sys_created_on": stamp,
+                    "sys_created_by": user,
+                },
+            )
