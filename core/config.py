@@ -62,6 +62,7 @@ from pydantic_settings import (
 )
 
 from anomaly_desk.core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import error_path
 
 APP = "anomaly-desk"
@@ -225,7 +226,7 @@ def config_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
 
 def load_settings(
     path: Path | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: JsonObject | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read the file (``path``, env ``ANOMALY_DESK_CONFIG``, or the default places) and env.
@@ -255,9 +256,9 @@ def _where(source: Path | None) -> str:
     return str(source) if source else "settings"
 
 
-def _flag_values(overrides: dict[str, Any] | None) -> dict[str, Any]:
+def _flag_values(overrides: JsonObject | None) -> JsonObject:
     """Command-line flags as settings: ``host`` and ``port`` are the receiver's; unset is None."""
-    values: dict[str, Any] = {}
+    values: JsonObject = {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -303,7 +304,7 @@ class _EnvSource(EnvSettingsSource):
             if not (self.env_ignore_empty and value == "")
         }
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> JsonObject:
         data = super().__call__()
         return {key: value for key, value in data.items() if key not in _NOT_FROM_ENV}
 
@@ -346,8 +347,8 @@ class _ShortEnvSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ does the work: the names are not per field
 
-    def __call__(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
+    def __call__(self) -> JsonObject:
+        data: JsonObject = {}
         for (table, key), name in self.variables().items():
             data.setdefault(table, {})[key] = self._environ[name]
         return data
@@ -369,14 +370,14 @@ class _FileSource(TomlConfigSettingsSource):
         self.path = path
         super().__init__(settings_cls, toml_file=path)
 
-    def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:
+    def _read_files(self, files: Any, deep_merge: bool = False) -> JsonObject:
         if self.path is None:
             return {}
         data = _read_file(self.path)
         _check_file_shape(data, str(self.path))
         return data
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> JsonObject:
         data = dict(super().__call__())
         if self.path is not None:
             data["source"] = self.path
@@ -399,10 +400,10 @@ class _ReceiverSecretsSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ does the work
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> JsonObject:
         receiver = self.current_state.get("receiver")
         named = receiver if isinstance(receiver, dict) else {}
-        data: dict[str, Any] = {}
+        data: JsonObject = {}
         for default in ("WEBHOOK_SECRET", "SIGNING_SECRET"):
             key = default.lower()
             variable = named.get(f"{key}_env")
@@ -417,7 +418,7 @@ class _ReceiverSecretsSource(PydanticBaseSettingsSource):
 # ---------------------------------------------------------------------------------- the file
 
 
-def _read_file(source: Path) -> dict[str, Any]:
+def _read_file(source: Path) -> JsonObject:
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -432,7 +433,7 @@ def _read_file(source: Path) -> dict[str, Any]:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
 
 
-def _check_file_shape(data: dict[str, Any], where: str) -> None:
+def _check_file_shape(data: JsonObject, where: str) -> None:
     """Refuse secrets written into the file and tables of the wrong kind, before validation.
 
     Secrets are refused here, not by the models, so no validator ever sees the value.
@@ -499,7 +500,7 @@ def _label(index: int, name: object) -> str:
 class _Origins:
     """Which environment variable a key's value came from, unless a flag overrode it."""
 
-    def __init__(self, flags: dict[str, Any], variables: dict[KeyPath, str]) -> None:
+    def __init__(self, flags: JsonObject, variables: dict[KeyPath, str]) -> None:
         self.flagged = set(_leaf_paths(flags))
         self.variables = variables
 
@@ -513,7 +514,7 @@ class _Origins:
         return ", ".join(deeper) or None  # variables that built the value (…__0__URL for a list)
 
 
-def _leaf_paths(data: dict[str, Any], above: KeyPath = ()) -> list[KeyPath]:
+def _leaf_paths(data: JsonObject, above: KeyPath = ()) -> list[KeyPath]:
     paths: list[KeyPath] = []
     for key, value in data.items():
         if isinstance(value, dict) and value:

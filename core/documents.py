@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias, T
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly, Status
 from anomaly_desk.core.vocabulary import (
     PLATFORM,
@@ -216,7 +217,7 @@ class AnomalyDocument(Anomaly):
 
     model_config = ConfigDict(frozen=True)
 
-    odd: dict[str, Any] | None = Field(None, exclude_if=_is_none)  # as in Anomaly; absent if none
+    odd: JsonObject | None = Field(None, exclude_if=_is_none)  # as in Anomaly; absent if none
     received_at: str = ""
     updated_at: str = ""
     comments: tuple[Comment, ...] = ()
@@ -248,7 +249,7 @@ M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
 
-def _assembled(cls: type[M], values: dict[str, Any], extra: dict[str, Any]) -> M:
+def _assembled(cls: type[M], values: JsonObject, extra: JsonObject) -> M:
     """A model from values already valid for it, as ``model_construct`` makes one, without its
     Python-level per-field work. ``values`` must hold every field."""
     model = cls.__new__(cls)
@@ -574,9 +575,9 @@ class DocumentCache(Generic[D]):
     def __init__(self, model: type[D], size: int) -> None:
         self.model = model
         self.size = size
-        self._rows: OrderedDict[str, tuple[dict[str, Any], D]] = OrderedDict()
+        self._rows: OrderedDict[str, tuple[JsonObject, D]] = OrderedDict()
 
-    def read(self, key: str, raw: dict[str, Any], *, keep: bool = True) -> D:
+    def read(self, key: str, raw: JsonObject, *, keep: bool = True) -> D:
         """``raw`` (the row stored under ``key``) as a document; ``keep=False`` for a scan that
         should not push the rows in use out."""
         hit = self._rows.get(key)
@@ -587,7 +588,7 @@ class DocumentCache(Generic[D]):
             self.remember(key, raw, doc)
         return doc
 
-    def dump(self, key: str, doc: D) -> dict[str, Any]:
+    def dump(self, key: str, doc: D) -> JsonObject:
         """``doc``'s JSON, to be stored under ``key``, remembered as what it reads as.
 
         A change is mostly what it was made from (``model_copy`` shares every value it does not
@@ -601,7 +602,7 @@ class DocumentCache(Generic[D]):
         self.remember(key, raw, doc)
         return raw
 
-    def remember(self, key: str, raw: dict[str, Any], doc: D) -> None:
+    def remember(self, key: str, raw: JsonObject, doc: D) -> None:
         """``doc`` is what ``raw`` reads as (it was dumped from it): no need to read it again."""
         rows = self._rows
         rows[key] = (raw, doc)
@@ -613,7 +614,7 @@ class DocumentCache(Generic[D]):
 _MISSING: Any = object()
 
 
-def dump_from(base_raw: dict[str, Any], base: BaseModel, doc: BaseModel) -> dict[str, Any]:
+def dump_from(base_raw: JsonObject, base: BaseModel, doc: BaseModel) -> JsonObject:
     """``doc``'s JSON, given ``base_raw``, the JSON of ``base``: what ``doc`` shares with ``base``
     (the very same object) keeps its JSON from ``base_raw``, as does the shared beginning of a
     tuple (history only grows); the rest is dumped. Keys keep their place; new ones come last.

@@ -20,12 +20,13 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from typing import Any
+
+from anomaly_desk.core.jsontypes import JsonObject
 
 QUEUE_SIZE = 2_000
 LAGGED = "stream.lagged"
 
-Event = dict[str, Any]
+Event = JsonObject
 
 
 class TooManySubscribers(Exception):
@@ -124,7 +125,7 @@ class EventBus:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def publish(self, type_: str, data: dict[str, Any]) -> None:
+    def publish(self, type_: str, data: JsonObject) -> None:
         if not self._subscribers:
             return
         event = {"id": next(self._ids), "type": type_, "at": time.time(), "data": data}

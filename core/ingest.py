@@ -9,7 +9,6 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
@@ -23,6 +22,7 @@ from anomaly_desk.core.documents import (
     new_document,
     with_stale,
 )
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.vocabulary import PLATFORM, IngestOutcome
@@ -66,13 +66,13 @@ class IngestResult:
 _PLATFORM_SKIPS = frozenset((*LOCAL_KEYS, "id", "status", "odd"))  # compared apart, or never
 
 
-def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, Any]:
+def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> JsonObject:
     """The values the platform sent that differ from the stored ones, as validated.
 
     Only keys the platform sent count, so an update never blanks a field; ``id`` is the key,
     ``status`` and ``odd`` have their own rules, and the desk's own keys are never taken from a
     delivery."""
-    changed: dict[str, Any] = {}
+    changed: JsonObject = {}
     values, current = anomaly.__dict__, existing.__dict__
     for key in anomaly.model_fields_set:  # declared fields (and extras, compared below)
         if key in values and key not in _PLATFORM_SKIPS and current.get(key) != values[key]:
@@ -86,7 +86,7 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, Any]:
     return changed
 
 
-def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, Any]:
+def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> JsonObject:
     """Odd values as sent: this delivery's, and the stored ones of keys it did not send again."""
     odd = anomaly.odd or {}
     sent = {key for key in anomaly.model_fields_set if key not in LOCAL_KEYS and key != "status"}

@@ -56,6 +56,7 @@ from typing import Any, ClassVar, Self
 import orjson
 from tinydb.storages import Storage
 
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.runtime import refreeze
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ REPAIR_HINT = (
     "file aside, keeps every readable record, and reports what is lost)"
 )
 
-Doc = dict[str, Any]
+Doc = JsonObject  # a stored row
 Rows = dict[str, Doc]
 
 
@@ -85,7 +86,7 @@ class StoreError(Exception):
 class StoreLocked(StoreError):
     """Another process owns the data directory."""
 
-    def __init__(self, data_dir: Path, holder: dict[str, Any]) -> None:
+    def __init__(self, data_dir: Path, holder: JsonObject) -> None:
         self.holder = holder
         pid = holder.get("pid", "?")
         url = holder.get("url")
@@ -118,14 +119,14 @@ class AtomicJSONStorage(Storage):
     def __init__(self, path: str | Path, **_: Any) -> None:
         self.path = Path(path)
 
-    def read(self) -> dict[str, dict[str, Any]] | None:
+    def read(self) -> dict[str, JsonObject] | None:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         return orjson.loads(raw) if raw.strip() else None
 
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
+    def write(self, data: dict[str, JsonObject]) -> None:
         tmp = _temp_path(self.path)
         try:
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
@@ -156,7 +157,7 @@ class AtomicJSONStorage(Storage):
 class Put:
     table: str
     key: str
-    doc: dict[str, Any]
+    doc: JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -796,7 +797,7 @@ def _cut(path: Path, size: int) -> None:
 
 def _parse_checkpoint(
     path: Path, raw: bytes, tables: Iterable[str]
-) -> tuple[dict[str, Any] | None, str | None]:
+) -> tuple[JsonObject | None, str | None]:
     """The checkpoint's data, or None and what is wrong with it.
 
     Every checkpoint we write has ``_meta`` naming its journal, so one without it (``{}``, an
@@ -826,7 +827,7 @@ def _parse_checkpoint(
     return data, None
 
 
-def _read_holder(fd: int) -> dict[str, Any]:
+def _read_holder(fd: int) -> JsonObject:
     try:
         holder = orjson.loads(os.pread(fd, 4096, 0) or b"{}")
     except orjson.JSONDecodeError:

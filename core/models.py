@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.vocabulary import ARCHIVED as ARCHIVED
 from anomaly_desk.core.vocabulary import OPEN as OPEN
 from anomaly_desk.core.vocabulary import Status as Status
@@ -183,7 +184,7 @@ class Anomaly(BaseModel):
     fingerprint: int | str | None = None
     created: datetime | None = None
     url: str | None = None
-    odd: dict[str, Any] | None = None  # values that fit no field, as the platform sent them
+    odd: JsonObject | None = None  # values that fit no field, as the platform sent them
 
     @model_validator(mode="before")
     @classmethod
@@ -261,7 +262,7 @@ def _object_or_none(value: Any) -> Any:
     return value if isinstance(value, dict) else None
 
 
-LenientObject = Annotated[dict[str, Any] | None, BeforeValidator(_object_or_none)]
+LenientObject = Annotated[JsonObject | None, BeforeValidator(_object_or_none)]
 
 
 def _list_or_empty(value: Any) -> Any:
@@ -317,7 +318,7 @@ class FlowEnvelope(BaseModel):
         return "status" if "status" in raw else "anomaly" if "anomal" in raw else raw
 
 
-def _by_id(items: list[Any]) -> dict[int | str, dict[str, Any]]:
+def _by_id(items: list[Any]) -> dict[int | str, JsonObject]:
     """A context lookup table; entries without a scalar id cannot be referred to anyway."""
     return {
         item["id"]: item

@@ -17,9 +17,12 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from anomaly_desk.core.connections import Platform
 from anomaly_desk.core.documents import (
     AnomalyDocument,
+    SyncJob,
     TicketLink,
     job_reset,
     new_link,
@@ -110,6 +113,17 @@ def upstream_error(exc: ProviderError, action: str) -> OperationError:
     return Upstream(detail)  # auth and anything else: the provider's words
 
 
+class ConnectionCheck(BaseModel):
+    """The last check of a connection: whether it authenticated, in the provider's words."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    message: str
+    checked_at: str  # as stored times are (UTC, milliseconds, ``Z``)
+    ms: int  # how long the check took
+
+
 class Desk:
     def __init__(
         self,
@@ -127,18 +141,12 @@ class Desk:
         self.outbox = outbox or Outbox(store)
         self.worker = worker
         self._options: dict[str, tuple[float, dict[str, list[Option]]]] = {}
-        self.health: dict[str, dict[str, Any]] = {}
+        self.health: dict[str, ConnectionCheck] = {}
         self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def anomaly(self, anomaly_id: int) -> dict[str, Any]:
-        doc = self.store.anomaly(anomaly_id)
-        if doc is None:
-            raise NotFound(f"no anomaly with id {anomaly_id}")
-        return doc
-
-    def document(self, anomaly_id: int) -> AnomalyDocument:
+    def anomaly(self, anomaly_id: int) -> AnomalyDocument:
         """The anomaly as a typed document; NotFound if there is none."""
         doc = self.store.anomaly_doc(anomaly_id)
         if doc is None:
@@ -193,18 +201,20 @@ class Desk:
                     EventName.DELIVERY_QUARANTINED, {"delivery": key, "items": result.quarantined}
                 )
             for anomaly_id in result.created:
-                self.bus.publish(EventName.ANOMALY_CREATED, summary(self.anomaly(anomaly_id)))
+                row = self.store.anomaly(anomaly_id)  # as stored: the times as they were sent
+                if row is not None:
+                    self.bus.publish(EventName.ANOMALY_CREATED, summary(row))
             for anomaly_id in result.updated:
                 change = "status" if anomaly_id in result.status_changed else "platform"
-                self._publish_anomaly(self.document(anomaly_id), change)
+                self._publish_anomaly(self.anomaly(anomaly_id), change)
         return result
 
     # -- status and comments -------------------------------------------------------------------
 
     async def set_status(
         self, anomaly_id: int, status: Status, comment: str | None = None, by: str = OPERATOR
-    ) -> dict[str, Any]:
-        doc = self.document(anomaly_id)
+    ) -> AnomalyDocument:
+        doc = self.anomaly(anomaly_id)
         current = str(doc.status)  # may be a status this version does not know: kept as sent
         if status == current:
             raise Conflict(f"anomaly {anomaly_id} is already {current}")
@@ -217,8 +227,7 @@ class Desk:
         new = with_status(doc, status, at, by)
         if comment:
             new = with_comment(new, comment, at, by)
-        put = Put("anomalies", str(anomaly_id), new)
-        ops: list[Op] = [put]
+        ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         ops += self.outbox.jobs_for(
             new, JobKind.STATUS, status_note(status.value, now, self.platform.name)
         )
@@ -227,14 +236,14 @@ class Desk:
             ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
         await self._commit(ops)
         self._publish_anomaly(new, "status")
-        return put.doc
+        return new
 
-    async def acknowledge(self, anomaly_id: int) -> dict[str, Any]:
+    async def acknowledge(self, anomaly_id: int) -> AnomalyDocument:
         return await self.set_status(anomaly_id, Status.ACKNOWLEDGED)
 
     async def archive(
         self, anomaly_id: int, status: Status, comment: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AnomalyDocument:
         if status not in ARCHIVED:
             allowed = ", ".join(s.value for s in sorted(ARCHIVED))
             raise Invalid(
@@ -243,27 +252,26 @@ class Desk:
             )
         return await self.set_status(anomaly_id, status, comment)
 
-    async def comment(self, anomaly_id: int, text: str, by: str = OPERATOR) -> dict[str, Any]:
+    async def comment(self, anomaly_id: int, text: str, by: str = OPERATOR) -> AnomalyDocument:
         text = text.strip()
         if not text:
             raise Invalid(
                 "a comment needs text", [{"path": "text", "message": "must not be empty"}]
             )
-        new = with_comment(self.document(anomaly_id), text, now_iso(), by)
-        put = Put("anomalies", str(anomaly_id), new)
-        ops: list[Op] = [put]
+        new = with_comment(self.anomaly(anomaly_id), text, now_iso(), by)
+        ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         ops += self.outbox.jobs_for(new, JobKind.COMMENT, comment_note(text, self.platform.name))
         await self._commit(ops)
         self._publish_anomaly(new, "comment")
-        return put.doc
+        return new
 
     # -- tickets -------------------------------------------------------------------------------
 
     async def create_ticket(
         self, anomaly_id: int, connection: str, fields: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> TicketLink:
         """Create a ticket and link it; on an ambiguous failure, find it before giving up."""
-        self.document(anomaly_id)  # 404 before anything else
+        self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         required = REQUIRED_FIELDS[provider.kind]
         if not str(fields.get(required) or "").strip():
@@ -272,7 +280,7 @@ class Desk:
                 [{"path": f"fields.{required}", "message": "required"}],
             )
         async with self._linking(anomaly_id, connection):
-            anomaly = self.document(anomaly_id)
+            anomaly = self.anomaly(anomaly_id)
             try:
                 ticket = await provider.create_ticket(anomaly, fields)
             except UnavailableError as exc:
@@ -283,13 +291,13 @@ class Desk:
             except ProviderError as exc:
                 raise upstream_error(exc, f"{connection} refused the ticket") from None
             link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.CREATED)
-            return link.model_dump(mode="json")
+            return link
 
     async def _recover_created(
         self, provider: Provider, anomaly_id: int, exc: UnavailableError
     ) -> Ticket:
         """The create may have landed: look for it rather than risk a duplicate."""
-        linked = {link.ticket_id for link in self.document(anomaly_id).links}
+        linked = {link.ticket_id for link in self.anomaly(anomaly_id).links}
         for delay in (0.0, 1.0, 3.0):  # search indexes can lag a create by a moment
             await asyncio.sleep(delay)
             try:
@@ -309,8 +317,8 @@ class Desk:
             f"anomaly {anomaly_id}; creating again is safe"
         )
 
-    async def link_ticket(self, anomaly_id: int, connection: str, key: str) -> dict[str, Any]:
-        self.document(anomaly_id)  # 404 before anything else
+    async def link_ticket(self, anomaly_id: int, connection: str, key: str) -> TicketLink:
+        self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         key = key.strip()
         if not key:
@@ -318,7 +326,7 @@ class Desk:
         # The check, the provider's write (ServiceNow notes the link on the incident) and the
         # commit as one step: the same link asked for twice at once is written once, then a 409.
         async with self._linking(anomaly_id, connection):
-            doc = self.document(anomaly_id)
+            doc = self.anomaly(anomaly_id)
             for link in doc.links:
                 if link.connection == connection and key.upper() in (
                     link.ticket_key.upper(),
@@ -330,7 +338,7 @@ class Desk:
             except ProviderError as exc:
                 raise upstream_error(exc, f"cannot link {key}") from None
             link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.LINKED)
-            return link.model_dump(mode="json")
+            return link
 
     @contextlib.asynccontextmanager
     async def _linking(self, anomaly_id: int, connection: str) -> AsyncIterator[None]:
@@ -355,7 +363,7 @@ class Desk:
     async def _add_link(
         self, anomaly_id: int, provider: Provider, ticket: Ticket, origin: LinkOrigin
     ) -> TicketLink:
-        doc = self.document(anomaly_id)  # read again: other changes may have landed meanwhile
+        doc = self.anomaly(anomaly_id)  # read again: other changes may have landed meanwhile
         for link in doc.links:
             if link.connection == provider.name and link.ticket_id == ticket.id:
                 raise Conflict(f"{ticket.key} is already linked to anomaly {anomaly_id}")
@@ -369,29 +377,28 @@ class Desk:
         )
         return link
 
-    async def unlink(self, anomaly_id: int, link_id: str) -> dict[str, Any]:
+    async def unlink(self, anomaly_id: int, link_id: str) -> AnomalyDocument:
         """Forget the link here; the ticket is not touched. Its undelivered notes are cancelled."""
-        doc = self.document(anomaly_id)
+        doc = self.anomaly(anomaly_id)
         if doc.link_by_id(link_id) is None:
             raise NotFound(f"anomaly {anomaly_id} has no link {link_id}")
-        put = Put("anomalies", str(anomaly_id), without_link(doc, link_id, now_iso()))
-        ops: list[Op] = [put]
+        new = without_link(doc, link_id, now_iso())
         cancelled = self.worker.cancel_link(link_id) if self.worker else []
-        await self._commit([*ops, *cancelled])
+        await self._commit([Put("anomalies", str(anomaly_id), new), *cancelled])
         if self.worker and cancelled:
             self.worker.forget({int(op.key) for op in cancelled})
         self.bus.publish(EventName.LINK_REMOVED, {"anomaly_id": anomaly_id, "link_id": link_id})
-        return put.doc
+        return new
 
     async def refresh_links(
         self, anomaly_ids: list[int] | None = None, concurrency: int = 8
     ) -> int:
         """Read each linked ticket's current state. Never changes the anomaly itself."""
         if anomaly_ids is not None:
-            docs = [self.document(i) for i in anomaly_ids]
+            docs = [self.anomaly(i) for i in anomaly_ids]
         else:
             linked = [int(k) for k, row in self.store.all("anomalies").items() if row.get("links")]
-            docs = [self.document(i) for i in linked]
+            docs = [self.anomaly(i) for i in linked]
         gate = asyncio.Semaphore(concurrency)
         states: dict[str, Ticket] = {}
 
@@ -445,23 +452,24 @@ class Desk:
         self._options[connection] = (time.monotonic(), values)
         return values
 
-    async def check_connections(self) -> dict[str, dict[str, Any]]:
+    async def check_connections(self) -> dict[str, ConnectionCheck]:
+        """Check every connection now; each one's result (also kept in ``health``) by name."""
+
         async def one(name: str, provider: Provider) -> None:
             started = time.perf_counter()
             try:
-                who = await provider.check()
-                result = {"ok": True, "message": f"authenticated as {who}"}
+                ok, message = True, f"authenticated as {await provider.check()}"
             except ProviderError as exc:
-                result = {"ok": False, "message": str(exc)}
-            result.update(checked_at=now_iso(), ms=round((time.perf_counter() - started) * 1000))
-            self.health[name] = result
+                ok, message = False, str(exc)
+            ms = round((time.perf_counter() - started) * 1000)
+            self.health[name] = ConnectionCheck(ok=ok, message=message, checked_at=now_iso(), ms=ms)
 
         await asyncio.gather(*(one(n, p) for n, p in self.providers.items()))
-        return self.health
+        return dict(self.health)
 
     # -- sync jobs -----------------------------------------------------------------------------
 
-    async def retry_job(self, job_id: int) -> dict[str, Any]:
+    async def retry_job(self, job_id: int) -> SyncJob:
         job = self.store.job(job_id)
         if job is None:
             raise NotFound(f"no sync job {job_id}")
@@ -471,6 +479,5 @@ class Desk:
         await self.store.commit([Put("jobs", str(job_id), job)])
         if self.worker:
             self.worker.wake()
-        view = job_view(job)
-        self.bus.publish(EventName.SYNC_JOB, view)
-        return view
+        self.bus.publish(EventName.SYNC_JOB, job_view(job))
+        return job

@@ -56,6 +56,7 @@ from anomaly_desk.core.journal import (
     StoreFailed,
     StoreLocked,
 )
+from anomaly_desk.core.jsontypes import JsonObject
 
 __all__ = [
     "DB_FILE",
@@ -104,7 +105,7 @@ class Put(journal.Put):
 
     __slots__ = ()
 
-    def __init__(self, table: Table, key: str, doc: dict[str, Any] | StoredDocument) -> None:
+    def __init__(self, table: Table, key: str, doc: JsonObject | StoredDocument) -> None:
         if isinstance(doc, dict):
             super().__init__(table, key, doc)
             return
@@ -112,6 +113,12 @@ class Put(journal.Put):
         super().__init__(
             table, key, doc.model_dump(mode="json") if cache is None else cache.dump(key, doc)
         )
+
+
+def stored_row(doc: AnomalyDocument) -> JsonObject:
+    """The JSON an anomaly document is stored as, byte for byte what the API has always shown
+    (times exactly as stored); the one serialiser, shared with :class:`Put`."""
+    return Put("anomalies", str(doc.id), doc).doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +130,7 @@ class Retention:
     finished_jobs: int = FINISHED_JOBS_KEEP  # newest done or cancelled jobs kept
 
 
-def _sort_key(doc: dict[str, Any]) -> tuple[str, int]:
+def _sort_key(doc: JsonObject) -> tuple[str, int]:
     """Newest first: by detection time, then id; ISO-8601 UTC strings sort as times."""
     return (doc.get("created") or doc.get("received_at") or "", doc["id"])
 
@@ -173,14 +180,14 @@ class Store(Journal):
 
     # -- what the journal asks of the tables ---------------------------------------------------
 
-    def _changed(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    def _changed(self, table: str, old: JsonObject | None, new: JsonObject | None) -> None:
         if table == "anomalies":
             if old is not None:
                 self._unindex(old)
             if new is not None:
                 self._index(new)
 
-    def _valid(self, table: str, doc: dict[str, Any]) -> bool:
+    def _valid(self, table: str, doc: JsonObject) -> bool:
         return table != "anomalies" or ("id" in doc and "status" in doc)
 
     def _after_load(self) -> None:
@@ -205,11 +212,11 @@ class Store(Journal):
         for doc in self._tables["anomalies"].values():
             self._index(doc)
 
-    def _index(self, doc: dict[str, Any]) -> None:
+    def _index(self, doc: JsonObject) -> None:
         self._by_status.setdefault(doc["status"], _Order()).add(_sort_key(doc))
         self._search[doc["id"]] = _search_text(doc)
 
-    def _unindex(self, doc: dict[str, Any]) -> None:
+    def _unindex(self, doc: JsonObject) -> None:
         order = self._by_status.get(doc["status"])
         if order is not None:
             order.remove(_sort_key(doc))
@@ -217,14 +224,14 @@ class Store(Journal):
 
     # -- reads -------------------------------------------------------------------------------
 
-    def get(self, table: Table, key: str) -> dict[str, Any] | None:
+    def get(self, table: Table, key: str) -> JsonObject | None:
         return self._tables[table].get(key)
 
-    def all(self, table: Table) -> dict[str, dict[str, Any]]:
+    def all(self, table: Table) -> dict[str, JsonObject]:
         """The live table (read only)."""
         return self._tables[table]
 
-    def anomaly(self, anomaly_id: int) -> dict[str, Any] | None:
+    def anomaly(self, anomaly_id: int) -> JsonObject | None:
         return self._tables["anomalies"].get(str(anomaly_id))
 
     # Typed reads: core works on documents (core.documents), the tables keep their JSON.
@@ -259,7 +266,7 @@ class Store(Journal):
         q: str | None = None,
         limit: int = 50,
         after: tuple[str, int] | None = None,
-    ) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
+    ) -> tuple[list[JsonObject], tuple[str, int] | None]:
         """A page, newest first, and the position to continue after (None at the end)."""
         wanted = set(self._by_status) if statuses is None else set(statuses)
         needle = q.strip().lower() if q else ""
@@ -279,7 +286,7 @@ class Store(Journal):
                 found = [rows[str(key[1])] for key in keys[:limit]]
                 return found, (_sort_key(found[-1]) if len(keys) > limit else None)
         streams = [self._by_status[s].newest_first(after) for s in wanted if s in self._by_status]
-        page: list[dict[str, Any]] = []
+        page: list[JsonObject] = []
         merged = streams[0] if len(streams) == 1 else _merge_desc(streams)
         for key in merged:
             if needle and needle not in self._search.get(key[1], ""):
@@ -324,7 +331,7 @@ class Store(Journal):
 
     # -- bulk ------------------------------------------------------------------------------------
 
-    def bulk_load(self, docs: Iterable[dict[str, Any]]) -> int:
+    def bulk_load(self, docs: Iterable[JsonObject]) -> int:
         """Seed many anomalies at once (benchmarks, migrations): one checkpoint, no journal."""
         rows = self._tables["anomalies"]
         n = 0
@@ -340,7 +347,7 @@ def _merge_desc(streams: list[Iterator[tuple[str, int]]]) -> Iterator[tuple[str,
     return heapq.merge(*streams, reverse=True)
 
 
-def _search_text(doc: dict[str, Any]) -> str:
+def _search_text(doc: JsonObject) -> str:
     """What ``q`` matches: id, where, fields, message, checks and linked ticket keys."""
     parts = [
         str(doc["id"]),

@@ -26,7 +26,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
 from anomaly_desk.core.config import SyncSettings
 from anomaly_desk.core.documents import (
@@ -39,6 +38,7 @@ from anomaly_desk.core.documents import (
 )
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
 from anomaly_desk.core.providers import (
     Provider,
@@ -297,7 +297,7 @@ JOB_VIEW_KEYS = (
 )
 
 
-def job_view(job: SyncJob) -> dict[str, Any]:
+def job_view(job: SyncJob) -> JsonObject:
     """A job as the ``sync.job`` event shows it (JSON)."""
     data = job.model_dump(mode="json")
     return {key: data[key] for key in JOB_VIEW_KEYS}

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.json_schema import models_json_schema
 
 from anomaly_desk.core.events import LAGGED
+from anomaly_desk.core.jsontypes import JsonObject
 
 
 def _timestamp(value: Any) -> Any:
@@ -76,7 +77,7 @@ def _name(ref: Any) -> Any:
     return _get(ref, "name")
 
 
-def summary(doc: Any) -> dict[str, Any]:
+def summary(doc: Any) -> JsonObject:
     """An anomaly (stored dict, typed document or ``AnomalyDetail``) as a list row, plain data:
     what the table shows and what ``AnomalySummary`` holds. A row given is returned as a row."""
     get: Callable[[str], Any]
@@ -125,7 +126,7 @@ class AnomalySummary(View):
         return cls._row(data)
 
     @classmethod
-    def _row(cls, data: Any) -> dict[str, Any]:
+    def _row(cls, data: Any) -> JsonObject:
         return summary(data)
 
 
@@ -135,7 +136,7 @@ class AnomalyUpdated(AnomalySummary):
     change: str | None = Field(None, description="status, comment or platform")
 
     @classmethod
-    def _row(cls, data: Any) -> dict[str, Any]:
+    def _row(cls, data: Any) -> JsonObject:
         return {**summary(data), "change": _get(data, "change")}
 
 
@@ -218,7 +219,7 @@ class AnomalyDetail(View):
     fingerprint: int | str | None = None
     created: Timestamp | None = None
     url: str | None = None
-    odd: dict[str, Any] | None = Field(
+    odd: JsonObject | None = Field(
         None, description="Values the platform sent that fit no field, as sent"
     )
     received_at: Timestamp | None = None
@@ -497,7 +498,7 @@ VIEWS: tuple[type[BaseModel], ...] = tuple(
 
 
 @cache
-def api_schema() -> dict[str, Any]:
+def api_schema() -> JsonObject:
     """Every view's JSON schema (``$defs``), which view each endpoint answers with and each
     event carries (``$ref``s into them). Errors are ``ProblemView``."""
     refs, top = models_json_schema(
@@ -506,7 +507,7 @@ def api_schema() -> dict[str, Any]:
         title="Anomaly Desk operator API",
     )
 
-    def ref(view: type[BaseModel]) -> dict[str, Any]:
+    def ref(view: type[BaseModel]) -> JsonObject:
         return refs[(view, "serialization")]
 
     return {

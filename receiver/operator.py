@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from anomaly_desk.core.documents import AnomalyDocument, SyncJob, TicketLink
 from anomaly_desk.core.models import Status, error_path
 from anomaly_desk.core.operations import (
     Conflict,
@@ -21,6 +22,8 @@ from anomaly_desk.core.operations import (
     Upstream,
     UpstreamUnavailable,
 )
+from anomaly_desk.core.store import stored_row
+from anomaly_desk.core.sync import job_view
 from anomaly_desk.core.views import (
     AnomalyDetail,
     ConnectionChecks,
@@ -127,46 +130,63 @@ def _anomaly_id(request: Request) -> int:
     return anomaly_id
 
 
+# The desk answers with typed documents; the API shows each as its stored JSON, dumped the way
+# the store dumps it, so times are the stored strings and unknown platform keys are kept.
+
+
+def _detail(doc: AnomalyDocument) -> AnomalyDetail:
+    """``doc`` as the store holds it (``stored_row``, dumped from the row it was made from), so a value
+    stored by an earlier version (``created`` as ``...00.000Z``) reads as stored."""
+    return AnomalyDetail.model_validate(stored_row(doc))
+
+
+def _link(link: TicketLink) -> TicketLinkView:
+    return TicketLinkView.model_validate(link.model_dump(mode="json"))
+
+
+def _job(job: SyncJob) -> SyncJobView:
+    return SyncJobView.model_validate(job_view(job))
+
+
 async def acknowledge(request: Request) -> Response:
     doc = await _desk(request).acknowledge(_anomaly_id(request))
-    return view_response(AnomalyDetail.model_validate(doc))
+    return view_response(_detail(doc))
 
 
 async def archive(request: Request) -> Response:
     body = await read_json(request, ArchiveBody)
     doc = await _desk(request).archive(_anomaly_id(request), body.status, body.comment)
-    return view_response(AnomalyDetail.model_validate(doc))
+    return view_response(_detail(doc))
 
 
 async def comment(request: Request) -> Response:
     body = await read_json(request, CommentBody)
     doc = await _desk(request).comment(_anomaly_id(request), body.text)
-    return view_response(AnomalyDetail.model_validate(doc), 201)
+    return view_response(_detail(doc), 201)
 
 
 async def create_ticket(request: Request) -> Response:
     body = await read_json(request, TicketBody)
     link = await _desk(request).create_ticket(_anomaly_id(request), body.connection, body.fields)
-    return view_response(TicketLinkView.model_validate(link), 201)
+    return view_response(_link(link), 201)
 
 
 async def link_ticket(request: Request) -> Response:
     body = await read_json(request, LinkBody)
     link = await _desk(request).link_ticket(_anomaly_id(request), body.connection, body.ticket)
-    return view_response(TicketLinkView.model_validate(link), 201)
+    return view_response(_link(link), 201)
 
 
 async def unlink(request: Request) -> Response:
     doc = await _desk(request).unlink(_anomaly_id(request), request.path_params["link_id"])
-    return view_response(AnomalyDetail.model_validate(doc))
+    return view_response(_detail(doc))
 
 
 async def refresh(request: Request) -> Response:
     desk = _desk(request)
     anomaly_id = _anomaly_id(request)
-    desk.anomaly(anomaly_id)
-    await desk.refresh_links([anomaly_id])
-    return view_response(AnomalyDetail.model_validate(desk.anomaly(anomaly_id)))
+    await desk.refresh_links([anomaly_id])  # NotFound if there is no such anomaly
+    return view_response(_detail(desk.anomaly(anomaly_id)))
 
 
 async def connections(request: Request) -> Response:
@@ -187,7 +207,10 @@ async def connections(request: Request) -> Response:
 
 
 async def check_connections(request: Request) -> Response:
-    return view_response(ConnectionChecks.model_validate(await _desk(request).check_connections()))
+    checks = await _desk(request).check_connections()
+    return view_response(
+        ConnectionChecks({name: ConnectionHealth.model_validate(c) for name, c in checks.items()})
+    )
 
 
 async def search(request: Request) -> Response:
@@ -245,4 +268,4 @@ async def sync_jobs(request: Request) -> Response:
 
 async def retry_job(request: Request) -> Response:
     job = await _desk(request).retry_job(request.path_params["job_id"])
-    return view_response(SyncJobView.model_validate(job))
+    return view_response(_job(job))

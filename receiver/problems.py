@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -25,9 +24,9 @@ class Problem(Exception):
         detail: str | None = None,
         *,
         kind: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[dict[str, str]] | None = None,  # each a path and a message
         headers: Mapping[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: Mapping[str, object] | None = None,
     ):
         super().__init__(title)
         self.extra = extra
@@ -40,7 +39,7 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem) -> Response:
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "type": PROBLEM_TYPE + problem.kind if problem.kind else "about:blank",
         "title": problem.title,
         "status": problem.status,

@@ -13,8 +13,9 @@ import re
 from typing import Any
 
 from anomaly_desk.core.formatting.block import AnomalyBlock, CheckLine
+from anomaly_desk.core.jsontypes import JsonObject
 
-Node = dict[str, Any]
+Node = JsonObject
 
 JIRA_TEXT_LIMIT = 32_767  # description / comment body, as stored JSON
 TRUNCATION_MARKER = "[Truncated: the text exceeded Jira's 32,767-character limit.]"

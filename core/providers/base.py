@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
 
 ProviderKind = Literal["jira", "servicenow"]
@@ -27,7 +28,7 @@ class Ticket(TicketRef):
     state: str = ""  # Jira status name / ServiceNow state name ("New", "In Progress"…)
     state_category: str | None = None  # Jira statusCategory name; ServiceNow: None
     updated: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: JsonObject = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class Provider(Protocol):
         """Prove the credential works; returns who we are, e.g. ``bot@acme.com``."""
         ...
 
-    async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
+    async def create_ticket(self, anomaly: Anomaly, fields: JsonObject) -> Ticket:
         """Create a ticket for the anomaly; the anomaly block is appended to the description."""
         ...
 

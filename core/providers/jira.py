@@ -26,6 +26,7 @@ from anomaly_desk.core.formatting.adf import (
     truncate_text,
 )
 from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
 from anomaly_desk.core.providers.errors import (
@@ -157,7 +158,7 @@ class JiraClient:
         method: str,
         path: str,
         *,
-        params: dict[str, Any] | None = None,
+        params: JsonObject | None = None,
         json: Any = None,
         expect: tuple[int, ...] = (200,),
     ) -> Any:
@@ -174,7 +175,7 @@ class JiraClient:
         me = await self._request("GET", f"{API}/myself")
         return str(me.get("emailAddress") or me.get("displayName") or me.get("accountId"))
 
-    async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
+    async def create_ticket(self, anomaly: Anomaly, fields: JsonObject) -> Ticket:
         payload = await self.build_fields(anomaly, fields)
         created = await self._request(
             "POST", f"{API}/issue", json={"fields": payload}, expect=(200, 201)
@@ -188,14 +189,14 @@ class JiraClient:
                 key=key, id=issue_id, url=self.browse_url(key), summary=payload["summary"]
             )
 
-    async def build_fields(self, anomaly: Anomaly, fields: dict[str, Any]) -> dict[str, Any]:
+    async def build_fields(self, anomaly: Anomaly, fields: JsonObject) -> JsonObject:
         """The ``fields`` object of a create request, from the form's loose values."""
         extra = dict(fields)
         block = anomaly_block(anomaly, self.platform.name, self.platform.url)
         summary = extra.pop("summary", None) or self.default_summary(anomaly)
         summary = " ".join(str(summary).split())  # Jira refuses newlines in a summary
         intro = extra.pop("description", None)
-        payload: dict[str, Any] = {
+        payload: JsonObject = {
             "project": self._project(extra.pop("project", None)),
             "issuetype": self._issuetype(extra.pop("issuetype", extra.pop("issue_type", None))),
             "summary": truncate_text(summary, SUMMARY_LIMIT),
@@ -244,7 +245,7 @@ class JiraClient:
         labels += [self.conn.label, f"anomaly-{anomaly_id}"]
         return list(dict.fromkeys(label for label in labels if label))
 
-    async def resolve_assignee(self, value: Any) -> dict[str, Any]:
+    async def resolve_assignee(self, value: Any) -> JsonObject:
         """``{"accountId": ...}`` from an account id, an email or a display name."""
         if isinstance(value, dict):
             return value
@@ -313,7 +314,7 @@ class JiraClient:
         tickets: list[Ticket] = []
         token: str | None = None
         while len(tickets) < limit:
-            params: dict[str, Any] = {
+            params: JsonObject = {
                 "jql": jql,
                 "fields": TICKET_FIELDS,
                 "maxResults": min(100, limit - len(tickets)),
@@ -331,7 +332,7 @@ class JiraClient:
         if not text.strip():
             problem = "Comment body can not be empty!"
             raise ValidationError(problem, field_errors={"comment": problem}, connection=self.name)
-        body: dict[str, Any] = {"body": truncate_doc(text_to_adf(text))}
+        body: JsonObject = {"body": truncate_doc(text_to_adf(text))}
         if tag is not None:  # set with the comment, in the same request: never one without other
             body["properties"] = [{"key": NOTE_PROPERTY, "value": {"job": tag.nonce}}]
         await self._request(
@@ -409,7 +410,7 @@ class JiraClient:
             ],
         }
 
-    async def _priority_options(self, project: str, types: list[dict[str, Any]]) -> list[Option]:
+    async def _priority_options(self, project: str, types: list[JsonObject]) -> list[Option]:
         """Priorities the default issue type's create screen allows, else the site's list."""
         chosen = next((t for t in types if t.get("name") == self.conn.issue_type), None)
         if chosen is not None:
@@ -427,7 +428,7 @@ class JiraClient:
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"
 
-    def to_ticket(self, issue: dict[str, Any]) -> Ticket:
+    def to_ticket(self, issue: JsonObject) -> Ticket:
         fields = issue.get("fields") or {}
         status = fields.get("status") or {}
         category = status.get("statusCategory") or {}

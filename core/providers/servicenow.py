@@ -20,6 +20,7 @@ from anomaly_desk.core.connections import Platform, ServiceNowConnection
 from anomaly_desk.core.formatting.block import anomaly_block
 from anomaly_desk.core.formatting.notes import link_note
 from anomaly_desk.core.formatting.plain import block_to_text
+from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
 from anomaly_desk.core.providers.errors import AuthError, NotFoundError, ValidationError
@@ -130,7 +131,7 @@ class ServiceNowClient:
         )
         return self.username
 
-    async def create_ticket(self, anomaly: Anomaly, fields: dict[str, Any]) -> Ticket:
+    async def create_ticket(self, anomaly: Anomaly, fields: JsonObject) -> Ticket:
         body = await self._incident_body(anomaly, fields)
         row = await self._request("POST", self._path(), params=_read_params(), json=body)
         return self._ticket(row)
@@ -233,7 +234,7 @@ class ServiceNowClient:
 
     # -- building requests ---------------------------------------------------------------
 
-    async def _incident_body(self, anomaly: Anomaly, fields: dict[str, Any]) -> dict[str, str]:
+    async def _incident_body(self, anomaly: Anomaly, fields: JsonObject) -> dict[str, str]:
         values = {FIELD_ALIASES.get(k, k): v for k, v in fields.items() if v not in (None, "")}
         unknown = sorted(set(values) - WRITABLE)
         if unknown:
@@ -257,7 +258,7 @@ class ServiceNowClient:
         body["correlation_display"] = CORRELATION_DISPLAY
         return body
 
-    def _levels(self, values: dict[str, Any]) -> dict[str, str]:
+    def _levels(self, values: JsonObject) -> dict[str, str]:
         """Impact and urgency that make the instance derive the chosen priority."""
         impact = _level(values.get("impact"), LEVEL_WORDS, "impact", self.name)
         urgency = _level(values.get("urgency"), LEVEL_WORDS, "urgency", self.name)
@@ -329,7 +330,7 @@ class ServiceNowClient:
         )
         return rows
 
-    def _ticket(self, row: dict[str, Any]) -> Ticket:
+    def _ticket(self, row: JsonObject) -> Ticket:
         def value(name: str) -> str:
             item = row.get(name, "")
             return str(item.get("value", "")) if isinstance(item, dict) else str(item or "")
@@ -339,7 +340,7 @@ class ServiceNowClient:
             return str(item.get("display_value", "")) if isinstance(item, dict) else str(item or "")
 
         sys_id, state = value("sys_id"), value("state")
-        extra: dict[str, Any] = {"state_code": state}
+        extra: JsonObject = {"state_code": state}
         for name in ("priority", "urgency", "impact", "category", "subcategory"):
             extra[name], extra[f"{name}_label"] = value(name), shown(name)
         for name in ("assignment_group", "assigned_to", "caller_id"):
