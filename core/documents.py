@@ -77,6 +77,7 @@ __all__ = [
     "new_document",
     "new_job",
     "new_link",
+    "new_row",
     "with_comment",
     "with_link",
     "with_stale",
@@ -285,6 +286,28 @@ def new_document(anomaly: Anomaly, at: str, sent_at: str | None) -> AnomalyDocum
     if not _DOCUMENT_FIELDS.isdisjoint(extra):  # the platform sent a key of ours: ours wins
         extra = {key: value for key, value in extra.items() if key not in _DOCUMENT_FIELDS}
     return _assembled(AnomalyDocument, values, dict(extra))
+
+
+def new_row(anomaly: Anomaly, at: str, sent_at: str | None) -> JsonObject:
+    """The stored JSON of :func:`new_document`, built straight from the anomaly.
+
+    Every new anomaly of every webhook takes this path; assembling the document only to dump it
+    at once costs twice as much (its objects feed nothing but the garbage collector). A test
+    holds the two to the same JSON."""
+    row = anomaly.model_dump(mode="json")
+    if row.get("odd") is None:
+        row.pop("odd", None)
+    status = row["status"]
+    row.update(
+        received_at=at,
+        updated_at=at,
+        comments=[],
+        links=[],
+        platform_status=status,
+        platform_at=sent_at,
+        history=[{"at": at, "kind": HistoryKind.RECEIVED.value, "status": status, "by": PLATFORM}],
+    )
+    return row
 
 
 def with_status(doc: AnomalyDocument, status: Status | str, at: str, by: str) -> AnomalyDocument:

@@ -20,6 +20,7 @@ from anomaly_desk.core.documents import (
     Stale,
     StatusChanged,
     new_document,
+    new_row,
     with_stale,
 )
 from anomaly_desk.core.jsontypes import JsonObject
@@ -167,10 +168,19 @@ def plan_delivery(
     ops: list[Op] = quarantine_ops(store, delivery, key, at)
     changed: list[AnomalyDocument] = []
     written: dict[int, AnomalyDocument] = {}  # the same anomaly twice in one delivery
+    created: dict[int, JsonObject] = {}
     for anomaly in delivery.anomalies:
         existing = written.get(anomaly.id)
         if existing is None:
             existing = store.anomaly_doc(anomaly.id)
+        if existing is None and anomaly.id not in created:
+            # The hot path: a new anomaly is written as its stored JSON, built directly.
+            created[anomaly.id] = row = new_row(anomaly, at, sent_at)
+            result.created.append(anomaly.id)
+            ops.append(Put("anomalies", str(anomaly.id), row))
+            continue
+        if existing is None:  # created earlier in this very delivery
+            existing = AnomalyDocument.model_validate(created[anomaly.id])
         doc, outcome = merge(existing, anomaly, at, sent_at)
         if outcome == IngestOutcome.CREATED:
             result.created.append(anomaly.id)

@@ -36,6 +36,7 @@ from anomaly_desk.core.documents import (
     new_document,
     new_job,
     new_link,
+    new_row,
     with_comment,
     with_link,
     with_stale,
@@ -221,6 +222,7 @@ def test_a_new_document_dumps_what_was_stored_before(sent_at: str | None) -> Non
         doc = new_document(anomaly, AT, sent_at)
         assert dumped(doc) == legacy_new_document(anomaly, AT, sent_at)
         assert AnomalyDocument.model_validate(dumped(doc)) == doc  # and reads back as itself
+        assert new_row(anomaly, AT, sent_at) == dumped(doc)  # the hot path's direct JSON
 
 
 def test_merge_stores_what_the_dict_merge_stored() -> None:
