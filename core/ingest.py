@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -26,6 +25,7 @@ from anomaly_desk.core.documents import (
 from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.store import Op, Put, Store
+from anomaly_desk.core.views import IngestResultView, QuarantineNote
 from anomaly_desk.core.vocabulary import PLATFORM, IngestOutcome
 from anomaly_desk.core.webhooks import Delivery
 
@@ -50,18 +50,6 @@ def iso(at: datetime) -> str:
 
 def now_iso() -> str:
     return iso(datetime.now(UTC))
-
-
-@dataclass(slots=True)
-class IngestResult:
-    delivery: str
-    duplicate: bool = False
-    created: list[int] = field(default_factory=list)
-    updated: list[int] = field(default_factory=list)
-    status_changed: list[int] = field(default_factory=list)
-    unchanged: list[int] = field(default_factory=list)
-    stale: list[int] = field(default_factory=list)
-    quarantined: list[dict[str, str]] = field(default_factory=list)
 
 
 _PLATFORM_SKIPS = frozenset((*LOCAL_KEYS, "id", "status", "odd"))  # compared apart, or never
@@ -160,10 +148,12 @@ def quarantine_ops(store: Store, delivery: Delivery, key: str, at: str) -> list[
 
 def plan_delivery(
     store: Store, delivery: Delivery, key: str, at: str
-) -> tuple[list[Op], IngestResult, list[AnomalyDocument]]:
+) -> tuple[list[Op], IngestResultView, list[AnomalyDocument]]:
     """The ops that store a delivery, what it did, and the anomalies whose status changed."""
-    result = IngestResult(delivery=key)
-    result.quarantined = [{"path": q.path, "reason": q.reason} for q in delivery.quarantined]
+    result = IngestResultView(delivery=key)
+    result.quarantined = [
+        QuarantineNote(path=q.path, reason=q.reason) for q in delivery.quarantined
+    ]
     sent_at = iso(delivery.sent_at) if delivery.sent_at else None
     ops: list[Op] = quarantine_ops(store, delivery, key, at)
     changed: list[AnomalyDocument] = []

@@ -34,7 +34,7 @@ from anomaly_desk.core.documents import (
 )
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.formatting.notes import comment_note, status_note
-from anomaly_desk.core.ingest import IngestResult, is_redelivery_key, iso, now_iso, plan_delivery
+from anomaly_desk.core.ingest import is_redelivery_key, iso, now_iso, plan_delivery
 from anomaly_desk.core.models import ARCHIVED, Status
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import (
@@ -49,7 +49,10 @@ from anomaly_desk.core.providers import (
 )
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.sync import SyncWorker, job_view
-from anomaly_desk.core.views import summary  # the list row, defined with the views
+from anomaly_desk.core.views import (
+    IngestResultView,
+    summary,  # the list row, defined with the views
+)
 from anomaly_desk.core.vocabulary import OPERATOR, EventName, JobKind, JobState, LinkOrigin
 from anomaly_desk.core.webhooks import Delivery
 
@@ -179,11 +182,11 @@ class Desk:
 
     # -- ingestion -----------------------------------------------------------------------------
 
-    async def ingest(self, delivery: Delivery, key: str) -> IngestResult:
+    async def ingest(self, delivery: Delivery, key: str) -> IngestResultView:
         """Store a webhook delivery; status changes become notes like dashboard actions do."""
         if is_redelivery_key(key) and self.store.delivery_seen(key):
             await self.store.barrier()  # the first copy may still be on its way to disk
-            result = IngestResult(delivery=key, duplicate=True)
+            result = IngestResultView(delivery=key, duplicate=True)
             result.unchanged = [a.id for a in delivery.anomalies]
             return result
         at = datetime.now(UTC)
@@ -198,7 +201,8 @@ class Desk:
         if self.bus.subscribers:
             if result.quarantined:
                 self.bus.publish(
-                    EventName.DELIVERY_QUARANTINED, {"delivery": key, "items": result.quarantined}
+                    EventName.DELIVERY_QUARANTINED,
+                    {"delivery": key, "items": [q.model_dump() for q in result.quarantined]},
                 )
             for anomaly_id in result.created:
                 row = self.store.anomaly(anomaly_id)  # as stored: the times as they were sent

@@ -70,9 +70,9 @@ async def receive_webhook(request: Request) -> Response:
             outcome = "store-failed"
             raise Problem(503, "Store unavailable", str(exc), kind="store-failed") from None
         outcome = "duplicate" if result.duplicate else "stored"
-        # The answer's shape is IngestResultView (GET /api/schema; a test holds real answers to
-        # it); orjson writes the result dataclass in that shape directly, 2.4 us less per webhook.
-        return Response(orjson.dumps(result), media_type="application/json")
+        # The result is its own answer (IngestResultView); orjson writes its fields directly,
+        # every key present, 2.4 us less per webhook than a model dump.
+        return Response(orjson.dumps(result, default=vars), media_type="application/json")
     except Problem as exc:
         if outcome == "rejected":
             outcome = f"rejected:{exc.status}"
