@@ -170,15 +170,10 @@ class Desk:
         await self.store.commit(ops)  # the outbox hears of its jobs through the store's hook
 
     def _publish_anomaly(self, doc: AnomalyDocument, change: str) -> None:
-        self.bus.publish(
-            EventName.ANOMALY_UPDATED,
-            {
-                "id": doc.id,
-                "status": str(doc.status),
-                "updated_at": doc.updated_at,
-                "change": change,
-            },
-        )
+        """``anomaly.updated`` carries the row as stored now, so a dashboard updates from it."""
+        row = self.store.anomaly(doc.id) if self.bus.subscribers else None
+        if row is not None:
+            self.bus.publish(EventName.ANOMALY_UPDATED, {**summary(row), "change": change})
 
     # -- ingestion -----------------------------------------------------------------------------
 
@@ -377,7 +372,8 @@ class Desk:
         put = Put("anomalies", str(anomaly_id), with_link(doc, link, at))
         await self._commit([put])
         self.bus.publish(
-            EventName.LINK_CREATED, {"anomaly_id": anomaly_id, "link": put.doc["links"][-1]}
+            EventName.LINK_CREATED,
+            {"anomaly_id": anomaly_id, "link": put.doc["links"][-1], "anomaly": summary(put.doc)},
         )
         return link
 
@@ -388,10 +384,14 @@ class Desk:
             raise NotFound(f"anomaly {anomaly_id} has no link {link_id}")
         new = without_link(doc, link_id, now_iso())
         cancelled = self.worker.cancel_link(link_id) if self.worker else []
-        await self._commit([Put("anomalies", str(anomaly_id), new), *cancelled])
+        put = Put("anomalies", str(anomaly_id), new)
+        await self._commit([put, *cancelled])
         if self.worker and cancelled:
             self.worker.forget({int(op.key) for op in cancelled})
-        self.bus.publish(EventName.LINK_REMOVED, {"anomaly_id": anomaly_id, "link_id": link_id})
+        self.bus.publish(
+            EventName.LINK_REMOVED,
+            {"anomaly_id": anomaly_id, "link_id": link_id, "anomaly": summary(put.doc)},
+        )
         return new
 
     async def refresh_links(
@@ -429,7 +429,11 @@ class Desk:
             for put in puts:
                 self.bus.publish(
                     EventName.LINK_STATE,
-                    {"anomaly_id": put.doc["id"], "links": put.doc["links"]},
+                    {
+                        "anomaly_id": put.doc["id"],
+                        "links": put.doc["links"],
+                        "anomaly": summary(put.doc),
+                    },
                 )
         return len(states)
 

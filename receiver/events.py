@@ -12,8 +12,8 @@ Every publish visits every subscriber, so at most ``receiver.max_event_subscribe
 open at once; beyond that the answer is 503 (problem+json, ``Retry-After``), nothing subscribed.
 
 Each event's ``data`` is its view (``EVENT_VIEWS`` in ``core/views.py``). ``anomaly.updated`` and
-the ``link.*`` events carry the anomaly's list row as it is when the event is sent (read from the
-store then), so the dashboard updates a row from the event alone. A frame is encoded once, by the
+the ``link.*`` events carry the anomaly's list row as the change left it (the Desk publishes it
+with the change), so the dashboard updates a row from the event alone. A frame is encoded once, by the
 first stream that sends it, and shared by all the others.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
 
 import anyio
 import orjson
@@ -31,7 +30,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from anomaly_desk.core.events import Event, Subscription, TooManySubscribers
-from anomaly_desk.core.views import EVENT_VIEWS, summary, to_json
+from anomaly_desk.core.views import EVENT_VIEWS, to_json
 from anomaly_desk.receiver.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -41,52 +40,36 @@ RETRY_AFTER_S = 10
 SHUTDOWN_GRACE_S = 1.0  # for a stream to end by itself on shutdown; well under uvicorn's 10 s
 
 
-class Anomalies(Protocol):
-    """Where an event's anomaly is read from (the store)."""
-
-    def anomaly(self, anomaly_id: int) -> Any: ...
-
-
 def _keep_alive() -> ServerSentEvent:
     return ServerSentEvent(comment="keep-alive", sep="\n")
 
 
-def _source(kind: str, data: Any, store: Anomalies) -> Any:
-    """What the event's view is read from: its data, with the anomaly's row where it has one."""
-    if kind == "anomaly.updated":
-        doc = store.anomaly(data["id"])
-        return data if doc is None else {**summary(doc), "change": data.get("change")}
-    if kind.startswith("link."):
-        return {**data, "anomaly": store.anomaly(data["anomaly_id"])}
-    return data
-
-
-def _frame(event: Event, store: Anomalies) -> bytes:
+def _frame(event: Event) -> bytes:
     """The event's SSE frame, made once per event (b"" when its data does not fit its view)."""
     frame: bytes | None = event.get("frame")
     if frame is None:
-        frame = event["frame"] = _encode(event, store)
+        frame = event["frame"] = _encode(event)
     return frame
 
 
-def _encode(event: Event, store: Anomalies) -> bytes:
+def _encode(event: Event) -> bytes:
     kind: str = event["type"]
     view = EVENT_VIEWS.get(kind)
     if view is None:  # not one of ours (tests publish their own): as published
         data = orjson.dumps(event["data"])
     else:
         try:
-            data = to_json(view.model_validate(_source(kind, event["data"], store)))
+            data = to_json(view.model_validate(event["data"]))
         except pydantic.ValidationError:
             log.exception("event %s (%s) does not fit its view; not sent", event["id"], kind)
             return b""
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event["id"], kind.encode(), data)
 
 
-async def _frames(subscription: Subscription, store: Anomalies) -> AsyncIterator[bytes]:
+async def _frames(subscription: Subscription) -> AsyncIterator[bytes]:
     yield b": connected\n\n"
     async for event in subscription:
-        frame = _frame(event, store)
+        frame = _frame(event)
         if frame:
             yield frame
 
@@ -99,11 +82,11 @@ class _EventStream(EventSourceResponse):
     stream end, not a protocol error) well within the grace period, after which it would cancel.
     """
 
-    def __init__(self, subscription: Subscription, store: Anomalies) -> None:
+    def __init__(self, subscription: Subscription) -> None:
         self.subscription = subscription
         self._shutting_down = anyio.Event()
         super().__init__(
-            _frames(subscription, store),
+            _frames(subscription),
             headers={"Cache-Control": "no-cache"},
             ping=KEEPALIVE_S,
             ping_message_factory=_keep_alive,
@@ -137,4 +120,4 @@ async def events(request: Request) -> EventSourceResponse:
             kind="too-many-event-streams",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None
-    return _EventStream(subscription, request.app.state.desk.store)
+    return _EventStream(subscription)
