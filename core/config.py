@@ -62,7 +62,6 @@ from pydantic_settings import (
 )
 
 from anomaly_desk.core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
-from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import error_path
 
 APP = "anomaly-desk"
@@ -226,7 +225,7 @@ def config_path(path: Path | None, environ: Mapping[str, str]) -> Path | None:
 
 def load_settings(
     path: Path | None = None,
-    overrides: JsonObject | None = None,
+    overrides: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read the file (``path``, env ``ANOMALY_DESK_CONFIG``, or the default places) and env.
@@ -256,17 +255,12 @@ def _where(source: Path | None) -> str:
     return str(source) if source else "settings"
 
 
-def _flag_values(overrides: JsonObject | None) -> JsonObject:
-    """Command-line flags as settings: ``host`` and ``port`` are the receiver's; unset is None."""
-    values: JsonObject = {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key in ("host", "port"):
-            values.setdefault("receiver", {})[key] = value
-        else:
-            values[key] = value
-    return values
+def _flag_values(overrides: Mapping[str, object] | None) -> dict[str, object]:
+    """Command-line flags as settings: ``host`` and ``port`` are the receiver's; unset is None.
+    Plain values of any kind: the settings models validate them."""
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    receiver = {key: given.pop(key) for key in ("host", "port") if key in given}
+    return {**given, "receiver": receiver} if receiver else given
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -304,7 +298,7 @@ class _EnvSource(EnvSettingsSource):
             if not (self.env_ignore_empty and value == "")
         }
 
-    def __call__(self) -> JsonObject:
+    def __call__(self) -> dict[str, Any]:  # pydantic-settings' signature
         data = super().__call__()
         return {key: value for key, value in data.items() if key not in _NOT_FROM_ENV}
 
@@ -347,8 +341,8 @@ class _ShortEnvSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ does the work: the names are not per field
 
-    def __call__(self) -> JsonObject:
-        data: JsonObject = {}
+    def __call__(self) -> dict[str, Any]:  # pydantic-settings' signature
+        data: dict[str, dict[str, str]] = {}
         for (table, key), name in self.variables().items():
             data.setdefault(table, {})[key] = self._environ[name]
         return data
@@ -370,14 +364,14 @@ class _FileSource(TomlConfigSettingsSource):
         self.path = path
         super().__init__(settings_cls, toml_file=path)
 
-    def _read_files(self, files: Any, deep_merge: bool = False) -> JsonObject:
+    def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:  # theirs
         if self.path is None:
             return {}
         data = _read_file(self.path)
         _check_file_shape(data, str(self.path))
         return data
 
-    def __call__(self) -> JsonObject:
+    def __call__(self) -> dict[str, Any]:  # pydantic-settings' signature
         data = dict(super().__call__())
         if self.path is not None:
             data["source"] = self.path
@@ -400,10 +394,10 @@ class _ReceiverSecretsSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ does the work
 
-    def __call__(self) -> JsonObject:
+    def __call__(self) -> dict[str, Any]:  # pydantic-settings' signature
         receiver = self.current_state.get("receiver")
         named = receiver if isinstance(receiver, dict) else {}
-        data: JsonObject = {}
+        data: dict[str, str] = {}
         for default in ("WEBHOOK_SECRET", "SIGNING_SECRET"):
             key = default.lower()
             variable = named.get(f"{key}_env")
@@ -418,7 +412,7 @@ class _ReceiverSecretsSource(PydanticBaseSettingsSource):
 # ---------------------------------------------------------------------------------- the file
 
 
-def _read_file(source: Path) -> JsonObject:
+def _read_file(source: Path) -> dict[str, Any]:  # tomllib's table
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -433,7 +427,7 @@ def _read_file(source: Path) -> JsonObject:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
 
 
-def _check_file_shape(data: JsonObject, where: str) -> None:
+def _check_file_shape(data: Mapping[str, object], where: str) -> None:
     """Refuse secrets written into the file and tables of the wrong kind, before validation.
 
     Secrets are refused here, not by the models, so no validator ever sees the value.
@@ -443,15 +437,19 @@ def _check_file_shape(data: JsonObject, where: str) -> None:
             raise ConfigError(f"{where}: {table}: must be a table ([{table}])")
     if "connections" in data and not isinstance(data["connections"], list):
         raise ConfigError(f"{where}: connections: must be an array of tables ([[connections]])")
+    receiver = data.get("receiver", {})
+    assert isinstance(receiver, dict)  # checked just above
     for forbidden in ("webhook_secret", "signing_secret"):
-        if forbidden in data or forbidden in data.get("receiver", {}):
+        if forbidden in data or forbidden in receiver:
             raise ConfigError(
                 f"{where}: {forbidden}: secrets are not kept in the config file; "
                 f"set {ENV_PREFIX}{forbidden.upper()} or name a variable with "
                 f"receiver.{forbidden}_env"
             )
     seen: dict[str, int] = {}
-    for index, conn in enumerate(data.get("connections", [])):
+    connections = data.get("connections", [])
+    assert isinstance(connections, list)  # checked just above
+    for index, conn in enumerate(connections):
         if not isinstance(conn, dict):
             continue  # the model says what is wrong with it
         label = _label(index, conn.get("name"))
@@ -500,7 +498,7 @@ def _label(index: int, name: object) -> str:
 class _Origins:
     """Which environment variable a key's value came from, unless a flag overrode it."""
 
-    def __init__(self, flags: JsonObject, variables: dict[KeyPath, str]) -> None:
+    def __init__(self, flags: Mapping[str, object], variables: dict[KeyPath, str]) -> None:
         self.flagged = set(_leaf_paths(flags))
         self.variables = variables
 
@@ -514,7 +512,7 @@ class _Origins:
         return ", ".join(deeper) or None  # variables that built the value (…__0__URL for a list)
 
 
-def _leaf_paths(data: JsonObject, above: KeyPath = ()) -> list[KeyPath]:
+def _leaf_paths(data: Mapping[str, object], above: KeyPath = ()) -> list[KeyPath]:
     paths: list[KeyPath] = []
     for key, value in data.items():
         if isinstance(value, dict) and value:

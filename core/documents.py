@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias, T
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.jsontypes import JsonMap, JsonObject
 from anomaly_desk.core.models import Anomaly, Status
 from anomaly_desk.core.vocabulary import (
     PLATFORM,
@@ -218,7 +218,7 @@ class AnomalyDocument(Anomaly):
 
     model_config = ConfigDict(frozen=True)
 
-    odd: JsonObject | None = Field(None, exclude_if=_is_none)  # as in Anomaly; absent if none
+    odd: JsonMap | None = Field(None, exclude_if=_is_none)  # as in Anomaly; absent if none
     received_at: str = ""
     updated_at: str = ""
     comments: tuple[Comment, ...] = ()

@@ -20,13 +20,27 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from dataclasses import dataclass
 
-from anomaly_desk.core.jsontypes import JsonObject
+from pydantic import BaseModel
+
+from anomaly_desk.core.views import StreamLagged
+from anomaly_desk.core.vocabulary import EventName
 
 QUEUE_SIZE = 2_000
-LAGGED = "stream.lagged"
+LAGGED = EventName.STREAM_LAGGED
 
-Event = JsonObject
+
+@dataclass(slots=True)
+class Event:
+    """One published event: its view (``EVENT_VIEWS`` in core.views) and, once a stream has
+    encoded it, the frame every other stream reuses."""
+
+    id: int
+    type: str
+    at: float
+    data: BaseModel
+    frame: bytes | None = None
 
 
 class TooManySubscribers(Exception):
@@ -61,18 +75,14 @@ class Subscription:
         lag = self._lag
         if lag is not None:
             if self._events:  # still draining: drop, and count
-                lag["id"] = event["id"]
-                lag["data"]["dropped"] += 1
+                lag.id = event.id
+                assert isinstance(lag.data, StreamLagged)
+                lag.data.dropped += 1
                 return
             self._events.append(lag)  # drained: the marker goes where the gap is
             self._lag = None
         elif len(self._events) >= self._size:
-            self._lag = {
-                "id": event["id"],
-                "type": LAGGED,
-                "at": event["at"],
-                "data": {"dropped": 1},
-            }
+            self._lag = Event(event.id, LAGGED, event.at, StreamLagged(dropped=1))
             return
         self._events.append(event)
         self._ready.set()
@@ -125,10 +135,11 @@ class EventBus:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def publish(self, type_: str, data: JsonObject) -> None:
+    def publish(self, type_: str, data: BaseModel) -> None:
+        """``data`` is the event's view; callers on hot paths build it only if ``subscribers``."""
         if not self._subscribers:
             return
-        event = {"id": next(self._ids), "type": type_, "at": time.time(), "data": data}
+        event = Event(next(self._ids), type_, time.time(), data)
         for subscription in self._subscribers:
             subscription._offer(event)
 

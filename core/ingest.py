@@ -22,7 +22,7 @@ from anomaly_desk.core.documents import (
     new_row,
     with_stale,
 )
-from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.jsontypes import JsonMap, JsonObject
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.views import IngestResultView, QuarantineNote
@@ -55,13 +55,13 @@ def now_iso() -> str:
 _PLATFORM_SKIPS = frozenset((*LOCAL_KEYS, "id", "status", "odd"))  # compared apart, or never
 
 
-def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> JsonObject:
+def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
     """The values the platform sent that differ from the stored ones, as validated.
 
     Only keys the platform sent count, so an update never blanks a field; ``id`` is the key,
     ``status`` and ``odd`` have their own rules, and the desk's own keys are never taken from a
     delivery."""
-    changed: JsonObject = {}
+    changed: dict[str, object] = {}  # validated values of any field type, for model_copy
     values, current = anomaly.__dict__, existing.__dict__
     for key in anomaly.model_fields_set:  # declared fields (and extras, compared below)
         if key in values and key not in _PLATFORM_SKIPS and current.get(key) != values[key]:
@@ -75,7 +75,7 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> JsonObject:
     return changed
 
 
-def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> JsonObject:
+def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> JsonMap:
     """Odd values as sent: this delivery's, and the stored ones of keys it did not send again."""
     odd = anomaly.odd or {}
     sent = {key for key in anomaly.model_fields_set if key not in LOCAL_KEYS and key != "status"}
@@ -138,7 +138,7 @@ def quarantine_ops(store: Store, delivery: Delivery, key: str, at: str) -> list[
     for item in delivery.quarantined:
         raw = orjson.dumps(item.raw, option=orjson.OPT_SORT_KEYS)
         qkey = hashlib.sha256(raw).hexdigest()[:20]
-        if store.get("quarantine", qkey) is None and all(op.key != qkey for op in ops):
+        if not store.has("quarantine", qkey) and all(op.key != qkey for op in ops):
             record = QuarantinedDelivery(
                 key=qkey, at=at, delivery=key, path=item.path, reason=item.reason, raw=item.raw
             )

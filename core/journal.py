@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict
 
 import orjson
 from tinydb.storages import Storage
@@ -83,10 +83,19 @@ class StoreError(Exception):
     """Base class for store problems a person has to act on."""
 
 
+class Holder(TypedDict, total=False):
+    """What the lock file says of the process holding it (another process wrote it: any key
+    may be missing or of the wrong type)."""
+
+    pid: object
+    url: object
+    since: object
+
+
 class StoreLocked(StoreError):
     """Another process owns the data directory."""
 
-    def __init__(self, data_dir: Path, holder: JsonObject) -> None:
+    def __init__(self, data_dir: Path, holder: Holder) -> None:
         self.holder = holder
         pid = holder.get("pid", "?")
         url = holder.get("url")
@@ -333,7 +342,7 @@ class Journal:
             raise StoreLocked(self.data_dir, holder) from None
         os.fchmod(fd, 0o600)  # one made by an older version may be readable by others
         os.ftruncate(fd, 0)
-        holder = {"pid": os.getpid(), "url": self.owner_url, "since": time.time()}
+        holder = Holder(pid=os.getpid(), url=self.owner_url, since=time.time())
         os.pwrite(fd, orjson.dumps(holder), 0)
         self._lock_fd = fd
 
@@ -827,9 +836,15 @@ def _parse_checkpoint(
     return data, None
 
 
-def _read_holder(fd: int) -> JsonObject:
+def _read_holder(fd: int) -> Holder:
     try:
         holder = orjson.loads(os.pread(fd, 4096, 0) or b"{}")
     except orjson.JSONDecodeError:
         return {}
-    return holder if isinstance(holder, dict) else {}
+    if not isinstance(holder, dict):
+        return {}
+    found = Holder()
+    for key in ("pid", "url", "since"):
+        if key in holder:
+            found[key] = holder[key]
+    return found

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.jsontypes import JsonMap
 from anomaly_desk.core.vocabulary import ARCHIVED as ARCHIVED
 from anomaly_desk.core.vocabulary import OPEN as OPEN
 from anomaly_desk.core.vocabulary import Status as Status
@@ -184,7 +184,7 @@ class Anomaly(BaseModel):
     fingerprint: int | str | None = None
     created: datetime | None = None
     url: str | None = None
-    odd: JsonObject | None = None  # values that fit no field, as the platform sent them
+    odd: JsonMap | None = None  # values that fit no field, as the platform sent them
 
     @model_validator(mode="before")
     @classmethod
@@ -262,7 +262,7 @@ def _object_or_none(value: Any) -> Any:
     return value if isinstance(value, dict) else None
 
 
-LenientObject = Annotated[JsonObject | None, BeforeValidator(_object_or_none)]
+LenientObject = Annotated[JsonMap | None, BeforeValidator(_object_or_none)]
 
 
 def _list_or_empty(value: Any) -> Any:
@@ -318,7 +318,7 @@ class FlowEnvelope(BaseModel):
         return "status" if "status" in raw else "anomaly" if "anomal" in raw else raw
 
 
-def _by_id(items: list[Any]) -> dict[int | str, JsonObject]:
+def _by_id(items: list[Any]) -> dict[int | str, JsonMap]:
     """A context lookup table; entries without a scalar id cannot be referred to anyway."""
     return {
         item["id"]: item

@@ -48,10 +48,17 @@ from anomaly_desk.core.providers import (
     ValidationError,
 )
 from anomaly_desk.core.store import Op, Put, Store
-from anomaly_desk.core.sync import SyncWorker, job_view
+from anomaly_desk.core.sync import SyncWorker
 from anomaly_desk.core.views import (
+    AnomalySummary,
+    AnomalyUpdated,
+    DeliveryQuarantined,
     IngestResultView,
-    summary,  # the list row, defined with the views
+    LinkCreated,
+    LinkRemoved,
+    LinkStateChanged,
+    SyncJobView,
+    TicketLinkView,
 )
 from anomaly_desk.core.vocabulary import OPERATOR, EventName, JobKind, JobState, LinkOrigin
 from anomaly_desk.core.webhooks import Delivery
@@ -171,9 +178,10 @@ class Desk:
 
     def _publish_anomaly(self, doc: AnomalyDocument, change: str) -> None:
         """``anomaly.updated`` carries the row as stored now, so a dashboard updates from it."""
-        row = self.store.anomaly(doc.id) if self.bus.subscribers else None
+        row = self.store.anomaly_summary(doc.id, AnomalyUpdated) if self.bus.subscribers else None
         if row is not None:
-            self.bus.publish(EventName.ANOMALY_UPDATED, {**summary(row), "change": change})
+            row.change = change
+            self.bus.publish(EventName.ANOMALY_UPDATED, row)
 
     # -- ingestion -----------------------------------------------------------------------------
 
@@ -197,12 +205,12 @@ class Desk:
             if result.quarantined:
                 self.bus.publish(
                     EventName.DELIVERY_QUARANTINED,
-                    {"delivery": key, "items": [q.model_dump() for q in result.quarantined]},
+                    DeliveryQuarantined(delivery=key, items=result.quarantined),
                 )
             for anomaly_id in result.created:
-                row = self.store.anomaly(anomaly_id)  # as stored: the times as they were sent
+                row = self.store.anomaly_summary(anomaly_id, AnomalySummary)  # times as sent
                 if row is not None:
-                    self.bus.publish(EventName.ANOMALY_CREATED, summary(row))
+                    self.bus.publish(EventName.ANOMALY_CREATED, row)
             for anomaly_id in result.updated:
                 change = "status" if anomaly_id in result.status_changed else "platform"
                 self._publish_anomaly(self.anomaly(anomaly_id), change)
@@ -371,10 +379,15 @@ class Desk:
         link = new_link(link_id, provider.name, provider.kind, ticket, origin, at)
         put = Put("anomalies", str(anomaly_id), with_link(doc, link, at))
         await self._commit([put])
-        self.bus.publish(
-            EventName.LINK_CREATED,
-            {"anomaly_id": anomaly_id, "link": put.doc["links"][-1], "anomaly": summary(put.doc)},
-        )
+        if self.bus.subscribers:
+            self.bus.publish(
+                EventName.LINK_CREATED,
+                LinkCreated(
+                    anomaly_id=anomaly_id,
+                    link=TicketLinkView.model_validate(put.doc["links"][-1]),
+                    anomaly=AnomalySummary.of(put.doc),
+                ),
+            )
         return link
 
     async def unlink(self, anomaly_id: int, link_id: str) -> AnomalyDocument:
@@ -390,8 +403,10 @@ class Desk:
             self.worker.forget({int(op.key) for op in cancelled})
         self.bus.publish(
             EventName.LINK_REMOVED,
-            {"anomaly_id": anomaly_id, "link_id": link_id, "anomaly": summary(put.doc)},
+            LinkRemoved(anomaly_id=anomaly_id, link_id=link_id, anomaly=AnomalySummary.of(put.doc)),
         )
+        for op in cancelled:  # the dashboard shows them cancelled, no longer dead
+            self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(op.doc))
         return new
 
     async def refresh_links(
@@ -401,8 +416,7 @@ class Desk:
         if anomaly_ids is not None:
             docs = [self.anomaly(i) for i in anomaly_ids]
         else:
-            linked = [int(k) for k, row in self.store.all("anomalies").items() if row.get("links")]
-            docs = [self.anomaly(i) for i in linked]
+            docs = [self.anomaly(i) for i in self.store.linked_anomaly_ids()]
         gate = asyncio.Semaphore(concurrency)
         states: dict[str, Ticket] = {}
 
@@ -429,11 +443,11 @@ class Desk:
             for put in puts:
                 self.bus.publish(
                     EventName.LINK_STATE,
-                    {
-                        "anomaly_id": put.doc["id"],
-                        "links": put.doc["links"],
-                        "anomaly": summary(put.doc),
-                    },
+                    LinkStateChanged(
+                        anomaly_id=put.doc["id"],
+                        links=[TicketLinkView.model_validate(x) for x in put.doc["links"]],
+                        anomaly=AnomalySummary.of(put.doc),
+                    ),
                 )
         return len(states)
 
@@ -487,5 +501,5 @@ class Desk:
         await self.store.commit([Put("jobs", str(job_id), job)])
         if self.worker:
             self.worker.wake()
-        self.bus.publish(EventName.SYNC_JOB, job_view(job))
+        self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(job))
         return job

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pydantic
 
-from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.jsontypes import JsonMap
 from anomaly_desk.core.models import ALIASES, Anomaly, FailedCheck, NoUsableId, _check
 
 # strptime formats seen in exports and hand-written payloads; ISO 8601 is pydantic's own.
@@ -91,7 +91,7 @@ def parse_date(value: Any) -> datetime | None:
     return None
 
 
-def _checks(value: Any) -> list[JsonObject] | None:
+def _checks(value: Any) -> list[JsonMap] | None:
     """The failed checks that validate; the whole list as sent goes to ``odd``."""
     if not isinstance(value, list):
         return None
@@ -104,7 +104,7 @@ def _checks(value: Any) -> list[JsonObject] | None:
     return kept
 
 
-def _ref(value: Any) -> JsonObject | None:
+def _ref(value: Any) -> JsonMap | None:
     if isinstance(value, dict):
         name, ident = value.get("name"), value.get("id")
         return {
@@ -139,7 +139,7 @@ def tolerant(item: Any) -> Anomaly:
     except pydantic.ValidationError as exc:
         error = exc
     data = dict(item)
-    odd: JsonObject = {}
+    odd: JsonMap = {}
     repaired: set[str] = set()
     for _ in range(len(Anomaly.model_fields)):  # each round settles at least one field
         bad = {str(e["loc"][0]) for e in error.errors() if e["loc"]}

@@ -32,7 +32,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from anomaly_desk.core import journal
 from anomaly_desk.core.documents import (
@@ -57,6 +57,14 @@ from anomaly_desk.core.journal import (
     StoreLocked,
 )
 from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.views import (
+    AnomalyDetail,
+    AnomalySummary,
+    QuarantineItem,
+    SyncLogEntryView,
+)
+
+S = TypeVar("S", bound=AnomalySummary)
 
 __all__ = [
     "DB_FILE",
@@ -224,6 +232,9 @@ class Store(Journal):
 
     # -- reads -------------------------------------------------------------------------------
 
+    # Raw rows, for tests and tools that check what is stored byte for byte; the desk and the
+    # receiver read the typed documents and views below.
+
     def get(self, table: Table, key: str) -> JsonObject | None:
         return self._tables[table].get(key)
 
@@ -231,10 +242,37 @@ class Store(Journal):
         """The live table (read only)."""
         return self._tables[table]
 
-    def anomaly(self, anomaly_id: int) -> JsonObject | None:
-        return self._tables["anomalies"].get(str(anomaly_id))
+    def has(self, table: Table, key: str) -> bool:
+        return key in self._tables[table]
 
-    # Typed reads: core works on documents (core.documents), the tables keep their JSON.
+    # Typed reads: core works on documents (core.documents), the API on views (core.views);
+    # the tables keep their JSON and are converted here, at the boundary.
+
+    def anomaly_summary(self, anomaly_id: int, view: type[S]) -> S | None:
+        """The anomaly's list row, as stored (times exactly as they were sent)."""
+        raw = self._tables["anomalies"].get(str(anomaly_id))
+        return None if raw is None else view.of(raw)
+
+    def anomaly_detail(self, anomaly_id: int) -> AnomalyDetail | None:
+        raw = self._tables["anomalies"].get(str(anomaly_id))
+        return None if raw is None else AnomalyDetail.model_validate(raw)
+
+    def linked_anomaly_ids(self) -> list[int]:
+        return [int(key) for key, raw in self._tables["anomalies"].items() if raw.get("links")]
+
+    def quarantined(self, limit: int) -> list[QuarantineItem]:
+        """The newest ``limit`` items kept aside, newest first."""
+        rows = sorted(self._tables["quarantine"].values(), key=lambda q: q["at"], reverse=True)
+        return [QuarantineItem.model_validate(q) for q in rows[:limit]]
+
+    def sync_log(self, after: int | None, limit: int) -> list[SyncLogEntryView]:
+        """Entries after ``after`` (oldest first), or the newest ``limit`` when it is None."""
+        rows = self._tables["sync_log"]
+        if after is not None:
+            keys = sorted(int(k) for k in rows if int(k) > after)[:limit]
+        else:
+            keys = sorted(int(k) for k in rows)[-limit:]
+        return [SyncLogEntryView.model_validate(rows[str(k)]) for k in keys]
 
     def anomaly_doc(self, anomaly_id: int) -> AnomalyDocument | None:
         key = str(anomaly_id)
@@ -266,8 +304,19 @@ class Store(Journal):
         q: str | None = None,
         limit: int = 50,
         after: tuple[str, int] | None = None,
+    ) -> tuple[list[AnomalySummary], tuple[str, int] | None]:
+        """A page of list rows, newest first, and the position to continue after (None at the
+        end)."""
+        rows, position = self._page(statuses, q, limit, after)
+        return [AnomalySummary.of(row) for row in rows], position
+
+    def _page(
+        self,
+        statuses: Iterable[str] | None,
+        q: str | None,
+        limit: int,
+        after: tuple[str, int] | None,
     ) -> tuple[list[JsonObject], tuple[str, int] | None]:
-        """A page, newest first, and the position to continue after (None at the end)."""
         wanted = set(self._by_status) if statuses is None else set(statuses)
         needle = q.strip().lower() if q else ""
         rows = self._tables["anomalies"]

@@ -38,7 +38,6 @@ from anomaly_desk.core.documents import (
 )
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
-from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
 from anomaly_desk.core.providers import (
     Provider,
@@ -48,6 +47,7 @@ from anomaly_desk.core.providers import (
     UnavailableError,
 )
 from anomaly_desk.core.store import Put, Store, StoreFailed
+from anomaly_desk.core.views import SyncJobView, SyncLogEntryView
 from anomaly_desk.core.vocabulary import WAITING, EventName, JobState, SyncOutcome
 
 log = logging.getLogger(__name__)
@@ -276,28 +276,6 @@ class SyncWorker:
             elapsed_ms,
             f" ({message})" if message else "",
         )
-        self.bus.publish(EventName.SYNC_ATTEMPT, logged.doc)
-        self.bus.publish(EventName.SYNC_JOB, job_view(job))
-
-
-JOB_VIEW_KEYS = (
-    "id",
-    "anomaly_id",
-    "link_id",
-    "connection",
-    "ticket_key",
-    "kind",
-    "text",
-    "state",
-    "attempts",
-    "next_at",
-    "last_error",
-    "created_at",
-    "done_at",
-)
-
-
-def job_view(job: SyncJob) -> JsonObject:
-    """A job as the ``sync.job`` event shows it (JSON)."""
-    data = job.model_dump(mode="json")
-    return {key: data[key] for key in JOB_VIEW_KEYS}
+        if self.bus.subscribers:
+            self.bus.publish(EventName.SYNC_ATTEMPT, SyncLogEntryView.model_validate(entry))
+            self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(job))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 import orjson
 from pydantic import (
@@ -26,12 +26,11 @@ from pydantic import (
     Field,
     RootModel,
     WithJsonSchema,
-    model_validator,
 )
 from pydantic.json_schema import models_json_schema
 
-from anomaly_desk.core.events import LAGGED
-from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.jsontypes import JsonMap, JsonObject
+from anomaly_desk.core.vocabulary import EventName
 
 
 def _timestamp(value: Any) -> Any:
@@ -77,34 +76,6 @@ def _name(ref: Any) -> Any:
     return _get(ref, "name")
 
 
-def summary(doc: Any) -> JsonObject:
-    """An anomaly (stored dict, typed document or ``AnomalyDetail``) as a list row, plain data:
-    what the table shows and what ``AnomalySummary`` holds. A row given is returned as a row."""
-    get: Callable[[str], Any]
-    if isinstance(doc, Mapping):
-        get = doc.get
-    else:
-
-        def get(key: str) -> Any:
-            return getattr(doc, key, None)
-
-    links = get("links")
-    tickets = get("tickets") if links is None else [_get(link, "ticket_key") for link in links]
-    return {
-        "id": get("id"),
-        "status": get("status"),
-        "type": get("type"),
-        "weight": get("weight"),
-        "datastore": _name(get("datastore")),
-        "container": _name(get("container")),
-        "fields": get("fields") or [],
-        "message": get("message"),
-        "created": get("created"),
-        "updated_at": get("updated_at"),
-        "tickets": tickets or [],
-    }
-
-
 class AnomalySummary(View):
     """One row of the anomaly list (and of the live ``anomaly.created`` event)."""
 
@@ -120,24 +91,41 @@ class AnomalySummary(View):
     updated_at: Timestamp | None = None
     tickets: list[str] = Field(default_factory=list, description="Keys of the linked tickets")
 
-    @model_validator(mode="before")
     @classmethod
-    def _from_document(cls, data: Any) -> Any:
-        return cls._row(data)
+    def of(cls, doc: object, **more: object) -> Self:
+        """The row of an anomaly: a stored row, a typed document or an ``AnomalyDetail``."""
+        get: Callable[[str], Any]
+        if isinstance(doc, Mapping):
+            get = doc.get
+        else:
 
-    @classmethod
-    def _row(cls, data: Any) -> JsonObject:
-        return summary(data)
+            def get(key: str) -> Any:
+                return getattr(doc, key, None)
+
+        links = get("links")
+        tickets = get("tickets") if links is None else [_get(link, "ticket_key") for link in links]
+        return cls.model_validate(
+            {
+                "id": get("id"),
+                "status": get("status"),
+                "type": get("type"),
+                "weight": get("weight"),
+                "datastore": _name(get("datastore")),
+                "container": _name(get("container")),
+                "fields": get("fields") or [],
+                "message": get("message"),
+                "created": get("created"),
+                "updated_at": get("updated_at"),
+                "tickets": tickets or [],
+                **more,
+            }
+        )
 
 
 class AnomalyUpdated(AnomalySummary):
     """``anomaly.updated``: the anomaly's row as it is now, and what changed."""
 
     change: str | None = Field(None, description="status, comment or platform")
-
-    @classmethod
-    def _row(cls, data: Any) -> JsonObject:
-        return {**summary(data), "change": _get(data, "change")}
 
 
 class RefView(View):
@@ -219,7 +207,7 @@ class AnomalyDetail(View):
     fingerprint: int | str | None = None
     created: Timestamp | None = None
     url: str | None = None
-    odd: JsonObject | None = Field(
+    odd: JsonMap | None = Field(
         None, description="Values the platform sent that fit no field, as sent"
     )
     received_at: Timestamp | None = None
@@ -232,7 +220,7 @@ class AnomalyDetail(View):
 
     def summary(self) -> AnomalySummary:
         """This anomaly's list row."""
-        return AnomalySummary.model_validate(self)
+        return AnomalySummary.of(self)
 
 
 class AnomalyPage(View):
@@ -444,7 +432,7 @@ EVENT_VIEWS: dict[str, type[EventView]] = {
     "sync.attempt": SyncLogEntryView,
     "sync.job": SyncJobView,
     "delivery.quarantined": DeliveryQuarantined,
-    LAGGED: StreamLagged,
+    EventName.STREAM_LAGGED.value: StreamLagged,
 }
 
 

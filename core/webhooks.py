@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pydantic
 
-from anomaly_desk.core.jsontypes import JsonObject
+from anomaly_desk.core.jsontypes import JsonMap
 from anomaly_desk.core.models import FlowEnvelope, NoUsableId, anomalies_from_envelope, error_path
 from anomaly_desk.core.salvage import parse_date, tolerant
 
@@ -63,7 +63,7 @@ class Delivery:
     kind: str  # "flow" | "anomaly" | "list"
     anomalies: list[Any]  # core.models.Anomaly
     trigger: str | None = None  # "anomaly" | "status" | other, for flow deliveries
-    meta: JsonObject = field(default_factory=dict)
+    meta: JsonMap = field(default_factory=dict)
     sent_at: datetime | None = None  # the sender's own time for this state (trigger.timestamp)
     quarantined: list[Quarantined] = field(default_factory=list)
 
@@ -186,7 +186,7 @@ def _join(path: str, reason: str) -> str:
     return path
 
 
-def _sent_at(envelope: JsonObject) -> datetime | None:
+def _sent_at(envelope: JsonMap) -> datetime | None:
     """The sender's time for this delivery: ``trigger.timestamp`` (or a close spelling)."""
     trigger = envelope.get("trigger")
     candidates = [envelope.get("timestamp")]

@@ -14,10 +14,8 @@ from starlette.responses import Response
 
 from anomaly_desk.core.models import ARCHIVED, OPEN, Status
 from anomaly_desk.core.views import (
-    AnomalyDetail,
     AnomalyPage,
     HealthView,
-    QuarantineItem,
     QuarantinePage,
     api_schema,
     to_json,
@@ -117,9 +115,8 @@ def bearer_matches(header: str | None, token: str) -> bool:
 
 async def quarantine(request: Request) -> Response:
     """Delivered items that could not be stored as anomalies (no usable id), newest first."""
-    rows = sorted(request.app.state.store.all("quarantine").values(), key=lambda q: q["at"])
-    newest = rows[::-1][: _limit(request.query_params.get("limit"))]
-    return view_response(QuarantinePage(items=[QuarantineItem.model_validate(q) for q in newest]))
+    items = request.app.state.store.quarantined(_limit(request.query_params.get("limit")))
+    return view_response(QuarantinePage(items=items))
 
 
 async def list_anomalies(request: Request) -> Response:
@@ -130,19 +127,17 @@ async def list_anomalies(request: Request) -> Response:
         limit=_limit(params.get("limit")),
         after=decode_cursor(params.get("cursor")),
     )
-    # stored documents in, list rows out: AnomalySummary reads a document as its row
-    page = AnomalyPage.model_validate({"items": items, "next_cursor": encode_cursor(position)})
-    return view_response(page)
+    return view_response(AnomalyPage(items=items, next_cursor=encode_cursor(position)))
 
 
 async def get_anomaly(request: Request) -> Response:
     anomaly_id = request.path_params["anomaly_id"]
-    doc = request.app.state.store.anomaly(anomaly_id)
+    doc = request.app.state.store.anomaly_detail(anomaly_id)
     if doc is None:
         raise Problem(
             404, "Anomaly not found", f"no anomaly with id {anomaly_id}", kind="not-found"
         )
-    return view_response(AnomalyDetail.model_validate(doc))
+    return view_response(doc)
 
 
 @cache

@@ -23,14 +23,12 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
-import orjson
-import pydantic
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from anomaly_desk.core.events import Event, Subscription, TooManySubscribers
-from anomaly_desk.core.views import EVENT_VIEWS, to_json
+from anomaly_desk.core.views import to_json
 from anomaly_desk.receiver.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -45,33 +43,17 @@ def _keep_alive() -> ServerSentEvent:
 
 
 def _frame(event: Event) -> bytes:
-    """The event's SSE frame, made once per event (b"" when its data does not fit its view)."""
-    frame: bytes | None = event.get("frame")
-    if frame is None:
-        frame = event["frame"] = _encode(event)
-    return frame
-
-
-def _encode(event: Event) -> bytes:
-    kind: str = event["type"]
-    view = EVENT_VIEWS.get(kind)
-    if view is None:  # not one of ours (tests publish their own): as published
-        data = orjson.dumps(event["data"])
-    else:
-        try:
-            data = to_json(view.model_validate(event["data"]))
-        except pydantic.ValidationError:
-            log.exception("event %s (%s) does not fit its view; not sent", event["id"], kind)
-            return b""
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event["id"], kind.encode(), data)
+    """The event's SSE frame, made once per event and shared by every stream."""
+    if event.frame is None:
+        data = to_json(event.data)
+        event.frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, event.type.encode(), data)
+    return event.frame
 
 
 async def _frames(subscription: Subscription) -> AsyncIterator[bytes]:
     yield b": connected\n\n"
     async for event in subscription:
-        frame = _frame(event)
-        if frame:
-            yield frame
+        yield _frame(event)
 
 
 class _EventStream(EventSourceResponse):

@@ -23,7 +23,6 @@ from anomaly_desk.core.operations import (
     UpstreamUnavailable,
 )
 from anomaly_desk.core.store import stored_row
-from anomaly_desk.core.sync import job_view
 from anomaly_desk.core.views import (
     AnomalyDetail,
     ConnectionChecks,
@@ -33,7 +32,6 @@ from anomaly_desk.core.views import (
     OptionsView,
     SyncJobPage,
     SyncJobView,
-    SyncLogEntryView,
     SyncLogPage,
     TicketLinkView,
     TicketPage,
@@ -145,7 +143,7 @@ def _link(link: TicketLink) -> TicketLinkView:
 
 
 def _job(job: SyncJob) -> SyncJobView:
-    return SyncJobView.model_validate(job_view(job))
+    return SyncJobView.model_validate(job)
 
 
 async def acknowledge(request: Request) -> Response:
@@ -241,27 +239,17 @@ async def sync_log(request: Request) -> Response:
     """Entries after ``after`` (oldest first), or the newest ``limit`` when ``after`` is absent."""
     store = request.app.state.store
     limit = _int_param(request, "limit", 200, 5000)
-    rows = store.all("sync_log")
-    if "after" in request.query_params:
-        after = _int_param(request, "after", 0, 10**15)
-        keys = sorted(int(k) for k in rows if int(k) > after)[:limit]
-    else:
-        keys = sorted(int(k) for k in rows)[-limit:]
-    items = [SyncLogEntryView.model_validate(rows[str(k)]) for k in keys]
-    return view_response(SyncLogPage(items=items, last_id=keys[-1] if keys else None))
+    after = _int_param(request, "after", 0, 10**15) if "after" in request.query_params else None
+    items = store.sync_log(after, limit)
+    return view_response(SyncLogPage(items=items, last_id=items[-1].id if items else None))
 
 
 async def sync_jobs(request: Request) -> Response:
     state = request.query_params.get("state")
     anomaly = request.query_params.get("anomaly_id")
-    jobs = request.app.state.store.all("jobs").values()
-    matched = [
-        job
-        for job in jobs
-        if (state is None or job["state"] == state)
-        and (anomaly is None or str(job["anomaly_id"]) == anomaly)
-    ]
-    matched.sort(key=lambda job: job["id"])
+    jobs = request.app.state.store.jobs(None if state is None else [state])
+    matched = [job for job in jobs if anomaly is None or str(job.anomaly_id) == anomaly]
+    matched.sort(key=lambda job: job.id)
     items = [SyncJobView.model_validate(job) for job in matched[-1000:]]
     return view_response(SyncJobPage(items=items))
 

@@ -545,7 +545,7 @@ def test_put_takes_documents_and_the_store_reads_them_back(tmp_path: Path) -> No
         put = Put("anomalies", str(doc.id), doc)
         assert put.doc == dumped(doc)  # the store holds JSON
         await store.commit([put, Put("jobs", "1", job)])
-        assert store.anomaly(doc.id) is put.doc
+        assert store.get("anomalies", str(doc.id)) is put.doc
         assert store.anomaly_doc(doc.id) == doc
         assert store.anomaly_doc(doc.id) is store.anomaly_doc(doc.id)  # read once per row
         assert store.anomaly_doc(404) is None
@@ -559,7 +559,7 @@ def test_put_takes_documents_and_the_store_reads_them_back(tmp_path: Path) -> No
         await store.close()
         # A journal line is the JSON the documents dump.
         reopened = Store(tmp_path).open()
-        assert reopened.anomaly(doc.id) == dumped(changed)
+        assert reopened.get("anomalies", str(doc.id)) == dumped(changed)
         assert reopened.anomaly_doc(doc.id) == changed
         reopened.close_sync()
 

@@ -49,8 +49,8 @@ def test_journal_replays_and_a_torn_last_line_is_ignored(tmp_path: Path) -> None
         fh.write(b'[["p","anomalies","99",{"id":99')  # a write cut off by the crash
     store = Store(tmp_path).open()
     assert store.count() == 50
-    assert store.anomaly(99) is None
-    assert store.anomaly(7)["message"] == "m7"
+    assert store.get("anomalies", "99") is None
+    assert store.get("anomalies", "7")["message"] == "m7"
     store.close_sync()
 
 
@@ -83,11 +83,11 @@ def test_list_uses_the_indexes(tmp_path: Path) -> None:
     store = Store(tmp_path).open()
     store.bulk_load(doc(i, "Active" if i % 3 else "Resolved") for i in range(1, 301))
     page, cursor = store.list_anomalies(["Resolved"], limit=10)
-    assert [d["status"] for d in page] == ["Resolved"] * 10
+    assert [d.status for d in page] == ["Resolved"] * 10
     assert cursor is not None
     rest, _ = store.list_anomalies(["Resolved"], limit=500, after=cursor)
     assert len(page) + len(rest) == 100
-    assert store.list_anomalies(None, q="m150")[0][0]["id"] == 150
+    assert store.list_anomalies(None, q="m150")[0][0].id == 150
     store.close_sync()
 
 
@@ -110,12 +110,12 @@ def test_search_pages_match_the_ordered_walk(tmp_path: Path) -> None:
     """Both search paths (sorting the matches, walking the order) give the same pages."""
     store = Store(tmp_path).open()
     store.bulk_load(doc(i, "Active" if i % 4 else "Acknowledged") for i in range(1, 2001))
-    expected = [d["id"] for d in store.list_anomalies(None, limit=5000)[0] if "m1" in d["message"]]
+    expected = [d.id for d in store.list_anomalies(None, limit=5000)[0] if "m1" in (d.message or "")]
     for statuses in (None, ["Active"]):
         got, cursor = [], None
         while True:
             page, cursor = store.list_anomalies(statuses, q="M1", limit=37, after=cursor)
-            got += [d["id"] for d in page]
+            got += [d.id for d in page]
             if cursor is None:
                 break
         wanted = [i for i in expected if statuses is None or i % 4]

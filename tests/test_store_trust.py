@@ -250,7 +250,7 @@ def test_a_failed_batch_rolls_back_memory_and_indexes(tmp_path: Path) -> None:
     async def run() -> None:
         store = Store(tmp_path).open()
         await put(store, 1, 2)
-        one, two = store.anomaly(1), store.anomaly(2)
+        one, two = store.get("anomalies", "1"), store.get("anomalies", "2")
         store._append = enospc  # type: ignore[method-assign]
         refused = await asyncio.gather(
             store.commit([Put("anomalies", "1", doc(1, "Resolved"))]),
@@ -260,18 +260,18 @@ def test_a_failed_batch_rolls_back_memory_and_indexes(tmp_path: Path) -> None:
             return_exceptions=True,
         )
         assert all(isinstance(r, StoreFailed) for r in refused)
-        assert store.anomaly(1) is one, "the exact document"
-        assert store.anomaly(2) is two
-        assert store.anomaly(3) is None
+        assert store.get("anomalies", "1") is one, "the exact document"
+        assert store.get("anomalies", "2") is two
+        assert store.get("anomalies", "3") is None
         assert store.get("links", "l1") is None
         assert store.status_counts() == {"Active": 2}
-        assert [d["id"] for d in store.list_anomalies(None)[0]] == [2, 1]
+        assert [d.id for d in store.list_anomalies(None)[0]] == [2, 1]
         assert store.list_anomalies(["Resolved", "Acknowledged"])[0] == []
         assert store.list_anomalies(None, q="m3")[0] == []
         assert "No space left on device" in (store.write_error or "")
         with pytest.raises(StoreFailed, match="No space left"):
             await store.commit([Put("anomalies", "4", doc(4))])  # refused at once, not applied
-        assert store.anomaly(4) is None
+        assert store.get("anomalies", "4") is None
         with pytest.raises(StoreFailed):
             await store.barrier()
         crash(store)
@@ -279,7 +279,7 @@ def test_a_failed_batch_rolls_back_memory_and_indexes(tmp_path: Path) -> None:
     asyncio.run(run())
     store = Store(tmp_path).open()
     assert sorted(int(k) for k in store.all("anomalies")) == [1, 2]
-    assert store.anomaly(1)["status"] == "Active"
+    assert store.get("anomalies", "1")["status"] == "Active"
     store.close_sync()
 
 
@@ -287,7 +287,7 @@ def test_transactions_queued_behind_a_failed_batch_fail_and_roll_back(tmp_path: 
     async def run() -> None:
         store = Store(tmp_path).open()
         await put(store, 1)
-        one = store.anomaly(1)
+        one = store.get("anomalies", "1")
         in_flight = threading.Event()
 
         def slow_enospc(data: bytes) -> None:
@@ -299,14 +299,14 @@ def test_transactions_queued_behind_a_failed_batch_fail_and_roll_back(tmp_path: 
         first = asyncio.ensure_future(store.commit([Put("anomalies", "1", doc(1, "Resolved"))]))
         await asyncio.to_thread(in_flight.wait, 5)
         # queued while the first batch is being written: planned on top of it
-        assert store.anomaly(1)["status"] == "Resolved"
+        assert store.get("anomalies", "1")["status"] == "Resolved"
         second = store.commit(
             [Put("anomalies", "1", doc(1, "Acknowledged")), Put("anomalies", "2", doc(2))]
         )
         results = await asyncio.gather(first, second, return_exceptions=True)
         assert all(isinstance(r, StoreFailed) for r in results)
-        assert store.anomaly(1) is one
-        assert store.anomaly(2) is None
+        assert store.get("anomalies", "1") is one
+        assert store.get("anomalies", "2") is None
         assert store.status_counts() == {"Active": 1}
         crash(store)
 
@@ -376,7 +376,7 @@ def test_a_checkpoint_never_contains_unflushed_transactions(
     assert checkpoint["counters"] == {"c": {"n": 1}}
     assert checkpoint["anomalies"] == {}, "the refused transaction is not in the checkpoint"
     store = Store(tmp_path).open()
-    assert store.anomaly(99) is None
+    assert store.get("anomalies", "99") is None
     store.close_sync()
 
 
@@ -421,7 +421,7 @@ def test_a_full_disk_refuses_leaves_no_fragment_and_resumes(small_disk: Path) ->
         results = await asyncio.gather(*(store.commit([op]) for op in big), return_exceptions=True)
         assert all(isinstance(r, StoreFailed) for r in results), results
         assert path.stat().st_size == good, "no torn fragment stays in the journal"
-        assert store.anomaly(2) is None
+        assert store.get("anomalies", "2") is None
         assert "No space left on device" in (store.write_error or "")
         with pytest.raises(StoreFailed):
             await put(store, 5)

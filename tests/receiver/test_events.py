@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, ConfigDict
 from tinydb import TinyDB
 
 import anomaly_desk.core.events
@@ -21,6 +22,12 @@ from anomaly_desk.core.config import load_settings
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.receiver.app import create_app
 from tests.support import FIXTURES, ThreadedServer, cli_process, free_port
+
+
+class Payload(BaseModel):
+    """A test event's data: whatever it is given, as it is given."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[int, str, Any]]:
@@ -147,7 +154,7 @@ def test_wire_format_and_keep_alive_are_unchanged(
 
         until(b": connected\n\n")
         wait_until(lambda: server.call(lambda: bus.subscribers) == 1, "the subscription")
-        server.call(bus.publish, "test.wire", {"a": 1, "text": "é"})
+        server.call(bus.publish, "test.wire", Payload(a=1, text="é"))
         until(b"event: test.wire")
         until(b"\n\n: keep-alive\n\n")
         frames = received.split(b"\n\n")
@@ -176,12 +183,12 @@ def test_a_lagging_stream_gets_one_marker_then_fresh_events(
 
         def burst() -> None:  # one loop turn: the stream cannot drain in between
             for n in range(50):
-                bus.publish("test.tick", {"n": n})
+                bus.publish("test.tick", Payload(n=n))
 
         server.call(burst)
         events = sse_events(lines)
         seen = [next(events) for _ in range(6)]
-        server.call(bus.publish, "test.fresh", {"n": 50})
+        server.call(bus.publish, "test.fresh", Payload(n=50))
         seen.append(next(events))
 
     kinds = [(kind, data) for _, kind, data in seen]
@@ -203,17 +210,17 @@ async def test_a_slow_subscriber_gets_one_marker_per_lag_episode(
     first = asyncio.ensure_future(anext(events))  # subscribed, and waiting for an event
     await asyncio.sleep(0)
     for n in range(10):
-        bus.publish("tick", {"n": n})
+        bus.publish("tick", Payload(n=n))
 
     async def take(count: int) -> list[tuple[str, dict[str, Any]]]:
         got = []
         for _ in range(count):
             event = await asyncio.wait_for(anext(events), 1)
-            got.append((event["type"], event["data"]))
+            got.append((event.type, event.data.model_dump()))
         return got
 
     head = await first
-    taken = [(head["type"], head["data"]), *await take(3)]
+    taken = [(head.type, head.data.model_dump()), *await take(3)]
     assert taken == [
         ("tick", {"n": 0}),
         ("tick", {"n": 1}),
@@ -221,11 +228,11 @@ async def test_a_slow_subscriber_gets_one_marker_per_lag_episode(
         ("stream.lagged", {"dropped": 7}),  # once, where the gap is
     ]
     for n in range(10, 12):
-        bus.publish("tick", {"n": n})
+        bus.publish("tick", Payload(n=n))
     assert await take(2) == [("tick", {"n": 10}), ("tick", {"n": 11})]  # caught up: fresh events
 
     for n in range(12, 20):  # a second episode gets its own (single) marker
-        bus.publish("tick", {"n": n})
+        bus.publish("tick", Payload(n=n))
     assert await take(4) == [
         ("tick", {"n": 12}),
         ("tick", {"n": 13}),
@@ -239,7 +246,7 @@ async def test_publishing_stays_cheap_and_bounded_with_stuck_subscribers() -> No
     stuck = [bus.subscribe() for _ in range(32)]  # never read
     started = time.perf_counter()
     for n in range(20_000):
-        bus.publish("tick", {"n": n})
+        bus.publish("tick", Payload(n=n))
     elapsed = time.perf_counter() - started
     assert all(s.pending == 100 and s.lagging for s in stuck)  # bounded, one pending marker
     assert elapsed < 2.0, f"{elapsed:.2f} s for 20k publishes to 32 stuck subscribers"
@@ -260,8 +267,8 @@ async def test_subscribe_limit_and_close() -> None:
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(waiting, 1)  # a reader blocked on a closed subscription ends
     with bus.subscribe(limit=2) as three:
-        bus.publish("tick", {})
-        assert (await three.get())["type"] == "tick"
+        bus.publish("tick", Payload())
+        assert (await three.get()).type == "tick"
     assert bus.subscribers == 1
     two.close()
     two.close()
