@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,6 +43,7 @@ from anomaly_desk.core.providers import (
     ProviderError,
     RateLimitedError,
     Ticket,
+    TicketFields,
     UnavailableError,
     ValidationError,
 )
@@ -275,7 +275,7 @@ class Desk:
     # -- tickets -------------------------------------------------------------------------------
 
     async def create_ticket(
-        self, anomaly_id: int, connection: str, fields: dict[str, Any]
+        self, anomaly_id: int, connection: str, fields: TicketFields
     ) -> TicketLink:
         """Create a ticket and link it; on an ambiguous failure, find it before giving up."""
         self.anomaly(anomaly_id)  # 404 before anything else

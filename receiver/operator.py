@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 import pydantic
@@ -22,6 +22,7 @@ from anomaly_desk.core.operations import (
     Upstream,
     UpstreamUnavailable,
 )
+from anomaly_desk.core.providers import TicketFields
 from anomaly_desk.core.store import stored_row
 from anomaly_desk.core.views import (
     AnomalyDetail,
@@ -62,7 +63,7 @@ class CommentBody(_Body):
 
 class TicketBody(_Body):
     connection: str
-    fields: dict[str, Any] = Field(default_factory=dict)
+    fields: TicketFields = Field(default_factory=dict)
 
 
 class LinkBody(_Body):

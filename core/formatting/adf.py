@@ -10,12 +10,38 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import Required, TypedDict, cast
+
+from pydantic import JsonValue
 
 from anomaly_desk.core.formatting.block import AnomalyBlock, CheckLine
-from anomaly_desk.core.jsontypes import JsonObject
 
-Node = JsonObject
+
+class Attrs(TypedDict, total=False):
+    """The attributes this module sets: a heading's level, a link mark's target."""
+
+    level: int
+    href: str
+
+
+class Mark(TypedDict, total=False):
+    """A text node's mark: ``strong``, ``em``, ``code`` or ``link`` (with ``attrs.href``)."""
+
+    type: Required[str]
+    attrs: Attrs
+
+
+class Node(TypedDict, total=False):
+    """An ADF node as built here: the document (``version``), a block or an inline node."""
+
+    type: Required[str]
+    version: int
+    content: list[Node]
+    text: str
+    marks: list[Mark]
+    attrs: Attrs
+
 
 JIRA_TEXT_LIMIT = 32_767  # description / comment body, as stored JSON
 TRUNCATION_MARKER = "[Truncated: the text exceeded Jira's 32,767-character limit.]"
@@ -31,7 +57,7 @@ def utf16_len(text: str) -> int:
     return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
-def adf_size(node: Any) -> int:
+def adf_size(node: Node) -> int:
     """The stored size of a node or document (compact JSON, UTF-16 units)."""
     return utf16_len(json.dumps(node, ensure_ascii=False, separators=(",", ":")))
 
@@ -44,7 +70,7 @@ def _clean(text: str) -> str:
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def text(value: str, *marks: Node) -> Node | None:
+def text(value: str, *marks: Mark) -> Node | None:
     """A text node, or None for empty text (Jira rejects empty text nodes)."""
     if not value:
         return None
@@ -54,7 +80,7 @@ def text(value: str, *marks: Node) -> Node | None:
     return node
 
 
-def _inline_with_links(value: str, *marks: Node) -> list[Node]:
+def _inline_with_links(value: str, *marks: Mark) -> list[Node]:
     """Text with bare http(s) URLs turned into links, so they stay clickable in Jira."""
     nodes: list[Node] = []
     cursor = 0
@@ -69,7 +95,7 @@ def _inline_with_links(value: str, *marks: Node) -> list[Node]:
     return nodes
 
 
-def _lines(value: str, *marks: Node) -> list[Node]:
+def _lines(value: str, *marks: Mark) -> list[Node]:
     """One paragraph's inline content: lines joined by hard breaks, never an empty text node."""
     inline: list[Node] = []
     for index, line in enumerate(_clean(value).split("\n")):
@@ -145,7 +171,7 @@ def block_nodes(block: AnomalyBlock) -> list[Node]:
         nodes.append(paragraph([_strong("Failed checks")]))
         nodes.append({"type": "bulletList", "content": [_check_item(c) for c in block.checks]})
     if block.link:
-        link = {"type": "link", "attrs": {"href": block.link}}
+        link: Mark = {"type": "link", "attrs": {"href": block.link}}
         label = f"View anomaly in {block.platform}"
         nodes.append(paragraph([{"type": "text", "text": label, "marks": [link]}]))
     return nodes
@@ -161,10 +187,10 @@ def block_to_adf(
     """
     intro_nodes = text_paragraphs(intro) if intro else []
     body = block_nodes(block)
-    joined = [*intro_nodes, {"type": "rule"}, *body] if intro_nodes else body
+    joined: list[Node] = [*intro_nodes, {"type": "rule"}, *body] if intro_nodes else body
     if adf_size(doc(joined)) <= limit:
         return doc(joined)
-    fixed = [_marker(), {"type": "rule"}, *body]
+    fixed: list[Node] = [_marker(), {"type": "rule"}, *body]
     spare = limit - adf_size(doc(fixed)) - 1  # the comma joining the cut intro
     if intro_nodes and spare > 0:
         cut = shrink(intro_nodes, spare)
@@ -207,7 +233,7 @@ def _shrink_node(node: Node, budget: int) -> Node | None:
     children = node.get("content")
     if not children:
         return None
-    shell = {**node, "content": []}
+    shell: Node = {**node, "content": []}
     room = budget - adf_size(shell)
     if room <= 0:
         return None
@@ -228,7 +254,7 @@ def _shrink_text(node: Node, budget: int) -> Node | None:
     best: Node | None = None
     while low <= high:
         mid = (low + high) // 2
-        candidate = {**node, "text": value[:mid].rstrip() + ELLIPSIS}
+        candidate: Node = {**node, "text": value[:mid].rstrip() + ELLIPSIS}
         if adf_size(candidate) <= budget:
             best = candidate
             low = mid + 1
@@ -250,8 +276,20 @@ def truncate_text(value: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
-def adf_to_text(node: Any) -> str:
-    """Plain text of an ADF document (for display and search), paragraphs on their own lines."""
+def adf_json(node: Node) -> dict[str, JsonValue]:
+    """The node as a JSON object, to put in a request body beside other JSON values.
+
+    A ``Node`` holds nothing but JSON (strings, numbers, lists and objects of them), which mypy
+    cannot see through a ``TypedDict``: the cast states it, and nothing is copied.
+    """
+    return cast(dict[str, JsonValue], node)
+
+
+def adf_to_text(node: JsonValue) -> str:
+    """Plain text of an ADF document (for display and search), paragraphs on their own lines.
+
+    Reads whatever a provider sent: anything that is not a node adds no text.
+    """
     if isinstance(node, str):
         return node
     if not isinstance(node, dict):
@@ -261,7 +299,10 @@ def adf_to_text(node: Any) -> str:
         return str(node.get("text", ""))
     if kind == "hardBreak":
         return "\n"
-    inner = "".join(adf_to_text(child) for child in node.get("content") or [])
+    content = node.get("content")
+    # the node's children: a list, as ADF has it (a string or an object iterates as before)
+    children: Iterable[JsonValue] = content if isinstance(content, list | dict | str) else ()
+    inner = "".join(adf_to_text(child) for child in children)
     if kind in {"paragraph", "heading", "listItem", "rule", "codeBlock"}:
         return inner + "\n"
     return inner

@@ -10,6 +10,7 @@ from anomaly_desk.core.providers.base import (
     Provider,
     ProviderKind,
     Ticket,
+    TicketFields,
     TicketRef,
 )
 from anomaly_desk.core.providers.errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "ProviderKind",
     "RateLimitedError",
     "Ticket",
+    "TicketFields",
     "TicketRef",
     "UnavailableError",
     "ValidationError",

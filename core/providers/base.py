@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeAlias
 
-from anomaly_desk.core.jsontypes import JsonObject
+from pydantic import JsonValue
+
 from anomaly_desk.core.models import Anomaly
 
 ProviderKind = Literal["jira", "servicenow"]
+
+# The create form's values, by provider field name, as the operator sent them (JSON): each client
+# reads the ones it knows and narrows them (``str(...)``, ``isinstance``) where it needs a type.
+TicketFields: TypeAlias = dict[str, JsonValue]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,9 @@ class Ticket(TicketRef):
     state: str = ""  # Jira status name / ServiceNow state name ("New", "In Progress"…)
     state_category: str | None = None  # Jira statusCategory name; ServiceNow: None
     updated: str | None = None
-    extra: JsonObject = field(default_factory=dict, compare=False)
+    # what else the provider said, flat: Jira project/issuetype/priority/assignee/labels/created;
+    # ServiceNow state_code, priority and priority_label, assigned_to and assigned_to_name, …
+    extra: dict[str, JsonValue] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +69,7 @@ class Provider(Protocol):
         """Prove the credential works; returns who we are, e.g. ``bot@acme.com``."""
         ...
 
-    async def create_ticket(self, anomaly: Anomaly, fields: JsonObject) -> Ticket:
+    async def create_ticket(self, anomaly: Anomaly, fields: TicketFields) -> Ticket:
         """Create a ticket for the anomaly; the anomaly block is appended to the description."""
         ...
 

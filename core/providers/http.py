@@ -24,10 +24,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 import httpx
 import stamina
+from pydantic import JsonValue
 
 from anomaly_desk.core.connections import JiraConnection, ServiceNowConnection
 from anomaly_desk.core.providers.errors import (
@@ -61,6 +62,11 @@ class ReadRetry:
 
 READ_RETRY = ReadRetry()
 
+# Query parameters as httpx takes them.
+Params: TypeAlias = Mapping[str, str | int]
+# A request body: any JSON value, or a mapping of JSON values (``dict[str, str]`` is one).
+JsonBody: TypeAlias = JsonValue | Mapping[str, JsonValue]
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorText:
@@ -87,7 +93,7 @@ class Dialect(Protocol):
         """The provider's words for a response with an error status."""
         ...
 
-    def decode(self, response: httpx.Response) -> Any:
+    def decode(self, response: httpx.Response) -> JsonValue:
         """The value of a successful answer; ``BadAnswer`` when it is not the API's."""
         ...
 
@@ -148,11 +154,14 @@ class RequestLoop:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        params: Params | None = None,
+        json: JsonBody = None,
         expect: Collection[int] | None = None,
-    ) -> Any:
-        """The decoded answer; ``expect`` lists the statuses that are one (default: < 400)."""
+    ) -> JsonValue:
+        """The decoded answer; ``expect`` lists the statuses that are one (default: < 400).
+
+        Any JSON value: each client reads it as the shape its endpoint answers with (``payloads``).
+        """
         method = method.upper()
         if method not in READS:
             return await self._once(method, path, params, json, expect)
@@ -184,10 +193,10 @@ class RequestLoop:
         self,
         method: str,
         path: str,
-        params: Mapping[str, Any] | None,
-        json: Any,
+        params: Params | None,
+        json: JsonBody,
         expect: Collection[int] | None,
-    ) -> Any:
+    ) -> JsonValue:
         write = method not in READS
         started = time.monotonic()
         try:

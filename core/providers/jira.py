@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import TypeVar, cast
 from urllib.parse import quote
 
 import httpx
+from pydantic import JsonValue
 
 from anomaly_desk.core.connections import JiraConnection, Platform
 from anomaly_desk.core.formatting.adf import (
+    adf_json,
     adf_to_text,
     block_to_adf,
     text_to_adf,
@@ -26,9 +28,15 @@ from anomaly_desk.core.formatting.adf import (
     truncate_text,
 )
 from anomaly_desk.core.formatting.block import anomaly_block
-from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
-from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
+from anomaly_desk.core.providers.base import (
+    NoteTag,
+    Option,
+    ProviderKind,
+    Ticket,
+    TicketFields,
+    TicketRef,
+)
 from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
@@ -39,13 +47,31 @@ from anomaly_desk.core.providers.http import (
     READ_RETRY,
     BadAnswer,
     ErrorText,
+    JsonBody,
+    Params,
     ReadRetry,
     RequestLoop,
     basic_auth_client,
 )
 from anomaly_desk.core.providers.http import public_url as public_url  # check.py's, too
+from anomaly_desk.core.providers.payloads import (
+    JiraCommentPage,
+    JiraCreated,
+    JiraFieldsPage,
+    JiraIssue,
+    JiraIssueFields,
+    JiraIssueType,
+    JiraIssueTypesPage,
+    JiraPriority,
+    JiraProject,
+    JiraSearchPage,
+    JiraStatus,
+    JiraStatusCategory,
+    JiraUser,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 API = "/rest/api/3"
 SUMMARY_LIMIT = 255
@@ -101,13 +127,14 @@ class JiraDialect:
         message, field_errors = _jira_messages(response)
         return ErrorText(message, field_errors)
 
-    def decode(self, response: httpx.Response) -> Any:
+    def decode(self, response: httpx.Response) -> JsonValue:
         try:
-            return response.json() if response.content else None
+            value: JsonValue = response.json() if response.content else None
         except ValueError:
             raise BadAnswer(
                 f"Jira answered {response.status_code} with a body that is not JSON"
             ) from None
+        return value
 
 
 JIRA = JiraDialect()
@@ -158,10 +185,10 @@ class JiraClient:
         method: str,
         path: str,
         *,
-        params: JsonObject | None = None,
-        json: Any = None,
+        params: Params | None = None,
+        json: JsonBody = None,
         expect: tuple[int, ...] = (200,),
-    ) -> Any:
+    ) -> JsonValue:
         """One call through the shared loop: reads retry transient failures, writes go once."""
         if not self._has_token:
             raise AuthError(
@@ -169,16 +196,31 @@ class JiraClient:
             )
         return await self._loop.request(method, path, params=params, json=json, expect=expect)
 
+    async def _answer(
+        self,
+        shape: type[T],
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: JsonBody = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> T:
+        """The answer read as ``shape`` (see ``payloads``): the one point where Jira's JSON
+        becomes typed. A cast, not a check: the callers keep their guards against odd values."""
+        answer = await self._request(method, path, params=params, json=json, expect=expect)
+        return cast(T, answer)
+
     # ------------------------------------------------------------------ protocol
 
     async def check(self) -> str:
-        me = await self._request("GET", f"{API}/myself")
+        me = await self._answer(JiraUser, "GET", f"{API}/myself")
         return str(me.get("emailAddress") or me.get("displayName") or me.get("accountId"))
 
-    async def create_ticket(self, anomaly: Anomaly, fields: JsonObject) -> Ticket:
+    async def create_ticket(self, anomaly: Anomaly, fields: TicketFields) -> Ticket:
         payload = await self.build_fields(anomaly, fields)
-        created = await self._request(
-            "POST", f"{API}/issue", json={"fields": payload}, expect=(200, 201)
+        created = await self._answer(
+            JiraCreated, "POST", f"{API}/issue", json={"fields": payload}, expect=(200, 201)
         )
         key, issue_id = str(created["key"]), str(created["id"])
         try:
@@ -186,22 +228,22 @@ class JiraClient:
         except ProviderError:
             # The issue exists; a failed read-back must not look like a failed create.
             return Ticket(
-                key=key, id=issue_id, url=self.browse_url(key), summary=payload["summary"]
+                key=key, id=issue_id, url=self.browse_url(key), summary=str(payload["summary"])
             )
 
-    async def build_fields(self, anomaly: Anomaly, fields: JsonObject) -> JsonObject:
+    async def build_fields(self, anomaly: Anomaly, fields: TicketFields) -> dict[str, JsonValue]:
         """The ``fields`` object of a create request, from the form's loose values."""
         extra = dict(fields)
         block = anomaly_block(anomaly, self.platform.name, self.platform.url)
         summary = extra.pop("summary", None) or self.default_summary(anomaly)
         summary = " ".join(str(summary).split())  # Jira refuses newlines in a summary
         intro = extra.pop("description", None)
-        payload: JsonObject = {
+        payload: dict[str, JsonValue] = {
             "project": self._project(extra.pop("project", None)),
             "issuetype": self._issuetype(extra.pop("issuetype", extra.pop("issue_type", None))),
             "summary": truncate_text(summary, SUMMARY_LIMIT),
-            "description": block_to_adf(block, str(intro) if intro else None),
-            "labels": self._labels(extra.pop("labels", None), anomaly.id),
+            "description": adf_json(block_to_adf(block, str(intro) if intro else None)),
+            "labels": [*self._labels(extra.pop("labels", None), anomaly.id)],
         }
         priority = extra.pop("priority", None)
         if priority:
@@ -216,20 +258,20 @@ class JiraClient:
         what = anomaly.message or anomaly.description or anomaly.location or anomaly.type
         return f"{self.platform.name} anomaly {anomaly.id}: {what}"
 
-    def _project(self, value: Any) -> dict[str, str]:
+    def _project(self, value: JsonValue) -> dict[str, JsonValue]:
         if isinstance(value, dict):
             return value
         key = str(value or self.conn.project).strip()
         return {"id": key} if key.isdigit() else {"key": key}
 
-    def _issuetype(self, value: Any) -> dict[str, str]:
+    def _issuetype(self, value: JsonValue) -> dict[str, JsonValue]:
         if isinstance(value, dict):
             return value
         name = str(value or self.conn.issue_type).strip()
         return {"id": name} if name.isdigit() else {"name": name}
 
     @staticmethod
-    def _priority(value: Any) -> dict[str, str]:
+    def _priority(value: JsonValue) -> dict[str, JsonValue]:
         if isinstance(value, dict):
             return value
         name = str(value).strip()
@@ -238,22 +280,33 @@ class JiraClient:
         canonical = next((p for p in PRIORITIES if p.lower() == name.lower()), name)
         return {"name": canonical}
 
-    def _labels(self, value: Any, anomaly_id: int) -> list[str]:
+    def _labels(self, value: JsonValue, anomaly_id: int) -> list[str]:
         """Labels as given (list or comma string) plus ours; Jira forbids spaces in a label."""
-        raw = value.split(",") if isinstance(value, str) else list(value or [])
+        raw: list[JsonValue] | list[str]
+        if isinstance(value, str):
+            raw = value.split(",")
+        elif isinstance(value, list):
+            raw = value
+        elif not value:
+            raw = []
+        else:
+            problem = "labels are a list or a comma-separated string"
+            raise ValidationError(problem, field_errors={"labels": problem}, connection=self.name)
         labels = ["-".join(str(item).split()) for item in raw]
         labels += [self.conn.label, f"anomaly-{anomaly_id}"]
         return list(dict.fromkeys(label for label in labels if label))
 
-    async def resolve_assignee(self, value: Any) -> JsonObject:
+    async def resolve_assignee(self, value: JsonValue) -> dict[str, JsonValue]:
         """``{"accountId": ...}`` from an account id, an email or a display name."""
         if isinstance(value, dict):
             return value
         wanted = str(value).strip()
         if _ACCOUNT_ID.match(wanted):
             return {"accountId": wanted}
-        users = await self._request("GET", f"{API}/user/search", params={"query": wanted})
-        users = [u for u in users or [] if u.get("accountType", "atlassian") == "atlassian"]
+        found = await self._answer(
+            list[JiraUser], "GET", f"{API}/user/search", params={"query": wanted}
+        )
+        users = [u for u in found or [] if u.get("accountType", "atlassian") == "atlassian"]
         exact = [
             u
             for u in users
@@ -278,8 +331,11 @@ class JiraClient:
         return await self._search_jql(jql, 50)
 
     async def get_ticket(self, key: str) -> Ticket:
-        issue = await self._request(
-            "GET", f"{API}/issue/{quote(key.strip(), safe='')}", params={"fields": TICKET_FIELDS}
+        issue = await self._answer(
+            JiraIssue,
+            "GET",
+            f"{API}/issue/{quote(key.strip(), safe='')}",
+            params={"fields": TICKET_FIELDS},
         )
         return self.to_ticket(issue)
 
@@ -314,14 +370,14 @@ class JiraClient:
         tickets: list[Ticket] = []
         token: str | None = None
         while len(tickets) < limit:
-            params: JsonObject = {
+            params: dict[str, str | int] = {
                 "jql": jql,
                 "fields": TICKET_FIELDS,
                 "maxResults": min(100, limit - len(tickets)),
             }
             if token:
                 params["nextPageToken"] = token
-            page = await self._request("GET", f"{API}/search/jql", params=params)
+            page = await self._answer(JiraSearchPage, "GET", f"{API}/search/jql", params=params)
             tickets.extend(self.to_ticket(issue) for issue in page.get("issues") or [])
             token = page.get("nextPageToken")
             if page.get("isLast", not token) or not token:
@@ -332,7 +388,7 @@ class JiraClient:
         if not text.strip():
             problem = "Comment body can not be empty!"
             raise ValidationError(problem, field_errors={"comment": problem}, connection=self.name)
-        body: JsonObject = {"body": truncate_doc(text_to_adf(text))}
+        body: dict[str, JsonValue] = {"body": adf_json(truncate_doc(text_to_adf(text)))}
         if tag is not None:  # set with the comment, in the same request: never one without other
             body["properties"] = [{"key": NOTE_PROPERTY, "value": {"job": tag.nonce}}]
         await self._request(
@@ -347,7 +403,8 @@ class JiraClient:
 
     async def has_note(self, ticket: TicketRef, text: str, tag: NoteTag) -> bool:
         """This job's comment is the one whose ``anomaly-desk`` property names its nonce."""
-        page = await self._request(
+        page = await self._answer(
+            JiraCommentPage,
             "GET",
             f"{API}/issue/{quote(ticket.key, safe='')}/comment",
             params={
@@ -357,7 +414,7 @@ class JiraClient:
             },
         )
         wanted = " ".join(text.split())
-        for comment in (page or {}).get("comments") or []:
+        for comment in (page.get("comments") if page else None) or []:
             properties = comment.get("properties")
             ours = [
                 prop.get("value")
@@ -384,8 +441,9 @@ class JiraClient:
     async def options(self) -> dict[str, list[Option]]:
         project = quote(self.conn.project, safe="")
         types_page, users = await asyncio.gather(
-            self._request("GET", f"{API}/issue/createmeta/{project}/issuetypes"),
-            self._request(
+            self._answer(JiraIssueTypesPage, "GET", f"{API}/issue/createmeta/{project}/issuetypes"),
+            self._answer(
+                list[JiraUser],
                 "GET",
                 f"{API}/user/assignable/search",
                 params={"project": self.conn.project, "maxResults": 100},
@@ -410,17 +468,18 @@ class JiraClient:
             ],
         }
 
-    async def _priority_options(self, project: str, types: list[JsonObject]) -> list[Option]:
+    async def _priority_options(self, project: str, types: list[JiraIssueType]) -> list[Option]:
         """Priorities the default issue type's create screen allows, else the site's list."""
         chosen = next((t for t in types if t.get("name") == self.conn.issue_type), None)
         if chosen is not None:
-            page = await self._request(
-                "GET", f"{API}/issue/createmeta/{project}/issuetypes/{chosen['id']}"
+            page = await self._answer(
+                JiraFieldsPage, "GET", f"{API}/issue/createmeta/{project}/issuetypes/{chosen['id']}"
             )
             for meta in page.get("fields") or page.get("results") or []:
-                if meta.get("fieldId") == "priority" and meta.get("allowedValues"):
-                    return [Option(str(p["name"]), str(p["name"])) for p in meta["allowedValues"]]
-        priorities = await self._request("GET", f"{API}/priority")
+                allowed = meta.get("allowedValues")
+                if meta.get("fieldId") == "priority" and allowed:
+                    return [Option(str(p["name"]), str(p["name"])) for p in allowed]
+        priorities = await self._answer(list[JiraPriority], "GET", f"{API}/priority")
         return [Option(str(p["name"]), str(p["name"])) for p in priorities]
 
     # ------------------------------------------------------------------ mapping
@@ -428,16 +487,20 @@ class JiraClient:
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"
 
-    def to_ticket(self, issue: JsonObject) -> Ticket:
-        fields = issue.get("fields") or {}
-        status = fields.get("status") or {}
-        category = status.get("statusCategory") or {}
+    def to_ticket(self, issue: JiraIssue) -> Ticket:
+        fields: JiraIssueFields = issue.get("fields") or {}
+        status: JiraStatus = fields.get("status") or {}
+        category: JiraStatusCategory = status.get("statusCategory") or {}
+        project: JiraProject = fields.get("project") or {}
+        issuetype = fields.get("issuetype")
+        priority = fields.get("priority")
+        assignee = fields.get("assignee")
         key = str(issue["key"])
-        extra = {
-            "project": (fields.get("project") or {}).get("key"),
-            "issuetype": (fields.get("issuetype") or {}).get("name"),
-            "priority": (fields.get("priority") or {}).get("name"),
-            "assignee": (fields.get("assignee") or {}).get("displayName"),
+        extra: dict[str, JsonValue] = {
+            "project": project.get("key"),
+            "issuetype": issuetype.get("name") if issuetype else None,
+            "priority": priority.get("name") if priority else None,
+            "assignee": assignee.get("displayName") if assignee else None,
             "labels": list(fields.get("labels") or []),
             "created": fields.get("created"),
         }

@@ -11,27 +11,44 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar, cast
 from urllib.parse import quote
 
 import httpx
+from pydantic import JsonValue
 
 from anomaly_desk.core.connections import Platform, ServiceNowConnection
 from anomaly_desk.core.formatting.block import anomaly_block
 from anomaly_desk.core.formatting.notes import link_note
 from anomaly_desk.core.formatting.plain import block_to_text
-from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.models import Anomaly
-from anomaly_desk.core.providers.base import NoteTag, Option, ProviderKind, Ticket, TicketRef
+from anomaly_desk.core.providers.base import (
+    NoteTag,
+    Option,
+    ProviderKind,
+    Ticket,
+    TicketFields,
+    TicketRef,
+)
 from anomaly_desk.core.providers.errors import AuthError, NotFoundError, ValidationError
 from anomaly_desk.core.providers.http import (
     READ_RETRY,
     BadAnswer,
     ErrorText,
+    JsonBody,
     ReadRetry,
     RequestLoop,
     basic_auth_client,
 )
+from anomaly_desk.core.providers.payloads import (
+    ChoiceField,
+    Incident,
+    ReferenceField,
+    ServiceNowField,
+    ServiceNowRow,
+)
+
+T = TypeVar("T")
 
 CORRELATION_DISPLAY = "Anomaly Desk"
 SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance
@@ -62,7 +79,14 @@ PRIORITY_MATRIX = {
 }
 PRIORITY_WORDS = {"critical": "1", "high": "2", "moderate": "3", "low": "4", "planning": "5"}
 LEVEL_WORDS = {"high": "1", "medium": "2", "low": "3"}
-CHOICE_FIELDS = ("category", "subcategory", "urgency", "impact", "priority")
+CHOICE_FIELDS: tuple[ChoiceField, ...] = (
+    "category",
+    "subcategory",
+    "urgency",
+    "impact",
+    "priority",
+)
+REFERENCE_FIELDS: tuple[ReferenceField, ...] = ("assignment_group", "assigned_to", "caller_id")
 TEXT_FIELDS = ("short_description", "description", "category", "subcategory")
 FIELD_ALIASES = {"summary": "short_description"}
 WRITABLE = frozenset(
@@ -131,9 +155,9 @@ class ServiceNowClient:
         )
         return self.username
 
-    async def create_ticket(self, anomaly: Anomaly, fields: JsonObject) -> Ticket:
+    async def create_ticket(self, anomaly: Anomaly, fields: TicketFields) -> Ticket:
         body = await self._incident_body(anomaly, fields)
-        row = await self._request("POST", self._path(), params=_read_params(), json=body)
+        row = await self._answer(Incident, "POST", self._path(), params=_read_params(), json=body)
         return self._ticket(row)
 
     async def find_created(self, anomaly_id: int) -> list[Ticket]:
@@ -146,7 +170,7 @@ class ServiceNowClient:
     async def get_ticket(self, key: str) -> Ticket:
         key = key.strip()
         if SYS_ID.match(key):
-            row = await self._request("GET", self._path(key), params=_read_params())
+            row = await self._answer(Incident, "GET", self._path(key), params=_read_params())
             return self._ticket(row)
         _refuse_caret(key, "key", self.name)
         found = await self._query(f"number={key.upper()}", limit=1)
@@ -205,7 +229,9 @@ class ServiceNowClient:
             body["description"] = combined
         else:  # the instance would cut the block off; the journal has room for it
             body["work_notes"] = f"{note}\n\n{text}"
-        row = await self._request("PATCH", self._path(ticket.id), params=_read_params(), json=body)
+        row = await self._answer(
+            Incident, "PATCH", self._path(ticket.id), params=_read_params(), json=body
+        )
         return self._ticket(row)
 
     async def options(self) -> dict[str, list[Option]]:
@@ -234,8 +260,10 @@ class ServiceNowClient:
 
     # -- building requests ---------------------------------------------------------------
 
-    async def _incident_body(self, anomaly: Anomaly, fields: JsonObject) -> dict[str, str]:
-        values = {FIELD_ALIASES.get(k, k): v for k, v in fields.items() if v not in (None, "")}
+    async def _incident_body(self, anomaly: Anomaly, fields: TicketFields) -> dict[str, str]:
+        values: TicketFields = {
+            FIELD_ALIASES.get(k, k): v for k, v in fields.items() if v not in (None, "")
+        }
         unknown = sorted(set(values) - WRITABLE)
         if unknown:
             errors = {name: "not a field Anomaly Desk sets on an incident" for name in unknown}
@@ -258,7 +286,7 @@ class ServiceNowClient:
         body["correlation_display"] = CORRELATION_DISPLAY
         return body
 
-    def _levels(self, values: JsonObject) -> dict[str, str]:
+    def _levels(self, values: TicketFields) -> dict[str, str]:
         """Impact and urgency that make the instance derive the chosen priority."""
         impact = _level(values.get("impact"), LEVEL_WORDS, "impact", self.name)
         urgency = _level(values.get("urgency"), LEVEL_WORDS, "urgency", self.name)
@@ -312,12 +340,12 @@ class ServiceNowClient:
 
     async def _query(self, query: str, limit: int) -> list[Ticket]:
         params = {**_read_params(), "sysparm_query": query, "sysparm_limit": str(limit)}
-        rows = await self._request("GET", self._path(), params=params)
+        rows = await self._answer(list[Incident], "GET", self._path(), params=params)
         return [self._ticket(row) for row in rows]
 
     async def _rows(
         self, table: str, query: str, fields: str, limit: int = 1000
-    ) -> list[dict[str, str]]:
+    ) -> list[ServiceNowRow]:
         params = {
             "sysparm_query": query,
             "sysparm_fields": fields,
@@ -325,36 +353,27 @@ class ServiceNowClient:
             "sysparm_display_value": "false",
             "sysparm_exclude_reference_link": "true",
         }
-        rows: list[dict[str, str]] = await self._request(
-            "GET", self._path(table=table), params=params
+        return await self._answer(
+            list[ServiceNowRow], "GET", self._path(table=table), params=params
         )
-        return rows
 
-    def _ticket(self, row: JsonObject) -> Ticket:
-        def value(name: str) -> str:
-            item = row.get(name, "")
-            return str(item.get("value", "")) if isinstance(item, dict) else str(item or "")
-
-        def shown(name: str) -> str:
-            item = row.get(name, "")
-            return str(item.get("display_value", "")) if isinstance(item, dict) else str(item or "")
-
-        sys_id, state = value("sys_id"), value("state")
-        extra: JsonObject = {"state_code": state}
-        for name in ("priority", "urgency", "impact", "category", "subcategory"):
-            extra[name], extra[f"{name}_label"] = value(name), shown(name)
-        for name in ("assignment_group", "assigned_to", "caller_id"):
-            extra[name], extra[f"{name}_name"] = value(name), shown(name)
-        extra["description"] = value("description")
-        extra["correlation_id"] = value("correlation_id")
+    def _ticket(self, row: Incident) -> Ticket:
+        sys_id, state = _value(row.get("sys_id")), _value(row.get("state"))
+        extra: dict[str, JsonValue] = {"state_code": state}
+        for name in CHOICE_FIELDS:
+            extra[name], extra[f"{name}_label"] = _value(row.get(name)), _shown(row.get(name))
+        for ref in REFERENCE_FIELDS:
+            extra[ref], extra[f"{ref}_name"] = _value(row.get(ref)), _shown(row.get(ref))
+        extra["description"] = _value(row.get("description"))
+        extra["correlation_id"] = _value(row.get("correlation_id"))
         return Ticket(
-            key=value("number"),
+            key=_value(row.get("number")),
             id=sys_id,
             url=f"{self.url}/nav_to.do?uri={quote(f'{self.table}.do?sys_id={sys_id}', safe='')}",
-            summary=value("short_description"),
-            state=STATE_NAMES.get(state) or shown("state") or state,
+            summary=_value(row.get("short_description")),
+            state=STATE_NAMES.get(state) or _shown(row.get("state")) or state,
             state_category=None,
-            updated=_iso(value("sys_updated_on")),
+            updated=_iso(_value(row.get("sys_updated_on"))),
             extra=extra,
         )
 
@@ -366,12 +385,25 @@ class ServiceNowClient:
         path: str,
         *,
         params: dict[str, str] | None = None,
-        json: Any = None,
-    ) -> Any:
+        json: JsonBody = None,
+    ) -> JsonValue:
         """The ``result`` of one Table API call through the shared loop (reads retry)."""
         if not self._secret:
             raise AuthError("No password configured for this connection", connection=self.name)
         return await self._loop.request(method, path, params=params, json=json)
+
+    async def _answer(
+        self,
+        shape: type[T],
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: JsonBody = None,
+    ) -> T:
+        """The ``result`` read as ``shape`` (see ``payloads``): the one point where the Table
+        API's JSON becomes typed. A cast, not a check: the callers keep their guards."""
+        return cast(T, await self._request(method, path, params=params, json=json))
 
 
 class ServiceNowDialect:
@@ -387,15 +419,16 @@ class ServiceNowDialect:
             return ErrorText(text, _mandatory(detail or ""), refused_fields=True)
         return ErrorText(text)
 
-    def decode(self, response: httpx.Response) -> Any:
+    def decode(self, response: httpx.Response) -> JsonValue:
         """The ``result`` of a Table API answer; anything else is not a working instance."""
         try:
-            return response.json()["result"]
+            result: JsonValue = response.json()["result"]
         except (ValueError, KeyError, TypeError):
             kind = response.headers.get("content-type", "unknown content").split(";")[0]
             raise BadAnswer(
                 f"Expected a Table API answer, got {kind} (is the instance asleep or behind SSO?)"
             ) from None
+        return result
 
 
 SERVICENOW = ServiceNowDialect()
@@ -416,7 +449,7 @@ def _refuse_caret(text: str, field: str, connection: str) -> None:
         raise ValidationError(message, field_errors={field: message}, connection=connection)
 
 
-def _level(raw: Any, words: dict[str, str], field: str, connection: str) -> str | None:
+def _level(raw: JsonValue, words: dict[str, str], field: str, connection: str) -> str | None:
     """``2``, ``"2"``, ``"2 - High"`` or ``"High"`` → ``"2"``."""
     if raw is None or raw == "":
         return None
@@ -426,6 +459,16 @@ def _level(raw: Any, words: dict[str, str], field: str, connection: str) -> str 
         message = f"Unknown {field} {raw!r}"
         raise ValidationError(message, field_errors={field: message}, connection=connection)
     return code
+
+
+def _value(item: ServiceNowField | None) -> str:
+    """The stored value of a field read with ``sysparm_display_value=all`` (or a bare value)."""
+    return str(item.get("value", "")) if isinstance(item, dict) else str(item or "")
+
+
+def _shown(item: ServiceNowField | None) -> str:
+    """What people see of a field (a choice's label, a reference's name)."""
+    return str(item.get("display_value", "")) if isinstance(item, dict) else str(item or "")
 
 
 def _clip(text: str, limit: int) -> str:
