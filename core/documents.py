@@ -435,6 +435,9 @@ class SyncJob(Document):
     done_at: str | None = None
     # ServiceNow: identical notes on the ticket before the first send; set on that attempt
     baseline: int | None = Field(None, exclude_if=_is_none)
+    # attempts made before a person last retried it: backoff starts again from there, while
+    # attempt numbers go on (the log shows try 4 after tries 1-3, not try 1 again)
+    retried_after: int | None = Field(None, exclude_if=_is_none)
 
 
 def new_job(
@@ -467,8 +470,10 @@ def job_cancelled(job: SyncJob) -> SyncJob:
 
 
 def job_reset(job: SyncJob) -> SyncJob:
-    """A dead job given another go by a person: pending, attempts from zero, due now."""
-    return job.model_copy(update={"state": JobState.PENDING, "attempts": 0, "next_at": 0.0})
+    """A dead job given another go by a person: pending, due now, its backoff from the start;
+    its attempts go on counting."""
+    update = {"state": JobState.PENDING, "next_at": 0.0, "retried_after": job.attempts}
+    return job.model_copy(update=update)
 
 
 def job_started(job: SyncJob, attempt: int, verify: bool) -> SyncJob:

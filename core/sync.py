@@ -214,6 +214,7 @@ class SyncWorker:
             await self.store.commit([Put("jobs", str(job.id), job_cancelled(job))])
             return
         attempt = job.attempts + 1
+        since_retry = attempt - (job.retried_after or 0)  # backoff restarts after a person's retry
         verify = job.verify or job.in_flight  # an earlier attempt may have landed
         job = job_started(job, attempt, verify)
         provider = self.providers.get(job.connection)
@@ -242,11 +243,13 @@ class SyncWorker:
         except RateLimitedError as exc:
             outcome, message = SyncOutcome.RETRY, str(exc)
             retry_in = (
-                exc.retry_after if exc.retry_after is not None else backoff(attempt, self.settings)
+                exc.retry_after
+                if exc.retry_after is not None
+                else backoff(since_retry, self.settings)
             )
         except UnavailableError as exc:
             outcome, message = SyncOutcome.RETRY, str(exc)
-            retry_in = backoff(attempt, self.settings)
+            retry_in = backoff(since_retry, self.settings)
             verify = verify or exc.ambiguous
         except ProviderError as exc:
             outcome, message = SyncOutcome.DEAD, str(exc)

@@ -302,7 +302,10 @@ def test_jobs_and_the_sync_log_store_what_the_dict_code_stored() -> None:
     old = legacy_job()
     assert dumped(job) == old
     assert dumped(job_cancelled(job)) == {**old, "state": "cancelled"}
-    assert dumped(job_reset(job)) == {**old, "state": "pending", "attempts": 0, "next_at": 0.0}
+    dead = job.model_copy(update={"state": JobState.DEAD, "attempts": 3, "next_at": 9.0})
+    # a person's retry: pending and due now, attempt numbers go on, backoff starts over
+    reset = {**old, "state": "pending", "attempts": 3, "next_at": 0.0, "retried_after": 3}
+    assert dumped(job_reset(dead)) == reset
     started = job_started(job, 1, False)
     assert dumped(started) == {**old, "attempts": 1, "verify": False}
     sending = job_in_flight(started, 0)

@@ -156,6 +156,11 @@ def test_401_goes_dead_and_retry_after_fixing_the_credential_delivers(
         assert retried.json()["state"] == "pending"
         env.wait_idle()
         assert_notes(env.jira_notes(key), expect_comments(["first", "second"]))
+        first_job = [
+            e for e in api.get("/api/sync-log").json()["items"] if e["job_id"] == jobs[0]["id"]
+        ]
+        # the retry is the job's second attempt, not a new "try 1"
+        assert [(e["attempt"], e["outcome"]) for e in first_job] == [(1, "dead"), (2, "done")]
         assert api.post(f"/api/sync-jobs/{jobs[0]['id']}/retry").status_code == 409  # done now
         assert link["ticket_key"] == key
     finally:
