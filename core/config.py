@@ -135,6 +135,7 @@ class SyncSettings(BaseModel):
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)
     refresh_interval_s: float = Field(300.0, ge=0)  # re-read linked tickets' states; 0 = never
+    health_check_s: float = Field(60.0, ge=0)  # check every connection; 0 = only after failures
 
 
 class Settings(BaseSettings):

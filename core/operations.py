@@ -16,8 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict
-
 from anomaly_desk.core.connections import Platform
 from anomaly_desk.core.documents import (
     AnomalyDocument,
@@ -33,6 +31,7 @@ from anomaly_desk.core.documents import (
 )
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.formatting.notes import comment_note, status_note
+from anomaly_desk.core.health import ConnectionCheck, HealthMonitor
 from anomaly_desk.core.ingest import is_redelivery_key, iso, now_iso, plan_delivery
 from anomaly_desk.core.models import ARCHIVED, Status
 from anomaly_desk.core.outbox import Outbox
@@ -123,17 +122,6 @@ def upstream_error(exc: ProviderError, action: str) -> OperationError:
     return Upstream(detail)  # auth and anything else: the provider's words
 
 
-class ConnectionCheck(BaseModel):
-    """The last check of a connection: whether it authenticated, in the provider's words."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ok: bool
-    message: str
-    checked_at: str  # as stored times are (UTC, milliseconds, ``Z``)
-    ms: int  # how long the check took
-
-
 class Desk:
     def __init__(
         self,
@@ -143,6 +131,7 @@ class Desk:
         bus: EventBus | None = None,
         outbox: Outbox | None = None,
         worker: SyncWorker | None = None,
+        health: HealthMonitor | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -151,7 +140,7 @@ class Desk:
         self.outbox = outbox or Outbox(store)
         self.worker = worker
         self._options: dict[str, tuple[float, dict[str, list[Option]]]] = {}
-        self.health: dict[str, ConnectionCheck] = {}
+        self.monitor = health or HealthMonitor(providers, self.bus)
         self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -474,20 +463,14 @@ class Desk:
         self._options[connection] = (time.monotonic(), values)
         return values
 
+    @property
+    def health(self) -> Mapping[str, ConnectionCheck]:
+        """Each connection's last known state (checked, or learnt from deliveries)."""
+        return self.monitor.state
+
     async def check_connections(self) -> dict[str, ConnectionCheck]:
-        """Check every connection now; each one's result (also kept in ``health``) by name."""
-
-        async def one(name: str, provider: Provider) -> None:
-            started = time.perf_counter()
-            try:
-                ok, message = True, f"authenticated as {await provider.check()}"
-            except ProviderError as exc:
-                ok, message = False, str(exc)
-            ms = round((time.perf_counter() - started) * 1000)
-            self.health[name] = ConnectionCheck(ok=ok, message=message, checked_at=now_iso(), ms=ms)
-
-        await asyncio.gather(*(one(n, p) for n, p in self.providers.items()))
-        return dict(self.health)
+        """Check every connection now; each one's result by name."""
+        return await self.monitor.check_all()
 
     # -- sync jobs -----------------------------------------------------------------------------
 

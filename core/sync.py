@@ -37,6 +37,7 @@ from anomaly_desk.core.documents import (
     log_entry,
 )
 from anomaly_desk.core.events import EventBus
+from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
 from anomaly_desk.core.providers import (
@@ -67,8 +68,10 @@ class SyncWorker:
         providers: Mapping[str, Provider],
         bus: EventBus | None = None,
         settings: SyncSettings | None = None,
+        health: HealthMonitor | None = None,
     ) -> None:
         self.store = store
+        self.health = health
         self.outbox = outbox
         self.providers = providers
         self.bus = bus or EventBus()
@@ -220,6 +223,7 @@ class SyncWorker:
         provider = self.providers.get(job.connection)
         started = time.perf_counter()
         outcome, message, retry_in = SyncOutcome.DONE, None, None
+        failure: ProviderError | None = None
         ref = TicketRef(job.ticket_key, job.ticket_id)
         try:
             if provider is None:
@@ -241,6 +245,7 @@ class SyncWorker:
                 if verify:
                     message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
         except RateLimitedError as exc:
+            failure = exc
             outcome, message = SyncOutcome.RETRY, str(exc)
             retry_in = (
                 exc.retry_after
@@ -248,10 +253,12 @@ class SyncWorker:
                 else backoff(since_retry, self.settings)
             )
         except UnavailableError as exc:
+            failure = exc
             outcome, message = SyncOutcome.RETRY, str(exc)
             retry_in = backoff(since_retry, self.settings)
             verify = verify or exc.ambiguous
         except ProviderError as exc:
+            failure = exc
             outcome, message = SyncOutcome.DEAD, str(exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
         at = now_iso()
@@ -279,6 +286,11 @@ class SyncWorker:
             elapsed_ms,
             f" ({message})" if message else "",
         )
+        if self.health is not None and provider is not None:
+            if failure is not None:
+                self.health.failed(job.connection, failure)
+            elif outcome == SyncOutcome.DONE:
+                self.health.delivered(job.connection, job.ticket_key)
         if self.bus.subscribers:
             self.bus.publish(EventName.SYNC_ATTEMPT, SyncLogEntryView.model_validate(entry))
             self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(job))

@@ -278,12 +278,20 @@ class HealthView(View):
 
 
 class ConnectionHealth(View):
-    """The last check of a connection."""
+    """A connection's last known state: from a check, or learnt from a delivery."""
 
     ok: bool
     message: str
     checked_at: Timestamp | None = None
-    ms: int | None = None
+    ms: int | None = Field(None, description="How long the check took; null: from a delivery")
+    source: str = Field("check", description="check or sync (a delivery told)")
+
+
+class ConnectionHealthChanged(View):
+    """``connection.health``: a connection went down, came back, or fails differently."""
+
+    name: str
+    health: ConnectionHealth
 
 
 class ConnectionView(View):
@@ -420,6 +428,7 @@ EventView: TypeAlias = (
     | SyncLogEntryView
     | SyncJobView
     | DeliveryQuarantined
+    | ConnectionHealthChanged
     | StreamLagged
 )
 
@@ -432,6 +441,7 @@ EVENT_VIEWS: dict[str, type[EventView]] = {
     "sync.attempt": SyncLogEntryView,
     "sync.job": SyncJobView,
     "delivery.quarantined": DeliveryQuarantined,
+    "connection.health": ConnectionHealthChanged,
     EventName.STREAM_LAGGED.value: StreamLagged,
 }
 

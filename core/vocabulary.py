@@ -91,7 +91,15 @@ class EventName(StrEnum):
     SYNC_ATTEMPT = "sync.attempt"
     SYNC_JOB = "sync.job"
     DELIVERY_QUARANTINED = "delivery.quarantined"
+    CONNECTION_HEALTH = "connection.health"
     STREAM_LAGGED = "stream.lagged"
+
+
+class HealthSource(StrEnum):
+    """What last told a connection's health."""
+
+    CHECK = "check"  # a check of the connection (periodic, at start, or asked for)
+    SYNC = "sync"  # a delivery: a note landed, or failed on authentication or availability
 
 
 PLATFORM = "platform"  # ``by`` of what the platform did

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from anomaly_desk.core.config import Settings, is_loopback
 from anomaly_desk.core.events import EventBus
+from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.operations import Desk, OperationError
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import Provider, make_provider
@@ -108,12 +109,13 @@ def create_app(
         )
         bus = EventBus()
         outbox = Outbox(store_)
-        worker = SyncWorker(store_, outbox, clients, bus, settings.sync)
-        app.state.desk = Desk(store_, clients, settings.platform, bus, outbox, worker)
+        health = HealthMonitor(clients, bus, settings.sync.health_check_s)
+        worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health)
+        app.state.desk = Desk(store_, clients, settings.platform, bus, outbox, worker, health)
         app.state.worker = worker
         tune_for_service()
         worker.start()
-        background = [asyncio.create_task(app.state.desk.check_connections())]
+        background = [asyncio.create_task(health.run())]
         if settings.sync.refresh_interval_s and clients:
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
         try:

@@ -7,6 +7,7 @@ launcher use them too); these are the tests' defaults on top.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
@@ -84,3 +85,16 @@ def fill(disk: Path) -> Path:
             while True:
                 fh.write(b"\0")
     return filler
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[int, str, Any]]:
+    """``(id, event, data)`` from an SSE line stream; comments skipped."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "event" in fields:
+                yield int(fields["id"]), fields["event"], json.loads(fields["data"])
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value

@@ -21,8 +21,12 @@ class ProviderError(Exception):
 
     def __str__(self) -> str:
         prefix = f"{self.connection}: " if self.connection else ""
+        return f"{prefix}{self.plain()}"
+
+    def plain(self) -> str:
+        """The message without the connection's name, where a screen shows that already."""
         code = f" (HTTP {self.status})" if self.status else ""
-        return f"{prefix}{self.message}{code}"
+        return f"{self.message}{code}"
 
 
 class AuthError(ProviderError):

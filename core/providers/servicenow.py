@@ -302,7 +302,13 @@ class ServiceNowClient:
             and (urgency is None or pair[1] == urgency)
         ]
         if not matches:
-            message = f"Priority {priority} cannot come from impact {impact} and urgency {urgency}"
+            given = [f"{name} {value}" for name, value in (("impact", impact), ("urgency", urgency))]
+            given = [text for text in given if not text.endswith(" None")]
+            source = f"from {' and '.join(given)}" if given else "from any impact and urgency"
+            message = (
+                f"Priority {priority} cannot come {source}"
+                " (ServiceNow derives priority from impact × urgency)"
+            )
             raise ValidationError(message, field_errors={"priority": message}, connection=self.name)
         out["impact"], out["urgency"] = matches[0]
         out["priority"] = priority

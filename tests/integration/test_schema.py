@@ -179,6 +179,9 @@ def test_every_event_fits_its_view(desk: Desk, schema: dict[str, Any]) -> None:
     ).json()
     desk.api.post("/api/anomalies/10261/comments", json={"text": "live"})
     desk.wait_idle()
+    desk.faults.update({"force_status": 401, "force_count": 1})  # connection.health: jira down
+    desk.api.post("/api/anomalies/10261/comments", json={"text": "refused"})
+    desk.wait_idle()
     desk.api.post("/api/anomalies/10261/refresh")
     desk.api.delete(f"/api/anomalies/10261/links/{link['id']}")
     assert done.wait(20)

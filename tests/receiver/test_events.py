@@ -7,7 +7,6 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,13 @@ import anomaly_desk.receiver.events
 from anomaly_desk.core.config import load_settings
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.receiver.app import create_app
-from tests.support import FIXTURES, ThreadedServer, cli_process, free_port
+from tests.support import FIXTURES, ThreadedServer, cli_process, free_port, sse_events
 
 
 class Payload(BaseModel):
     """A test event's data: whatever it is given, as it is given."""
 
     model_config = ConfigDict(extra="allow")
-
-
-def sse_events(lines: Iterator[str]) -> Iterator[tuple[int, str, Any]]:
-    """``(id, event, data)`` from an SSE line stream; comments skipped."""
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in fields:
-                yield int(fields["id"]), fields["event"], json.loads(fields["data"])
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            fields[name] = value
 
 
 def receiver_app(tmp_path: Path, config: str = "") -> Any:
