@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anomaly-desk",
         description="Turn data-quality anomalies into Jira Cloud and ServiceNow tickets.",
-        epilog="Run 'anomaly-desk COMMAND --help' for the options of one command.",
+        epilog="Without a COMMAND, anomaly-desk runs the dashboard, and takes the dashboard's "
+        "options directly: 'anomaly-desk --url http://127.0.0.1:9000' is 'anomaly-desk "
+        "dashboard --url http://127.0.0.1:9000' (see 'anomaly-desk dashboard --help'). "
+        "Run 'anomaly-desk COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -288,14 +291,28 @@ def _add_dashboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "dashboard",
         help="the terminal dashboard (the default command)",
         description="Browse anomalies, create and link tickets, watch the sync log live. "
-        "Attaches to the receiver at --url; when nothing answers there (and it is a loopback "
-        "address) it starts one on --data-dir / --config and stops it on quit.",
+        "Attaches to the receiver at --url. When nothing answers there, it starts one (on "
+        "--data-dir / --config) and stops it on quit, but only at the default address "
+        f"http://{DEFAULT_HOST}:{DEFAULT_PORT} or with --start: a URL typed out that "
+        "answers nothing is reported ('nothing answers at URL'), since it is more likely a "
+        "typo or a receiver that is down than a wish for a second receiver. This is also "
+        "the default command: 'anomaly-desk --url URL' is the same as 'anomaly-desk "
+        "dashboard --url URL'.",
+        epilog="Exit status: the dashboard's own on quit (0); 1 nothing usable answers at the "
+        "URL or the receiver could not be started; 2 bad arguments (e.g. a URL without "
+        "http:// or https://).",
     )
     dashboard.add_argument(
         "--url",
         default=None,
-        help=f"receiver to attach to (default http://{DEFAULT_HOST}:{DEFAULT_PORT}; "
-        "env ANOMALY_DESK_URL)",
+        help=f"receiver to attach to, scheme included (default http://{DEFAULT_HOST}:"
+        f"{DEFAULT_PORT}; env ANOMALY_DESK_URL)",
+    )
+    dashboard.add_argument(
+        "--start",
+        action="store_true",
+        help="when nothing answers at --url, start a receiver there (a loopback address only) "
+        "and stop it on quit; at the default URL this happens without --start",
     )
     dashboard.add_argument(
         "--token",
@@ -306,11 +323,21 @@ def _add_dashboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     dashboard.set_defaults(handler="anomaly_desk.tui.launcher:main")
 
 
+TOP_LEVEL_OPTIONS = frozenset({"-h", "--help", "--version"})
+
+
+def with_default_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``dashboard`` put first when it names no command: nothing at all, or the
+    dashboard's options on their own (``anomaly-desk --url URL``)."""
+    args = list(argv)
+    if not args or (args[0].startswith("-") and args[0] not in TOP_LEVEL_OPTIONS):
+        return ["dashboard", *args]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:  # no subcommand: the dashboard with its defaults
-        args = parser.parse_args(["dashboard"])
+    args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else argv))
     module_name, func_name = args.handler.split(":")
     module = __import__(module_name, fromlist=[func_name])
     try:

@@ -277,10 +277,14 @@ def start(
 
 
 def print_banner(setup: Setup) -> None:
+    say(banner(setup))
+
+
+def banner(setup: Setup) -> str:
+    """Where everything runs and how to reach it: printed first, and the dashboard's ``i``."""
     s, r = setup.sandbox.url, setup.receiver.url
     kept = "temporary, removed at exit" if setup.temporary_data else "kept"
-    say(
-        f"""
+    return f"""
 Anomaly Desk demo
   Sandbox     {s}   (Jira Cloud + ServiceNow emulators, fresh on every run)
     Jira        {s}/rest/api/3   user {JIRA_LOGIN[0]}  API token {JIRA_LOGIN[1]}
@@ -289,10 +293,9 @@ Anomaly Desk demo
               (demo-only webhook secret: {setup.webhook_secret})
   Data        {setup.data_dir}   ({kept})
   Config      {setup.config}
-  Logs        {setup.sandbox.log}, {setup.receiver.log}
+  Logs        {setup.sandbox.log}, {setup.receiver.log}   (removed at exit)
   Replay more anomaly-desk replay {setup.fixtures} --url {r} --secret {setup.webhook_secret}
 """
-    )
 
 
 def interactive(setup: Setup, speed: float) -> int:
@@ -327,7 +330,8 @@ def interactive(setup: Setup, speed: float) -> int:
                 while True:
                     time.sleep(3600)
             return EXIT_OK
-        code = run_dashboard(setup.receiver.url)
+        # the banner went to the terminal the dashboard now covers: `i` shows it there
+        code = run_dashboard(setup.receiver.url, demo_info=banner(setup))
     finally:
         stop.set()
         thread.join(timeout=10)

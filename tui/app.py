@@ -23,13 +23,28 @@ class DashboardApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [Binding("f12", "save_screen", "Screenshot", show=False)]
 
-    def __init__(self, client: DeskClient, address: str | None = None) -> None:
+    def __init__(
+        self,
+        client: DeskClient,
+        address: str | None = None,
+        confirm_notes: bool = True,
+        demo_info: str | None = None,
+    ) -> None:
         super().__init__()
         self.client = client
         self.address = address or client.url
+        self.confirm_notes = confirm_notes  # ask before a key sends notes to linked tickets
+        self.demo_info = demo_info  # the demo's banner: `i` shows it (demo only)
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.client, self.address))
+        self.push_screen(
+            MainScreen(
+                self.client,
+                self.address,
+                confirm_notes=self.confirm_notes,
+                demo_info=self.demo_info,
+            )
+        )
 
     async def on_unmount(self) -> None:
         await self.client.aclose()
@@ -37,18 +52,34 @@ class DashboardApp(App[int]):
     def action_save_screen(self) -> None:
         """An SVG of the screen, into $ANOMALY_DESK_SCREENSHOT_DIR (default: the current dir)."""
         path = self.save_screenshot(path=os.environ.get("ANOMALY_DESK_SCREENSHOT_DIR") or ".")
-        self.notify(f"Saved {path}", title="Screenshot")
+        self.notify(f"Saved {path}", title="Screenshot", markup=False)  # a path, not markup
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every dashboard action, then Textual's own (theme, keys, screenshot, quit)."""
         if isinstance(screen, MainScreen):
             for action, title, help_text in ACTIONS:
                 yield SystemCommand(title, help_text, partial(screen.run_action, action))
+            if screen.demo_info is not None:
+                yield SystemCommand(
+                    "Demo info",
+                    "Sandbox credentials, webhook secret, logs, the replay command (i)",
+                    partial(screen.run_action, "demo_info"),
+                )
         yield from super().get_system_commands(screen)
 
 
-def run_dashboard(url: str, token: str | None = None) -> int:
-    """Run the dashboard against the receiver at ``url`` until the user quits; the exit status."""
-    app = DashboardApp(DeskClient(url, token), address=url)
+def run_dashboard(
+    url: str,
+    token: str | None = None,
+    *,
+    confirm_notes: bool = True,
+    demo_info: str | None = None,
+) -> int:
+    """Run the dashboard against the receiver at ``url`` until the user quits; the exit status.
+    ``confirm_notes``: ask before a key sends notes to the linked tickets. ``demo_info``: the
+    demo's banner, which ``i`` then shows."""
+    app = DashboardApp(
+        DeskClient(url, token), address=url, confirm_notes=confirm_notes, demo_info=demo_info
+    )
     result = app.run()
     return int(result or app.return_code or 0)

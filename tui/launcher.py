@@ -1,14 +1,23 @@
 """``anomaly-desk`` / ``anomaly-desk dashboard``: attach to a receiver, or start one and stop it.
 
-When nothing answers at the URL (and it is a loopback address), the receiver runs as a child
-process on the chosen data directory, its output in a log file; if it fails to start, the tail of
-that log is the error the user sees (a locked data directory names the process that holds it).
+Which receiver: ``--url``, else ``ANOMALY_DESK_URL``, else the default ``http://127.0.0.1:8787``.
+When nothing answers there, a receiver is started only where that is surely what the user
+meant: at the default URL, or anywhere on loopback with ``--start``. A URL that was typed out
+(a port, a host) and answers nothing is far more often a typo or a receiver that is down than a
+request to start a second store there, so it is reported ("nothing answers at URL") instead.
+
+The started receiver runs as a child process on the chosen data directory, its output in a log
+file in a private directory of its own (``mkdtemp``: mode 0700, a name nobody can predict; the
+file created exclusively, never through a symlink). If it fails to start, the tail of that log
+is the error the user sees (a locked data directory names the process that holds it), and the
+log is kept; after a clean run it is removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +30,6 @@ from anomaly_desk.core.processes import (
     ExitedEarly,
     NoAnswer,
     cli_command,
-    spawn_cli,
     stop_process,
     tail,
     wait_until_answers,
@@ -29,6 +37,38 @@ from anomaly_desk.core.processes import (
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 START_TIMEOUT_S = 60.0  # a large store takes a few seconds to load
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+class BadUrl(ValueError):
+    """A receiver URL the dashboard cannot use; the message is one line for the user."""
+
+
+def check_url(url: str, source: str = "--url") -> str:
+    """``url`` without a trailing slash, or ``BadUrl`` saying what is wrong with it."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        rest = url.split("://")[-1] or "127.0.0.1:8787"
+        raise BadUrl(f"{source} {url!r} is not an http(s) URL; write it whole: http://{rest}")
+    try:
+        parts.port  # noqa: B018 - an invalid port raises here
+    except ValueError:
+        raise BadUrl(f"{source} {url!r} has an invalid port") from None
+    if not parts.hostname:
+        raise BadUrl(f"{source} {url!r} names no host")
+    return url
+
+
+def is_default(url: str) -> bool:
+    """Whether ``url`` is the default receiver address (the one ``anomaly-desk serve`` binds)."""
+    parts, default = urlsplit(url), urlsplit(DEFAULT_URL)
+    return (
+        parts.scheme == default.scheme
+        and parts.hostname == default.hostname
+        and (parts.port or 80) == default.port
+        and parts.path in ("", "/")
+    )
 
 
 def _is_receiver(response: httpx.Response) -> bool:
@@ -49,19 +89,36 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
 
 
+def open_log(path: Path, exclusive: bool) -> int:
+    """A log file descriptor for writing, never through a symlink (``O_NOFOLLOW``); with
+    ``exclusive`` the file must not exist yet (``O_EXCL``), else it is truncated."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= os.O_EXCL if exclusive else os.O_TRUNC
+    return os.open(path, flags, 0o600)
+
+
 class ChildReceiver:
-    """``python -m anomaly_desk serve`` for the dashboard's lifetime."""
+    """``python -m anomaly_desk serve`` for the dashboard's lifetime.
+
+    ``log``: where its output goes; by default ``receiver.log`` in a fresh private directory,
+    removed by ``cleanup()`` unless the receiver failed (then the user is told to read it).
+    """
 
     def __init__(
         self, url: str, data_dir: Path | None, config: Path | None, log: Path | None = None
     ) -> None:
         parts = urlsplit(url)
         self.url = url
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.host = parts.hostname or "127.0.0.1"
         self.data_dir = data_dir
         self.config = config
-        self.log = log or Path(tempfile.gettempdir()) / f"anomaly-desk-receiver-{self.port}.log"
+        self._private: Path | None = None
+        if log is None:
+            self._private = Path(tempfile.mkdtemp(prefix="anomaly-desk-dashboard-"))
+            log = self._private / "receiver.log"
+        self.log = log
+        self.failed = False
         self.proc: subprocess.Popen[bytes] | None = None
 
     def arguments(self) -> list[str]:
@@ -76,9 +133,19 @@ class ChildReceiver:
     def command(self) -> list[str]:
         return cli_command(self.arguments())
 
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """The child, stdout and stderr into the log; stdin /dev/null (the terminal is ours)."""
+        fd = open_log(self.log, exclusive=self._private is not None)
+        try:
+            return subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT
+            )
+        finally:
+            os.close(fd)
+
     def start(self, timeout: float = START_TIMEOUT_S) -> str | None:
         """Start and wait for ``/healthz``; an error message when it did not come up."""
-        self.proc = spawn_cli(self.arguments(), self.log)
+        self.proc = self.spawn()
         try:
             wait_until_answers(
                 f"{self.url.rstrip('/')}/healthz",
@@ -95,40 +162,68 @@ class ChildReceiver:
         return None
 
     def _failure(self, what: str) -> str:
+        self.failed = True
         log = tail(self.log)
         hint = ""
         if "in use by another" in log:
-            hint = "\nThe data directory is locked by another anomaly-desk process (see above)."
+            hint = (
+                "\nThe data directory is locked by another anomaly-desk process (see above); "
+                "attach to it with: anomaly-desk --url URL"
+            )
         return f"{what}; its log ({self.log}):\n{log}{hint}"
 
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, grace=15)
 
+    def cleanup(self) -> None:
+        """Remove the private log directory, unless the log explains a failure."""
+        if self._private is not None and not self.failed:
+            shutil.rmtree(self._private, ignore_errors=True)
+
+
+def _say(message: str) -> None:
+    print(f"anomaly-desk: {message}", file=sys.stderr, flush=True)
+
 
 def main(args: argparse.Namespace) -> int:
-    url = (getattr(args, "url", None) or os.environ.get("ANOMALY_DESK_URL") or DEFAULT_URL).rstrip(
-        "/"
-    )
+    given = getattr(args, "url", None)
+    raw = given or os.environ.get("ANOMALY_DESK_URL") or DEFAULT_URL
+    try:
+        url = check_url(raw, "--url" if given else "ANOMALY_DESK_URL")
+    except BadUrl as exc:
+        _say(str(exc))
+        return EXIT_USAGE
     token = getattr(args, "token", None) or os.environ.get("ANOMALY_DESK_TOKEN")
+    start = bool(getattr(args, "start", False))
+    host = urlsplit(url).hostname or ""
+    if start and not _is_loopback(host):
+        _say(f"--start starts a receiver on this machine; {host} is not a loopback address")
+        return EXIT_USAGE
     found = probe(url)
     if found is None:
-        print(
-            f"anomaly-desk: {url} answers, but it is not an Anomaly Desk receiver", file=sys.stderr
-        )
-        return 1
+        _say(f"{url} answers, but it is not an Anomaly Desk receiver")
+        return EXIT_FAILED
     child: ChildReceiver | None = None
     if not found:
-        host = urlsplit(url).hostname or ""
-        if not _is_loopback(host):
-            print(f"anomaly-desk: no receiver answers at {url}", file=sys.stderr)
-            return 1
+        if not (start or (is_default(url) and _is_loopback(host))):
+            hint = (
+                "; pass --start to start a receiver there"
+                if _is_loopback(host)
+                else "; is the receiver running, and is the address right?"
+            )
+            _say(f"nothing answers at {url}{hint}")
+            return EXIT_FAILED
         child = ChildReceiver(url, getattr(args, "data_dir", None), getattr(args, "config", None))
-        print(f"anomaly-desk: starting a receiver on {url} …", file=sys.stderr, flush=True)
-        error = child.start()
+        _say(f"starting a receiver on {url} …")
+        try:
+            error = child.start()
+        except BaseException:  # Ctrl+C while it starts: it must not outlive us
+            child.stop()
+            raise
         if error:
-            print(f"anomaly-desk: {error}", file=sys.stderr)
-            return 1
+            _say(error)
+            return EXIT_FAILED
     from anomaly_desk.tui.app import (
         run_dashboard,  # Textual loads only once there is something to show
     )
@@ -138,3 +233,4 @@ def main(args: argparse.Namespace) -> int:
     finally:
         if child is not None:
             child.stop()
+            child.cleanup()

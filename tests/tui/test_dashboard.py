@@ -104,7 +104,7 @@ async def test_acknowledge_sends_a_note_the_sync_log_shows(tui_desk: Desk) -> No
         screen = await ready(pilot)
         await wait_for(pilot, lambda: subscribed(tui_desk), what="event stream")
         assert screen.table.current.id == LINKED_ANOMALY
-        await pilot.press("a")
+        await pilot.press("a", "y")  # y: notify its ticket
         await wait_for(
             pilot, lambda: screen.table.current.status == "Acknowledged", what="row acknowledged"
         )
@@ -127,7 +127,7 @@ async def test_retry_key_retries_the_selected_dead_job(tui_desk: Desk) -> None:
         screen = await ready(pilot)
         await wait_for(pilot, lambda: subscribed(tui_desk), what="event stream")
         tui_desk.faults.update({"force_status": 401, "force_count": 5})
-        await pilot.press("a")
+        await pilot.press("a", "y")  # y: notify its ticket
         await wait_for(pilot, lambda: screen.sync_log.dead_count == 1, what="a dead job")
         (dead,) = [e for e in screen.sync_log.entries.values() if e.outcome == "dead"]
         assert "401" in dead.message or "auth" in dead.message.lower()
@@ -240,7 +240,7 @@ async def test_archive_and_comment_go_through_the_forms(tui_desk: Desk) -> None:
         await wait_for(
             pilot, lambda: isinstance(pilot.app.screen, ArchiveScreen), what="archive form"
         )
-        await pilot.press("ctrl+s")  # Resolved is preselected
+        await pilot.press("ctrl+s", "y")  # Resolved is preselected; y: notify its ticket
         await wait_for(pilot, lambda: screen.model.get(LINKED_ANOMALY) is None, what="left Open")
         assert tui_desk.api.get(f"/api/anomalies/{LINKED_ANOMALY}").json()["status"] == "Resolved"
 
@@ -287,6 +287,7 @@ def test_launcher_reports_a_locked_data_directory(tmp_path: Path) -> None:
                 "dashboard",
                 "--url",
                 f"http://127.0.0.1:{port}",
+                "--start",  # not the default URL: start a receiver only when asked to
                 "--data-dir",
                 str(data),
             ],
@@ -392,6 +393,7 @@ async def test_open_hands_the_ticket_to_the_browser_and_q_quits(
     tui_desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
+    monkeypatch.setenv("DISPLAY", ":0")  # a browser is asked only where one can appear
     monkeypatch.setattr(
         "webbrowser.open", lambda url, *a, **k: opened.append(url)
     )  # the OS browser

@@ -39,10 +39,13 @@ class ArchiveScreen(ModalScreen[tuple[str, str | None] | None]):
         Binding("ctrl+s", "submit", "Archive", priority=True),
     ]
 
-    def __init__(self, anomaly: AnomalyDetail, status: str = "Resolved") -> None:
+    def __init__(self, anomaly: AnomalyDetail, status: str | None = None) -> None:
         super().__init__()
         self.anomaly = anomaly
-        self.initial = status if status in ARCHIVE_STATUSES else "Resolved"
+        # an anomaly archived already starts from its own status (changing Duplicate to Invalid
+        # is one key away, and Enter alone keeps it); an open one from Resolved
+        wanted = status or anomaly.status
+        self.initial = wanted if wanted in ARCHIVE_STATUSES else "Resolved"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
@@ -60,7 +63,10 @@ class ArchiveScreen(ModalScreen[tuple[str, str | None] | None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(RadioSet).focus()
+        choice = self.query_one(RadioSet)
+        choice.focus()
+        for _ in range(ARCHIVE_STATUSES.index(self.initial)):  # the cursor on the chosen one
+            choice.action_next_button()
 
     @property
     def status(self) -> str:

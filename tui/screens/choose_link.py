@@ -1,6 +1,12 @@
-"""Small modals the main screen needs: pick one of several links, and confirm an unlink."""
+"""Small modals the main screen needs: pick one of several links or values, confirm an unlink.
+
+Every label here holds ticket text (keys, states, summaries a provider sent): it goes in as
+``Text``, never as markup, so ``[To Do]`` or ``[@click=app.quit]`` is shown as written.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,10 +19,14 @@ from textual.widgets.option_list import Option
 from anomaly_desk.core.views import TicketLinkView
 
 
-def link_label(link: TicketLinkView) -> str:
-    """Plain text (a ticket summary may contain ``[...]``): show it as ``Text``, not markup."""
-    state = link.state or "?"
-    return f"{link.ticket_key}  {link.connection}  [{state}]  {link.summary or ''}"
+def link_label(link: TicketLinkView) -> Text:
+    """``DQ-7  jira  [To Do]  summary``: plain text (a summary may contain ``[...]``)."""
+    text = Text(link.ticket_key, style="bold")
+    text.append(f"  {link.connection}  ")
+    text.append(f"[{link.state or '?'}]", style="dim")
+    if link.summary:
+        text.append(f"  {link.summary}")
+    return text
 
 
 class ChooseLinkScreen(ModalScreen[TicketLinkView | None]):
@@ -31,15 +41,41 @@ class ChooseLinkScreen(ModalScreen[TicketLinkView | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(Text(self.title_text), classes="dialog-title")
             yield OptionList(
-                *(Option(Text(link_label(link)), id=link.id) for link in self.links), id="links"
+                *(Option(link_label(link), id=link.id) for link in self.links), id="links"
             )
             yield Label("enter choose · esc cancel", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         chosen = next(link for link in self.links if link.id == event.option.id)
         self.dismiss(chosen)
+
+
+class ChooseValueScreen(ModalScreen[str | None]):
+    """Which value? ``choices`` are ``(label, value)``; dismisses with the value, or None."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, title: str, choices: Sequence[tuple[Text | str, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.title_text), classes="dialog-title")
+            yield OptionList(
+                *(
+                    Option(label if isinstance(label, Text) else Text(label), id=str(i))
+                    for i, (label, _) in enumerate(self.choices)
+                ),
+                id="values",
+            )
+            yield Label("enter choose · esc cancel", classes="dialog-hint")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.choices[int(event.option.id or 0)][1])
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 
+from anomaly_desk.core.providers.servicenow import LEVEL_WORDS, PRIORITY_MATRIX
 from anomaly_desk.core.views import AnomalyDetail, ConnectionView, TicketLinkView
 from anomaly_desk.tui.client import ApiError, DeskClient
 from anomaly_desk.tui.screens.dialog import anomaly_line, dialog_css, ref_name
@@ -25,6 +26,7 @@ from anomaly_desk.tui.widgets.connection_list import ConnectionList
 from anomaly_desk.tui.widgets.form_fields import (
     FIELD_TYPES,
     ChoiceField,
+    DerivedField,
     FieldSpec,
     FormField,
     Options,
@@ -32,6 +34,28 @@ from anomaly_desk.tui.widgets.form_fields import (
 
 SUMMARY_LIMITS = {"jira": 255, "servicenow": 160}
 SUMMARY_PREFIX = "[DQ]"
+FIX_FIELDS = "Fix the marked fields."
+# ServiceNow's priority names, for when the instance's own labels could not be read
+PRIORITY_NAMES = {"1": "Critical", "2": "High", "3": "Moderate", "4": "Low", "5": "Planning"}
+
+
+def level(value: str) -> str | None:
+    """An impact or urgency as ServiceNow stores it (``"1"``..``"3"``), from a drop-down value
+    or typed text (``2``, ``2 - Medium``, ``medium``); None when it is not one."""
+    text = value.strip().lower()
+    if not text:
+        return None
+    code = text[0] if text[0].isdigit() else LEVEL_WORDS.get(text.split(" - ")[-1].strip())
+    return code if code in LEVEL_WORDS.values() else None
+
+
+def derived_priority(impact: str, urgency: str) -> str | None:
+    """The priority ServiceNow's lookup rules give ``impact`` × ``urgency`` (1+1 → 1 Critical,
+    …, 3+3 → 5 Planning); None until both are set."""
+    impact_level, urgency_level = level(impact), level(urgency)
+    if impact_level is None or urgency_level is None:
+        return None
+    return PRIORITY_MATRIX.get((impact_level, urgency_level))
 
 
 # -- texts shown about the anomaly and the connections ------------------------------------------
@@ -181,7 +205,8 @@ class ServiceNowForm(TicketForm):
         FieldSpec("subcategory", "Subcategory", "choice", placeholder="subcategory value"),
         FieldSpec("impact", "Impact", "choice", placeholder="1, 2 or 3"),
         FieldSpec("urgency", "Urgency", "choice", placeholder="1, 2 or 3"),
-        FieldSpec("priority", "Priority", "choice", placeholder="1 to 5"),
+        # the instance derives priority from impact and urgency, refusing any other: shown only
+        FieldSpec("priority", "Priority (impact × urgency)", "derived", placeholder="—"),
         FieldSpec("assignment_group", "Assignment group", "choice", placeholder="group name"),
         FieldSpec("assigned_to", "Assigned to", "choice", placeholder="user name or email"),
         FieldSpec("caller_id", "Caller", "choice", placeholder="user name or email"),
@@ -201,6 +226,30 @@ class ServiceNowForm(TicketForm):
         category = self.field("category")
         chosen = category.value if category is not None else ""
         return [(o.label, o.value) for o in self.options.get(f"subcategory:{chosen}", [])]
+
+    def on_mount(self) -> None:
+        self.show_priority()
+
+    def apply_options(self, options: Options) -> None:
+        super().apply_options(options)
+        self.show_priority()
+
+    def show_priority(self) -> None:
+        """The priority the instance will give the incident, in its own words when it said."""
+        impact, urgency = self.field("impact"), self.field("urgency")
+        shown = self.query_one("#field-priority", DerivedField)
+        if impact is None or urgency is None:
+            return
+        priority = derived_priority(impact.value, urgency.value)
+        if priority is None:
+            shown.show("")
+            return
+        labels = {o.value: o.label for o in self.options.get("priority", [])}
+        shown.show(labels.get(priority) or f"{priority} - {PRIORITY_NAMES[priority]}")
+
+    @on(FormField.Changed, "#field-impact, #field-urgency")
+    def _level_changed(self) -> None:
+        self.show_priority()
 
     @on(FormField.Changed, "#field-category")
     def _category_changed(self, event: FormField.Changed) -> None:
@@ -242,6 +291,7 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
         self.connections = [c for c in connections if c.provider in FORMS]
         self.connection: ConnectionView | None = None
         self.sending = False
+        self.fields_note = False  # the status line is about marked fields: gone once they are
 
     @property
     def form(self) -> TicketForm | None:
@@ -279,7 +329,7 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
         self.connection = connection
         kind = connection.provider
         what = "Jira issue" if kind == "jira" else "ServiceNow incident"
-        self.query_one("#dialog").border_title = f"Create a {what} · {connection.name}"
+        self.query_one("#dialog").border_title = Text(f"Create a {what} · {connection.name}")
         body = self.query_one("#body")
         await body.remove_children()
         form = FORMS[kind](connection, self.anomaly)
@@ -303,7 +353,8 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
             self.form.apply_options(options)
         self.set_status("")
 
-    def set_status(self, text: str, kind: str = "") -> None:
+    def set_status(self, text: str, kind: str = "", fields: bool = False) -> None:
+        self.fields_note = fields
         status = self.query_one("#status", Static)
         status.update(Text(text))
         status.set_class(kind == "error", "-error")
@@ -331,7 +382,7 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
             return
         fields = form.collect()
         if fields is None:
-            self.set_status("Fix the marked fields.", "error")
+            self.set_status(FIX_FIELDS, "error", fields=True)
             return
         self.send(self.connection.name, fields)
 
@@ -355,6 +406,14 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
 
     def show_error(self, exc: ApiError) -> None:
         """Provider field errors go on their fields; everything else in the status line."""
-        if self.form is not None:
-            self.form.show_errors(exc.field_errors())
-        self.set_status(exc.detail, "error")
+        errors = exc.field_errors()
+        rest = self.form.show_errors(errors) if self.form is not None else errors
+        self.set_status(exc.detail, "error", fields=bool(errors) and not rest)
+
+    @on(FormField.Changed)
+    def _edited(self) -> None:
+        """A field note (ours or the provider's) goes once no field is marked any more."""
+        form = self.form
+        marked = form is None or any(field.error for field in form.query(FormField))
+        if self.fields_note and not marked:
+            self.set_status("")

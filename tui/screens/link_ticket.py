@@ -104,7 +104,8 @@ class LinkTicketScreen(ModalScreen[TicketLinkView | None]):
         """Step two: the search box, showing the most recent tickets until the user types."""
         self.connection = connection
         self.query("#choose, #connections").remove()
-        self.query_one("#dialog").border_title = f"Link an existing ticket · {connection.name}"
+        title = Text(f"Link an existing ticket · {connection.name}")  # a name, not markup
+        self.query_one("#dialog").border_title = title
         self.query_one("#search").remove_class("-hidden")
         self.query_one("#link", Button).disabled = False
         self.query_one("#query", Input).focus()

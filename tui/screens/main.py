@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import httpx
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widget import Widget
+from textual.widgets import Input
 
 from anomaly_desk.core.views import (
     AnomalyDetail,
@@ -34,13 +37,19 @@ from anomaly_desk.core.views import (
     SyncLogEntryView,
     TicketLinkView,
 )
+from anomaly_desk.tui.browser import open_in_browser
 from anomaly_desk.tui.client import ApiError, DeskClient
-from anomaly_desk.tui.screens.choose_link import ChooseLinkScreen, ConfirmScreen
+from anomaly_desk.tui.screens.choose_link import ChooseLinkScreen, ChooseValueScreen, ConfirmScreen
+from anomaly_desk.tui.screens.commands import MAIN_COMMANDS, bindings, groups, palette
+from anomaly_desk.tui.screens.confirm import ConfirmNotesScreen, notify_question
+from anomaly_desk.tui.screens.keymap import KeyMapScreen, key_sections
 from anomaly_desk.tui.screens.quarantine import QuarantineScreen
 from anomaly_desk.tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query, shown_in
 from anomaly_desk.tui.widgets.anomaly_table import AnomalyTable
+from anomaly_desk.tui.widgets.connection_list import health_line
 from anomaly_desk.tui.widgets.detail import DetailPane
 from anomaly_desk.tui.widgets.filter_bar import FilterBar
+from anomaly_desk.tui.widgets.footer import DeskFooter
 from anomaly_desk.tui.widgets.header import DeskHeader
 from anomaly_desk.tui.widgets.sync_log import SyncLog
 
@@ -53,61 +62,40 @@ QUARANTINE_COUNT_MAX = 500  # the API's page maximum: beyond it the header says 
 DETAIL_DELAY_S = 0.12
 SEARCH_DELAY_S = 0.03
 RECONNECT_MAX_S = 10.0
+WIDE_AT = 120  # columns from which the detail sits beside the list, not below it
+TALL_AT = 40  # rows from which a narrow terminal has room for the detail below the list
+PANES = ("list-pane", "detail", "log-pane")  # what `z` maximises: the pane holding the focus
 
-# (action, title, help) in the order the command palette lists them
-ACTIONS: list[tuple[str, str, str]] = [
-    ("acknowledge", "Acknowledge anomaly", "Mark the highlighted anomaly Acknowledged (a)"),
-    ("create", "Create ticket", "Create a Jira or ServiceNow ticket for it (c)"),
-    ("link", "Link existing ticket", "Search a connection and link a ticket (l)"),
-    ("unlink", "Unlink ticket", "Forget a link; the ticket itself is not changed (u)"),
-    ("archive", "Archive anomaly", "Resolved / Duplicate / Invalid / Discarded (x)"),
-    ("comment", "Comment", "Add a comment; linked tickets get it as a note (m)"),
-    ("retry", "Retry dead sync job", "Retry the selected dead job in the sync log (r)"),
-    ("open", "Open in browser", "Open the linked ticket, or the anomaly itself (o)"),
-    ("search", "Search", "Focus the search box (/)"),
-    ("sort", "Change sort order", "Newest first, oldest first, by weight (s)"),
-    ("filter('open')", "Show open", "Active and Acknowledged anomalies (1)"),
-    ("filter('active')", "Show active", "Active anomalies only (2)"),
-    ("filter('acknowledged')", "Show acknowledged", "Acknowledged anomalies only (3)"),
-    ("filter('archived')", "Show archived", "Resolved, Duplicate, Invalid, Discarded (4)"),
-    ("filter('all')", "Show all", "Every anomaly (5)"),
-    ("reload", "Reload", "Fetch the list, counts and sync log again (ctrl+r)"),
-    ("check_connections", "Check connections", "Test every connection now"),
-    ("focus_log", "Focus sync log", "Move to the sync log to pick a dead job (tab)"),
-    ("quarantine", "Show quarantine", "Delivered items kept aside: no usable anomaly id (Q)"),
-]
+# (action, title, help) in the order the command palette lists them; keys: see commands.py
+ACTIONS: list[tuple[str, str, str]] = palette(MAIN_COMMANDS)
+# the sections of the key map (?): the screen's own groups, then the panes' keys, then the app's
+KEY_MAP_ORDER = ("Notes", "Tickets", "View", "Anomaly table", "Sync log", "App")
+# keys every screen inherits, sectioned like ours
+KEY_MAP_GROUPS = {"app.focus_next": "View", "app.focus_previous": "View"}
 
 
 class MainScreen(Screen[None]):
-    BINDINGS = [
-        Binding("slash", "search", "Search"),
-        Binding("a", "acknowledge", "Ack"),
-        Binding("c", "create", "Create"),
-        Binding("l", "link", "Link"),
-        Binding("u", "unlink", "Unlink"),
-        Binding("x", "archive", "Archive"),
-        Binding("m", "comment", "Comment"),
-        Binding("r", "retry", "Retry"),
-        Binding("o", "open", "Open"),
-        Binding("s", "sort", "Sort"),
-        Binding("1", "filter('open')", "Open", show=False),
-        Binding("2", "filter('active')", "Active", show=False),
-        Binding("3", "filter('acknowledged')", "Ack'd", show=False),
-        Binding("4", "filter('archived')", "Archived", show=False),
-        Binding("5", "filter('all')", "All", show=False),
-        Binding("ctrl+r", "reload", "Reload", show=False),
-        Binding("escape", "focus_table", "Table", show=False),
-        Binding("q", "app.quit", "Quit"),
-        # after Quit: where the footer is too narrow, this label is the one cut, not "Quit"
-        Binding("Q", "quarantine", "Quarantine"),
-    ]
+    # responsive layout (dashboard.tcss): -narrow/-wide by columns, -short/-tall by rows
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_AT, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_AT, "-tall")]
+    ALLOW_IN_MAXIMIZED_VIEW = "DeskHeader, Footer"
 
-    def __init__(self, client: DeskClient, address: str) -> None:
+    BINDINGS = bindings(MAIN_COMMANDS)  # add a key in commands.py: footer, palette and ?
+
+    def __init__(
+        self,
+        client: DeskClient,
+        address: str,
+        confirm_notes: bool = True,
+        demo_info: str | None = None,
+    ) -> None:
         super().__init__()
         self.client = client
         self.address = address
+        self.demo_info = demo_info  # the demo's banner, when the demo started the dashboard
+        self.confirm_notes = confirm_notes  # ask before a key sends notes to linked tickets
         self.model = AnomalyRows()
-        self.detail_doc: AnomalyDetail | None = None
+        self.detail_pane = DetailPane(id="detail")
         self.connections: list[ConnectionView] | None = None
         self.rows_version = 0  # bumped whenever the table shows a fresh answer (tests, bench)
         self.rows_shown_at = 0.0  # perf_counter() of that moment
@@ -133,10 +121,39 @@ class MainScreen(Screen[None]):
             with Vertical(id="list-pane"):
                 yield FilterBar(id="filters")
                 yield AnomalyTable(self.model, id="anomalies")
-            yield DetailPane(id="detail")
+            yield self.detail_pane
         with Vertical(id="log-pane"):
             yield SyncLog(id="sync-log")
-        yield Footer()
+        yield DeskFooter()
+
+    def detail_shown(self) -> bool:
+        """Whether the layout shows the detail pane: beside the list when wide, below it when
+        narrow, hidden when narrow and short, unless `d` said otherwise (narrow and short, the
+        detail then takes the sync log's place)."""
+        if self.has_class("-detail-off"):
+            return False
+        if self.has_class("-detail-on"):
+            return True
+        return not (self.has_class("-narrow") and self.has_class("-short"))
+
+    def action_toggle_detail(self) -> None:
+        shown = not self.detail_shown()
+        self.set_class(shown, "-detail-on")
+        self.set_class(not shown, "-detail-off")
+        if not shown and self.query_one(DetailPane).has_focus_within:
+            self.table.focus()
+        elif shown and self.has_class("-narrow", "-short") and self.sync_log.has_focus:
+            self.table.focus()  # the detail takes the sync log's place
+
+    def action_zoom(self) -> None:
+        """Maximise the pane holding the focus (the list when none does); again restores, as
+        does escape."""
+        if self.maximized is not None:
+            self.minimize()
+            return
+        chain = self.focused.ancestors_with_self if self.focused is not None else []
+        panes = [node for node in chain if isinstance(node, Widget) and node.id in PANES]
+        self.maximized = panes[0] if panes else self.query_one("#list-pane")
 
     @property
     def table(self) -> AnomalyTable:
@@ -165,6 +182,33 @@ class MainScreen(Screen[None]):
         self.consume_events()
         self.set_interval(FLUSH_S, self.flush)
         self.set_interval(HEALTH_EVERY_S, self._health_tick)
+        if self.demo_info is not None:
+            self.notify("i shows the sandbox credentials, webhook secret and logs", title="Demo")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notification, but plain text unless asked otherwise: messages carry ticket
+        keys, summaries, provider errors and platform statuses, and ``[To Do]`` or
+        ``[@click=app.quit]`` must be shown as written, never read as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "demo_info":
+            return self.demo_info is not None
+        return True
+
+    def action_demo_info(self) -> None:
+        if self.demo_info is not None:
+            from anomaly_desk.tui.screens.demo_info import DemoInfoScreen
+
+            self.app.push_screen(DemoInfoScreen(self.demo_info))
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -175,7 +219,7 @@ class MainScreen(Screen[None]):
         title = f"Anomalies · {label} · {shown:,}{more} loaded"
         if self.model.query.q:
             title += f" · search “{self.model.query.q}”"
-        self.query_one("#list-pane").border_title = title
+        self.query_one("#list-pane").border_title = Text(title)  # typed text: `[/]` is no tag
 
     @work(exclusive=True, group="rows")
     async def load_rows(
@@ -208,8 +252,7 @@ class MainScreen(Screen[None]):
         self.rows_shown_at = time.perf_counter()
         self._set_list_title()
         if self.table.current is None:
-            self.query_one(DetailPane).show(None)
-            self.detail_doc = None
+            self._clear_detail()
 
     def on_anomaly_table_need_more(self) -> None:
         self.load_more()
@@ -310,7 +353,7 @@ class MainScreen(Screen[None]):
         if self.gone():
             return
         log.add_entries(entries)
-        log.set_job_states(dead)
+        log.set_job_states(dead, every_dead=True)
 
     # -- live ----------------------------------------------------------------------------------
 
@@ -423,9 +466,9 @@ class MainScreen(Screen[None]):
             for job in self._jobs.values():
                 self.sync_log.job_changed(job)
             self._jobs.clear()
-        if self._detail_dirty and self.detail_doc is not None:
+        if self._detail_dirty:
             self._detail_dirty = False
-            self.load_detail(self.detail_doc.id, delay=0)
+            self._refresh_detail()
         if self._counts_dirty and time.monotonic() - self._counts_at >= COUNTS_EVERY_S:
             self.run_worker(self.load_counts(), group="counts", exclusive=True)
         if self._quarantine_dirty:
@@ -443,11 +486,36 @@ class MainScreen(Screen[None]):
 
     # -- detail --------------------------------------------------------------------------------
 
+    # One source of truth: the detail shows the highlighted anomaly, or nothing; every key acts
+    # on what it shows (``current_doc``). A document whose row is no longer highlighted is
+    # dropped, whenever it arrives.
+
+    @property
+    def detail_doc(self) -> AnomalyDetail | None:
+        """What the detail pane shows: the anomaly the keys act on (None: nothing selected)."""
+        return self.detail_pane.doc
+
+    def _is_highlighted(self, anomaly_id: int) -> bool:
+        current = self.table.current
+        return current is not None and current.id == anomaly_id
+
+    def _clear_detail(self) -> None:
+        """Nothing highlighted: nothing shown, and a load on its way must not bring it back."""
+        self.workers.cancel_group(self, "detail")
+        self._detail_dirty = False
+        self.detail_pane.show(None)
+
+    def _refresh_detail(self) -> None:
+        """Read the shown anomaly again (an event or a form changed it), if still highlighted."""
+        doc = self.detail_doc
+        if doc is not None and self._is_highlighted(doc.id):
+            self.load_detail(doc.id, delay=0)
+
     @on(AnomalyTable.Highlighted)
     def highlighted(self, message: AnomalyTable.Highlighted) -> None:
+        self.sync_log.set_anomaly_filter(message.row.id if message.row else None)
         if message.row is None:
-            self.query_one(DetailPane).show(None)
-            self.detail_doc = None
+            self._clear_detail()
         else:
             self.load_detail(message.row.id)
 
@@ -459,46 +527,46 @@ class MainScreen(Screen[None]):
         try:
             doc = await self.client.anomaly(anomaly_id)
         except ApiError as exc:
-            if self.gone():
-                return
-            self.query_one(DetailPane).show(
-                None, note=f"Cannot load anomaly {anomaly_id}: {exc.detail}"
-            )
+            if not self.gone() and self._is_highlighted(anomaly_id):
+                self.detail_pane.show(None, note=f"Cannot load anomaly {anomaly_id}: {exc.detail}")
             return
-        if self.gone():
+        if self.gone() or not self._is_highlighted(anomaly_id):
             return
-        current = self.table.current
-        if current is not None and current.id != anomaly_id:
-            return
-        self.detail_doc = doc
-        self.query_one(DetailPane).show(doc)
+        self.detail_pane.show(doc)
         if self.model.update(doc.summary()):
             self.table.refresh()
 
     async def current_doc(self) -> AnomalyDetail | None:
-        """The highlighted anomaly with its links, comments and history (fetched if needed)."""
+        """What a key acts on: the highlighted anomaly. When the debounced load has not shown it
+        yet it is fetched and shown first, so a key never acts on something not on screen."""
         row = self.table.current
         if row is None:
-            self.notify("No anomaly highlighted", severity="warning")
+            self._clear_detail()
+            self.notify("No anomaly selected", severity="warning")
             return None
-        if self.detail_doc is not None and self.detail_doc.id == row.id:
-            return self.detail_doc
+        shown = self.detail_doc
+        if shown is not None and shown.id == row.id:
+            return shown
         try:
-            self.detail_doc = await self.client.anomaly(row.id)
+            doc = await self.client.anomaly(row.id)
         except ApiError as exc:
             self.notify(exc.detail, title="Cannot load the anomaly", severity="error")
             return None
-        self.query_one(DetailPane).show(self.detail_doc)
-        return self.detail_doc
+        if self.gone():
+            return None
+        if not self._is_highlighted(row.id):  # an event took the row away meanwhile
+            self.notify(f"Anomaly {row.id} is no longer in the list", severity="warning")
+            return None
+        self.workers.cancel_group(self, "detail")  # it would only fetch the same again
+        self.detail_pane.show(doc)
+        return doc
 
     def _show_doc(self, doc: AnomalyDetail) -> None:
         """An action's answer is the new document: show it without waiting for the event."""
         if self.model.update(doc.summary()):
             self.table.refresh()
-        current = self.table.current
-        if current is not None and current.id == doc.id:
-            self.detail_doc = doc
-            self.query_one(DetailPane).show(doc)
+        if self._is_highlighted(doc.id):
+            self.detail_pane.show(doc)
 
     # -- filters -------------------------------------------------------------------------------
 
@@ -538,6 +606,13 @@ class MainScreen(Screen[None]):
     def action_quarantine(self) -> None:
         self.app.push_screen(QuarantineScreen(self.client))
 
+    def action_keys(self) -> None:
+        """The key map, from the live bindings: this screen's, the panes' and the app's."""
+        panes = [("Anomaly table", self.table), ("Sync log", self.sync_log)]
+        group_of = {**KEY_MAP_GROUPS, **groups(MAIN_COMMANDS)}
+        sections = key_sections(self, group_of, panes, KEY_MAP_ORDER)
+        self.app.push_screen(KeyMapScreen(sections))
+
     async def action_check_connections(self) -> None:
         self.notify("Checking connections…")
         try:
@@ -546,7 +621,7 @@ class MainScreen(Screen[None]):
             self.notify(exc.detail, title="Check failed", severity="error")
             return
         await self.load_connections()
-        bad = [f"{name}: {h.message}" for name, h in health.items() if not h.ok]
+        bad = [health_line(name, h.message) for name, h in health.items() if not h.ok]
         if bad:
             self.notify("\n".join(bad), title="Connection problems", severity="error")
         else:
@@ -559,6 +634,22 @@ class MainScreen(Screen[None]):
             await self.load_connections()
         return self.connections or []
 
+    async def _notes_confirmed(
+        self, what: str, doc: AnomalyDetail, go: Callable[[], Awaitable[None]], yes: str
+    ) -> None:
+        """Run ``go`` (which notes every linked ticket), after asking when there is a ticket to
+        note and the setting wants a question: a note cannot be taken back."""
+        if not doc.links or not self.confirm_notes:
+            await go()
+            return
+
+        async def answer(confirmed: bool | None) -> None:
+            if confirmed:
+                await go()
+
+        question = notify_question(what, doc)
+        self.app.push_screen(ConfirmNotesScreen(question, doc, yes=yes), answer)
+
     async def action_acknowledge(self) -> None:
         doc = await self.current_doc()
         if doc is None:
@@ -566,17 +657,22 @@ class MainScreen(Screen[None]):
         if doc.status != "Active":
             self.notify(f"Anomaly {doc.id} is {doc.status}", severity="warning")
             return
-        try:
-            new = await self.client.acknowledge(doc.id)
-        except ApiError as exc:
-            self.notify(exc.detail, title="Cannot acknowledge", severity="error")
-            return
-        self._show_doc(new)
-        links = len(new.links)
-        self.notify(
-            f"Anomaly {new.id} acknowledged"
-            + (f"; a note goes to {links} ticket(s)" if links else "")
-        )
+        anomaly_id = doc.id
+
+        async def go() -> None:
+            try:
+                new = await self.client.acknowledge(anomaly_id)
+            except ApiError as exc:
+                self.notify(exc.detail, title="Cannot acknowledge", severity="error")
+                return
+            self._show_doc(new)
+            links = len(new.links)
+            self.notify(
+                f"Anomaly {new.id} acknowledged"
+                + (f"; a note goes to {links} ticket(s)" if links else "")
+            )
+
+        await self._notes_confirmed(f"Acknowledge {anomaly_id}", doc, go, yes="Acknowledge")
 
     def _screen_missing(self, name: str) -> None:
         self.notify(f"The {name} form is not available in this build", severity="error")
@@ -607,9 +703,9 @@ class MainScreen(Screen[None]):
 
     def _linked(self, link: TicketLinkView | None) -> None:
         if link:
-            self.notify(f"Linked {link.ticket_key} ({link.connection})")
-            if self.detail_doc is not None:
-                self.load_detail(self.detail_doc.id, delay=0)
+            summary = f": {link.summary}" if link.summary else ""
+            self.notify(f"Linked {link.ticket_key} ({link.connection}){summary}")
+            self._refresh_detail()
 
     async def action_archive(self) -> None:
         doc = await self.current_doc()
@@ -626,13 +722,18 @@ class MainScreen(Screen[None]):
             if not result:
                 return
             status, comment = result
-            try:
-                new = await self.client.archive(anomaly_id, status, comment)
-            except ApiError as exc:
-                self.notify(exc.detail, title="Cannot archive", severity="error")
-                return
-            self._show_doc(new)
-            self.notify(f"Anomaly {anomaly_id} archived as {status}")
+
+            async def go() -> None:
+                try:
+                    new = await self.client.archive(anomaly_id, status, comment)
+                except ApiError as exc:
+                    self.notify(exc.detail, title="Cannot archive", severity="error")
+                    return
+                self._show_doc(new)
+                self.notify(f"Anomaly {anomaly_id} archived as {status}")
+
+            what = f"Archive {anomaly_id} as {status}"
+            await self._notes_confirmed(what, doc, go, yes="Archive")
 
         self.app.push_screen(ArchiveScreen(doc), done)
 
@@ -680,6 +781,7 @@ class MainScreen(Screen[None]):
                 return
             self._show_doc(new)
             self.notify(f"Unlinked {link.ticket_key}; the ticket itself is unchanged")
+            await self._reread_jobs(anomaly_id)
 
         def confirm(link: TicketLinkView | None) -> None:
             if link is None:
@@ -699,25 +801,61 @@ class MainScreen(Screen[None]):
         else:
             self.app.push_screen(ChooseLinkScreen("Unlink which ticket?", links), confirm)
 
+    async def _reread_jobs(self, anomaly_id: int) -> None:
+        """After an unlink the core has cancelled that ticket's waiting notes, dead ones too:
+        read the log and the anomaly's jobs again, so the dead count and ``r`` forget them."""
+        await self.load_sync_log()
+        try:
+            jobs = await self.client.sync_jobs(anomaly_id=anomaly_id)
+        except ApiError:
+            return  # load_sync_log has said so
+        if not self.gone():
+            self.sync_log.set_job_states(jobs)
+
     async def action_retry(self) -> None:
+        """On the focused sync log: the selected line's job. Anywhere else: the dead jobs of the
+        anomaly the detail shows, never the log's hidden selection (maybe another anomaly's)."""
         log = self.sync_log
-        job_id = log.dead_job_for(log.selected)
-        if job_id is None and not log.has_focus:
-            current = self.table.current
-            job_id = log.newest_dead_job(current.id if current else None)
-        if job_id is None:
-            self.notify(
-                "No dead job selected: move to the sync log (tab) and pick a red line",
-                severity="warning",
-            )
+        if log.has_focus:
+            job_id = log.dead_job_for(log.selected)
+            if job_id is None:
+                self.notify(
+                    "The selected line is not a dead job: pick a red one", severity="warning"
+                )
+                return
+            await self._retry([job_id])
+            return
+        doc = await self.current_doc()
+        if doc is None:
             return
         try:
-            job = await self.client.retry_job(job_id)
+            dead = await self.client.sync_jobs(state="dead", anomaly_id=doc.id)
         except ApiError as exc:
-            self.notify(exc.detail, title="Cannot retry", severity="error")
+            self.notify(exc.detail, title="Cannot read the sync jobs", severity="error")
             return
-        log.job_changed(job)
-        self.notify(f"Retrying sync job {job_id} ({job.ticket_key})")
+        if not dead:
+            self.notify(
+                f"Anomaly {doc.id} has no dead sync job: nothing to retry", severity="warning"
+            )
+            return
+        await self._retry([job.id for job in dead])
+
+    async def _retry(self, job_ids: list[int]) -> None:
+        retried: list[SyncJobView] = []
+        for job_id in job_ids:
+            try:
+                job = await self.client.retry_job(job_id)
+            except ApiError as exc:
+                self.notify(exc.detail, title=f"Cannot retry sync job {job_id}", severity="error")
+                continue
+            if self.gone():
+                return
+            self.sync_log.job_changed(job)
+            retried.append(job)
+        if retried:
+            keys = ", ".join(sorted({job.ticket_key for job in retried}))
+            jobs = ", ".join(str(job.id) for job in retried)
+            self.notify(f"Retrying sync job {jobs} ({keys})")
 
     async def action_open(self) -> None:
         doc = await self.current_doc()
@@ -725,17 +863,57 @@ class MainScreen(Screen[None]):
             return
         links = [link for link in doc.links if link.url]
 
-        def open_link(link: TicketLinkView | None) -> None:
+        async def open_link(link: TicketLinkView | None) -> None:
             if link is not None and link.url:
-                self.app.open_url(link.url)
-                self.notify(f"Opened {link.ticket_key}")
+                await self.open_url(link.url, link.ticket_key)
 
         if len(links) == 1:
-            open_link(links[0])
+            await open_link(links[0])
         elif links:
             self.app.push_screen(ChooseLinkScreen("Open which ticket?", links), open_link)
         elif doc.url:
-            self.app.open_url(doc.url)
-            self.notify(f"Opened anomaly {doc.id}")
+            await self.open_url(doc.url, f"anomaly {doc.id}")
         else:
             self.notify("Nothing to open: no ticket and no link back", severity="warning")
+
+    async def open_url(self, url: str, what: str) -> None:
+        """A browser where one can appear and said it opened; else the URL on the clipboard
+        (OSC 52: the clipboard of the terminal the user sits at, over SSH too) and on screen."""
+        if await open_in_browser(url):
+            self.notify(url, title=f"Opened {what} in the browser")
+        else:
+            self.app.copy_to_clipboard(url)
+            self.notify(f"Copied URL: {url}", title=f"No browser here to open {what}")
+
+    def copy(self, text: str) -> None:
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {text}")
+
+    async def action_yank(self) -> None:
+        """The linked ticket's key to the clipboard; with several links (or to get a URL), a
+        chooser of every key and URL the anomaly has."""
+        doc = await self.current_doc()
+        if doc is None:
+            return
+        if len(doc.links) == 1:
+            self.copy(doc.links[0].ticket_key)
+            return
+        choices: list[tuple[str, str]] = []
+        for link in doc.links:
+            choices.append((f"{link.ticket_key}   key · {link.connection}", link.ticket_key))
+            if link.url:
+                choices.append((f"{link.url}   {link.ticket_key}'s URL", link.url))
+        if doc.url:
+            choices.append((f"{doc.url}   the anomaly on the platform", doc.url))
+        if not choices:
+            self.notify(f"Anomaly {doc.id}: no ticket and no link to copy", severity="warning")
+            return
+        if len(choices) == 1:  # no ticket: the anomaly's own URL
+            self.copy(choices[0][1])
+            return
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self.copy(value)
+
+        self.app.push_screen(ChooseValueScreen("Copy which?", choices), chosen)

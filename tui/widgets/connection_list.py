@@ -13,6 +13,19 @@ from anomaly_desk.core.views import ConnectionView
 PROVIDER_NAMES = {"jira": "Jira Cloud", "servicenow": "ServiceNow"}
 
 
+def health_message(name: str, message: str) -> str:
+    """A connection check's message without the connection's name in front: the receiver's
+    failures read ``jira: Service Unavailable (HTTP 503)``, and every place that shows one
+    already says which connection it is about (``jira: jira: …`` otherwise)."""
+    prefix = f"{name}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def health_line(name: str, message: str) -> str:
+    """``jira: Service Unavailable (HTTP 503)``: the name once, whatever the message holds."""
+    return f"{name}: {health_message(name, message)}"
+
+
 def connection_prompt(connection: ConnectionView) -> Text:
     """``jira  Jira Cloud · DQ / Task  ✓ authenticated as …`` for the connection chooser."""
     kind = connection.provider
@@ -26,7 +39,9 @@ def connection_prompt(connection: ConnectionView) -> Text:
     elif health.ok:
         text.append(f"  ✓ {health.message or 'ok'}", style="green")
     else:
-        text.append(f"  ✗ {health.message or 'failing'}", style="red")
+        text.append(
+            f"  ✗ {health_message(connection.name, health.message) or 'failing'}", style="red"
+        )
     return text
 
 

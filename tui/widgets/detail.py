@@ -6,10 +6,12 @@ message like ``[@click=app.quit]x[/]`` is shown as written, not obeyed.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,6 +24,8 @@ from anomaly_desk.tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
 STATE_STYLES = {"new": "blue", "indeterminate": "yellow", "done": "green"}
 ODD_MAX_CHARS = 2000  # one kept value; the pane scrolls, but a whole payload would drown the rest
+RELATIVE_WITHIN_S = 7 * 86400  # older than a week, "12 days ago" says less than the date does
+FRESH_EVERY_S = 30.0  # how often the pane redraws its "3 min ago"s
 
 
 def when(value: str | None) -> str:
@@ -32,11 +36,40 @@ def when(value: str | None) -> str:
     return f"{text[:10]} {text[11:19]} UTC"
 
 
+def ago(value: str | None, now: datetime) -> str:
+    """How long before ``now`` an ISO timestamp was: ``just now``, ``3 min ago``, ``5 h ago``,
+    ``2 days ago``; "" when it is older than a week, in the future or not a timestamp."""
+    try:
+        at = datetime.fromisoformat(value or "")
+    except ValueError:
+        return ""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # the receiver's times are UTC
+    seconds = (now - at).total_seconds()
+    if seconds < -60 or seconds > RELATIVE_WITHIN_S:
+        return ""  # a clock ahead of ours by more than a minute: no "in 3 min" guesses
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    return "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def when_ago(value: str | None, now: datetime) -> str:
+    """``2026-11-20 08:15:42 UTC (3 min ago)``: the absolute time, and the relative one when
+    it is recent."""
+    relative = ago(value, now)
+    return f"{when(value)} ({relative})" if relative else when(value)
+
+
 def _or_dash(value: object) -> str:
     return "—" if value is None or value == "" else str(value)
 
 
-def _facts(doc: AnomalyDetail) -> Table:
+def _facts(doc: AnomalyDetail, now: datetime) -> Table:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold dim", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -56,12 +89,13 @@ def _facts(doc: AnomalyDetail) -> Table:
         ("fingerprint", Text(_or_dash(doc.fingerprint))),
         ("uuid", Text(doc.uuid or "—")),
         ("tags", Text(", ".join(doc.global_tags) or "—")),
-        ("detected", Text(when(doc.created))),
-        ("received", Text(when(doc.received_at))),
-        ("updated", Text(when(doc.updated_at))),
+        ("detected", Text(when_ago(doc.created, now))),
+        ("received", Text(when_ago(doc.received_at, now))),
+        ("updated", Text(when_ago(doc.updated_at, now))),
     ]
     url = doc.url
-    rows.append(("link", Text(url, style=f"underline link {url}") if url else Text("—")))
+    # a Style, not a style string: a URL with a space or brackets in it is not style syntax
+    rows.append(("link", Text(url, style=Style(underline=True, link=url)) if url else Text("—")))
     for name, value in rows:
         grid.add_row(name, value)
     return grid
@@ -118,7 +152,7 @@ def _checks(doc: AnomalyDetail) -> RenderableType:
     return Group(*lines)
 
 
-def _tickets(doc: AnomalyDetail) -> RenderableType:
+def _tickets(doc: AnomalyDetail, now: datetime) -> RenderableType:
     if not doc.links:
         return Text("no linked tickets — c create, l link", style="dim")
     parts: list[RenderableType] = []
@@ -126,7 +160,7 @@ def _tickets(doc: AnomalyDetail) -> RenderableType:
         line = Text()
         line.append(
             link.ticket_key or "?",
-            style=f"bold magenta link {link.url}" if link.url else "bold magenta",
+            style=Style(bold=True, color="magenta", link=link.url or None),
         )
         state = link.state or "state unknown"
         line.append(f"  {state}", style=STATE_STYLES.get(link.state_category or "", ""))
@@ -134,16 +168,16 @@ def _tickets(doc: AnomalyDetail) -> RenderableType:
         parts.append(line)
         if link.summary:
             parts.append(Text(f"  {link.summary}", overflow="ellipsis", no_wrap=True))
-        parts.append(Text(f"  state read {when(link.state_read_at)}", style="dim"))
+        parts.append(Text(f"  state read {when_ago(link.state_read_at, now)}", style="dim"))
     return Group(*parts)
 
 
-def _comments(doc: AnomalyDetail) -> RenderableType:
+def _comments(doc: AnomalyDetail, now: datetime) -> RenderableType:
     if not doc.comments:
         return Text("none — m to comment", style="dim")
     parts = []
     for comment in doc.comments:
-        parts.append(Text(f"{when(comment.at)} · {comment.by or ''}", style="dim"))
+        parts.append(Text(f"{when_ago(comment.at, now)} · {comment.by or ''}", style="dim"))
         parts.append(Text(f"  {comment.text}"))
     return Group(*parts)
 
@@ -166,7 +200,9 @@ def _history(doc: AnomalyDetail) -> RenderableType:
     return Group(*lines) if lines else Text("—", style="dim")
 
 
-def render_detail(doc: AnomalyDetail) -> RenderableType:
+def render_detail(doc: AnomalyDetail, now: datetime | None = None) -> RenderableType:
+    """The whole pane; times within a week also say how long ago they were, from ``now``."""
+    now = now or datetime.now(UTC)
     title = Text()
     title.append(f"Anomaly {doc.id}", style="bold")
     title.append(f"  {doc.type or ''} · {doc.status}", style="dim")
@@ -181,14 +217,14 @@ def render_detail(doc: AnomalyDetail) -> RenderableType:
         kept = [section("Kept as sent"), note, odd]
     return Group(
         title,
-        _facts(doc),
+        _facts(doc, now),
         *kept,
         section("Failed checks"),
         _checks(doc),
         section("Tickets"),
-        _tickets(doc),
+        _tickets(doc, now),
         section("Comments"),
-        _comments(doc),
+        _comments(doc, now),
         section("History"),
         _history(doc),
     )
@@ -208,6 +244,14 @@ class DetailPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(Text("No anomaly selected", style="dim"), id="detail-body")
+
+    def on_mount(self) -> None:
+        self.set_interval(FRESH_EVERY_S, self.refresh_times)
+
+    def refresh_times(self) -> None:
+        """Draw the shown anomaly again, so its "3 min ago"s stay true."""
+        if self.doc is not None:
+            self.query_one("#detail-body", Static).update(render_detail(self.doc))
 
     def show(self, doc: AnomalyDetail | None, note: str | None = None) -> None:
         self.doc = doc

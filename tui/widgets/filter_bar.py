@@ -1,15 +1,22 @@
-"""The filter bar: status tabs, the search box and the sort order, above the table."""
+"""The filter bar: status tabs, the search box and the sort order, above the table.
+
+Two rows: the tabs on the left (their labels and underline), the search box over the sort order on
+the right. The tabs take their natural width and the search box the rest, so it stays usable in
+an 80-column terminal; the sort label shares the tabs' underline row instead of the search row.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Tab, Tabs
 
 from anomaly_desk.tui.widgets.anomaly_rows import FILTERS, SORTS
+
+TABS_WIDTH = sum(len(label) + 2 for label, _, _ in FILTERS.values())  # a tab pads its label by 1
 
 
 class FilterBar(Horizontal):
@@ -17,10 +24,18 @@ class FilterBar(Horizontal):
 
     DEFAULT_CSS = """
     FilterBar { height: 2; }
-    FilterBar > Tabs { width: 50; }
-    FilterBar > #search { width: 1fr; height: 1; border: none; padding: 0 1; margin: 0 1; }
-    FilterBar > #search:focus { background: $boost; }
-    FilterBar > #sort { width: auto; height: 1; padding: 0 1 0 0; color: $text-muted; }
+    FilterBar > #search-column { width: 1fr; height: 2; margin-left: 1; }
+    FilterBar #search { width: 1fr; height: 1; border: none; padding: 0 1; }
+    FilterBar #search:focus { background: $boost; }
+    FilterBar #sort {
+        width: 1fr;
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+        text-align: right;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
     """
 
     class Changed(Message):
@@ -34,11 +49,14 @@ class FilterBar(Horizontal):
         self.status = "open"
 
     def compose(self) -> ComposeResult:
-        yield Tabs(
+        tabs = Tabs(
             *(Tab(label, id=key) for key, (label, _, _) in FILTERS.items()), id="status-tabs"
         )
-        yield Input(placeholder="/ search id, container, fields, message, ticket", id="search")
-        yield Label(f"sort: {SORTS['newest']}", id="sort")
+        tabs.styles.width = TABS_WIDTH  # their natural width: the search box has the rest
+        yield tabs
+        with Vertical(id="search-column"):
+            yield Input(placeholder="/ search id, container, fields, message, ticket", id="search")
+            yield Label(f"sort: {SORTS['newest']}", id="sort")
 
     @property
     def q(self) -> str:

@@ -25,7 +25,7 @@ class FieldSpec:
 
     name: str
     label: str
-    kind: Literal["text", "area", "choice"]
+    kind: Literal["text", "area", "choice", "derived"]
     required: bool = False
     max_length: int = 0
     placeholder: str = ""
@@ -280,10 +280,33 @@ class ChoiceField(FormField):
             self.select.focus()
 
 
+class DerivedField(FormField):
+    """A value the form works out from other fields and shows read-only; never sent (the
+    provider derives it the same way). ``show`` sets what it says."""
+
+    def compose_control(self) -> ComposeResult:
+        yield Input(placeholder=self.spec.placeholder, id=self.spec.name, disabled=True)
+
+    @property
+    def value(self) -> str:
+        return ""
+
+    @property
+    def shown(self) -> str:
+        return self.query_one(Input).value
+
+    def show(self, text: str) -> None:
+        self.query_one(Input).value = text
+
+    def focus_control(self) -> None:
+        """Nothing to type here; the fields it comes from take the focus instead."""
+
+
 FIELD_TYPES: dict[str, type[FormField]] = {
     "text": TextField,
     "area": AreaField,
     "choice": ChoiceField,
+    "derived": DerivedField,
 }
 
 

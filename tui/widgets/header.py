@@ -12,10 +12,14 @@ from anomaly_desk.core.views import ConnectionView, HealthView
 
 ORDER = ("Active", "Acknowledged", "Resolved", "Duplicate", "Invalid", "Discarded")
 COUNT_STYLES = {"Active": "bold yellow", "Acknowledged": "cyan", "Resolved": "green"}
+# the words an 80-column terminal has room for
+SHORT = {"Acknowledged": "Ack'd", "Duplicate": "Dup.", "Discarded": "Disc."}
 
 
 class DeskHeader(Static):
-    """Two lines; no clock, so screenshots of the same data are the same."""
+    """Two lines, never wrapped: the long words where the terminal is wide enough, short ones
+    where it is not (80 columns), and an ellipsis past that. No clock, so screenshots of the
+    same data are the same."""
 
     DEFAULT_CSS = """
     DeskHeader {
@@ -23,6 +27,8 @@ class DeskHeader(Static):
         height: 2;
         background: $panel;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -65,19 +71,37 @@ class DeskHeader(Static):
         self.quarantined_more = more
         self._draw()
 
+    def on_resize(self) -> None:
+        self._draw()
+
     def _draw(self) -> None:
+        # the full words where they fit, else the short ones: never wrapped onto the counts line
+        width = self.content_size.width
+        lines = []
+        for part in (self._top, self._bottom):
+            line = part(compact=False)
+            if width and line.cell_len > width:
+                line = part(compact=True)
+            lines.append(line)
+        # one line each, however long the reason: cut with an ellipsis rather than wrapped away
+        self.update(Text("\n", no_wrap=True, overflow="ellipsis").join(lines))
+
+    def _top(self, compact: bool) -> Text:
         top = Text()
         top.append("Anomaly Desk", style="bold")
-        top.append("  receiver ", style="dim")
-        top.append(self.address, style="bold cyan")
+        top.append("  " if compact else "  receiver ", style="dim")
+        address = self.address
+        if compact:
+            address = address.removeprefix("http://").removeprefix("https://")
+        top.append(address, style="bold cyan")
         live = {"live": ("● live", "green"), "connecting": ("○ connecting", "yellow")}
         label, style = live.get(self.live, (f"○ {self.live}", "red"))
         top.append(f"  {label}", style=style)
-        top.append("   connections ", style="dim")
+        top.append("  " if compact else "   connections ", style="dim")
         if self.connections is None:
             top.append("…", style="dim")
         elif not self.connections:
-            top.append("none configured", style="yellow")
+            top.append("no connections" if compact else "none configured", style="yellow")
         for conn in self.connections or ():
             if conn.health is None:
                 mark, style = "…", "dim"
@@ -87,29 +111,34 @@ class DeskHeader(Static):
                 mark, style = "err", "bold red"
             top.append(f"{conn.name} ", style="bold")
             top.append(f"{mark}  ", style=style)
+        top.rstrip()
+        return top
+
+    def _bottom(self, compact: bool) -> Text:
         bottom = Text()
+        gap = "  " if compact else "   "
         # what needs the operator first: with a long reason the counts are what gets cut
         if self.degraded is not None:
             bottom.append("⚠ store degraded: ", style="bold white on red")
             bottom.append(self.degraded, style="bold red")
-            bottom.append("   ")
+            bottom.append(gap)
         if self.quarantined:
             more = "+" if self.quarantined_more else ""
             bottom.append(f"⚠ {self.quarantined:,}{more} quarantined", style="bold yellow")
-            bottom.append(" (Q)   ", style="dim")
+            bottom.append(f" (Q){gap}", style="dim")
         if self.counts is None:
             bottom.append("counts …", style="dim")
         else:
             # a status the platform added after this version is counted (and listed) as open
             others = sorted(s for s in self.counts if s not in ORDER)
             for status in (*ORDER, *others):
-                bottom.append(f"{status} ", style="dim")
+                name = SHORT.get(status, status) if compact else status
+                bottom.append(f"{name} ", style="dim")
                 style = COUNT_STYLES.get(status, "magenta" if status in others else "")
                 bottom.append(f"{self.counts.get(status, 0):,}", style=style)
                 bottom.append("  ")
             bottom.append(f"total {self.total or 0:,}", style="bold")
-        # one line each, however long the reason: cut with an ellipsis rather than wrapped away
-        self.update(Text("\n", no_wrap=True, overflow="ellipsis").join([top, bottom]))
+        return bottom
 
     def health_text(self) -> str:
         """Plain words for the connections, for tooltips and tests."""
