@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import time
 import uuid
@@ -122,6 +123,14 @@ def upstream_error(exc: ProviderError, action: str) -> OperationError:
     return Upstream(detail)  # auth and anything else: the provider's words
 
 
+def default_operator() -> str:
+    """The OS user running the receiver (the operator of a desk on their own machine)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a bare container)
+        return OPERATOR
+
+
 class Desk:
     def __init__(
         self,
@@ -132,6 +141,8 @@ class Desk:
         outbox: Outbox | None = None,
         worker: SyncWorker | None = None,
         health: HealthMonitor | None = None,
+        operator: str | None = None,
+        name_operator: bool = False,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -141,6 +152,8 @@ class Desk:
         self.worker = worker
         self._options: dict[str, tuple[float, dict[str, list[Option]]]] = {}
         self.monitor = health or HealthMonitor(providers, self.bus)
+        self.operator = operator or default_operator()  # who the dashboard's actions are by
+        self.name_operator = name_operator  # and whether the notes they send say so
         self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -207,8 +220,12 @@ class Desk:
 
     # -- status and comments -------------------------------------------------------------------
 
+    def _author(self, by: str) -> str | None:
+        """Who a note names: the person, when notes name people at all."""
+        return by if self.name_operator and by != OPERATOR else None
+
     async def set_status(
-        self, anomaly_id: int, status: Status, comment: str | None = None, by: str = OPERATOR
+        self, anomaly_id: int, status: Status, comment: str | None = None, by: str | None = None
     ) -> AnomalyDocument:
         doc = self.anomaly(anomaly_id)
         current = str(doc.status)  # may be a status this version does not know: kept as sent
@@ -218,17 +235,17 @@ class Desk:
             raise Conflict(
                 f"anomaly {anomaly_id} is archived ({current}); it cannot be acknowledged"
             )
+        by = by or self.operator
         now = datetime.now(UTC)
         at = iso(now)
         new = with_status(doc, status, at, by)
         if comment:
             new = with_comment(new, comment, at, by)
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
-        ops += self.outbox.jobs_for(
-            new, JobKind.STATUS, status_note(status.value, now, self.platform.name)
-        )
+        note = status_note(status.value, now, self.platform.name, self._author(by))
+        ops += self.outbox.jobs_for(new, JobKind.STATUS, note)
         if comment:
-            note = comment_note(comment, self.platform.name)
+            note = comment_note(comment, self.platform.name, self._author(by))
             ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
         await self._commit(ops)
         self._publish_anomaly(new, "status")
@@ -248,7 +265,8 @@ class Desk:
             )
         return await self.set_status(anomaly_id, status, comment)
 
-    async def comment(self, anomaly_id: int, text: str, by: str = OPERATOR) -> AnomalyDocument:
+    async def comment(self, anomaly_id: int, text: str, by: str | None = None) -> AnomalyDocument:
+        by = by or self.operator
         text = text.strip()
         if not text:
             raise Invalid(
@@ -256,7 +274,8 @@ class Desk:
             )
         new = with_comment(self.anomaly(anomaly_id), text, now_iso(), by)
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
-        ops += self.outbox.jobs_for(new, JobKind.COMMENT, comment_note(text, self.platform.name))
+        note = comment_note(text, self.platform.name, self._author(by))
+        ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
         await self._commit(ops)
         self._publish_anomaly(new, "comment")
         return new
@@ -374,7 +393,7 @@ class Desk:
                 LinkCreated(
                     anomaly_id=anomaly_id,
                     link=TicketLinkView.model_validate(put.doc["links"][-1]),
-                    anomaly=AnomalySummary.of(put.doc),
+                    anomaly=self.store.anomaly_summary(anomaly_id, AnomalySummary),
                 ),
             )
         return link
@@ -392,7 +411,11 @@ class Desk:
             self.worker.forget({int(op.key) for op in cancelled})
         self.bus.publish(
             EventName.LINK_REMOVED,
-            LinkRemoved(anomaly_id=anomaly_id, link_id=link_id, anomaly=AnomalySummary.of(put.doc)),
+            LinkRemoved(
+                anomaly_id=anomaly_id,
+                link_id=link_id,
+                anomaly=self.store.anomaly_summary(anomaly_id, AnomalySummary),
+            ),
         )
         for op in cancelled:  # the dashboard shows them cancelled, no longer dead
             self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(op.doc))
@@ -435,7 +458,7 @@ class Desk:
                     LinkStateChanged(
                         anomaly_id=put.doc["id"],
                         links=[TicketLinkView.model_validate(x) for x in put.doc["links"]],
-                        anomaly=AnomalySummary.of(put.doc),
+                        anomaly=self.store.anomaly_summary(put.doc["id"], AnomalySummary),
                     ),
                 )
         return len(states)
@@ -485,4 +508,5 @@ class Desk:
         if self.worker:
             self.worker.wake()
         self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(job))
+        self._publish_anomaly(self.anomaly(job.anomaly_id), "notes")  # its badge follows
         return job

@@ -60,9 +60,11 @@ from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.views import (
     AnomalyDetail,
     AnomalySummary,
+    NoteCounts,
     QuarantineItem,
     SyncLogEntryView,
 )
+from anomaly_desk.core.vocabulary import JobState
 
 S = TypeVar("S", bound=AnomalySummary)
 
@@ -184,6 +186,8 @@ class Store(Journal):
         self.retention = retention or Retention()
         self._by_status: dict[str, _Order] = {}
         self._search: dict[int, str] = {}  # anomaly id → lower-cased text that `q` searches
+        self._jobs_of: dict[int, set[int]] = {}  # anomaly id → its jobs' ids
+        self._dead_in: dict[str, set[int]] = {}  # ticket queue → ids of its dead jobs
         self._sequences: dict[str, int] = {}
 
     # -- what the journal asks of the tables ---------------------------------------------------
@@ -194,6 +198,11 @@ class Store(Journal):
                 self._unindex(old)
             if new is not None:
                 self._index(new)
+        elif table == "jobs":
+            if old is not None:
+                self._unindex_job(old)
+            if new is not None:
+                self._index_job(new)
 
     def _valid(self, table: str, doc: JsonObject) -> bool:
         return table != "anomalies" or ("id" in doc and "status" in doc)
@@ -219,6 +228,24 @@ class Store(Journal):
         self._search.clear()
         for doc in self._tables["anomalies"].values():
             self._index(doc)
+        self._jobs_of.clear()
+        self._dead_in.clear()
+        for job in self._tables["jobs"].values():
+            self._index_job(job)
+
+    def _index_job(self, job: JsonObject) -> None:
+        anomaly_id, job_id = job.get("anomaly_id"), job.get("id")
+        if not isinstance(anomaly_id, int) or not isinstance(job_id, int):
+            return  # not one of the desk's jobs (a test's bare row): nothing to count
+        self._jobs_of.setdefault(anomaly_id, set()).add(job_id)
+        if job.get("state") == JobState.DEAD:
+            self._dead_in.setdefault(_queue_of(job), set()).add(job_id)
+
+    def _unindex_job(self, job: JsonObject) -> None:
+        anomaly_id, job_id = job.get("anomaly_id"), job.get("id")
+        if isinstance(anomaly_id, int):
+            self._jobs_of.get(anomaly_id, set()).discard(job_id)
+            self._dead_in.get(_queue_of(job), set()).discard(job_id)
 
     def _index(self, doc: JsonObject) -> None:
         self._by_status.setdefault(doc["status"], _Order()).add(_sort_key(doc))
@@ -251,11 +278,50 @@ class Store(Journal):
     def anomaly_summary(self, anomaly_id: int, view: type[S]) -> S | None:
         """The anomaly's list row, as stored (times exactly as they were sent)."""
         raw = self._tables["anomalies"].get(str(anomaly_id))
-        return None if raw is None else view.of(raw)
+        return None if raw is None else self._row_view(raw, view)
+
+    def _row_view(self, raw: JsonObject, view: type[S]) -> S:
+        row = view.of(raw)
+        if self._jobs_of.get(raw["id"]):
+            row.stuck_notes = self.stuck_notes(raw["id"])
+        return row
 
     def anomaly_detail(self, anomaly_id: int) -> AnomalyDetail | None:
+        """The whole anomaly, each link with what became of its notes."""
         raw = self._tables["anomalies"].get(str(anomaly_id))
-        return None if raw is None else AnomalyDetail.model_validate(raw)
+        if raw is None:
+            return None
+        detail = AnomalyDetail.model_validate(raw)
+        counts = self.note_counts(anomaly_id)
+        for link in detail.links:
+            link.notes = counts.get(link.id) or NoteCounts.zero()
+        return detail
+
+    def note_counts(self, anomaly_id: int) -> dict[str, NoteCounts]:
+        """Per link: notes delivered, pending, held behind a dead one, dead and cancelled."""
+        counts: dict[str, NoteCounts] = {}
+        jobs = self._tables["jobs"]
+        for job_id in self._jobs_of.get(anomaly_id, ()):
+            job = jobs.get(str(job_id))
+            if job is None:
+                continue
+            state = job.get("state")
+            tally = counts.setdefault(job["link_id"], NoteCounts.zero())
+            if state == JobState.DONE:
+                tally.delivered += 1
+            elif state == JobState.DEAD:
+                tally.dead += 1
+            elif state == JobState.CANCELLED:
+                tally.cancelled += 1
+            elif any(dead < job_id for dead in self._dead_in.get(_queue_of(job), ())):
+                tally.held += 1  # the ticket's queue waits behind a dead note
+            else:
+                tally.pending += 1
+        return counts
+
+    def stuck_notes(self, anomaly_id: int) -> int:
+        """This anomaly's notes that wait for a person: dead, or held behind a dead one."""
+        return sum(c.dead + c.held for c in self.note_counts(anomaly_id).values())
 
     def linked_anomaly_ids(self) -> list[int]:
         return [int(key) for key, raw in self._tables["anomalies"].items() if raw.get("links")]
@@ -308,7 +374,7 @@ class Store(Journal):
         """A page of list rows, newest first, and the position to continue after (None at the
         end)."""
         rows, position = self._page(statuses, q, limit, after)
-        return [AnomalySummary.of(row) for row in rows], position
+        return [self._row_view(row, AnomalySummary) for row in rows], position
 
     def _page(
         self,
@@ -376,7 +442,7 @@ class Store(Journal):
         finished = [k for k, job in jobs.items() if job.get("state") in ("done", "cancelled")]
         if len(finished) > keep.finished_jobs:
             for key in sorted(finished, key=int)[: len(finished) - keep.finished_jobs]:
-                del jobs[key]
+                self._unindex_job(jobs.pop(key))
 
     # -- bulk ------------------------------------------------------------------------------------
 
@@ -394,6 +460,11 @@ class Store(Journal):
 
 def _merge_desc(streams: list[Iterator[tuple[str, int]]]) -> Iterator[tuple[str, int]]:
     return heapq.merge(*streams, reverse=True)
+
+
+def _queue_of(job: JsonObject) -> str:
+    """The ticket queue a stored job waits in (as ``outbox.ticket_queue`` names it)."""
+    return f"{job.get('connection')}/{job.get('ticket_id') or job.get('ticket_key')}"
 
 
 def _search_text(doc: JsonObject) -> str:

@@ -48,7 +48,7 @@ from anomaly_desk.core.providers import (
     UnavailableError,
 )
 from anomaly_desk.core.store import Put, Store, StoreFailed
-from anomaly_desk.core.views import SyncJobView, SyncLogEntryView
+from anomaly_desk.core.views import AnomalyUpdated, SyncJobView, SyncLogEntryView
 from anomaly_desk.core.vocabulary import WAITING, EventName, JobState, SyncOutcome
 
 log = logging.getLogger(__name__)
@@ -294,3 +294,9 @@ class SyncWorker:
         if self.bus.subscribers:
             self.bus.publish(EventName.SYNC_ATTEMPT, SyncLogEntryView.model_validate(entry))
             self.bus.publish(EventName.SYNC_JOB, SyncJobView.model_validate(job))
+            if outcome == SyncOutcome.DEAD or job.retried_after is not None:
+                # the anomaly's notes waiting for a person changed: its row's badge follows
+                row = self.store.anomaly_summary(job.anomaly_id, AnomalyUpdated)
+                if row is not None:
+                    row.change = "notes"
+                    self.bus.publish(EventName.ANOMALY_UPDATED, row)

@@ -90,6 +90,9 @@ class AnomalySummary(View):
     created: Timestamp | None = None
     updated_at: Timestamp | None = None
     tickets: list[str] = Field(default_factory=list, description="Keys of the linked tickets")
+    stuck_notes: int = Field(
+        0, description="Notes that wait for a person: dead, or held behind a dead one"
+    )
 
     @classmethod
     def of(cls, doc: object, **more: object) -> Self:
@@ -117,6 +120,7 @@ class AnomalySummary(View):
                 "created": get("created"),
                 "updated_at": get("updated_at"),
                 "tickets": tickets or [],
+                "stuck_notes": 0,  # the store knows: it fills this in where it can
                 **more,
             }
         )
@@ -125,7 +129,7 @@ class AnomalySummary(View):
 class AnomalyUpdated(AnomalySummary):
     """``anomaly.updated``: the anomaly's row as it is now, and what changed."""
 
-    change: str | None = Field(None, description="status, comment or platform")
+    change: str | None = Field(None, description="status, comment, platform or notes")
 
 
 class RefView(View):
@@ -168,6 +172,21 @@ class HistoryEntry(View):
     sent_at: Timestamp | None = None
 
 
+class NoteCounts(View):
+    """What became of the notes for one linked ticket."""
+
+    delivered: int = 0
+    pending: int = 0
+    held: int = Field(0, description="Pending behind a dead note on the same ticket")
+    dead: int = 0
+    cancelled: int = 0
+
+    @classmethod
+    def zero(cls) -> NoteCounts:
+        """Every count present on the wire, as 0 (an unset field would be left out)."""
+        return cls(delivered=0, pending=0, held=0, dead=0, cancelled=0)
+
+
 class TicketLinkView(View):
     """A ticket linked to an anomaly, with its state as last read from the provider."""
 
@@ -183,6 +202,7 @@ class TicketLinkView(View):
     state_category: str | None = None
     state_read_at: Timestamp | None = None
     linked_at: Timestamp | None = None
+    notes: NoteCounts | None = Field(None, description="In the anomaly's detail only")
 
 
 class AnomalyDetail(View):
@@ -220,7 +240,8 @@ class AnomalyDetail(View):
 
     def summary(self) -> AnomalySummary:
         """This anomaly's list row."""
-        return AnomalySummary.of(self)
+        stuck = sum(link.notes.dead + link.notes.held for link in self.links if link.notes)
+        return AnomalySummary.of(self, stuck_notes=stuck)
 
 
 class AnomalyPage(View):
