@@ -69,7 +69,7 @@ CONFIG_NAME = "anomaly-desk.toml"
 ENV_PREFIX = "ANOMALY_DESK_"
 NESTED = "__"  # ANOMALY_DESK_RECEIVER__PORT -> receiver.port
 PROVIDERS = ("jira", "servicenow")
-TABLES = ("platform", "receiver", "sync")
+TABLES = ("platform", "receiver", "sync", "dashboard")
 # provider -> (secret field, the field holding the keyring username)
 SECRET_FIELDS = {"jira": ("token", "email"), "servicenow": ("password", "username")}
 # The short variables, kept from before the nested names: variable suffix -> key path.
@@ -136,6 +136,16 @@ class SyncSettings(BaseModel):
     backoff_max_s: float = Field(300.0, gt=0)
     refresh_interval_s: float = Field(300.0, ge=0)  # re-read linked tickets' states; 0 = never
     health_check_s: float = Field(60.0, ge=0)  # check every connection; 0 = only after failures
+    # name the operator in the notes a person's action sends: "Comment from Qualytics (ana): …"
+    name_operator: bool = False
+
+
+class DashboardSettings(BaseModel):
+    """The terminal dashboard's own preferences (it reads the same file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm_notes: bool = True  # ask before a key sends notes to linked tickets (a, x)
 
 
 class Settings(BaseSettings):
@@ -158,6 +168,9 @@ class Settings(BaseSettings):
     receiver: ReceiverSettings = Field(default_factory=ReceiverSettings)
     connections: list[Connection] = Field(default_factory=list)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    # who acts through the dashboard, as comments and history name them (default: the OS user)
+    operator: str | None = Field(None, min_length=1, max_length=100)
     # Resolved at load time from the environment; never written anywhere.
     webhook_secret: SecretStr | None = None
     signing_secret: SecretStr | None = None

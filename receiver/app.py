@@ -111,7 +111,17 @@ def create_app(
         outbox = Outbox(store_)
         health = HealthMonitor(clients, bus, settings.sync.health_check_s)
         worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health)
-        app.state.desk = Desk(store_, clients, settings.platform, bus, outbox, worker, health)
+        app.state.desk = Desk(
+            store_,
+            clients,
+            settings.platform,
+            bus,
+            outbox,
+            worker,
+            health,
+            operator=settings.operator,
+            name_operator=settings.sync.name_operator,
+        )
         app.state.worker = worker
         tune_for_service()
         worker.start()

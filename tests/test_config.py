@@ -598,3 +598,22 @@ def test_internal_fields_are_not_settable_from_the_environment(tmp_path: Path) -
     path = write(tmp_path, "")
     settings = load_settings(path, env={"ANOMALY_DESK_SOURCE": "/etc/passwd"})
     assert settings.source == path
+
+
+def test_the_dashboard_reads_confirm_notes_from_the_file_or_its_variable(tmp_path: Path) -> None:
+    import argparse
+
+    from anomaly_desk.tui.launcher import _confirm_notes
+
+    config = tmp_path / "anomaly-desk.toml"
+    config.write_text("[dashboard]\nconfirm_notes = false\n")
+    assert load_settings(config, env={}).dashboard.confirm_notes is False
+    assert _confirm_notes(argparse.Namespace(config=config)) is False
+    config.write_text("")
+    variable = {"ANOMALY_DESK_DASHBOARD__CONFIRM_NOTES": "false"}
+    assert load_settings(config, env=variable).dashboard.confirm_notes is False
+    assert load_settings(config, env={}).dashboard.confirm_notes is True
+    config.write_text("[dashboard]\nconfirm_notes = 'maybe'\n")
+    with pytest.raises(ConfigError, match=r"dashboard\.confirm_notes"):
+        load_settings(config, env={})
+    assert _confirm_notes(argparse.Namespace(config=config)) is True  # unreadable: ask

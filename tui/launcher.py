@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from anomaly_desk.core.config import ConfigError, load_settings
 from anomaly_desk.core.processes import (
     ExitedEarly,
     NoAnswer,
@@ -186,6 +187,16 @@ def _say(message: str) -> None:
     print(f"anomaly-desk: {message}", file=sys.stderr, flush=True)
 
 
+def _confirm_notes(args: argparse.Namespace) -> bool:
+    """``dashboard.confirm_notes`` from the config file (or its variable); asking is the safe
+    default when the settings cannot be read (the receiver reports why, if it is ours)."""
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ConfigError:
+        return True
+    return settings.dashboard.confirm_notes
+
+
 def main(args: argparse.Namespace) -> int:
     given = getattr(args, "url", None)
     raw = given or os.environ.get("ANOMALY_DESK_URL") or DEFAULT_URL
@@ -229,7 +240,7 @@ def main(args: argparse.Namespace) -> int:
     )
 
     try:
-        return run_dashboard(url, token)
+        return run_dashboard(url, token, confirm_notes=_confirm_notes(args))
     finally:
         if child is not None:
             child.stop()

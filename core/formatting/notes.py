@@ -11,14 +11,21 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def status_note(status: str, at: datetime, platform: str = "Qualytics") -> str:
-    """``[2024-01-15 10:30:00 UTC] Qualytics Anomaly Status: Acknowledged``."""
-    return f"[{_stamp(at)}] {platform} Anomaly Status: {status}"
+def _by(author: str | None) -> str:
+    return f" ({author})" if author else ""
 
 
-def comment_note(text: str, platform: str = "Qualytics") -> str:
-    """``Comment from Qualytics: <text>``."""
-    return f"Comment from {platform}: {text}"
+def status_note(
+    status: str, at: datetime, platform: str = "Qualytics", author: str | None = None
+) -> str:
+    """``[2024-01-15 10:30:00 UTC] Qualytics Anomaly Status: Acknowledged``, and `` (ana)``
+    when a named person did it."""
+    return f"[{_stamp(at)}] {platform} Anomaly Status: {status}{_by(author)}"
+
+
+def comment_note(text: str, platform: str = "Qualytics", author: str | None = None) -> str:
+    """``Comment from Qualytics: <text>``, or ``Comment from Qualytics (ana): <text>``."""
+    return f"Comment from {platform}{_by(author)}: {text}"
 
 
 def link_note(anomaly_id: int, url: str | None, platform: str = "Qualytics") -> str:
