@@ -110,7 +110,9 @@ def test_search_pages_match_the_ordered_walk(tmp_path: Path) -> None:
     """Both search paths (sorting the matches, walking the order) give the same pages."""
     store = Store(tmp_path).open()
     store.bulk_load(doc(i, "Active" if i % 4 else "Acknowledged") for i in range(1, 2001))
-    expected = [d.id for d in store.list_anomalies(None, limit=5000)[0] if "m1" in (d.message or "")]
+    expected = [
+        d.id for d in store.list_anomalies(None, limit=5000)[0] if "m1" in (d.message or "")
+    ]
     for statuses in (None, ["Active"]):
         got, cursor = [], None
         while True:

@@ -302,7 +302,9 @@ class ServiceNowClient:
             and (urgency is None or pair[1] == urgency)
         ]
         if not matches:
-            given = [f"{name} {value}" for name, value in (("impact", impact), ("urgency", urgency))]
+            given = [
+                f"{name} {value}" for name, value in (("impact", impact), ("urgency", urgency))
+            ]
             given = [text for text in given if not text.endswith(" None")]
             source = f"from {' and '.join(given)}" if given else "from any impact and urgency"
             message = (
