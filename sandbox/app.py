@@ -1,4 +1,4 @@
-"""One ASGI app serving both emulators on one port (their paths do not collide)."""
+"""One ASGI app serving the three emulators on one port (their paths do not collide)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,29 @@ from starlette.middleware import Middleware
 
 from anomaly_desk.sandbox.faults import FaultMiddleware, Faults
 from anomaly_desk.sandbox.jira import JiraEmulator
+from anomaly_desk.sandbox.platform import PlatformEmulator
 from anomaly_desk.sandbox.servicenow import ServiceNowEmulator
 
 
-def create_app(faults: Faults | None = None) -> Starlette:
-    """The sandbox. ``app.state`` holds ``jira``, ``servicenow`` and ``faults`` for tests to steer."""
+def create_app(faults: Faults | None = None, platform: PlatformEmulator | None = None) -> Starlette:
+    """The sandbox. ``app.state`` holds ``jira``, ``servicenow``, ``platform`` and ``faults``
+    for tests to steer."""
     faults = faults or Faults()
     jira = JiraEmulator()
     servicenow = ServiceNowEmulator()
+    platform = platform or PlatformEmulator()
     app = Starlette(
-        routes=[*jira.routes(), *servicenow.routes(), *faults.routes()],
+        routes=[
+            *jira.routes(),
+            *servicenow.routes(),
+            *platform.routes(),
+            *faults.routes(),
+            *platform.fallback_routes(),  # /api/{rest}: after ServiceNow's /api/now routes
+        ],
         middleware=[Middleware(FaultMiddleware, faults=faults)],
     )
     app.state.jira = jira
     app.state.servicenow = servicenow
+    app.state.platform = platform
     app.state.faults = faults
     return app

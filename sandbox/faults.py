@@ -2,6 +2,8 @@
 
 ``FaultMiddleware`` is pure ASGI (streaming-safe, no BaseHTTPMiddleware) and reads one mutable
 ``Faults`` on every request, so tests and ``/_sandbox/faults`` can change it while serving.
+``path_prefix`` narrows the faults to some paths (``PLATFORM_PATHS``, ``JIRA_PATHS``,
+``SERVICENOW_PATHS``, or any comma-separated prefixes); unset, they apply to every path.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox"
+# ``path_prefix`` values that break one service only (prefixes are comma-separated)
+PLATFORM_PATHS = "/api/anomalies,/api/comments"
+JIRA_PATHS = "/rest/api"
+SERVICENOW_PATHS = "/api/now"
+EMULATORS = ("jira", "servicenow", "platform")  # the app.state names ``/_sandbox/reset`` reseeds
 
 
 @dataclass
@@ -34,6 +41,8 @@ class Faults:
     force_status: int | None = None  # answer this status (503, 429, 500…) to the next requests
     force_count: int = 0  # how many requests get ``force_status``; 0 = none
     seed: int | None = None  # for a reproducible fail_rate
+    # only paths starting with one of these comma-separated prefixes; None: every path
+    path_prefix: str | None = None
     _bucket: TokenBucket | None = field(default=None, repr=False, compare=False)
     _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -45,6 +54,8 @@ class Faults:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        if "path_prefix" in values:
+            values = {**values, "path_prefix": _prefixes(values["path_prefix"])}
         for name, value in values.items():
             setattr(self, name, value)
         if "seed" in values:
@@ -53,6 +64,12 @@ class Faults:
 
     def reset(self) -> None:
         self.update(Faults().settings())
+
+    def applies(self, path: str) -> bool:
+        """Whether the faults touch a request for ``path`` (``path_prefix`` unset: all do)."""
+        if self.path_prefix is None:
+            return True
+        return any(path.startswith(p) for p in self.path_prefix.split(",") if p)
 
     def take_forced(self) -> int | None:
         if self.force_status is None or self.force_count <= 0:
@@ -90,11 +107,26 @@ class Faults:
     async def _reset(self, request: Request) -> Response:
         """Clear faults and, when the emulators are mounted, reseed them."""
         self.reset()
-        for name in ("jira", "servicenow"):
+        for name in EMULATORS:
             emulator = getattr(request.app.state, name, None)
             if emulator is not None and hasattr(emulator, "reset"):
                 emulator.reset()
         return JSONResponse(self.settings())
+
+
+def _prefixes(value: Any) -> str | None:
+    """A ``path_prefix`` as given (one prefix, comma-separated ones, or a list), checked."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise ValueError("path_prefix must be a string of comma-separated path prefixes or null")
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    bad = [part for part in parts if not part.startswith("/")]
+    if bad:
+        raise ValueError(f"path_prefix: {', '.join(bad)} must start with /")
+    return ",".join(parts) or None
 
 
 class TokenBucket:
@@ -128,6 +160,8 @@ def _service(path: str) -> str:
         return "servicenow"
     if path.startswith("/rest"):
         return "jira"
+    if path.startswith(("/api/", "/anomalies/")) or path == "/api":
+        return "platform"
     return "other"
 
 
@@ -140,6 +174,8 @@ def error_body(path: str, status: int, message: str, detail: str | None = None) 
         }
     elif _service(path) == "jira":
         body = {"errorMessages": [message], "errors": {}}
+    elif _service(path) == "platform":  # FastAPI's HTTPException body
+        body = {"detail": message}
     else:
         body = {"error": message}
     return json.dumps(body).encode()
@@ -153,7 +189,7 @@ def rate_limit_headers(path: str, limit: float, remaining: int, wait: float) -> 
         headers["X-RateLimit-Remaining"] = str(remaining)
         headers["X-RateLimit-Reset"] = reset_at.strftime("%Y-%m-%dT%H:%MZ")
         headers["RateLimit-Reason"] = "jira-burst-based"
-    else:  # ServiceNow: reset as epoch seconds
+    else:  # ServiceNow and the platform: reset as epoch seconds
         headers["X-RateLimit-Remaining"] = str(remaining)
         headers["X-RateLimit-Reset"] = str(int(reset_at.timestamp()))
     return headers
@@ -189,7 +225,11 @@ class FaultMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(CONTROL_PREFIX):
+        if (
+            scope["type"] != "http"
+            or path.startswith(CONTROL_PREFIX)
+            or not self.faults.applies(path)
+        ):
             await self.app(scope, receive, send)
             return
         faults = self.faults

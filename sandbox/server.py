@@ -20,9 +20,12 @@ from starlette.applications import Starlette
 
 from anomaly_desk.core.processes import ThreadedServer, http_url
 from anomaly_desk.sandbox.faults import Faults
+from anomaly_desk.sandbox.platform_data import DEFAULT_TOKEN, READ_ONLY_TOKEN
 
 JIRA_LOGIN = ("demo@example.com", "demo-token")
 SERVICENOW_LOGIN = ("admin", "demo")
+PLATFORM_TOKEN = DEFAULT_TOKEN  # Authorization: Bearer <token>
+PLATFORM_READ_ONLY_TOKEN = READ_ONLY_TOKEN  # reads only: writes answer 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +83,17 @@ def serve_sandbox(
             yield RunningSandbox(server.url, files.ca if files else None, app, faults)
 
 
-def banner(url: str, ca_path: Path | None, faults: Faults) -> str:
+def banner(
+    url: str, ca_path: Path | None, faults: Faults, platform_token: str = PLATFORM_TOKEN
+) -> str:
     lines = [
-        "Anomaly Desk sandbox: Jira Cloud + ServiceNow emulators",
+        "Anomaly Desk sandbox: Jira Cloud + ServiceNow + data-quality platform emulators",
         f"  Jira Cloud   {url}/rest/api/3   user {JIRA_LOGIN[0]}  token {JIRA_LOGIN[1]}",
         f"  ServiceNow   {url}/api/now/table/incident   user {SERVICENOW_LOGIN[0]}  "
         f"password {SERVICENOW_LOGIN[1]}",
+        f"  Platform     {url}/api/anomalies   Authorization: Bearer {platform_token}  "
+        f"(read-only: {PLATFORM_READ_ONLY_TOKEN})",
+        f"               anomaly pages {url}/anomalies/{{id}}",
         f"  Faults       {url}/_sandbox/faults   (GET to read, POST JSON to change)",
     ]
     if ca_path:
@@ -99,15 +107,18 @@ def banner(url: str, ca_path: Path | None, faults: Faults) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from anomaly_desk.sandbox.app import create_app
+    from anomaly_desk.sandbox.platform import PlatformEmulator
 
     faults = Faults(
         latency_ms=args.latency_ms, fail_rate=args.fail_rate, rate_limit=args.rate_limit
     )
-    app = create_app(faults)
+    # ``--platform-token`` when the command line offers it; the seeded default otherwise
+    platform_token = getattr(args, "platform_token", None) or PLATFORM_TOKEN
+    app = create_app(faults, PlatformEmulator(token=platform_token))
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sandbox-") as tmp:
         files = make_tls(Path(tmp)) if args.tls else None
         url = http_url(args.host, args.port, "https" if files else "http")
-        print(banner(url, files.ca if files else None, faults))
+        print(banner(url, files.ca if files else None, faults, platform_token))
         print(flush=True)
         config = uvicorn.Config(
             app,
