@@ -1,8 +1,9 @@
 """``anomaly-desk check``: is the configuration valid, and does every connection work?
 
 Run before ``serve`` or after changing a credential: it loads the configuration exactly as the
-receiver does (so the same error comes up here first), then asks each provider who we are, all
-connections at once, each bounded by ``--timeout``. Exit 0 only when every connection answered.
+receiver does (so the same error comes up here first), then asks each provider who we are, and
+the platform's API (when ``[platform]`` has a URL and a token) how many anomalies are open, all
+at once, each bounded by ``--timeout``. Exit 0 only when every one of them answered.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TextIO
 
 from anomaly_desk.core.config import ConfigError, Settings, load_settings
-from anomaly_desk.core.connections import Connection
+from anomaly_desk.core.connections import Connection, Platform
 from anomaly_desk.core.providers import (
     AuthError,
     NotFoundError,
@@ -26,12 +28,14 @@ from anomaly_desk.core.providers import (
     make_provider,
 )
 from anomaly_desk.core.providers.jira import public_url
+from anomaly_desk.core.providers.platform import RefusedError, make_platform_client
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 MIN_SCRUB = 8  # shorter secrets (the sandbox's "demo") would blank out ordinary words
 # Most specific first: the label says which kind of trouble it is, the message says the rest.
 _KINDS: tuple[tuple[type[ProviderError], str], ...] = (
     (AuthError, "auth"),
+    (RefusedError, "refused"),
     (ValidationError, "validation"),
     (NotFoundError, "not found"),
     (RateLimitedError, "rate limited"),
@@ -41,9 +45,11 @@ _KINDS: tuple[tuple[type[ProviderError], str], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """How one connection's check went."""
+    """How one connection's (or the platform's) check went."""
 
-    conn: Connection
+    name: str
+    kind: str  # the provider, or "platform"
+    url: str
     ok: bool
     detail: str  # "as bot@acme.com" / "auth: User Not Authenticated (HTTP 401)"
     elapsed_ms: float
@@ -73,6 +79,20 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
         f"webhook auth: {auth}",
         file=out,
     )
+    print(_platform_summary(settings.platform), file=out)
+    results = asyncio.run(check_all(settings, timeout))
+    secrets = _secrets(settings)
+    if results:
+        name_width = max(len(r.name) for r in results)
+        kind_width = max(len(r.kind) for r in results) + 2
+        for r in results:
+            status = "ok" if r.ok else "FAIL"
+            detail = f"{r.detail}  {r.elapsed_ms:.0f} ms" if r.ok else _scrub(r.detail, secrets)
+            print(
+                f"{status:<6}{r.name:<{name_width}}  {f'({r.kind})':<{kind_width}}  "
+                f"{public_url(r.url)}  {detail}",
+                file=out,
+            )
     if not settings.connections:
         print(
             "no connections configured: add a [[connections]] table for each Jira site or "
@@ -80,20 +100,11 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
             file=out,
         )
         return EXIT_FAILED
-    results = asyncio.run(check_all(settings, timeout))
-    secrets = _secrets(settings)
-    name_width = max(len(r.conn.name) for r in results)
-    kind_width = max(len(r.conn.provider) for r in results) + 2
-    for r in results:
-        status = "ok" if r.ok else "FAIL"
-        detail = f"{r.detail}  {r.elapsed_ms:.0f} ms" if r.ok else _scrub(r.detail, secrets)
-        print(
-            f"{status:<6}{r.conn.name:<{name_width}}  {f'({r.conn.provider})':<{kind_width}}  "
-            f"{public_url(r.conn.url)}  {detail}",
-            file=out,
-        )
-    failed = [r.conn.name for r in results if not r.ok]
-    count = f"{len(results)} connection{'s' if len(results) != 1 else ''}"
+    failed = [r.name for r in results if not r.ok]
+    connections = len(settings.connections)
+    count = f"{connections} connection{'s' if connections != 1 else ''}"
+    if len(results) > connections:
+        count += " and the platform"
     if failed:
         print(
             f"{count}: {len(results) - len(failed)} ok, {len(failed)} failed ({', '.join(failed)})",
@@ -104,11 +115,24 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def check_all(settings: Settings, wait_s: float) -> list[Result]:
-    """Every connection checked concurrently, in configuration order."""
-    return list(
-        await asyncio.gather(*(check_one(c, settings, wait_s) for c in settings.connections))
+def _platform_summary(platform: Platform) -> str:
+    """``platform  Qualytics  https://…  API: on  write-back: on  import on start: off``."""
+    where = f"platform  {platform.name}  {platform.url or '(no url)'}"
+    if not platform.has_api:
+        return f"{where}  API: off (no token)"
+    on_off = {True: "on", False: "off"}
+    return (
+        f"{where}  API: on  write-back: {on_off[platform.writes_back]}  "
+        f"import on start: {on_off[platform.import_on_start]}"
     )
+
+
+async def check_all(settings: Settings, wait_s: float) -> list[Result]:
+    """Every connection, then the platform (with a URL and a token), checked concurrently."""
+    checks = [check_one(c, settings, wait_s) for c in settings.connections]
+    if settings.platform.has_api:
+        checks.append(check_platform(settings.platform, wait_s))
+    return list(await asyncio.gather(*checks))
 
 
 async def check_one(conn: Connection, settings: Settings, wait_s: float) -> Result:
@@ -116,20 +140,51 @@ async def check_one(conn: Connection, settings: Settings, wait_s: float) -> Resu
     try:
         provider = make_provider(conn, settings.platform)
     except Exception as exc:  # e.g. verify_tls names a CA bundle that is not there
-        return Result(conn, False, f"error: cannot set up the client: {exc}", 0.0)
+        return Result(
+            conn.name, conn.provider, conn.url, False, f"error: cannot set up the client: {exc}", 0
+        )
     started = time.perf_counter()
     try:
-        who = await asyncio.wait_for(provider.check(), wait_s)
-        ok, detail = True, f"as {who}"
-    except TimeoutError:
-        ok, detail = False, f"unavailable: no answer within {wait_s:g} s"
-    except ProviderError as exc:
-        ok, detail = False, _describe(exc)
-    except Exception as exc:  # a bug or an odd transport failure: still one line, not a trace
-        ok, detail = False, f"error: {type(exc).__name__}: {exc}"
+        ok, detail = await _run(provider.check(), wait_s, "as ")
     finally:
         await provider.aclose()
-    return Result(conn, ok, detail, (time.perf_counter() - started) * 1000)
+    elapsed = (time.perf_counter() - started) * 1000
+    return Result(conn.name, conn.provider, conn.url, ok, detail, elapsed)
+
+
+async def check_platform(platform: Platform, wait_s: float) -> Result:
+    """The platform's API: one ``GET /api/anomalies?size=1`` with the token."""
+    url = platform.url or ""
+    try:
+        client = make_platform_client(platform)
+    except Exception as exc:  # e.g. verify_tls names a CA bundle that is not there
+        return Result(
+            platform.name, "platform", url, False, f"error: cannot set up the client: {exc}", 0
+        )
+    if client is None:  # pragma: no cover - check_all asks only with a URL and a token
+        return Result(platform.name, "platform", url, False, "error: no URL or token", 0)
+    started = time.perf_counter()
+    try:
+        ok, detail = await _run(client.check(), wait_s, "")
+    finally:
+        await client.aclose()
+    elapsed = (time.perf_counter() - started) * 1000
+    return Result(platform.name, "platform", url, ok, detail, elapsed)
+
+
+async def _run(
+    check: Coroutine[object, object, str], wait_s: float, prefix: str
+) -> tuple[bool, str]:
+    """A check's answer as ``(ok, detail)``; any failure becomes a line, never an exception."""
+    try:
+        answer = await asyncio.wait_for(check, wait_s)
+    except TimeoutError:
+        return False, f"unavailable: no answer within {wait_s:g} s"
+    except ProviderError as exc:
+        return False, _describe(exc)
+    except Exception as exc:  # a bug or an odd transport failure: still one line, not a trace
+        return False, f"error: {type(exc).__name__}: {exc}"
+    return True, f"{prefix}{answer}"
 
 
 def _describe(exc: ProviderError) -> str:
@@ -142,8 +197,10 @@ def _describe(exc: ProviderError) -> str:
 def _secrets(settings: Settings) -> list[str]:
     """The resolved secrets long enough to scrub without mangling ordinary words."""
     found: list[str] = []
-    for conn in settings.connections:
-        value = getattr(conn, "token", None) or getattr(conn, "password", None)
+    values = [
+        getattr(c, "token", None) or getattr(c, "password", None) for c in settings.connections
+    ]
+    for value in [*values, settings.platform.token]:
         if value is not None and len(value.get_secret_value()) >= MIN_SCRUB:
             found.append(value.get_secret_value())
     return found

@@ -14,8 +14,9 @@
 5. defaults.
 
 Secrets are never read from the file: it names an environment variable (``*_env``) or an OS
-keyring service (``*_keyring``, the username being the connection's ``email`` / ``username``),
-and they are resolved here, at load time, into ``SecretStr`` fields. Every mistake is one
+keyring service (``*_keyring``; the username is the connection's ``email`` / ``username``, and
+for the platform's API token, ``[platform] token_keyring``, the platform's ``name``), and they
+are resolved here, at load time, into ``SecretStr`` fields. Every mistake is one
 ``ConfigError`` that names the file and the key (and the variable, when one set it), and never
 carries a secret value.
 
@@ -206,7 +207,7 @@ class Settings(BaseSettings):
 # Keys a user may write in the file, per table: for "did you mean" hints on unknown keys.
 _FILE_KEYS: dict[str, set[str]] = {
     "": set(Settings.model_fields) - _NOT_FROM_ENV,
-    "platform": set(Platform.model_fields),
+    "platform": set(Platform.model_fields) - {"token"},
     "receiver": set(ReceiverSettings.model_fields),
     "sync": set(SyncSettings.model_fields),
     "jira": set(JiraConnection.model_fields) - {"token"},
@@ -262,6 +263,7 @@ def load_settings(
         raise ConfigError(f"{where}: {exc}") from None
     _check_urls(settings, where)
     settings.connections = _resolve_secrets(settings.connections, environ, where)
+    settings.platform = _resolve_platform(settings.platform, environ, where)
     return settings
 
 
@@ -460,6 +462,19 @@ def _check_file_shape(data: Mapping[str, object], where: str) -> None:
                 f"set {ENV_PREFIX}{forbidden.upper()} or name a variable with "
                 f"receiver.{forbidden}_env"
             )
+    platform = data.get("platform", {})
+    assert isinstance(platform, dict)  # checked just above
+    if "token" in platform:
+        raise ConfigError(
+            f"{where}: platform: token: secrets are not kept in the config file; name an "
+            "environment variable with token_env (or an OS keyring service with token_keyring)"
+        )
+    url = platform.get("url")
+    if isinstance(url, str) and "@" in urlsplit(url).netloc:
+        raise ConfigError(
+            f"{where}: platform: url: credentials in the URL are not allowed; use token_env or "
+            "token_keyring (the URL is not repeated here)"
+        )
     seen: dict[str, int] = {}
     connections = data.get("connections", [])
     assert isinstance(connections, list)  # checked just above
@@ -623,6 +638,44 @@ def _resolve(conn: Connection, index: int, env: Mapping[str, str]) -> Connection
             f"{field}_env or an OS keyring service with {field}_keyring"
         )
     return conn.model_copy(update={field: SecretStr(value)})
+
+
+def _resolve_platform(platform: Platform, env: Mapping[str, str], where: str) -> Platform:
+    """The platform's API token read from the variable or keyring entry it names (the keyring
+    username is the platform's ``name``); what needs a token (``write_back = true``,
+    ``import_on_start``) refused without one, and a token refused without a URL."""
+    label = "platform"
+    ways = "name an environment variable with token_env or an OS keyring service with token_keyring"
+    if platform.token is not None:  # only a variable can have set it: the file refuses it
+        raise ConfigError(
+            f"{where}: {label}: token: the token is not given as a value (from the "
+            f"environment); {ways}"
+        )
+    env_name, service = platform.token_env, platform.token_keyring
+    try:
+        if env_name and service:
+            raise ConfigError(f"{label}: token_env, token_keyring: set one of them, not both")
+        if env_name:
+            token: str | None = _from_env(env, env_name, label, "token_env")
+        elif service:
+            token = _from_keyring(service, platform.name, label, "token_keyring")
+        else:
+            token = None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if token is None:
+        needs = [key for key in ("write_back", "import_on_start") if getattr(platform, key)]
+        if needs:
+            raise ConfigError(
+                f"{where}: {label}: {', '.join(needs)}: needs the platform's API token; {ways}"
+            )
+        return platform
+    if not platform.url:
+        raise ConfigError(
+            f"{where}: {label}: url: missing; a token is configured and the platform's API is "
+            "called at the platform's url"
+        )
+    return platform.model_copy(update={"token": SecretStr(token)})
 
 
 def _from_env(env: Mapping[str, str], name: str, label: str, key: str) -> str:

@@ -51,9 +51,32 @@ Connection = Annotated[JiraConnection | ServiceNowConnection, Field(discriminato
 
 
 class Platform(BaseModel):
-    """The data-quality platform whose name appears in every note."""
+    """The data-quality platform: its name appears in every note; with a token, its API is used.
+
+    The API (``{url}/api``) takes a bearer token, named like a connection's secret: ``token_env``
+    (an environment variable) or ``token_keyring`` (an OS keyring service; the username is
+    ``name``). ``token`` is resolved at load time and never written anywhere.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "Qualytics"
     url: str | None = None  # anomaly links: {url}/anomalies/{id} when a payload has none
+    token_env: str | None = None
+    token_keyring: str | None = None
+    token: SecretStr | None = None  # resolved at load time; never written anywhere
+    # Acknowledge, archive and comment on the platform as the desk does; None: on with a token.
+    write_back: bool | None = None
+    import_on_start: bool = False  # page through the platform's open anomalies at start-up
+    timeout: float = Field(20.0, gt=0)  # seconds, per API request
+    verify_tls: bool | str = True  # False, True, or a CA bundle path
+
+    @property
+    def has_api(self) -> bool:
+        """Whether the platform's API can be called: a URL and a token."""
+        return bool(self.url) and self.token is not None
+
+    @property
+    def writes_back(self) -> bool:
+        """``write_back`` as it takes effect: unset means on when a token is configured."""
+        return self.has_api if self.write_back is None else self.write_back and self.has_api
