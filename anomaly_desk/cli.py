@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from anomaly_desk import __version__
@@ -86,10 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser(
         "sandbox",
-        help="run local Jira Cloud and ServiceNow emulators",
-        description="Serve a Jira Cloud emulator and a ServiceNow emulator on one port, with "
-        "seeded projects, users and choices. Credentials: Jira demo@example.com / demo-token, "
-        "ServiceNow admin / demo.",
+        help="run local Jira Cloud, ServiceNow and data-quality platform emulators",
+        description="Serve a Jira Cloud emulator, a ServiceNow emulator and an emulator of the "
+        "data-quality platform's API (/api/anomalies, /api/comments; 300 seeded anomalies) on "
+        "one port, with seeded projects, users and choices. Credentials: Jira "
+        "demo@example.com / demo-token, ServiceNow admin / demo, platform bearer token "
+        "demo-platform-token (read-only: demo-platform-readonly).",
     )
     sandbox.add_argument(
         "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
@@ -148,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler="anomaly_desk.check:main")
     _add_demo(commands)
+    _add_import(commands)
     _add_replay(commands)
     _add_dashboard(commands)
     return parser
@@ -199,6 +203,44 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="webhook payloads to replay (default: the repository's fixtures/webhooks)",
     )
     demo.set_defaults(handler="anomaly_desk.demo:main")
+
+
+def _day(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a day like 2026-11-01") from None
+
+
+def _add_import(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "import",
+        help="import the platform's anomalies (resumable), with a progress bar",
+        description="Page through the platform's GET /api/anomalies (oldest first, 100 a page) "
+        "and store every anomaly through the same merge as webhooks: the same staleness rules, "
+        "status changes noted on linked tickets, history saying 'imported', nothing written "
+        "back to the platform. Each page is stored with the import's position in one "
+        "transaction, so an interrupted import (Ctrl+C, a crash, an outage) resumes at the "
+        "first page it had not stored when the same import is run again. Needs [platform] url "
+        "and token_env (or token_keyring) in the configuration.",
+        epilog="With a receiver running on the data directory, the import runs inside it "
+        "(POST /api/import) and this command shows its progress. Exit status: 0 done; 1 the "
+        "platform or the store failed (run it again to resume); 2 bad arguments or settings.",
+    )
+    parser.add_argument("--archived", action="store_true", help="archived anomalies too")
+    parser.add_argument(
+        "--since", type=_day, metavar="DAY", help="only anomalies created on or after DAY"
+    )
+    parser.add_argument("--datastore", type=int, metavar="ID", help="only this datastore's")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="the desk's store")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="configuration file")
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="the receiver to ask when it holds the data directory (default: the one named in "
+        "the lock, else http://127.0.0.1:8787)",
+    )
+    parser.set_defaults(handler="anomaly_desk.importing:main")
 
 
 def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

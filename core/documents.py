@@ -53,7 +53,10 @@ __all__ = [
     "DeliveryRecord",
     "Document",
     "DocumentCache",
+    "Enriched",
     "HistoryEntry",
+    "ImportState",
+    "Imported",
     "KnownEntry",
     "OtherEntry",
     "QuarantinedDelivery",
@@ -77,6 +80,7 @@ __all__ = [
     "new_document",
     "new_job",
     "new_link",
+    "new_platform_job",
     "new_row",
     "with_comment",
     "with_link",
@@ -182,6 +186,23 @@ class Stale(_Entry):
     by: str = PLATFORM
 
 
+class Imported(_Entry):
+    """The anomaly arrived, or changed, through an import from the platform's API."""
+
+    kind: Literal[HistoryKind.IMPORTED] = HistoryKind.IMPORTED
+    status: StatusName
+    by: str = PLATFORM
+
+
+class Enriched(_Entry):
+    """Fields a thin webhook lacked, completed from the platform's API."""
+
+    kind: Literal[HistoryKind.ENRICHED] = HistoryKind.ENRICHED
+    fields: list[str]
+    source: str = "enriched"
+    by: str = PLATFORM
+
+
 class OtherEntry(_Entry):
     """A history line of a kind this version does not know: kept as it is."""
 
@@ -189,7 +210,7 @@ class OtherEntry(_Entry):
 
 
 KnownEntry: TypeAlias = Annotated[
-    Received | StatusChanged | Commented | TicketAdded | TicketRemoved | Stale,
+    Received | StatusChanged | Commented | TicketAdded | TicketRemoved | Stale | Imported | Enriched,
     Field(discriminator="kind"),
 ]
 
@@ -464,6 +485,27 @@ def new_job(
     )
 
 
+def new_platform_job(
+    job_id: int, anomaly_id: int, kind: JobKind, text: str, nonce: str, at: str
+) -> SyncJob:
+    """A job on the platform's own queue for this anomaly (write-back or enrichment): ordered
+    per anomaly, delivered by the same worker as ticket notes. ``text``: the status to set, the
+    comment to add, or nothing (enrichment)."""
+    return SyncJob(
+        id=job_id,
+        anomaly_id=anomaly_id,
+        link_id=PLATFORM,
+        connection=PLATFORM,
+        provider=PLATFORM,
+        ticket_key=str(anomaly_id),
+        ticket_id=str(anomaly_id),
+        kind=kind,
+        text=text,
+        nonce=nonce,
+        created_at=at,
+    )
+
+
 def job_cancelled(job: SyncJob) -> SyncJob:
     """Its link is gone: never sent."""
     return job.model_copy(update={"state": JobState.CANCELLED})
@@ -582,8 +624,22 @@ class DeliveryRecord(Document):
     anomalies: tuple[int, ...] = ()
 
 
+class ImportState(Document):
+    """Where an import from the platform's API stands, so an interrupted one resumes (the
+    ``counters`` table, key ``import``). Written with each page's anomalies, in one transaction."""
+
+    params: str  # which import: archived, since, datastore
+    next_page: int  # the first page not yet stored
+    pages: int
+    total: int
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    done: bool = False
+
+
 StoredDocument: TypeAlias = (
-    AnomalyDocument | SyncJob | SyncLogEntry | QuarantinedDelivery | DeliveryRecord
+    AnomalyDocument | SyncJob | SyncLogEntry | QuarantinedDelivery | DeliveryRecord | ImportState
 )
 """What ``Put`` takes besides a plain dict."""
 

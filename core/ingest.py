@@ -15,6 +15,7 @@ from anomaly_desk.core.documents import (
     LOCAL_KEYS,
     AnomalyDocument,
     DeliveryRecord,
+    Imported,
     QuarantinedDelivery,
     Stale,
     StatusChanged,
@@ -132,6 +133,16 @@ def merge(
     return existing.model_copy(update=changed), outcome
 
 
+IMPORT = "import"  # Delivery.kind of a page read from the platform's API
+
+
+def imported(doc: AnomalyDocument, at: str, status: str, created: bool) -> AnomalyDocument:
+    """A created or changed anomaly, its history saying the import did it (an anomaly the import
+    created has that one line instead of ``received``)."""
+    history = () if created else doc.history
+    return doc.model_copy(update={"history": (*history, Imported(at=at, status=status))})
+
+
 def quarantine_ops(store: Store, delivery: Delivery, key: str, at: str) -> list[Op]:
     """Items without a usable id, kept with their raw JSON and reason (once per distinct item)."""
     ops: list[Op] = []
@@ -159,10 +170,17 @@ def plan_delivery(
     changed: list[AnomalyDocument] = []
     written: dict[int, AnomalyDocument] = {}  # the same anomaly twice in one delivery
     created: dict[int, JsonObject] = {}
+    importing = delivery.kind == IMPORT
     for anomaly in delivery.anomalies:
         existing = written.get(anomaly.id)
         if existing is None:
             existing = store.anomaly_doc(anomaly.id)
+        if existing is None and importing:
+            first = imported(new_document(anomaly, at, sent_at), at, anomaly.status, created=True)
+            written[anomaly.id] = first
+            result.created.append(anomaly.id)
+            ops.append(Put("anomalies", str(anomaly.id), first))
+            continue
         if existing is None and anomaly.id not in created:
             # The hot path: a new anomaly is written as its stored JSON, built directly.
             created[anomaly.id] = row = new_row(anomaly, at, sent_at)
@@ -185,6 +203,8 @@ def plan_delivery(
                 assert doc is not None
                 changed.append(doc)
         if doc is not None:
+            if importing:
+                doc = imported(doc, at, doc.platform_status or doc.status, created=False)
             written[anomaly.id] = doc
             ops.append(Put("anomalies", str(anomaly.id), doc))
     if ops and is_redelivery_key(key):

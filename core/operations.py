@@ -14,7 +14,7 @@ import getpass
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
 from anomaly_desk.core.connections import Platform
@@ -33,7 +33,8 @@ from anomaly_desk.core.documents import (
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.formatting.notes import comment_note, status_note
 from anomaly_desk.core.health import ConnectionCheck, HealthMonitor
-from anomaly_desk.core.ingest import is_redelivery_key, iso, now_iso, plan_delivery
+from anomaly_desk.core.importer import ImportRequest, run_import
+from anomaly_desk.core.ingest import IMPORT, is_redelivery_key, iso, now_iso, plan_delivery
 from anomaly_desk.core.models import ARCHIVED, Status
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import (
@@ -47,12 +48,14 @@ from anomaly_desk.core.providers import (
     UnavailableError,
     ValidationError,
 )
+from anomaly_desk.core.providers.platform import PlatformClient
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.sync import SyncWorker
 from anomaly_desk.core.views import (
     AnomalySummary,
     AnomalyUpdated,
     DeliveryQuarantined,
+    ImportProgressView,
     IngestResultView,
     LinkCreated,
     LinkRemoved,
@@ -62,6 +65,7 @@ from anomaly_desk.core.views import (
 )
 from anomaly_desk.core.vocabulary import OPERATOR, EventName, JobKind, JobState, LinkOrigin
 from anomaly_desk.core.webhooks import Delivery
+from anomaly_desk.core.writeback import is_thin
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +135,9 @@ def default_operator() -> str:
         return OPERATOR
 
 
+IMPORT_KEY = "import"  # an import's pages are not deliveries: never recorded as redeliveries
+
+
 class Desk:
     def __init__(
         self,
@@ -143,6 +150,9 @@ class Desk:
         health: HealthMonitor | None = None,
         operator: str | None = None,
         name_operator: bool = False,
+        write_back: bool = False,
+        enrich: bool = False,
+        platform_api: PlatformClient | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -154,6 +164,11 @@ class Desk:
         self.monitor = health or HealthMonitor(providers, self.bus)
         self.operator = operator or default_operator()  # who the dashboard's actions are by
         self.name_operator = name_operator  # and whether the notes they send say so
+        self.write_back = write_back  # a person's status changes and comments reach the platform
+        self.enrich = enrich  # thin webhook anomalies are completed from the platform's API
+        self.platform_api = platform_api  # import (and, through the worker, write-back)
+        self._import: asyncio.Task[ImportProgressView] | None = None
+        self._import_view: ImportProgressView | None = None
         self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -187,8 +202,26 @@ class Desk:
 
     # -- ingestion -----------------------------------------------------------------------------
 
-    async def ingest(self, delivery: Delivery, key: str) -> IngestResultView:
-        """Store a webhook delivery; status changes become notes like dashboard actions do."""
+    async def ingest_import(
+        self, delivery: Delivery, state_for: Callable[[int, int, int], Put]
+    ) -> tuple[int, int, int]:
+        """A page of an import, stored like a webhook, with the import's position."""
+
+        def extra(result: IngestResultView) -> list[Op]:
+            unchanged = len(result.unchanged) + len(result.stale)
+            return [state_for(len(result.created), len(result.updated), unchanged)]
+
+        result = await self.ingest(delivery, IMPORT_KEY, extra)
+        return len(result.created), len(result.updated), len(result.unchanged) + len(result.stale)
+
+    async def ingest(
+        self,
+        delivery: Delivery,
+        key: str,
+        extra: Callable[[IngestResultView], list[Op]] | None = None,
+    ) -> IngestResultView:
+        """Store a webhook delivery; status changes become notes like dashboard actions do.
+        ``extra``: ops to commit with it (an import's position), made from what it did."""
         if is_redelivery_key(key) and self.store.delivery_seen(key):
             await self.store.barrier()  # the first copy may still be on its way to disk
             result = IngestResultView(delivery=key, duplicate=True)
@@ -199,6 +232,13 @@ class Desk:
         for doc in changed:
             note = status_note(doc.status, at, self.platform.name)
             ops += self.outbox.jobs_for(doc, JobKind.STATUS, note)
+        if self.enrich and delivery.kind != IMPORT:  # a job, delivered after the 2xx
+            thin = {a.id for a in delivery.anomalies if is_thin(a)}
+            for anomaly_id in result.created:
+                if anomaly_id in thin:
+                    ops.append(self.outbox.platform_job(anomaly_id, JobKind.ENRICH))
+        if extra is not None:
+            ops += extra(result)
         if ops:
             await self._commit(ops)
         else:
@@ -247,6 +287,10 @@ class Desk:
         if comment:
             note = comment_note(comment, self.platform.name, self._author(by))
             ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
+        if self.write_back:
+            if comment and doc.status not in ARCHIVED:  # first: it refuses comments once archived
+                ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, comment))
+            ops.append(self.outbox.platform_job(anomaly_id, JobKind.STATUS, status.value))
         await self._commit(ops)
         self._publish_anomaly(new, "status")
         return new
@@ -276,6 +320,8 @@ class Desk:
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         note = comment_note(text, self.platform.name, self._author(by))
         ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
+        if self.write_back and new.status not in ARCHIVED:  # the platform refuses those
+            ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, text))
         await self._commit(ops)
         self._publish_anomaly(new, "comment")
         return new
@@ -494,6 +540,81 @@ class Desk:
     async def check_connections(self) -> dict[str, ConnectionCheck]:
         """Check every connection now; each one's result by name."""
         return await self.monitor.check_all()
+
+    # -- import from the platform ----------------------------------------------------------
+
+    def import_status(self) -> ImportProgressView | None:
+        """The running import's progress, else where the last one ended (None: never)."""
+        if self._import_view is not None:
+            return self._import_view
+        state = self.store.import_state()
+        if state is None:
+            return None
+        return ImportProgressView(
+            page=state.next_page - 1,
+            pages=state.pages,
+            total=state.total,
+            created=state.created,
+            updated=state.updated,
+            unchanged=state.unchanged,
+            done=state.done,
+        )
+
+    def start_import(self, request: ImportRequest) -> ImportProgressView:
+        """Start importing in the background (progress as ``import.progress`` events)."""
+        if self.platform_api is None:
+            raise Invalid(
+                "the platform's API is not configured: set platform.url and platform.token_env",
+                [{"path": "platform", "message": "no url or token"}],
+            )
+        if self._import is not None and not self._import.done():
+            raise Conflict("an import is running already; its progress: GET /api/import")
+        self._import_view = ImportProgressView(page=0, pages=0, total=0)
+        self._import = asyncio.create_task(self.import_from_platform(request), name="import")
+        return self._import_view
+
+    async def stop_import(self) -> None:
+        """Shutting down: an import stops between pages and resumes at the next start."""
+        if self._import is not None and not self._import.done():
+            self._import.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OperationError):
+                await self._import
+
+    async def import_from_platform(
+        self,
+        request: ImportRequest,
+        shown: Callable[[ImportProgressView], None] | None = None,
+    ) -> ImportProgressView:
+        """Import every page (resuming an interrupted import of the same request); each page's
+        progress is published, and handed to ``shown``."""
+        if self.platform_api is None:
+            raise Invalid("the platform's API is not configured", [])
+
+        def progress(view: ImportProgressView) -> None:
+            self._import_view = view.model_copy()
+            self.bus.publish(EventName.IMPORT_PROGRESS, self._import_view)
+            if shown is not None:
+                shown(self._import_view)
+
+        try:
+            view = await run_import(
+                self.platform_api, self, self.store.import_state(), request, progress
+            )
+        except ProviderError as exc:
+            failed = (self._import_view or ImportProgressView(page=0, pages=0, total=0))
+            failed = failed.model_copy(update={"error": str(exc)})
+            self._import_view = failed
+            self.bus.publish(EventName.IMPORT_PROGRESS, failed)
+            raise upstream_error(exc, "importing from the platform failed") from None
+        log.info(
+            "import: %d pages, %d anomalies listed: %d new, %d updated, %d unchanged",
+            view.pages,
+            view.total,
+            view.created,
+            view.updated,
+            view.unchanged,
+        )
+        return view
 
     # -- sync jobs -----------------------------------------------------------------------------
 

@@ -14,7 +14,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from anomaly_desk.core.documents import AnomalyDocument, SyncJob, TicketLink, new_job
+from anomaly_desk.core.documents import (
+    AnomalyDocument,
+    SyncJob,
+    TicketLink,
+    new_job,
+    new_platform_job,
+)
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.providers.base import NoteTag
 from anomaly_desk.core.store import Delete, Op, Put, Store
@@ -85,6 +91,13 @@ class Outbox:
             job = new_job(job_id, anomaly.id, link, kind, text, uuid.uuid4().hex, at)
             puts.append(Put("jobs", str(job_id), job))
         return puts
+
+    def platform_job(self, anomaly_id: int, kind: JobKind, text: str = "") -> Put:
+        """A job on the anomaly's platform queue (write-back, enrichment); commit it with the
+        change that caused it."""
+        job_id = self.store.next_id("jobs")
+        job = new_platform_job(job_id, anomaly_id, kind, text, uuid.uuid4().hex, now_iso())
+        return Put("jobs", str(job_id), job)
 
     def submitted(self, ops: list[Op]) -> None:
         """The store's post-commit hook: hands the new jobs ``ops`` wrote to the listeners.

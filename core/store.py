@@ -38,6 +38,7 @@ from anomaly_desk.core import journal
 from anomaly_desk.core.documents import (
     AnomalyDocument,
     DocumentCache,
+    ImportState,
     StoredDocument,
     SyncJob,
 )
@@ -64,7 +65,7 @@ from anomaly_desk.core.views import (
     QuarantineItem,
     SyncLogEntryView,
 )
-from anomaly_desk.core.vocabulary import JobState
+from anomaly_desk.core.vocabulary import PLATFORM, JobState
 
 S = TypeVar("S", bound=AnomalySummary)
 
@@ -295,6 +296,8 @@ class Store(Journal):
         counts = self.note_counts(anomaly_id)
         for link in detail.links:
             link.notes = counts.get(link.id) or NoteCounts.zero()
+        if PLATFORM in counts:
+            detail.platform_notes = counts[PLATFORM]
         return detail
 
     def note_counts(self, anomaly_id: int) -> dict[str, NoteCounts]:
@@ -322,6 +325,11 @@ class Store(Journal):
     def stuck_notes(self, anomaly_id: int) -> int:
         """This anomaly's notes that wait for a person: dead, or held behind a dead one."""
         return sum(c.dead + c.held for c in self.note_counts(anomaly_id).values())
+
+    def import_state(self) -> ImportState | None:
+        """Where the last import from the platform stands (see core.importer)."""
+        raw = self._tables["counters"].get("import")
+        return None if raw is None else ImportState.model_validate(raw)
 
     def linked_anomaly_ids(self) -> list[int]:
         return [int(key) for key, raw in self._tables["anomalies"].items() if raw.get("links")]

@@ -26,6 +26,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping
+from typing import Protocol
 
 from anomaly_desk.core.config import SyncSettings
 from anomaly_desk.core.documents import (
@@ -41,6 +42,7 @@ from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
 from anomaly_desk.core.providers import (
+    NoteTag,
     Provider,
     ProviderError,
     RateLimitedError,
@@ -49,7 +51,7 @@ from anomaly_desk.core.providers import (
 )
 from anomaly_desk.core.store import Put, Store, StoreFailed
 from anomaly_desk.core.views import AnomalyUpdated, SyncJobView, SyncLogEntryView
-from anomaly_desk.core.vocabulary import WAITING, EventName, JobState, SyncOutcome
+from anomaly_desk.core.vocabulary import PLATFORM, WAITING, EventName, JobState, SyncOutcome
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,43 @@ def backoff(attempt: int, settings: SyncSettings) -> float:
     """Exponential, capped, with jitter so a recovering provider is not hit by a thundering herd."""
     ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** max(0, attempt - 1))
     return ceiling * random.uniform(0.5, 1.0)
+
+
+class Sender(Protocol):
+    """Where a job goes: a ticket (through its provider) or the platform itself."""
+
+    async def baseline(self, job: SyncJob) -> int:
+        """Before a first send, when an earlier job had the same text: identical notes now."""
+        ...
+
+    async def landed(self, job: SyncJob, tag: NoteTag) -> bool:
+        """Whether an earlier attempt of ``job`` already took effect."""
+        ...
+
+    async def send(self, job: SyncJob, tag: NoteTag) -> str | None:
+        """Do it; a message for the sync log, or None."""
+        ...
+
+
+class TicketSender:
+    """A note on a ticket: a Jira comment or a ServiceNow work note."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    async def baseline(self, job: SyncJob) -> int:
+        return await self.provider.note_baseline(_ref(job), job.text)
+
+    async def landed(self, job: SyncJob, tag: NoteTag) -> bool:
+        return await self.provider.has_note(_ref(job), job.text, tag)
+
+    async def send(self, job: SyncJob, tag: NoteTag) -> str | None:
+        await self.provider.add_note(_ref(job), job.text, tag)
+        return None
+
+
+def _ref(job: SyncJob) -> TicketRef:
+    return TicketRef(job.ticket_key, job.ticket_id)
 
 
 class SyncWorker:
@@ -69,9 +108,11 @@ class SyncWorker:
         bus: EventBus | None = None,
         settings: SyncSettings | None = None,
         health: HealthMonitor | None = None,
+        platform: Sender | None = None,
     ) -> None:
         self.store = store
         self.health = health
+        self.platform = platform  # write-back and enrichment jobs (the platform's queue)
         self.outbox = outbox
         self.providers = providers
         self.bus = bus or EventBus()
@@ -209,8 +250,20 @@ class SyncWorker:
             self._wake.set()
 
     def _linked(self, job: SyncJob) -> bool:
+        if job.connection == PLATFORM:
+            return True  # the platform's queue belongs to the anomaly, not to a link
         anomaly = self.store.anomaly_doc(job.anomaly_id)
         return anomaly is not None and anomaly.link_by_id(job.link_id) is not None
+
+    def _sender(self, job: SyncJob) -> Sender:
+        if job.connection == PLATFORM:
+            if self.platform is None:
+                raise ProviderError("the platform has no token: write-back is off")
+            return self.platform
+        provider = self.providers.get(job.connection)
+        if provider is None:
+            raise ProviderError(f"connection {job.connection!r} is not configured")
+        return TicketSender(provider)
 
     async def _attempt(self, job: SyncJob) -> None:
         if not self._linked(job):  # unlinked while queued (or before a restart): never send
@@ -220,29 +273,27 @@ class SyncWorker:
         since_retry = attempt - (job.retried_after or 0)  # backoff restarts after a person's retry
         verify = job.verify or job.in_flight  # an earlier attempt may have landed
         job = job_started(job, attempt, verify)
-        provider = self.providers.get(job.connection)
         started = time.perf_counter()
         outcome, message, retry_in = SyncOutcome.DONE, None, None
         failure: ProviderError | None = None
-        ref = TicketRef(job.ticket_key, job.ticket_id)
+        sender: Sender | None = None
         try:
-            if provider is None:
-                raise ProviderError(f"connection {job.connection!r} is not configured")
+            sender = self._sender(job)
             baseline = None
             if not verify:
                 # Nothing of this job can be on the ticket yet. If an earlier job put the same
                 # text there, a provider that cannot mark notes (ServiceNow) counts the identical
                 # notes now, so a later check looks for one more than that, not for the text.
                 twin = self.outbox.has_earlier_twin(job)
-                baseline = await provider.note_baseline(ref, job.text) if twin else 0
+                baseline = await sender.baseline(job) if twin else 0
             job = job_in_flight(job, baseline)
             await self.store.commit([Put("jobs", str(job.id), job)])  # before anything leaves
             tag = note_tag(job)
-            if verify and await provider.has_note(ref, job.text, tag):
+            if verify and await sender.landed(job, tag):
                 message = "already on the ticket (an earlier attempt landed); not sent again"
             else:
-                await provider.add_note(ref, job.text, tag)
-                if verify:
+                message = await sender.send(job, tag)
+                if verify and message is None:
                     message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
         except RateLimitedError as exc:
             failure = exc
@@ -286,7 +337,7 @@ class SyncWorker:
             elapsed_ms,
             f" ({message})" if message else "",
         )
-        if self.health is not None and provider is not None:
+        if self.health is not None and isinstance(sender, TicketSender):
             if failure is not None:
                 self.health.failed(job.connection, failure)
             elif outcome == SyncOutcome.DONE:

@@ -162,7 +162,9 @@ class HistoryEntry(View):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     at: Timestamp
-    kind: str = Field(description="received, status, comment, stale, ticket created/linked/…")
+    kind: str = Field(
+        description="received, status, comment, stale, imported, enriched, ticket created/…"
+    )
     by: str | None = None
     from_: str | None = Field(None, alias="from")
     to: str | None = None
@@ -170,6 +172,7 @@ class HistoryEntry(View):
     ticket: str | None = None
     connection: str | None = None
     sent_at: Timestamp | None = None
+    fields: list[str] | None = Field(None, description="enriched: the fields completed")
 
 
 class NoteCounts(View):
@@ -237,6 +240,9 @@ class AnomalyDetail(View):
     comments: list[CommentView] = Field(default_factory=list)
     links: list[TicketLinkView] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    platform_notes: NoteCounts | None = Field(
+        None, description="Write-back to the platform: what became of this anomaly's changes"
+    )
 
     def summary(self) -> AnomalySummary:
         """This anomaly's list row."""
@@ -270,6 +276,28 @@ class QuarantineItem(View):
 
 class QuarantinePage(View):
     items: list[QuarantineItem]
+
+
+class _FullView(View):
+    """A view whose every field is on the wire, defaults included (a progress report where a
+    0 or a false is news, not an absence)."""
+
+    def model_post_init(self, context: Any, /) -> None:
+        self.__pydantic_fields_set__.update(type(self).model_fields)
+
+
+class ImportProgressView(_FullView):
+    """``import.progress`` events and the import endpoint's answer: where an import stands."""
+
+    page: int = Field(description="Pages stored so far")
+    pages: int = Field(description="Pages in all (known from the first page)")
+    total: int = Field(description="Anomalies the platform listed")
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    done: bool = False
+    resumed_from: int | None = Field(None, description="The page an interrupted import resumed at")
+    error: str | None = Field(None, description="Why it stopped (it resumes from here)")
 
 
 class IngestResultView(View):
@@ -450,6 +478,7 @@ EventView: TypeAlias = (
     | SyncJobView
     | DeliveryQuarantined
     | ConnectionHealthChanged
+    | ImportProgressView
     | StreamLagged
 )
 
@@ -463,6 +492,7 @@ EVENT_VIEWS: dict[str, type[EventView]] = {
     "sync.job": SyncJobView,
     "delivery.quarantined": DeliveryQuarantined,
     "connection.health": ConnectionHealthChanged,
+    "import.progress": ImportProgressView,
     EventName.STREAM_LAGGED.value: StreamLagged,
 }
 
@@ -509,6 +539,8 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "GET /api/sync-jobs": SyncJobPage,
     "POST /api/sync-jobs/{job_id}/retry": SyncJobView,
     "GET /api/quarantine": QuarantinePage,
+    "POST /api/import": ImportProgressView,
+    "GET /api/import": ImportProgressView,
 }
 
 VIEWS: tuple[type[BaseModel], ...] = tuple(

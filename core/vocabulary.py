@@ -34,6 +34,8 @@ class HistoryKind(StrEnum):
     TICKET_LINKED = "ticket linked"
     TICKET_UNLINKED = "ticket unlinked"
     STALE = "stale"
+    IMPORTED = "imported"  # arrived, or was updated, by an import from the platform's API
+    ENRICHED = "enriched"  # completed from the platform's API
 
 
 class LinkOrigin(StrEnum):
@@ -44,10 +46,11 @@ class LinkOrigin(StrEnum):
 
 
 class JobKind(StrEnum):
-    """What an outbox job puts on its ticket."""
+    """What an outbox job puts on its ticket (or, on the platform's queue, does there)."""
 
     STATUS = "status"
     COMMENT = "comment"
+    ENRICH = "enrich"  # platform only: complete a thin anomaly from the platform's API
 
 
 class JobState(StrEnum):
@@ -92,6 +95,7 @@ class EventName(StrEnum):
     SYNC_JOB = "sync.job"
     DELIVERY_QUARANTINED = "delivery.quarantined"
     CONNECTION_HEALTH = "connection.health"
+    IMPORT_PROGRESS = "import.progress"
     STREAM_LAGGED = "stream.lagged"
 
 
@@ -102,5 +106,5 @@ class HealthSource(StrEnum):
     SYNC = "sync"  # a delivery: a note landed, or failed on authentication or availability
 
 
-PLATFORM = "platform"  # ``by`` of what the platform did
+PLATFORM = "platform"  # ``by`` of what the platform did; also the platform queue's connection
 OPERATOR = "operator"  # ``by`` of what a person did here, when no name is known

@@ -19,12 +19,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from anomaly_desk.core.config import Settings, is_loopback
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.health import HealthMonitor
+from anomaly_desk.core.importer import ImportRequest
 from anomaly_desk.core.operations import Desk, OperationError
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import Provider, make_provider
+from anomaly_desk.core.providers.platform import make_platform_client
 from anomaly_desk.core.runtime import tune_for_service
 from anomaly_desk.core.store import Store, StoreFailed
 from anomaly_desk.core.sync import SyncWorker
+from anomaly_desk.core.writeback import PlatformSender
 from anomaly_desk.receiver import api, operator
 from anomaly_desk.receiver.api import bearer_matches
 from anomaly_desk.receiver.auth import WebhookAuth
@@ -110,7 +113,9 @@ def create_app(
         bus = EventBus()
         outbox = Outbox(store_)
         health = HealthMonitor(clients, bus, settings.sync.health_check_s)
-        worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health)
+        platform_api = make_platform_client(settings.platform)
+        sender = PlatformSender(platform_api, store_, bus) if platform_api else None
+        worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health, sender)
         app.state.desk = Desk(
             store_,
             clients,
@@ -121,11 +126,16 @@ def create_app(
             health,
             operator=settings.operator,
             name_operator=settings.sync.name_operator,
+            write_back=settings.platform.writes_back and platform_api is not None,
+            enrich=platform_api is not None,
+            platform_api=platform_api,
         )
         app.state.worker = worker
         tune_for_service()
         worker.start()
         background = [asyncio.create_task(health.run())]
+        if platform_api is not None and settings.platform.import_on_start:
+            app.state.desk.start_import(ImportRequest())  # open anomalies, resumed if cut
         if settings.sync.refresh_interval_s and clients:
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
         try:
@@ -135,10 +145,11 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await worker.stop()
-            if owned:
-                await asyncio.gather(
-                    *(c.aclose() for c in clients.values()), return_exceptions=True
-                )
+            await app.state.desk.stop_import()
+            closing = [c.aclose() for c in clients.values()] if owned else []
+            if platform_api is not None:
+                closing.append(platform_api.aclose())
+            await asyncio.gather(*closing, return_exceptions=True)
             await store_.close()
 
     anomaly = "/api/anomalies/{anomaly_id:int}"  # the one id rule: digits only (see usable_id)
@@ -162,6 +173,8 @@ def create_app(
             Route("/api/sync-log", operator.sync_log),
             Route("/api/sync-jobs", operator.sync_jobs),
             Route("/api/sync-jobs/{job_id:int}/retry", operator.retry_job, methods=["POST"]),
+            Route("/api/import", operator.start_import, methods=["POST"]),
+            Route("/api/import", operator.import_status, methods=["GET"]),
             Route("/api/quarantine", api.quarantine),
             Route("/api/schema", api.schema),
             Route("/api/events", events),

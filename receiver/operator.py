@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TypeVar
 
 import orjson
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from anomaly_desk.core.documents import AnomalyDocument, SyncJob, TicketLink
+from anomaly_desk.core.importer import ImportRequest
 from anomaly_desk.core.models import Status, error_path
 from anomaly_desk.core.operations import (
     Conflict,
@@ -69,6 +71,12 @@ class TicketBody(_Body):
 class LinkBody(_Body):
     connection: str
     ticket: str = Field(min_length=1)
+
+
+class ImportBody(_Body):
+    archived: bool = False
+    since: date | None = None
+    datastore: int | None = Field(None, ge=1)
 
 
 async def read_json(request: Request, model: type[M]) -> M:
@@ -253,6 +261,27 @@ async def sync_jobs(request: Request) -> Response:
     matched.sort(key=lambda job: job.id)
     items = [SyncJobView.model_validate(job) for job in matched[-1000:]]
     return view_response(SyncJobPage(items=items))
+
+
+async def start_import(request: Request) -> Response:
+    """Import from the platform in the background: 202 and where it stands; its progress comes as
+    ``import.progress`` events and from ``GET /api/import``."""
+    body = await read_json(request, ImportBody) if await _has_body(request) else ImportBody()
+    request_ = ImportRequest(archived=body.archived, since=body.since, datastore=body.datastore)
+    return view_response(_desk(request).start_import(request_), status=202)
+
+
+async def import_status(request: Request) -> Response:
+    view = _desk(request).import_status()
+    if view is None:
+        raise Problem(404, "No import yet", "nothing was imported into this desk", kind="not-found")
+    return view_response(view)
+
+
+async def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in (
+        request.headers
+    )
 
 
 async def retry_job(request: Request) -> Response:

@@ -16,7 +16,7 @@ from anomaly_desk.core.formatting.adf import adf_to_text
 from anomaly_desk.receiver.app import create_app
 from tests.support import FIXTURES, ThreadedServer, free_port
 
-ENV = {"JIRA_TOKEN": "demo-token", "SNOW_PASSWORD": "demo"}
+ENV = {"JIRA_TOKEN": "demo-token", "SNOW_PASSWORD": "demo", "PLATFORM_TOKEN": "demo-platform-token"}
 
 
 def status_note(status: str) -> str:
@@ -24,7 +24,9 @@ def status_note(status: str) -> str:
     return r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Qualytics Anomaly Status: " + status + "$"
 
 
-def write_config(path: Path, sandbox_url: str, **sync: float) -> Path:
+def write_config(path: Path, sandbox_url: str, platform: bool = False, **sync: float) -> Path:
+    """Jira and ServiceNow on the sandbox; with ``platform``, the platform's API too (the
+    sandbox's emulator, token from PLATFORM_TOKEN: write-back and enrichment on)."""
     sync_lines = "\n".join(
         f"{k} = {v}"
         for k, v in {
@@ -34,10 +36,15 @@ def write_config(path: Path, sandbox_url: str, **sync: float) -> Path:
             **sync,
         }.items()
     )
+    platform_lines = (
+        f'url = "{sandbox_url}"\ntoken_env = "PLATFORM_TOKEN"'
+        if platform
+        else 'url = "https://acme.qualytics.io"'
+    )
     path.write_text(f"""
 [platform]
 name = "Qualytics"
-url = "https://acme.qualytics.io"
+{platform_lines}
 
 [sync]
 {sync_lines}
@@ -163,6 +170,20 @@ def desk(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
     env = Desk(receiver, sandbox, api, tmp_path / "data", config)
     try:
         yield env
+    finally:
+        api.close()
+        receiver.stop()
+
+
+@pytest.fixture
+def pdesk(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
+    """A receiver with the platform's API configured: write-back and enrichment on."""
+    config = write_config(tmp_path / "anomaly-desk-platform.toml", sandbox.url, platform=True)
+    data = tmp_path / "platform-data"  # beside a `desk` a test may also use
+    receiver = start_receiver(config, data, ENV)
+    api = httpx.Client(base_url=receiver.url, timeout=30)
+    try:
+        yield Desk(receiver, sandbox, api, data, config)
     finally:
         api.close()
         receiver.stop()

@@ -1,0 +1,160 @@
+"""The platform's own queue: write-back of the desk's actions, and enrichment of thin anomalies.
+
+An acknowledgement, an archive or a comment made in the desk is a job on the anomaly's platform
+queue, written in the same transaction as the change (:meth:`Outbox.platform_job`) and delivered
+by the same worker as ticket notes, so it inherits their promises: never lost, in order per
+anomaly, retried with backoff on 429/5xx/timeouts, dead with the platform's words on
+401/403/404/409/422 until a person retries it, and never doubled: an attempt whose fate is
+unknown first asks the platform (the anomaly's status, or a count of identical comments taken
+before the first send) and only then sends again.
+
+Changes that came *from* the platform (a webhook, an import, an enrichment) never make such a
+job: nothing is echoed back.
+
+Enrichment completes an anomaly a webhook delivered thin (no failed checks, no weight) from
+``GET /api/anomalies/{id}``, off the webhook's hot path; it fills only what is missing and says
+so in the history (``enriched``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import pydantic
+
+from anomaly_desk.core.documents import AnomalyDocument, Enriched, SyncJob
+from anomaly_desk.core.events import EventBus
+from anomaly_desk.core.ingest import now_iso
+from anomaly_desk.core.models import Anomaly, NoUsableId
+from anomaly_desk.core.providers import NoteTag, ProviderError, ValidationError
+from anomaly_desk.core.providers.platform import PlatformClient
+from anomaly_desk.core.providers.platform_payloads import ArchiveStatus
+from anomaly_desk.core.salvage import tolerant
+from anomaly_desk.core.store import Put, Store
+from anomaly_desk.core.views import AnomalyUpdated
+from anomaly_desk.core.vocabulary import ARCHIVED, EventName, JobKind, Status
+
+log = logging.getLogger(__name__)
+
+# What a ticket needs and a thin webhook may lack; enrichment fills these when they are empty.
+ENRICHED_FIELDS = (
+    "failed_checks",
+    "weight",
+    "url",
+    "description",
+    "anomalous_records_count",
+    "fingerprint",
+    "global_tags",
+    "fields",
+    "datastore",
+    "container",
+    "type",
+    "uuid",
+    "created",
+)
+
+
+def is_thin(anomaly: Anomaly) -> bool:
+    """Whether a ticket for this anomaly would lack what it needs (checks, weight)."""
+    return not anomaly.failed_checks or anomaly.weight is None
+
+
+def _message(comment: Any) -> str | None:
+    value = comment.get("message") if isinstance(comment, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def with_enrichment(doc: AnomalyDocument, full: Anomaly, at: str) -> AnomalyDocument | None:
+    """``doc`` with what it lacks taken from the platform's full anomaly (None: nothing to add).
+    Nothing the desk already holds is replaced: a webhook's values and the desk's state win."""
+    update: dict[str, object] = {}
+    for name in ENRICHED_FIELDS:
+        mine, theirs = getattr(doc, name, None), getattr(full, name, None)
+        if mine in (None, [], "", ()) and theirs not in (None, [], "", ()):
+            update[name] = theirs
+    if not update:
+        return None
+    entry = Enriched(at=at, fields=sorted(update))
+    return doc.model_copy(update={**update, "history": (*doc.history, entry), "updated_at": at})
+
+
+class PlatformSender:
+    """Delivers the platform queue's jobs (see the module's docstring)."""
+
+    def __init__(self, api: PlatformClient, store: Store, bus: EventBus) -> None:
+        self.api = api
+        self.store = store
+        self.bus = bus
+
+    async def _identical(self, job: SyncJob) -> int:
+        found = await self.api.comments(job.anomaly_id)
+        items = found if isinstance(found, list) else []
+        return sum(1 for c in items if _message(c) == job.text)
+
+    async def baseline(self, job: SyncJob) -> int:
+        return await self._identical(job) if job.kind == JobKind.COMMENT else 0
+
+    async def landed(self, job: SyncJob, tag: NoteTag) -> bool:
+        if job.kind == JobKind.COMMENT:
+            return await self._identical(job) > tag.baseline
+        if job.kind == JobKind.STATUS:
+            return await self._status(job) == job.text
+        return False  # enrichment: doing it again is harmless
+
+    async def _status(self, job: SyncJob) -> str | None:
+        anomaly = await self.api.get_anomaly(job.anomaly_id)
+        status = anomaly.get("status") if isinstance(anomaly, dict) else None
+        return status if isinstance(status, str) else None
+
+    async def send(self, job: SyncJob, tag: NoteTag) -> str | None:
+        if job.kind == JobKind.COMMENT:
+            await self.api.add_comment(job.anomaly_id, job.text)
+            return None
+        if job.kind == JobKind.STATUS:
+            return await self._set_status(job)
+        return await self._enrich(job)
+
+    async def _set_status(self, job: SyncJob) -> str | None:
+        try:
+            if job.text == Status.ACKNOWLEDGED:
+                await self.api.acknowledge(job.anomaly_id)
+            elif job.text in ARCHIVED:
+                await self.api.archive(job.anomaly_id, cast(ArchiveStatus, job.text))
+            else:
+                raise ValidationError(
+                    f"the platform takes no status {job.text!r} from the desk",
+                    connection="platform",
+                )
+        except ValidationError:
+            # 409: perhaps someone did the same in the platform already; that is success
+            if await self._status(job) == job.text:
+                return f"the platform already had it {job.text}"
+            raise
+        return None
+
+    async def _enrich(self, job: SyncJob) -> str | None:
+        raw = await self.api.get_anomaly(job.anomaly_id)
+        try:
+            full = tolerant(raw)
+        except (NoUsableId, pydantic.ValidationError) as exc:
+            raise ProviderError(
+                f"the platform's anomaly {job.anomaly_id} is not usable: {exc}",
+                connection="platform",
+            ) from None
+        current = self.store.anomaly_doc(job.anomaly_id)
+        if current is None:
+            return "the anomaly is gone here: nothing to enrich"
+        at = now_iso()
+        new = with_enrichment(current, full, at)
+        if new is None:
+            return "nothing was missing"
+        await self.store.commit([Put("anomalies", str(new.id), new)])
+        if self.bus.subscribers:
+            row = self.store.anomaly_summary(new.id, AnomalyUpdated)
+            if row is not None:
+                row.change = "platform"
+                self.bus.publish(EventName.ANOMALY_UPDATED, row)
+        added = new.history[-1]
+        assert isinstance(added, Enriched)
+        return f"enriched: {', '.join(added.fields)}"
