@@ -141,10 +141,11 @@ def _anomaly_id(request: Request) -> int:
 # the store dumps it, so times are the stored strings and unknown platform keys are kept.
 
 
-def _detail(doc: AnomalyDocument) -> AnomalyDetail:
-    """``doc`` as the store holds it (``stored_row``, dumped from the row it was made from), so a value
-    stored by an earlier version (``created`` as ``...00.000Z``) reads as stored."""
-    return AnomalyDetail.model_validate(stored_row(doc))
+def _detail(request: Request, doc: AnomalyDocument) -> AnomalyDetail:
+    """The anomaly an action left, as the store holds it now (times as stored, unknown platform
+    keys kept) with what became of each link's notes, like ``GET /api/anomalies/{id}``."""
+    detail: AnomalyDetail | None = request.app.state.store.anomaly_detail(doc.id)
+    return detail if detail is not None else AnomalyDetail.model_validate(stored_row(doc))
 
 
 def _link(link: TicketLink) -> TicketLinkView:
@@ -157,19 +158,19 @@ def _job(job: SyncJob) -> SyncJobView:
 
 async def acknowledge(request: Request) -> Response:
     doc = await _desk(request).acknowledge(_anomaly_id(request))
-    return view_response(_detail(doc))
+    return view_response(_detail(request, doc))
 
 
 async def archive(request: Request) -> Response:
     body = await read_json(request, ArchiveBody)
     doc = await _desk(request).archive(_anomaly_id(request), body.status, body.comment)
-    return view_response(_detail(doc))
+    return view_response(_detail(request, doc))
 
 
 async def comment(request: Request) -> Response:
     body = await read_json(request, CommentBody)
     doc = await _desk(request).comment(_anomaly_id(request), body.text)
-    return view_response(_detail(doc), 201)
+    return view_response(_detail(request, doc), 201)
 
 
 async def create_ticket(request: Request) -> Response:
@@ -186,14 +187,14 @@ async def link_ticket(request: Request) -> Response:
 
 async def unlink(request: Request) -> Response:
     doc = await _desk(request).unlink(_anomaly_id(request), request.path_params["link_id"])
-    return view_response(_detail(doc))
+    return view_response(_detail(request, doc))
 
 
 async def refresh(request: Request) -> Response:
     desk = _desk(request)
     anomaly_id = _anomaly_id(request)
     await desk.refresh_links([anomaly_id])  # NotFound if there is no such anomaly
-    return view_response(_detail(desk.anomaly(anomaly_id)))
+    return view_response(_detail(request, desk.anomaly(anomaly_id)))
 
 
 async def connections(request: Request) -> Response:

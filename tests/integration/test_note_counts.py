@@ -44,7 +44,10 @@ def test_held_and_dead_notes_are_counted_per_ticket_and_clear_after_a_retry(desk
     desk.faults.update({"force_status": 401, "force_count": 1})  # the next note is refused
     api.post("/api/anomalies/10231/comments", json={"text": "first"})
     desk.wait_idle()
-    api.post("/api/anomalies/10231/comments", json={"text": "second"})
+    answer = api.post("/api/anomalies/10231/comments", json={"text": "second"}).json()
+    # the action's answer says it too: the dashboard tells "held" without asking again
+    assert all(link["notes"] is not None for link in answer["links"])
+    assert sum(link["notes"]["held"] + link["notes"]["pending"] for link in answer["links"]) >= 1
     desk.wait_idle()
     now = counts(desk, 10231)
     dead_key = next(k for k in now if now[k]["dead"] == 1)
