@@ -328,3 +328,20 @@ def test_the_token_is_in_no_log_response_or_stored_file(
     finally:
         faults.reset()
         platform.token = TOKEN
+
+
+def test_serve_imports_the_open_anomalies_at_start_when_asked(
+    tmp_path: Path, sandbox: ThreadedServer, platform: Any
+) -> None:
+    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url, platform=True)
+    config.write_text(config.read_text().replace("[sync]", "import_on_start = true\n\n[sync]", 1))
+    receiver = start_receiver(config, tmp_path / "data", ENV)
+    try:
+        with httpx.Client(base_url=receiver.url, timeout=30) as api:
+            wait_for(lambda: api.get("/api/import").status_code == 200, "an import")
+            wait_for(lambda: api.get("/api/import").json()["done"], "the import")
+            opened = sum(1 for a in platform.anomalies.values() if not a.archived)
+            assert api.get("/api/import").json()["created"] == opened
+            assert api.get("/healthz").json()["anomalies"] == opened
+    finally:
+        receiver.stop()

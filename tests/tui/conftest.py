@@ -2,8 +2,8 @@
 
 ``tui_desk`` is the integration ``Desk`` (receiver + sandbox + an httpx client on the API) with
 every fixture webhook ingested and one Jira ticket created for anomaly 10231. ``frozen_desk``
-is a receiver over a store seeded with fixed documents and a dead sync job, for screenshots that
-must not change from run to run.
+is a receiver over a store seeded with fixed documents, a dead sync job and a note held behind
+it (anomaly 20024, ticket DQ-7), for screenshots that must not change from run to run.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ WEBHOOKS = sorted(p.name for p in (FIXTURES / "webhooks").glob("*.json"))
 LINKED_ANOMALY = 10280  # the newest fixture: highlighted first, so the detail shows its ticket
 
 
-def make_desk(tmp_path: Path, sandbox: ThreadedServer, data_dir: Path | None = None) -> Desk:
-    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url)
+def make_desk(
+    tmp_path: Path, sandbox: ThreadedServer, data_dir: Path | None = None, **sync: float
+) -> Desk:
+    """A receiver over ``data_dir`` (``sync``: settings such as ``health_check_s=0.3``)."""
+    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url, **sync)
     data = data_dir or tmp_path / "data"
     receiver = start_receiver(config, data, ENV)
     api = httpx.Client(base_url=receiver.url, timeout=30)
@@ -120,7 +123,8 @@ def frozen_documents() -> list[dict[str, Any]]:
         docs.append(frozen_anomaly(i, status, (i * 37) % 100, links))
     newest = docs[-1]
     newest["comments"] = [
-        {"at": "2026-11-20T09:02:00.000Z", "text": "Looking into it", "by": "operator"}
+        {"at": "2026-11-20T09:02:00.000Z", "text": "Looking into it", "by": "operator"},
+        {"at": "2026-11-20T09:04:00.000Z", "text": "Reloaded the batch", "by": "operator"},
     ]
     newest["history"] += [
         {
@@ -137,13 +141,15 @@ def frozen_documents() -> list[dict[str, Any]]:
             "to": "Acknowledged",
             "by": "operator",
         },
+        {"at": "2026-11-20T09:04:00.000Z", "kind": "comment", "by": "operator"},
     ]
     newest["status"] = "Acknowledged"
     return docs
 
 
 def frozen_sync() -> list[Put]:
-    """Two delivered notes and one job that died on a 401, with fixed times."""
+    """A delivered note, one that died on a 401, and one held behind it (never tried: the dead
+    note heads DQ-7's queue), with fixed times."""
     base = {
         "anomaly_id": 20024,
         "link_id": FROZEN_LINK["id"],
@@ -165,6 +171,13 @@ def frozen_sync() -> list[Put]:
             "text": "[2026-11-20 09:03:00 UTC] Qualytics Anomaly Status: Acknowledged",
             "state": "dead",
         },
+        {
+            **base,
+            "id": 3,
+            "kind": "comment",
+            "text": "Comment from Qualytics: Reloaded the batch",
+            "state": "pending",
+        },
     ]
     ops: list[Put] = []
     for job in jobs:
@@ -174,7 +187,7 @@ def frozen_sync() -> list[Put]:
                 str(job["id"]),
                 {
                     **job,
-                    "attempts": 1,
+                    "attempts": 0 if job["state"] == "pending" else 1,
                     "next_at": 0.0,
                     "last_error": "jira: authentication failed (401)"
                     if job["state"] == "dead"

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.widgets import Static
 
+from anomaly_desk.tui.screens.keymap import KeyMapScreen
 from tests.integration.conftest import Desk
-from tests.tui.conftest import SIZE, dashboard, ready, wait_for
+from tests.tui.conftest import SIZE, dashboard, main_screen, ready, wait_for
 
 ADDRESS = "http://127.0.0.1:8787"
 
@@ -64,3 +68,75 @@ def test_sync_log_with_a_dead_job(frozen_desk: Desk, snap_compare: Any) -> None:
 
     app = dashboard(frozen_desk, address=ADDRESS)
     assert snap_compare(app, terminal_size=(120, 40), run_before=focus_dead)
+
+
+# -- notes held behind a dead one, the dead-only sync log and the key map, small and large -------
+
+SIZES = {"80x24": (80, 24), "200x60": (200, 60)}
+
+
+def detail_lines(pilot: Pilot[Any]) -> list[str]:
+    """The detail pane's whole text, one string per line, as drawn at its width."""
+    screen = main_screen(pilot)
+    body = screen.query_one("#detail-body", Static)
+    return [strip.text for strip in body.render_lines(Region(0, 0, *body.size))]
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_detail_with_a_dead_note_and_one_held_behind_it(
+    frozen_desk: Desk, snap_compare: Any, size: tuple[int, int]
+) -> None:
+    """DQ-7's status note died on a 401; the comment after it waits in its queue. The detail
+    says so under its title and in DQ-7's notes line; the row has the ⚠2 badge. Zoomed (`z` on
+    the detail) and, where it does not fit, scrolled to the Tickets section."""
+
+    async def zoomed(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        doc = screen.detail_doc
+        assert doc is not None
+        (link,) = doc.links
+        assert link.notes is not None
+        assert (link.notes.delivered, link.notes.dead, link.notes.held) == (1, 1, 1)
+        if not screen.detail_shown():
+            await pilot.press("d")
+        screen.detail_pane.focus()
+        await pilot.press("z")
+        await pilot.pause()
+        lines = detail_lines(pilot)
+        tickets = next(i for i, line in enumerate(lines) if line.strip() == "Tickets")
+        if tickets + 8 > screen.detail_pane.scrollable_content_region.height:
+            screen.detail_pane.scroll_to(y=tickets - 1, animate=False, immediate=True)
+        await pilot.pause()
+
+    app = dashboard(frozen_desk, address=ADDRESS)
+    assert snap_compare(app, terminal_size=size, run_before=zoomed)
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_sync_log_dead_only(frozen_desk: Desk, snap_compare: Any, size: tuple[int, int]) -> None:
+    """`D` on the focused log: only the dead line, the title says "dead only" and "1 dead"."""
+
+    async def dead_only(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        log = main_screen(pilot).sync_log
+        log.focus()
+        await pilot.press("D")
+        await wait_for(pilot, lambda: log.row_count == 1, what="the dead line only")
+        assert log.selected is not None
+        assert log.selected.outcome == "dead"
+
+    app = dashboard(frozen_desk, address=ADDRESS)
+    assert snap_compare(app, terminal_size=size, run_before=dead_only)
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_key_map(frozen_desk: Desk, snap_compare: Any, size: tuple[int, int]) -> None:
+    async def keys(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, KeyMapScreen), what="key map")
+        await pilot.pause()
+
+    app = dashboard(frozen_desk, address=ADDRESS)
+    assert snap_compare(app, terminal_size=size, run_before=keys)

@@ -99,7 +99,8 @@ MAIN_COMMANDS: tuple[Command, ...] = (
         "r",
         "Retry",
         "Retry dead sync job",
-        "Retry the highlighted anomaly's dead notes, or the sync log's selected one",
+        "Retry the highlighted anomaly's dead notes (the held ones follow), or the sync "
+        "log's selected one",
         "Tickets",
     ),
     Command(

@@ -24,7 +24,9 @@ from textual.widgets import Static
 from anomaly_desk.tui.screens.dialog import dialog_css
 
 KEY_WIDTH = 12
+COMPACT_KEY_WIDTH = 10  # "^c super+c"
 NAME_WIDTH = 18
+COMPACT_BELOW = 100  # columns of the dialog under which name and help share one column
 
 
 @dataclass
@@ -89,13 +91,23 @@ def _sections(
     return [section for section in sections.values() if section.rows]
 
 
-def render_section(section: Section) -> Group:
-    """A title over three columns: keys, name, what it does (wrapped in its own column)."""
+def render_section(section: Section, compact: bool = False) -> Group:
+    """A title over three columns: keys, name, what it does (wrapped in its own column).
+    ``compact`` (a narrow terminal): the name and what it does share the second column, so the
+    help is not squeezed into a third of the width."""
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True, width=KEY_WIDTH)  # fixed: sections line up
+    width = COMPACT_KEY_WIDTH if compact else KEY_WIDTH  # fixed: sections line up
+    grid.add_column(style="bold", no_wrap=True, width=width)
+    if compact:
+        grid.add_column(overflow="fold")
+        for row in section.rows:  # Text, not str: a plain string in a Table is parsed as markup
+            what = Text(f"{row.name}: " if row.help else row.name)
+            what.append(row.help, style="dim")
+            grid.add_row(Text(" ".join(row.keys)), what)
+        return Group(Text(section.title, style="bold underline"), grid)
     grid.add_column(no_wrap=True, width=NAME_WIDTH)
     grid.add_column(style="dim", overflow="fold")
-    for row in section.rows:  # Text, not str: a plain string in a Table is parsed as markup
+    for row in section.rows:
         grid.add_row(Text(" ".join(row.keys)), Text(row.name), Text(row.help))
     return Group(Text(section.title, style="bold underline"), grid)
 
@@ -119,17 +131,31 @@ class KeyMapScreen(ModalScreen[None]):
     def __init__(self, sections: list[Section]) -> None:
         super().__init__()
         self.sections = sections
+        self.compact: bool | None = None  # how the sections are drawn (None: not yet)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog") as dialog:
             dialog.border_title = "Keys"
             dialog.can_focus = True
-            for section in self.sections:
-                yield Static(render_section(section), classes="section")
+            for _ in self.sections:
+                yield Static(classes="section")
             yield Static("esc, q or ? closes · ctrl+p finds any command by name", id="hint")
 
     def on_mount(self) -> None:
+        self._draw(self.app.size.width)
         self.query_one("#dialog").focus()
+
+    def on_resize(self) -> None:
+        self._draw(self.size.width)
+
+    def _draw(self, width: int) -> None:
+        compact = width < COMPACT_BELOW
+        if compact == self.compact:
+            return
+        self.compact = compact
+        statics = self.query(".section").results(Static)
+        for section, static in zip(self.sections, statics, strict=True):
+            static.update(render_section(section, compact))
 
     def action_close(self) -> None:
         self.dismiss(None)

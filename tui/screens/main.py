@@ -26,6 +26,8 @@ from anomaly_desk.core.views import (
     AnomalyDetail,
     AnomalySummary,
     AnomalyUpdated,
+    ConnectionHealth,
+    ConnectionHealthChanged,
     ConnectionView,
     DeliveryQuarantined,
     EventView,
@@ -46,7 +48,7 @@ from anomaly_desk.tui.screens.keymap import KeyMapScreen, key_sections
 from anomaly_desk.tui.screens.quarantine import QuarantineScreen
 from anomaly_desk.tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query, shown_in
 from anomaly_desk.tui.widgets.anomaly_table import AnomalyTable
-from anomaly_desk.tui.widgets.connection_list import health_line
+from anomaly_desk.tui.widgets.connection_list import ConnectionList, health_line, newer_health
 from anomaly_desk.tui.widgets.detail import DetailPane
 from anomaly_desk.tui.widgets.filter_bar import FilterBar
 from anomaly_desk.tui.widgets.footer import DeskFooter
@@ -72,6 +74,13 @@ ACTIONS: list[tuple[str, str, str]] = palette(MAIN_COMMANDS)
 KEY_MAP_ORDER = ("Notes", "Tickets", "View", "Anomaly table", "Sync log", "App")
 # keys every screen inherits, sectioned like ours
 KEY_MAP_GROUPS = {"app.focus_next": "View", "app.focus_previous": "View"}
+
+
+def held_behind_dead(doc: AnomalyDetail) -> list[str]:
+    """The tickets of ``doc`` with notes held behind a dead one: a note just sent to one of them
+    is among them (it came after the dead one). Not "has a dead note": the note just sent may
+    be the one that died, already (it is then on the sync log, in red, not held)."""
+    return [link.ticket_key for link in doc.links if link.notes is not None and link.notes.held]
 
 
 class MainScreen(Screen[None]):
@@ -106,6 +115,7 @@ class MainScreen(Screen[None]):
         self._linked_rows: dict[int, AnomalySummary] = {}  # rows as the link events left them
         self._log: list[SyncLogEntryView] = []
         self._jobs: dict[int, SyncJobView] = {}
+        self._health: dict[str, ConnectionHealth] = {}  # connection.health events, newest kept
         self._counts_dirty = False
         self._counts_at = 0.0
         self._quarantine_dirty = False
@@ -327,14 +337,53 @@ class MainScreen(Screen[None]):
 
     async def load_connections(self) -> None:
         try:
-            self.connections = await self.client.connections()
+            fetched = await self.client.connections()
         except ApiError:
             return
         if self.gone():
             return
+        # an event that came while the answer was on its way may know better: it stays
+        known = {c.name: c.health for c in self.connections or ()}
+        self.connections = [
+            c
+            if newer_health(known.get(c.name), c.health)
+            else c.model_copy(update={"health": known.get(c.name)})
+            for c in fetched
+        ]
         self.header.set_connections(self.connections)
+        for connection in self.connections:
+            self._pickers_health(connection.name, connection.health)
         if any(c.health is None for c in self.connections):
             self.set_timer(1.0, self._connections_again)
+
+    def _health_changed(self, name: str, health: ConnectionHealth) -> None:
+        """A ``connection.health`` event: the header, this screen's connections (what a picker
+        opened later starts from) and any picker open now say it; going down or coming back is
+        also a notification."""
+        if self.connections is None:
+            return  # the list is on its way, with this state or a newer one
+        for i, connection in enumerate(self.connections):
+            if connection.name != name:
+                continue
+            before = connection.health
+            if not newer_health(before, health):
+                return
+            self.connections[i] = connection.model_copy(update={"health": health})
+            self.header.set_connections(self.connections)
+            self._pickers_health(name, health)
+            if before is not None and before.ok and not health.ok:
+                message = health_line(name, health.message)
+                self.notify(message, title="Connection failing", severity="error")
+            elif before is not None and not before.ok and health.ok:
+                message = health_line(name, health.message)
+                self.notify(message, title="Connection works again")
+            return
+
+    def _pickers_health(self, name: str, health: ConnectionHealth | None) -> None:
+        """Connection pickers open on any screen (a ticket dialog above this one) follow."""
+        for screen in self.app.screen_stack:
+            for picker in screen.query(ConnectionList):
+                picker.set_health(name, health)
 
     def _connections_again(self) -> None:
         self.run_worker(self.load_connections(), group="side")
@@ -419,6 +468,8 @@ class MainScreen(Screen[None]):
                 self._jobs[data.id] = data
             case DeliveryQuarantined():
                 self._quarantine_dirty = True
+            case ConnectionHealthChanged():
+                self._health[data.name] = data.health
             case StreamLagged():
                 self._refetch = True
 
@@ -466,6 +517,10 @@ class MainScreen(Screen[None]):
             for job in self._jobs.values():
                 self.sync_log.job_changed(job)
             self._jobs.clear()
+        if self._health:
+            for name, health in self._health.items():
+                self._health_changed(name, health)
+            self._health.clear()
         if self._detail_dirty:
             self._detail_dirty = False
             self._refresh_detail()
@@ -561,9 +616,24 @@ class MainScreen(Screen[None]):
         self.detail_pane.show(doc)
         return doc
 
+    async def _counted(self, doc: AnomalyDetail) -> AnomalyDetail:
+        """``doc`` with what became of each ticket's notes. An action's answer may come without
+        the counts (only ``GET /api/anomalies/{id}`` is sure to have them): then read it again;
+        if that fails, ``doc`` as it is."""
+        if all(link.notes is not None for link in doc.links):
+            return doc
+        try:
+            return await self.client.anomaly(doc.id)
+        except ApiError:
+            return doc
+
     def _show_doc(self, doc: AnomalyDetail) -> None:
         """An action's answer is the new document: show it without waiting for the event."""
-        if self.model.update(doc.summary()):
+        row = doc.summary()
+        known = self.model.get(doc.id)
+        if known is not None and any(link.notes is None for link in doc.links):
+            row.stuck_notes = known.stuck_notes  # no counts in ``doc``: not a reason to clear
+        if self.model.update(row):
             self.table.refresh()
         if self._is_highlighted(doc.id):
             self.detail_pane.show(doc)
@@ -661,18 +731,36 @@ class MainScreen(Screen[None]):
 
         async def go() -> None:
             try:
-                new = await self.client.acknowledge(anomaly_id)
+                new = await self._counted(await self.client.acknowledge(anomaly_id))
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot acknowledge", severity="error")
                 return
             self._show_doc(new)
             links = len(new.links)
-            self.notify(
+            self._notify_notes(
+                new,
                 f"Anomaly {new.id} acknowledged"
-                + (f"; a note goes to {links} ticket(s)" if links else "")
+                + (f"; a note goes to {links} ticket(s)" if links else ""),
             )
 
         await self._notes_confirmed(f"Acknowledge {anomaly_id}", doc, go, yes="Acknowledge")
+
+    def _notify_notes(self, doc: AnomalyDetail, done: str) -> None:
+        """``done``, and when a note it sent waits behind a dead one, which ticket holds it: the
+        note is not lost, but it goes nowhere until that dead note is retried (``r``)."""
+        held = held_behind_dead(doc)
+        if not held:
+            self.notify(done)
+            return
+        where = (
+            f"a dead note on {held[0]}" if len(held) == 1 else f"dead notes on {', '.join(held)}"
+        )
+        self.notify(
+            f"{done}, but the note is held behind {where}: r retries the dead one, then the "
+            "held ones follow",
+            title="Note held",
+            severity="warning",
+        )
 
     def _screen_missing(self, name: str) -> None:
         self.notify(f"The {name} form is not available in this build", severity="error")
@@ -725,12 +813,14 @@ class MainScreen(Screen[None]):
 
             async def go() -> None:
                 try:
-                    new = await self.client.archive(anomaly_id, status, comment)
+                    new = await self._counted(
+                        await self.client.archive(anomaly_id, status, comment)
+                    )
                 except ApiError as exc:
                     self.notify(exc.detail, title="Cannot archive", severity="error")
                     return
                 self._show_doc(new)
-                self.notify(f"Anomaly {anomaly_id} archived as {status}")
+                self._notify_notes(new, f"Anomaly {anomaly_id} archived as {status}")
 
             what = f"Archive {anomaly_id} as {status}"
             await self._notes_confirmed(what, doc, go, yes="Archive")
@@ -752,12 +842,12 @@ class MainScreen(Screen[None]):
             if not text:
                 return
             try:
-                new = await self.client.comment(anomaly_id, text)
+                new = await self._counted(await self.client.comment(anomaly_id, text))
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot comment", severity="error")
                 return
             self._show_doc(new)
-            self.notify(f"Comment added to anomaly {anomaly_id}")
+            self._notify_notes(new, f"Comment added to anomaly {anomaly_id}")
 
         self.app.push_screen(CommentScreen(doc), done)
 
@@ -775,7 +865,7 @@ class MainScreen(Screen[None]):
             if not yes:
                 return
             try:
-                new = await self.client.unlink(anomaly_id, link.id)
+                new = await self._counted(await self.client.unlink(anomaly_id, link.id))
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot unlink", severity="error")
                 return

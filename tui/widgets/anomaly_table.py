@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -34,6 +34,10 @@ STATUS_STYLES = {
     "Discarded": Style(color="bright_black"),
 }
 UNKNOWN_STATUS = Style(color="magenta", bold=True)  # one the platform added later, shown as sent
+STUCK_STYLE = Style(color="bright_white", bgcolor="red", bold=True)
+
+# a cell: pieces of text, each with its style (most cells are one piece)
+Cell = list[tuple[str, Style]]
 
 
 def weight_style(weight: float | None) -> Style:
@@ -183,27 +187,51 @@ class AnomalyTable(ScrollView, can_focus=True):
         fixed[5] = spare - fixed[4]
         return fixed
 
-    def _cells(self, row: AnomalySummary) -> list[tuple[str, Style]]:
+    def _cells(self, row: AnomalySummary) -> list[Cell]:
         status = row.status
         tickets = len(row.tickets)
-        return [
-            (str(row.id), Style(bold=True)),
-            (status, STATUS_STYLES.get(status, UNKNOWN_STATUS if status else Style())),
-            (row.type or "", Style()),
-            (str(row.weight if row.weight is not None else "—"), weight_style(row.weight)),
-            (place(row), Style()),
-            (", ".join(row.fields) or "—", Style(dim=True)),
+        ticket_cell: Cell = [
             (
                 str(tickets) if tickets else "·",
                 Style(color="magenta", bold=True) if tickets else Style(dim=True),
-            ),
-            (detected(row.created), Style()),
+            )
+        ]
+        if row.stuck_notes > 0:
+            # notes that wait for a person (dead, or held behind a dead one): r retries
+            ticket_cell.append((f" ⚠{row.stuck_notes} ", STUCK_STYLE))
+        return [
+            [(str(row.id), Style(bold=True))],
+            [(status, STATUS_STYLES.get(status, UNKNOWN_STATUS if status else Style()))],
+            [(row.type or "", Style())],
+            [(str(row.weight if row.weight is not None else "—"), weight_style(row.weight))],
+            [(place(row), Style())],
+            [(", ".join(row.fields) or "—", Style(dim=True))],
+            ticket_cell,
+            [(detected(row.created), Style())],
         ]
 
-    def _strip(self, cells: list[tuple[str, Style]], base: Style, width: int) -> Strip:
+    def _strip(self, cells: list[Cell], base: Style, width: int) -> Strip:
         segments = []
-        for (text, style), cell_width in zip(cells, self._widths(width), strict=True):
-            segments.append(Segment(set_cell_size(f" {text}", cell_width), base + style))
+        for pieces, cell_width in zip(cells, self._widths(width), strict=True):
+            # a space before every cell, in the first piece's style (the padding too when it
+            # is alone); several pieces: the last one right-aligned (the row's ⚠ badge)
+            first, *more = pieces
+            lead = (f" {first[0]}", first[1])
+            if not more:
+                segments.append(Segment(set_cell_size(lead[0], cell_width), base + lead[1]))
+                continue
+            pieces = [lead, *more]
+            spare = cell_width - sum(cell_len(text) for text, _ in pieces)
+            room = cell_width
+            for i, (text, style) in enumerate(pieces):
+                if spare > 0 and i == len(pieces) - 1:
+                    segments.append(Segment(" " * spare, base))
+                    room -= spare
+                if room <= 0:
+                    break
+                text = text if cell_len(text) <= room else set_cell_size(text, room)
+                segments.append(Segment(text, base + style))
+                room -= cell_len(text)
         return Strip(segments).adjust_cell_length(width, base)
 
     def render_line(self, y: int) -> Strip:
@@ -220,7 +248,7 @@ class AnomalyTable(ScrollView, can_focus=True):
                 "tickets",
                 "detected",
             ]
-            return self._strip([(n, Style()) for n in names], header, width)
+            return self._strip([[(n, Style())] for n in names], header, width)
         view = self.model.view
         index = int(self.scroll_y) + y - 1
         base = self.rich_style

@@ -8,15 +8,15 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from anomaly_desk.core.views import ConnectionView
+from anomaly_desk.core.views import ConnectionHealth, ConnectionView
 
 PROVIDER_NAMES = {"jira": "Jira Cloud", "servicenow": "ServiceNow"}
 
 
 def health_message(name: str, message: str) -> str:
-    """A connection check's message without the connection's name in front: the receiver's
-    failures read ``jira: Service Unavailable (HTTP 503)``, and every place that shows one
-    already says which connection it is about (``jira: jira: …`` otherwise)."""
+    """A connection check's message without the connection's name in front. The receiver no
+    longer puts it there; an older one's failures read ``jira: Service Unavailable (HTTP 503)``,
+    and every place that shows one already says which connection it is about."""
     prefix = f"{name}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
 
@@ -45,8 +45,19 @@ def connection_prompt(connection: ConnectionView) -> Text:
     return text
 
 
+def newer_health(known: ConnectionHealth | None, told: ConnectionHealth | None) -> bool:
+    """Whether ``told`` is at least as recent as ``known``: an answer that was on its way while
+    an event said something newer must not put the older state back."""
+    if told is None:
+        return known is None
+    if known is None:
+        return True
+    return (told.checked_at or "") >= (known.checked_at or "")
+
+
 class ConnectionList(OptionList):
-    """Step one of the ticket dialogs: which configured connection to use."""
+    """Step one of the ticket dialogs: which configured connection to use. Its health marks
+    follow ``connection.health`` events while it is open (``set_health``)."""
 
     DEFAULT_CSS = """
     ConnectionList { height: auto; max-height: 12; margin: 1 0; }
@@ -54,6 +65,18 @@ class ConnectionList(OptionList):
 
     def __init__(self, connections: list[ConnectionView], **kwargs: Any) -> None:
         super().__init__(*(Option(connection_prompt(c), id=c.name) for c in connections), **kwargs)
+        self.connections = {c.name: c for c in connections}
+
+    def set_health(self, name: str, health: ConnectionHealth | None) -> None:
+        """The connection ``name`` is now in this state: its line says so."""
+        connection = self.connections.get(name)
+        if connection is None or connection.health == health:
+            return
+        if not newer_health(connection.health, health):
+            return
+        connection = connection.model_copy(update={"health": health})
+        self.connections[name] = connection
+        self.replace_option_prompt(name, connection_prompt(connection))
 
 
 # -- form fields ----------------------------------------------------------------------------------

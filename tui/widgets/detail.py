@@ -18,11 +18,19 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from anomaly_desk.core.views import AnomalyDetail
+from anomaly_desk.core.views import AnomalyDetail, NoteCounts
 from anomaly_desk.tui.widgets.anomaly_rows import place
 from anomaly_desk.tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
 STATE_STYLES = {"new": "blue", "indeterminate": "yellow", "done": "green"}
+# what became of a ticket's notes, in this order; what waits for a person stands out
+NOTE_STYLES = {
+    "delivered": "green",
+    "pending": "",
+    "held": "bold yellow",
+    "dead": "bold white on red",
+    "cancelled": "dim",
+}
 ODD_MAX_CHARS = 2000  # one kept value; the pane scrolls, but a whole payload would drown the rest
 RELATIVE_WITHIN_S = 7 * 86400  # older than a week, "12 days ago" says less than the date does
 FRESH_EVERY_S = 30.0  # how often the pane redraws its "3 min ago"s
@@ -152,6 +160,53 @@ def _checks(doc: AnomalyDetail) -> RenderableType:
     return Group(*lines)
 
 
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def note_lines(notes: NoteCounts | None) -> list[Text]:
+    """``notes: 3 delivered · 1 pending · 1 held · 1 dead`` (the counts that are not 0), and
+    with held notes what holds them: a dead note ahead of them on that ticket, until retried."""
+    if notes is None:
+        return []  # an answer without the counts: say nothing rather than "none"
+    parts = [(name, getattr(notes, name)) for name in NOTE_STYLES if getattr(notes, name)]
+    if not parts:
+        return []
+    line = Text("  notes: ", style="dim")
+    for i, (name, count) in enumerate(parts):
+        if i:
+            line.append(" · ", style="dim")
+        style = NOTE_STYLES[name]
+        line.append(f" {count} {name} " if name == "dead" else f"{count} {name}", style=style)
+    lines = [line]
+    if notes.held:
+        dead = "the dead note" if notes.dead == 1 else "the dead notes"
+        it = "it" if notes.dead == 1 else "them"
+        lines.append(Text(f"  ⚠ held: waiting behind {dead}; r retries {it}", style="yellow"))
+    return lines
+
+
+def stuck_line(doc: AnomalyDetail) -> Text | None:
+    """Under the title, when notes wait for a person (dead, or held behind a dead one): ``⚠ 2
+    notes stuck — DQ-7: 1 dead, 1 held · r retries`` (the Tickets section has every count)."""
+    stuck = [
+        (link.ticket_key, link.notes)
+        for link in doc.links
+        if link.notes is not None and (link.notes.dead or link.notes.held)
+    ]
+    if not stuck:
+        return None
+    total = sum(notes.dead + notes.held for _, notes in stuck)
+    line = Text(f"⚠ {_plural(total, 'note', 'notes')} stuck", style="bold yellow")
+    for i, (key, notes) in enumerate(stuck):
+        line.append(" — " if i == 0 else "; ", style="dim")
+        line.append(key, style="bold magenta")
+        counts = [f"{n} {name}" for name, n in (("dead", notes.dead), ("held", notes.held)) if n]
+        line.append(f": {', '.join(counts)}")
+    line.append(" · r retries", style="dim")
+    return line
+
+
 def _tickets(doc: AnomalyDetail, now: datetime) -> RenderableType:
     if not doc.links:
         return Text("no linked tickets — c create, l link", style="dim")
@@ -169,6 +224,7 @@ def _tickets(doc: AnomalyDetail, now: datetime) -> RenderableType:
         if link.summary:
             parts.append(Text(f"  {link.summary}", overflow="ellipsis", no_wrap=True))
         parts.append(Text(f"  state read {when_ago(link.state_read_at, now)}", style="dim"))
+        parts.extend(note_lines(link.notes))
     return Group(*parts)
 
 
@@ -210,13 +266,15 @@ def render_detail(doc: AnomalyDetail, now: datetime | None = None) -> Renderable
     def section(name: str) -> Text:
         return Text(f"\n{name}", style="bold underline")
 
+    alert = stuck_line(doc)
+    head: list[RenderableType] = [title] if alert is None else [title, alert]
     odd = _odd(doc)
     kept: list[RenderableType] = []
     if odd is not None:
         note = Text("values the platform sent that fit no field", style="dim italic")
         kept = [section("Kept as sent"), note, odd]
     return Group(
-        title,
+        *head,
         _facts(doc, now),
         *kept,
         section("Failed checks"),

@@ -8,12 +8,20 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from anomaly_desk.core.views import ConnectionView, HealthView
+from anomaly_desk.core.views import ConnectionHealth, ConnectionView, HealthView
+from anomaly_desk.tui.widgets.connection_list import health_message
 
 ORDER = ("Active", "Acknowledged", "Resolved", "Duplicate", "Invalid", "Discarded")
 COUNT_STYLES = {"Active": "bold yellow", "Acknowledged": "cyan", "Resolved": "green"}
 # the words an 80-column terminal has room for
 SHORT = {"Acknowledged": "Ack'd", "Duplicate": "Dup.", "Discarded": "Disc."}
+
+
+def health_word(health: ConnectionHealth | None) -> str:
+    """What the header says of a connection: ``ok``, ``failing``, or ``?`` before its check."""
+    if health is None:
+        return "?"
+    return "ok" if health.ok else "failing"
 
 
 class DeskHeader(Static):
@@ -51,8 +59,27 @@ class DeskHeader(Static):
         self._draw()
 
     def set_connections(self, connections: list[ConnectionView]) -> None:
+        """Each connection's health as last known (a check, or a ``connection.health`` event):
+        the header follows every change, and its tooltip says why one is failing."""
         self.connections = connections
+        self.tooltip = self._health_tooltip()
         self._draw()
+
+    def _health_tooltip(self) -> Text | None:
+        # Text, not a string: a provider's message is shown as written, never read as markup
+        lines = []
+        for conn in self.connections or ():
+            health = conn.health
+            line = Text(f"{conn.name}: ", style="bold")
+            if health is None:
+                line.append("not checked yet", style="dim")
+            else:
+                message = health_message(conn.name, health.message)
+                line.append(message or health_word(health), style="green" if health.ok else "red")
+                how = "a delivery" if health.source == "sync" else "a check"
+                line.append(f"  ({how}, {health.checked_at or 'time unknown'})", style="dim")
+            lines.append(line)
+        return Text("\n").join(lines) if lines else None
 
     def set_counts(self, health: HealthView) -> None:
         """From ``/healthz``: the counts (absent when not authorised) and the store's state."""
@@ -108,7 +135,7 @@ class DeskHeader(Static):
             elif conn.health.ok:
                 mark, style = "ok", "green"
             else:
-                mark, style = "err", "bold red"
+                mark, style = "failing", "bold red"
             top.append(f"{conn.name} ", style="bold")
             top.append(f"{mark}  ", style=style)
         top.rstrip()
@@ -142,7 +169,4 @@ class DeskHeader(Static):
 
     def health_text(self) -> str:
         """Plain words for the connections, for tooltips and tests."""
-        return " ".join(
-            f"{c.name}={'?' if c.health is None else ('ok' if c.health.ok else 'err')}"
-            for c in self.connections or ()
-        )
+        return " ".join(f"{c.name}={health_word(c.health)}" for c in self.connections or ())
