@@ -25,7 +25,7 @@ from anomaly_desk.core.providers.platform import PlatformClient, make_platform_c
 from anomaly_desk.core.store import Store, StoreError, StoreLocked
 from anomaly_desk.core.views import ImportProgressView
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 POLL_S = 0.3
 
 
@@ -91,7 +91,11 @@ def main(args: argparse.Namespace) -> int:
         store.close_sync()
         _say("the platform's API is not configured: set [platform] url and token_env")
         return EXIT_USAGE
-    return asyncio.run(_here(store, client, request))
+    try:
+        return asyncio.run(_here(store, client, request))
+    except KeyboardInterrupt:
+        _say("interrupted: the pages stored so far are kept; the same command resumes")
+        return EXIT_INTERRUPTED
 
 
 def _url_of(exc: StoreLocked) -> str | None:
