@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,13 @@ import pytest
 
 import anomaly_desk.core.health
 from tests.integration.conftest import ENV, Desk, start_receiver, write_config
-from tests.support import ThreadedServer, sse_events
+from tests.support import ThreadedServer, sse_events, wait_for
 
 
 def health_of(api: httpx.Client, name: str) -> dict[str, Any] | None:
     items = api.get("/api/connections").json()["items"]
     found: dict[str, Any] | None = next(c for c in items if c["name"] == name)["health"]
     return found
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class HealthEvents:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,9 @@ import pytest
 
 from anomaly_desk.sandbox.faults import PLATFORM_PATHS
 from tests.integration.conftest import ENV, Desk, start_receiver, write_config
-from tests.support import FIXTURES, ThreadedServer, cli_process, free_port
+from tests.support import FIXTURES, ThreadedServer, cli_process, free_port, wait_for
 
 TOKEN = ENV["PLATFORM_TOKEN"]
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
