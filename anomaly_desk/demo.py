@@ -1,10 +1,16 @@
-"""``anomaly-desk demo``: everything working at once, with no Jira or ServiceNow account.
+"""``anomaly-desk demo``: everything working at once, with no Jira, ServiceNow or platform account.
 
 Starts the sandbox and a receiver as child processes (each its own CPU and event loop, exactly
 as a user would run them), replays the fixtures through ``anomaly_desk.replay``, and opens the
-dashboard. ``--headless`` replaces the dashboard with a scripted tour through the operator API
-and proves the result by reading every note back from the sandbox's own REST APIs — the same
-evidence a person would look for in Jira and ServiceNow.
+dashboard. The receiver uses the sandbox's emulation of the data-quality platform's API: it
+imports the platform's open anomalies at start and writes the desk's acknowledgements, archives
+and comments back to it. The fixtures' anomalies are given to that platform before the replay
+(the platform is where the webhooks come from), so write-back and enrichment find them.
+
+``--headless`` replaces the dashboard with a scripted tour through the operator API and proves
+the result by reading every note back from the sandbox's own REST APIs, and every write-back from
+the platform's log of the calls it accepted — the same evidence a person would look for in Jira,
+ServiceNow and the platform.
 
 Everything started is stopped on the way out (quit, Ctrl+C, SIGTERM, an error): children are
 terminated and waited for, temporary directories removed.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -25,8 +32,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
+import pydantic
 
 from anomaly_desk.core.processes import (
     ExitedEarly,
@@ -35,14 +44,19 @@ from anomaly_desk.core.processes import (
     running_cli,
     wait_until_answers,
 )
+from anomaly_desk.core.views import ImportProgressView
 from anomaly_desk.demo_setup import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     HOST,
+    IMPORT_TIMEOUT_S,
     JIRA_LOGIN,
     JIRA_TOKEN_ENV,
     PLATFORM,
+    PLATFORM_CONTROL,
+    PLATFORM_TOKEN,
+    PLATFORM_TOKEN_ENV,
     SERVICENOW_LOGIN,
     SNOW_PASSWORD_ENV,
     START_TIMEOUT_S,
@@ -128,11 +142,15 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def write_config(path: Path, sandbox_url: str) -> Path:
-    """Jira + ServiceNow connections to the sandbox; the secrets are named, never written."""
-    path.write_text(f"""# Written by `anomaly-desk demo`: both connections point at the sandbox.
+    """The platform's API and the Jira + ServiceNow connections, all in the sandbox; the secrets
+    are named, never written."""
+    path.write_text(f"""# Written by `anomaly-desk demo`: the platform and both connections point at the sandbox.
 [platform]
 name = "{PLATFORM}"
-url = "https://acme.qualytics.io"
+url = "{sandbox_url}"
+token_env = "{PLATFORM_TOKEN_ENV}"
+import_on_start = true
+timeout = 5
 
 [sync]
 backoff_base_s = 0.2
@@ -237,7 +255,7 @@ def start(
     temporary = data_dir is None
     data = (work / "data") if data_dir is None else data_dir.expanduser().resolve()
     data.mkdir(parents=True, exist_ok=True)
-    say("Starting the sandbox (Jira Cloud + ServiceNow emulators) and a receiver…")
+    say("Starting the sandbox (Jira Cloud, ServiceNow and platform emulators) and a receiver…")
     sandbox = start_server(
         stack,
         "sandbox",
@@ -252,6 +270,7 @@ def start(
         {
             JIRA_TOKEN_ENV: JIRA_LOGIN[1],
             SNOW_PASSWORD_ENV: SERVICENOW_LOGIN[1],
+            PLATFORM_TOKEN_ENV: PLATFORM_TOKEN,
             "ANOMALY_DESK_WEBHOOK_SECRET": webhook_secret,
         }
     )
@@ -273,7 +292,141 @@ def start(
         work / "receiver.log",
         "/healthz",
     )
-    return Setup(sandbox, receiver, data, temporary, config, webhook_secret, payloads, fixtures)
+    setup = Setup(sandbox, receiver, data, temporary, config, webhook_secret, payloads, fixtures)
+    # The import at start first, then the webhooks' anomalies: the platform had the 300 it was
+    # seeded with when the receiver started, and the replay then brings the fixtures' news.
+    setup.imported = wait_for_import(receiver)
+    setup.registered = register_with_platform(sandbox.url, payloads)
+    return setup
+
+
+# ------------------------------------------------------------------------------ the platform
+
+
+def wait_for_import(receiver: Child, timeout: float = IMPORT_TIMEOUT_S) -> ImportProgressView:
+    """The receiver's import at start (``import_on_start``), once done."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if receiver.proc.poll() is not None:
+            raise DemoError(
+                f"the receiver exited ({receiver.proc.returncode}) while importing:\n"
+                f"{receiver.tail()}"
+            )
+        try:
+            response = httpx.get(f"{receiver.url}/api/import", timeout=5.0)
+            if response.status_code == 200:
+                view = ImportProgressView.model_validate_json(response.content)
+                if view.done:
+                    return view
+                if view.error:
+                    raise DemoError(f"the import from the platform stopped: {view.error}")
+                last = f"page {view.page} of {view.pages}"
+            else:
+                last = f"GET /api/import answered {response.status_code}"
+        except (httpx.HTTPError, pydantic.ValidationError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.1)
+    raise DemoError(
+        f"the import from the platform was not done within {timeout:g} s ({last}):\n"
+        f"{receiver.tail()}"
+    )
+
+
+def register_with_platform(sandbox_url: str, payloads: Sequence[Payload]) -> int:
+    """Give the platform the fixtures' anomalies (it is where webhooks come from), through the
+    sandbox's control; how many the platform now knows. Idempotent: known ids are left alone."""
+    items = platform_anomalies(payloads)
+    if not items:
+        return 0
+    try:
+        response = httpx.post(f"{sandbox_url}{PLATFORM_CONTROL}/anomalies", json=items, timeout=10)
+    except httpx.HTTPError as exc:
+        raise DemoError(f"giving the platform the fixtures' anomalies: {exc}") from None
+    if response.status_code != 200:
+        raise DemoError(
+            f"the sandbox refused the fixtures' anomalies ({response.status_code}): "
+            f"{response.text[:300]}"
+        )
+    return len(items)
+
+
+PLATFORM_STATUSES = {
+    s.lower(): s
+    for s in ("Active", "Acknowledged", "Resolved", "Duplicate", "Invalid", "Discarded")
+}
+PLATFORM_TYPES = ("record", "shape")
+
+
+def platform_anomalies(payloads: Sequence[Payload]) -> list[dict[str, Any]]:
+    """Each fixture anomaly once, as the platform had it when it first sent it: the id and the
+    status of its first appearance in replay order (and what else it says plainly: type, weight,
+    message, datastore, container, fields). Items without an integer id are left out."""
+    found: dict[int, dict[str, Any]] = {}
+    for payload in payloads:
+        try:
+            data = json.loads(payload.body)
+        except ValueError:
+            continue
+        for item, envelope in _items(data):
+            ident = item.get("id")
+            if isinstance(ident, bool) or not isinstance(ident, int) or ident in found:
+                continue
+            found[ident] = _platform_anomaly(ident, item, envelope)
+    return list(found.values())
+
+
+def _items(data: object) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(anomaly, its Flow envelope's context or {}) from a Flow envelope, a list or one object."""
+    context = data.get("context") if isinstance(data, dict) else None
+    if isinstance(data, dict) and isinstance(context, dict) and "anomalies" in context:
+        anomalies: object = context["anomalies"]
+        envelope = {**context, "datastore": data.get("datastore")}
+    else:
+        anomalies, envelope = data, {}
+    for item in anomalies if isinstance(anomalies, list) else [anomalies]:
+        if isinstance(item, dict):
+            yield item, envelope
+
+
+def _ref(value: object) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        ident, name = value.get("id"), value.get("name")
+        if isinstance(ident, int) and not isinstance(ident, bool) and isinstance(name, str):
+            return {"id": ident, "name": name}
+    return None
+
+
+def _platform_anomaly(ident: int, item: dict[str, Any], envelope: dict[str, Any]) -> dict[str, Any]:
+    status = item.get("status")
+    known = PLATFORM_STATUSES.get(status.strip().lower()) if isinstance(status, str) else None
+    anomaly: dict[str, Any] = {"id": ident, "status": known or "Active"}
+    if item.get("type") in PLATFORM_TYPES:
+        anomaly["type"] = item["type"]
+    weight = item.get("weight")
+    if isinstance(weight, int | float) and not isinstance(weight, bool):
+        anomaly["weight"] = weight
+    message = item.get("message")
+    if isinstance(message, str) and message.strip():
+        anomaly["message"] = message
+    datastore = _ref(item.get("datastore")) or _ref(envelope.get("datastore"))
+    container = _ref(item.get("container"))
+    containers = envelope.get("containers")
+    if container is None and isinstance(containers, list):
+        wanted = item.get("container_id")
+        matching = [c for c in containers if isinstance(c, dict) and c.get("id") == wanted]
+        container = _ref(matching[0]) if matching else None
+    if datastore:
+        anomaly["datastore"] = datastore
+    if container:
+        anomaly["container"] = container
+    names = item.get("fields")
+    if isinstance(names, list):
+        plain = [n.get("name") if isinstance(n, dict) else n for n in names]
+        anomaly["fields"] = [n for n in plain if isinstance(n, str)]
+    elif isinstance(item.get("field"), str):
+        anomaly["fields"] = [item["field"]]
+    return anomaly
 
 
 def print_banner(setup: Setup) -> None:
@@ -286,16 +439,28 @@ def banner(setup: Setup) -> str:
     kept = "temporary, removed at exit" if setup.temporary_data else "kept"
     return f"""
 Anomaly Desk demo
-  Sandbox     {s}   (Jira Cloud + ServiceNow emulators, fresh on every run)
+  Sandbox     {s}   (Jira Cloud, ServiceNow and {PLATFORM} emulators, fresh on every run)
     Jira        {s}/rest/api/3   user {JIRA_LOGIN[0]}  API token {JIRA_LOGIN[1]}
     ServiceNow  {s}/api/now/table/incident   user {SERVICENOW_LOGIN[0]}  password {SERVICENOW_LOGIN[1]}
+    {PLATFORM:<11} {s}/api/anomalies   API token {PLATFORM_TOKEN}  (Authorization: Bearer)
   Receiver    {r}   webhooks: {r}/webhooks/qualytics
               (demo-only webhook secret: {setup.webhook_secret})
+  Platform    the {PLATFORM} API above, its token given to the receiver as ${PLATFORM_TOKEN_ENV}
+              {imported_line(setup.imported)}
+              write-back on: acknowledge, archive and comments made in the desk go to {PLATFORM}
+              ({setup.registered} anomalies of the fixtures were added to it before the replay)
   Data        {setup.data_dir}   ({kept})
   Config      {setup.config}
   Logs        {setup.sandbox.log}, {setup.receiver.log}   (removed at exit)
   Replay more anomaly-desk replay {setup.fixtures} --url {r} --secret {setup.webhook_secret}
 """
+
+
+def imported_line(imported: ImportProgressView | None) -> str:
+    if imported is None:
+        return "import at start: not done"
+    changes = f"{imported.created} new, {imported.updated} updated, {imported.unchanged} unchanged"
+    return f"imported {imported.total} open anomalies at start (import_on_start: {changes})"
 
 
 def interactive(setup: Setup, speed: float) -> int:

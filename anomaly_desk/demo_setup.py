@@ -1,7 +1,8 @@
 """What a running demo is made of, for ``demo`` (which starts it) and ``tour`` (which drives it).
 
-The sandbox's seeded credentials, the names and limits both use, the ``Setup`` that says where
-the sandbox and the receiver run, and ``DemoError`` for a demo that cannot go on.
+The sandbox's seeded credentials (Jira, ServiceNow and the data-quality platform's API), the names
+and limits both use, the ``Setup`` that says where the sandbox and the receiver run and what the
+receiver imported from the platform, and ``DemoError`` for a demo that cannot go on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from anomaly_desk.core.processes import tail
+from anomaly_desk.core.views import ImportProgressView
 from anomaly_desk.replay import Payload
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -20,8 +22,12 @@ SERVICENOW_LOGIN = ("admin", "demo")
 JIRA_TOKEN_ENV = "DEMO_JIRA_TOKEN"
 SNOW_PASSWORD_ENV = "DEMO_SNOW_PASSWORD"
 PLATFORM = "Qualytics"
+PLATFORM_TOKEN = "demo-platform-token"  # the sandbox platform's seeded read-write API token
+PLATFORM_TOKEN_ENV = "DEMO_PLATFORM_TOKEN"
+PLATFORM_CONTROL = "/_sandbox/platform"  # the sandbox's controls of its platform emulator
 START_TIMEOUT_S = 30.0
 SETTLE_TIMEOUT_S = 30.0
+IMPORT_TIMEOUT_S = 30.0
 
 
 class DemoError(Exception):
@@ -65,3 +71,5 @@ class Setup:
     webhook_secret: str
     payloads: list[Payload] = field(default_factory=list)
     fixtures: Path = field(default_factory=default_fixtures)
+    imported: ImportProgressView | None = None  # the import at start, once done
+    registered: int = 0  # the fixtures' anomalies given to the platform before the replay

@@ -2,7 +2,10 @@
 
 Creates a Jira issue and a ServiceNow incident, links an existing ticket of each kind,
 acknowledges, comments and archives, waits for the sync worker, and reads every note back from
-the sandbox's own REST APIs: exactly once each, in order, or the demo fails.
+the sandbox's own REST APIs: exactly once each, in order, or the demo fails. Then the platform's
+side: the import at start is done, and the platform accepted each toured anomaly's write-back
+(acknowledge, the comment, the archive's comment, the archive) exactly once each, in that order,
+as its own log of accepted calls shows (``GET /_sandbox/platform/writes``).
 """
 
 from __future__ import annotations
@@ -10,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import pydantic
 
+from anomaly_desk.core.views import ImportProgressView
+from anomaly_desk.core.vocabulary import PLATFORM as PLATFORM_QUEUE
 from anomaly_desk.demo_setup import (
     EXIT_FAILED,
     EXIT_OK,
+    IMPORT_TIMEOUT_S,
     JIRA_LOGIN,
     PLATFORM,
+    PLATFORM_CONTROL,
     SERVICENOW_LOGIN,
     SETTLE_TIMEOUT_S,
     DemoError,
@@ -86,6 +94,81 @@ class Step:
     archive_comment: str
 
 
+# -- the platform's side: the write calls it accepted ----------------------------------------
+
+Call = dict[str, Any]  # one item of GET /_sandbox/platform/writes
+
+
+def call_text(call: Call) -> str:
+    """``status Acknowledged  (PUT /api/anomalies/10233)``: what a write call did, and how."""
+    method, path = str(call.get("method")), str(call.get("path"))
+    body, query = call.get("body"), call.get("query")
+    query = query if isinstance(query, dict) else {}
+    how = f"{method} {path}" + (
+        "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    )
+    if method == "PUT" and isinstance(body, dict) and "status" in body:
+        return f"status {body['status']}  ({how})"
+    if method == "POST" and isinstance(body, dict) and "message" in body:
+        return f"comment: {body['message']}  ({how})"
+    if method == "DELETE" and "status" in query:
+        return f"archived as {query['status']}  ({how})"
+    return how
+
+
+def is_acknowledge(anomaly_id: int) -> Callable[[Call], bool]:
+    return lambda c: (
+        c.get("method") == "PUT"
+        and c.get("path") == f"/api/anomalies/{anomaly_id}"
+        and c.get("body") == {"status": "Acknowledged"}
+    )
+
+
+def is_comment(anomaly_id: int, text: str) -> Callable[[Call], bool]:
+    return lambda c: (
+        c.get("method") == "POST"
+        and c.get("path") == "/api/comments"
+        and c.get("body") == {"message": text, "anomaly_id": anomaly_id}
+    )
+
+
+def is_archive(anomaly_id: int, status: str) -> Callable[[Call], bool]:
+    return lambda c: (
+        c.get("method") == "DELETE"
+        and c.get("path") == f"/api/anomalies/{anomaly_id}"
+        and c.get("query") == {"archive": "true", "status": status}
+    )
+
+
+@dataclass
+class PlatformExpect:
+    """One toured anomaly and the write calls the platform must have accepted, in order."""
+
+    anomaly_id: int
+    step: Step
+    calls: list[Call] = field(default_factory=list)
+
+    @property
+    def wanted(self) -> list[tuple[str, Callable[[Call], bool]]]:
+        i, step = self.anomaly_id, self.step
+        return [
+            ("status Acknowledged  (PUT)", is_acknowledge(i)),
+            (f"comment: {step.comment}  (POST)", is_comment(i, step.comment)),
+            (f"comment: {step.archive_comment}  (POST)", is_comment(i, step.archive_comment)),
+            (
+                f"archived as {step.archive_as}  (DELETE ?archive=true)",
+                is_archive(i, step.archive_as),
+            ),
+        ]
+
+    @property
+    def complete(self) -> bool:
+        wanted = self.wanted
+        return len(self.calls) == len(wanted) and all(
+            matches(call) for (_, matches), call in zip(wanted, self.calls, strict=True)
+        )
+
+
 class Tour:
     """The scripted walk through the operator API, and the evidence collected from the sandbox."""
 
@@ -103,10 +186,24 @@ class Tour:
             headers={"accept": "application/json"},
             timeout=10.0,
         )
+        self.control = httpx.AsyncClient(base_url=setup.sandbox.url, timeout=10.0)
+        self.receiver = httpx.AsyncClient(base_url=setup.receiver.url, timeout=10.0)
         self.expect: list[Expect] = []
+        self.platform: list[PlatformExpect] = []
 
     async def aclose(self) -> None:
-        await asyncio.gather(self.desk.aclose(), self.jira.aclose(), self.snow.aclose())
+        await asyncio.gather(
+            self.desk.aclose(),
+            self.jira.aclose(),
+            self.snow.aclose(),
+            self.control.aclose(),
+            self.receiver.aclose(),
+        )
+
+    @property
+    def ours(self) -> set[int]:
+        """The toured anomalies: their ticket notes and their platform write-back."""
+        return {e.anomaly_id for e in self.expect} | {p.anomaly_id for p in self.platform}
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -200,6 +297,7 @@ class Tour:
             await self.call(
                 "archiving", desk.archive(anomaly_id, step.archive_as, step.archive_comment)
             )
+        self.platform = [PlatformExpect(i, step) for i, step in steps.items()]
         for anomaly_id, link in ((a, jira_a), (a, snow_a), (b, jira_b), (b, snow_b)):
             step = steps[anomaly_id]
             patterns = [
@@ -236,7 +334,8 @@ class Tour:
         return [str(row["value"]).strip() for row in response.json()["result"]]
 
     async def pending(self) -> list[SyncJobView]:
-        ours = {e.anomaly_id for e in self.expect}
+        """The toured anomalies' jobs still to deliver: ticket notes and platform write-back."""
+        ours = self.ours
         jobs = await self.call("reading sync jobs", self.desk.sync_jobs(state="pending"))
         return [j for j in jobs if j.anomaly_id in ours]
 
@@ -261,27 +360,75 @@ class Tour:
             if not pending:
                 return True
             if time.monotonic() > deadline:
-                say(
-                    f"✗ the sync worker still had {len(pending)} notes pending after {within_s:g} s"
-                )
+                say(f"✗ the sync worker still had {len(pending)} jobs pending after {within_s:g} s")
                 return False
             await asyncio.sleep(0.1)
 
     async def dead_jobs(self) -> list[SyncJobView]:
-        ours = {e.anomaly_id for e in self.expect}
+        """Dead jobs of the toured anomalies, and every dead job on the platform's queue."""
+        ours = self.ours
         jobs = await self.call("reading sync jobs", self.desk.sync_jobs(state="dead"))
-        return [j for j in jobs if j.anomaly_id in ours]
+        return [j for j in jobs if j.anomaly_id in ours or j.connection == PLATFORM_QUEUE]
+
+    # -- the platform's side ----------------------------------------------------------------
+
+    async def imported(self, within_s: float = IMPORT_TIMEOUT_S) -> ImportProgressView | None:
+        """The receiver's import at start once done (None: not done in time, or it failed)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                response = await self.receiver.get("/api/import")
+                view = (
+                    ImportProgressView.model_validate_json(response.content)
+                    if response.status_code == 200
+                    else None
+                )
+            except (httpx.HTTPError, pydantic.ValidationError) as exc:
+                raise DemoError(f"reading the import's progress: {exc}") from None
+            if view is not None and view.done:
+                return view
+            if view is not None and view.error:
+                say(f"✗ the import from the platform stopped: {view.error}")
+                return None
+            if time.monotonic() > deadline:
+                say(f"✗ the import from the platform was not done after {within_s:g} s")
+                return None
+            await asyncio.sleep(0.1)
+
+    async def writes(self, anomaly_id: int) -> list[Call]:
+        """The write calls the platform accepted for the anomaly, in the order it got them."""
+        try:
+            response = await self.control.get(
+                f"{PLATFORM_CONTROL}/writes", params={"anomaly_id": anomaly_id}
+            )
+            response.raise_for_status()
+            items = response.json()["items"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise DemoError(f"reading the platform's writes for {anomaly_id}: {exc}") from None
+        return [item for item in items if isinstance(item, dict)]
+
+    async def check_platform(self) -> None:
+        """Read each toured anomaly's accepted writes and print those that are as expected."""
+        for expect in self.platform:
+            expect.calls = await self.writes(expect.anomaly_id)
+            for (_, matches), call in zip(expect.wanted, expect.calls, strict=False):
+                if not matches(call):
+                    break
+                say(f"✓ {expect.anomaly_id!s:<11} {call_text(call)}")
 
     async def print_sync_log(self) -> None:
-        ours = {e.anomaly_id for e in self.expect}
+        ours = self.ours
         entries = await self.call("reading the sync log", self.desk.sync_log(limit=1000))
         for entry in entries:
             if entry.anomaly_id not in ours:
                 continue
             at = entry.at[11:19]
             message = f"  {entry.message}" if entry.message else ""
+            where = entry.ticket_key
+            if entry.connection == PLATFORM_QUEUE:  # the platform's queue: the anomaly itself
+                where = f"{PLATFORM_QUEUE} {entry.anomaly_id}"
             say(
-                f"  #{entry.id:<3} {at}  {entry.ticket_key:<11} {entry.kind:<8} "
+                f"  #{entry.id:<3} {at}  {where:<14} {entry.kind:<8} "
                 f"attempt {entry.attempt}  {entry.outcome:<5} "
                 f"{entry.duration_ms:>6.1f} ms{message}"
             )
@@ -305,6 +452,49 @@ def print_summary(expect: Sequence[Expect]) -> None:
             "ok" if e.complete else "MISSING",
         )
     Console(highlight=False, soft_wrap=False).print(table)
+
+
+def print_platform_summary(platform: Sequence[PlatformExpect], imported: int | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    caption = f"{imported} anomalies imported at start" if imported is not None else "no import"
+    table = Table(
+        title=f"Platform write-back ({PLATFORM})",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    for column in ("Anomaly", "Writes expected, in order", "Accepted", "Result"):
+        table.add_column(column)
+    for p in platform:
+        table.add_row(
+            str(p.anomaly_id),
+            f"acknowledge, 2 comments, archive as {p.step.archive_as}",
+            f"{len(p.calls)}/{len(p.wanted)}",
+            "ok" if p.complete else "MISSING",
+        )
+    Console(highlight=False, soft_wrap=False).print(table)
+
+
+def explain_platform(expect: PlatformExpect) -> None:
+    """What is missing, extra or out of order among one anomaly's accepted platform writes."""
+    wanted = expect.wanted
+    say(
+        f"✗ {PLATFORM} anomaly {expect.anomaly_id}: expected {len(wanted)} accepted writes in "
+        "this order, found:"
+    )
+    for index in range(max(len(wanted), len(expect.calls))):
+        want = wanted[index] if index < len(wanted) else None
+        got = expect.calls[index] if index < len(expect.calls) else None
+        if got is None:
+            say(f"    {index + 1}. MISSING   {want[0] if want else ''}")
+        elif want is None:
+            say(f"    {index + 1}. EXTRA     {call_text(got)}")
+        elif want[1](got):
+            say(f"    {index + 1}. ok        {call_text(got)}")
+        else:
+            say(f"    {index + 1}. WRONG     expected {want[0]!r}, found {call_text(got)!r}")
 
 
 def explain(expect: Expect) -> None:
@@ -348,22 +538,56 @@ async def headless(setup: Setup, speed: float | None) -> int:
         total = sum(len(e.patterns) for e in tour.expect)
         say(f"\n== Notes arriving on the tickets ({total} expected, read back from the sandbox)")
         idle = await tour.watch()
+        writes = sum(len(p.wanted) for p in tour.platform)
+        say(
+            f"\n== {PLATFORM}: the import at start and {writes} write-backs (read back from the "
+            "platform's log of accepted calls)"
+        )
+        imported = await tour.imported()
+        if imported is not None:
+            changes = (
+                f"{imported.created} new, {imported.updated} updated, {imported.unchanged} "
+                "unchanged"
+            )
+            say(f"✓ imported {imported.total} anomalies from the platform ({changes})")
+        await tour.check_platform()
         dead = await tour.dead_jobs()
         say("\n== Sync log")
         await tour.print_sync_log()
         say()
         print_summary(tour.expect)
+        print_platform_summary(tour.platform, imported.total if imported else None)
     finally:
         await tour.aclose()
     problems = [e for e in tour.expect if not e.complete]
     for expect in problems:
         explain(expect)
+    platform_problems = [p for p in tour.platform if not p.complete]
+    for platform in platform_problems:
+        explain_platform(platform)
     for job in dead:
-        say(f"✗ sync job {job.id} to {job.ticket_key} is dead: {job.last_error}")
-    if problems or dead or not idle:
-        say("Demo FAILED: not every note reached its ticket exactly once and in order.")
+        if job.connection == PLATFORM_QUEUE:
+            say(
+                f"✗ platform job {job.id} ({job.kind}) for anomaly {job.anomaly_id} is dead: "
+                f"{job.last_error}"
+            )
+        else:
+            say(f"✗ sync job {job.id} to {job.ticket_key} is dead: {job.last_error}")
+    if problems or platform_problems or dead or not idle or imported is None:
+        failed = []
+        if problems or any(j.connection != PLATFORM_QUEUE for j in dead):
+            failed.append("not every note reached its ticket exactly once and in order")
+        if platform_problems or any(j.connection == PLATFORM_QUEUE for j in dead):
+            failed.append("not every write-back reached the platform exactly once and in order")
+        if not idle:
+            failed.append(f"the sync worker was not done within {SETTLE_TIMEOUT_S:g} s")
+        if imported is None:
+            failed.append("the import from the platform did not finish")
+        say(f"Demo FAILED: {'; '.join(failed)}.")
         return EXIT_FAILED
     say(
-        f"Demo passed: {total} notes on {len(tour.expect)} tickets, each exactly once and in order."
+        f"Demo passed: {total} notes on {len(tour.expect)} tickets and {writes} writes to "
+        f"{PLATFORM} for {len(tour.platform)} anomalies, each exactly once and in order; "
+        f"{imported.total} anomalies imported from the platform."
     )
     return EXIT_OK

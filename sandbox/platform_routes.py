@@ -5,6 +5,19 @@ error the service raises (401, 403, 404, 405, 409, and a refused archive without
 and ``{"detail": [{"type", "loc", "msg", "input"}, ...]}`` for a request that fails validation
 (422: a query parameter, a path id or a body that does not fit). Bearer tokens; the order of
 checks is FastAPI's: authentication, then validation, then the endpoint's own 404 and 409.
+
+Two sandbox controls (under ``/_sandbox``: no token, never subject to faults, not the platform's
+API) let a process that cannot reach ``app.state`` steer it, as the demo does:
+
+* ``POST /_sandbox/platform/anomalies`` with a JSON list of ``{"id", "status"}`` objects (optional
+  ``type``, ``weight``, ``message``, ``created``, ``datastore`` and ``container`` as ``{"id",
+  "name"}``, ``fields`` as a list of names) adds those anomalies. An id the platform already has is
+  left exactly as it is (its status may have moved on since), so sending the same list again
+  changes nothing. All or nothing: one bad item refuses the list (400 ``{"error": ...}``).
+  Answers ``{"added": [ids], "existing": [ids]}``.
+* ``GET /_sandbox/platform/writes?anomaly_id=N`` the write calls the platform accepted (2xx), in
+  the order it received them, for one anomaly (every anomaly without ``anomaly_id``):
+  ``{"items": [{"method", "path", "query", "body", "status", "anomaly_id", "at"}, ...]}``.
 """
 
 from __future__ import annotations
@@ -19,10 +32,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from anomaly_desk.sandbox.faults import CONTROL_PREFIX
 from anomaly_desk.sandbox.platform_data import (
     ACKNOWLEDGED,
     ARCHIVE_STATUSES,
     STATUSES,
+    TYPES,
     Anomaly,
     Comment,
     Json,
@@ -330,6 +345,7 @@ class PlatformApi:
             ),
             Route(f"{API}/comments", self._endpoint({"POST": self.add_comment}), methods=METHODS),
             Route("/anomalies/{anomaly_id}", self.page, methods=["GET"]),
+            *PlatformControls(self.site).routes(),
         ]
 
     def fallback_routes(self) -> list[BaseRoute]:
@@ -538,6 +554,130 @@ class PlatformApi:
             f"<h2>Comments</h2><ul>{comments or '<li>none</li>'}</ul>"
         )
         return HTMLResponse(_page(f"Anomaly {anomaly.id}", body))
+
+
+# -- the sandbox's controls (not the platform's API) -------------------------------------------
+
+CONTROL = f"{CONTROL_PREFIX}/platform"
+NEW_ANOMALY_KEYS = frozenset(
+    {"id", "status", "type", "weight", "message", "created", "datastore", "container", "fields"}
+)
+
+
+class ControlError(ValueError):
+    """A control request that does not fit: 400 with ``{"error": ...}``."""
+
+
+class PlatformControls:
+    """``/_sandbox/platform/...``: add anomalies, read the accepted writes (see the module)."""
+
+    def __init__(self, site: PlatformSite) -> None:
+        self.site = site
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(f"{CONTROL}/anomalies", self.add_anomalies, methods=["POST"]),
+            Route(f"{CONTROL}/writes", self.writes, methods=["GET"]),
+        ]
+
+    async def add_anomalies(self, request: Request) -> Response:
+        try:
+            try:
+                items = json.loads(await request.body())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ControlError(f"the body is not JSON: {error}") from None
+            if not isinstance(items, list):
+                raise ControlError("expected a JSON list of anomalies")
+            wanted = [new_anomaly(item, index) for index, item in enumerate(items)]
+        except ControlError as error:
+            return JSONResponse({"error": str(error)}, 400)
+        added: list[int] = []
+        existing: list[int] = []
+        with self.site.lock:  # every item is checked already: adding cannot fail half-way
+            for values in wanted:
+                if values["id"] in self.site.anomalies:
+                    existing.append(values["id"])  # left as it is (the same id twice: the first)
+                else:
+                    self.site.add(**values)
+                    added.append(values["id"])
+        return JSONResponse({"added": added, "existing": existing})
+
+    async def writes(self, request: Request) -> Response:
+        raw = request.query_params.get("anomaly_id")
+        anomaly_id = None if raw is None else as_int(raw)
+        if raw is not None and anomaly_id is None:
+            return JSONResponse({"error": f"anomaly_id must be an integer, not {raw!r}"}, 400)
+        calls = self.site.writes(anomaly_id, ok=True)
+        return JSONResponse({"items": [write_json(call) for call in calls]})
+
+
+def write_json(call: WriteCall) -> Json:
+    return {
+        "method": call.method,
+        "path": call.path,
+        "query": call.query,
+        "body": call.body,
+        "status": call.status,
+        "anomaly_id": call.anomaly_id,
+        "at": iso(call.at),
+    }
+
+
+def _ref(value: object, where: str) -> tuple[int, str]:
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"id", "name"}
+        or isinstance(value["id"], bool)
+        or not isinstance(value["id"], int)
+        or not isinstance(value["name"], str)
+    ):
+        raise ControlError(f'{where}: expected {{"id": <int>, "name": <text>}}')
+    return value["id"], value["name"]
+
+
+def new_anomaly(item: object, index: int) -> Json:
+    """One item of ``POST /_sandbox/platform/anomalies`` as ``PlatformSite.add``'s arguments."""
+    where = f"item {index}"
+    if not isinstance(item, dict):
+        raise ControlError(f"{where}: expected an object")
+    unknown = sorted(set(item) - NEW_ANOMALY_KEYS)
+    if unknown:
+        raise ControlError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    ident, status = item.get("id"), item.get("status")
+    if isinstance(ident, bool) or not isinstance(ident, int):
+        raise ControlError(f"{where}: id must be an integer")
+    where = f"anomaly {ident}"
+    if status not in STATUSES:
+        raise ControlError(f"{where}: status must be one of {', '.join(STATUSES)}")
+    values: Json = {"id": ident, "status": status}
+    if "type" in item:
+        if item["type"] not in TYPES:
+            raise ControlError(f"{where}: type must be one of {', '.join(TYPES)}")
+        values["type"] = item["type"]
+    if "weight" in item:
+        weight = item["weight"]
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ControlError(f"{where}: weight must be a number")
+        values["weight"] = weight
+    for key in ("message", "created"):
+        if key in item:
+            if not isinstance(item[key], str) or not item[key].strip():
+                raise ControlError(f"{where}: {key} must be a non-empty text")
+            values[key] = item[key]
+    if "created" in values:
+        try:
+            parse_moment(values["created"])
+        except ValueError:
+            raise ControlError(f"{where}: created must be an ISO 8601 date-time") from None
+    for key in ("datastore", "container"):
+        if key in item:
+            values[key] = _ref(item[key], f"{where}: {key}")
+    if "fields" in item:
+        names = item["fields"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ControlError(f"{where}: fields must be a list of names")
+        values["fields"] = tuple(names)
+    return values
 
 
 def _page(title: str, body: str) -> str:

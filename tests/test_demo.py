@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,11 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from anomaly_desk.core.config import load_settings
+from anomaly_desk.demo import platform_anomalies, write_config
+from anomaly_desk.demo_setup import default_fixtures
+from anomaly_desk.replay import Payload, collect_files, load_payloads
+from anomaly_desk.tour import Call, PlatformExpect, Step, call_text
 from tests.support import ROOT
 
 BANNER_URL = re.compile(r"^\s+(Sandbox|Receiver)\s+(http://127\.0\.0\.1:\d+)", re.MULTILINE)
 DATA_DIR = re.compile(r"^\s+Data\s+(\S+)", re.MULTILINE)
 STATUS = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Qualytics Anomaly Status: "
+SYNC_LOG_DONE = re.compile(r"^\s+#\d+\s+\S+\s+(platform \d+|\S+)\s+(\w+)\s.*\bdone\b", re.MULTILINE)
 
 
 def demo(*args: str) -> subprocess.Popen[str]:
@@ -44,7 +51,7 @@ def assert_stopped(output: str) -> None:
             httpx.get(url, timeout=2.0)
 
 
-def test_headless_demo_shows_every_note_arriving_and_cleans_up() -> None:
+def test_headless_demo_shows_every_note_and_write_back_arriving_and_cleans_up() -> None:
     proc = demo("--headless")
     try:
         output, _ = proc.communicate(timeout=60)
@@ -54,6 +61,13 @@ def test_headless_demo_shows_every_note_arriving_and_cleans_up() -> None:
             proc.wait()
     assert proc.returncode == 0, output
 
+    # the banner: the platform's API in the sandbox, its token, the import at start, write-back
+    assert "API token demo-platform-token" in output
+    assert "$DEMO_PLATFORM_TOKEN" in output
+    assert "imported 196 open anomalies at start" in output
+    assert "write-back on: acknowledge, archive and comments made in the desk go to Qualytics" in (
+        output
+    )
     # every fixture accepted by the receiver, with the demo's webhook secret
     assert "200 ×9" in output
     confirmed = re.findall(r"^✓ (\S+)\s+(.+)$", output, re.MULTILINE)
@@ -80,11 +94,40 @@ def test_headless_demo_shows_every_note_arriving_and_cleans_up() -> None:
         assert re.fullmatch(STATUS + "(Resolved|Duplicate)", notes[2]), notes
     assert "Zoë" in output  # non-ASCII survives the trip through both providers
 
+    # the platform's side, read from its log of accepted calls: the import, then per anomaly
+    # acknowledge, the comment, the archive's comment (before the archive), the archive
+    assert "✓ imported 196 anomalies from the platform (196 new, 0 updated, 0 unchanged)" in output
+    written = sorted(k for k in by_ticket if re.fullmatch(r"\d+", k))
+    assert len(written) == 2, output
+    archived_as = set()
+    for anomaly_id in written:
+        calls = by_ticket[anomaly_id]
+        assert len(calls) == 4, calls
+        assert calls[0] == f"status Acknowledged  (PUT /api/anomalies/{anomaly_id})", calls
+        for comment in calls[1:3]:
+            assert re.fullmatch(r"comment: .+  \(POST /api/comments\)", comment), calls
+        archive = re.fullmatch(
+            rf"archived as (\w+)  \(DELETE /api/anomalies/{anomaly_id}\?archive=true&status=\1\)",
+            calls[3],
+        )
+        assert archive, calls
+        archived_as.add(archive.group(1))
+    assert archived_as == {"Resolved", "Duplicate"}
+    assert "comment: Owner: data platform — Zoë is on it  (POST /api/comments)" in output
+
     assert "== Sync log" in output
-    assert len(re.findall(r"^\s+#\d+\s.*\bdone\b", output, re.MULTILINE)) == 16
-    assert "Demo tour" in output  # the summary table
+    done = SYNC_LOG_DONE.findall(output)
+    assert len([key for key, _ in done if not key.startswith("platform")]) == 16, output
+    writes = [kind for key, kind in done if key.startswith("platform") and kind != "enrich"]
+    assert sorted(writes) == ["comment"] * 4 + ["status"] * 4, output
+    assert "Demo tour" in output  # the summary tables
+    assert "Platform write-back (Qualytics)" in output
     assert "MISSING" not in output
-    assert "Demo passed: 17 notes on 4 tickets, each exactly once and in order." in output
+    assert "✗" not in output
+    assert (
+        "Demo passed: 17 notes on 4 tickets and 8 writes to Qualytics for 2 anomalies, each "
+        "exactly once and in order; 196 anomalies imported from the platform." in output
+    )
 
     assert_stopped(output)
     data = Path(DATA_DIR.search(output).group(1))  # type: ignore[union-attr]
@@ -119,3 +162,74 @@ def test_a_signal_stops_everything_the_demo_started(tmp_path: Path, signum: int)
     assert f"stopped by {name}; everything it started is stopped" in output
     assert_stopped(output)
     assert (tmp_path / "kept").is_dir()  # a data directory the user chose is kept
+
+
+# -- the pieces the demo's platform side is made of -------------------------------------------
+
+
+def test_the_fixtures_anomalies_go_to_the_platform_as_it_first_sent_them() -> None:
+    """Each id once, with the status of its first appearance in replay order."""
+    payloads = load_payloads(collect_files([default_fixtures()]))
+    found = {item["id"]: item for item in platform_anomalies(payloads)}
+    assert sorted(found) == [
+        10231, 10232, 10233, 10240, 10250, 10260, 10261, 10270, 10271, 10272, 10273, 10280,
+    ]  # fmt: skip
+    assert found[10231]["status"] == "Active"  # 08 acknowledges it later: not the platform's past
+    assert found[10232]["status"] == "Active"  # 09 resolves it later
+    assert found[10240]["status"] == "Active"  # "active" in the payload
+    assert found[10261]["status"] == "Acknowledged"
+    assert found[10271]["status"] == "Duplicate"
+    # what the payloads say plainly comes along: the envelope's datastore, a container by id
+    assert found[10231]["datastore"] == {"id": 12, "name": "warehouse_prod"}
+    assert found[10231]["container"] == {"id": 301, "name": "orders"}
+    assert found[10231]["fields"] == ["customer_id"]
+    assert found[10240]["fields"] == ["currency"]  # the one-field variant
+    assert found[10280]["datastore"] == {"id": 15, "name": "données_ventes"}
+
+
+def test_items_without_an_integer_id_are_left_out() -> None:
+    payloads = [
+        Payload("list.json", json.dumps([{"id": "7", "status": "Active"}, {"id": 8}]).encode()),
+        Payload("one.json", json.dumps({"id": 9, "status": "Invalid", "weight": True}).encode()),
+        Payload(
+            "flow.json", json.dumps({"context": {"anomalies": [{"status": "Active"}]}}).encode()
+        ),
+        Payload("again.json", json.dumps({"id": 9, "status": "Active"}).encode()),
+    ]
+    assert platform_anomalies(payloads) == [
+        {"id": 8, "status": "Active"},  # no status: a detected anomaly is Active
+        {"id": 9, "status": "Invalid"},  # a bool is no weight; the later Active is not its first
+    ]
+
+
+def test_the_demo_config_turns_on_import_and_write_back(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "anomaly-desk.toml", "http://127.0.0.1:9")
+    env = {"DEMO_JIRA_TOKEN": "j", "DEMO_SNOW_PASSWORD": "s", "DEMO_PLATFORM_TOKEN": "t"}
+    settings = load_settings(config, env=env)
+    assert settings.platform.url == "http://127.0.0.1:9"
+    assert settings.platform.import_on_start
+    assert settings.platform.writes_back
+    assert "demo-platform-token" not in config.read_text()  # the secret is named, never written
+
+
+def _calls(anomaly_id: int) -> list[Call]:
+    return [
+        {"method": "PUT", "path": f"/api/anomalies/{anomaly_id}", "query": {}, "body": {"status": "Acknowledged"}},
+        {"method": "POST", "path": "/api/comments", "query": {}, "body": {"message": "first", "anomaly_id": anomaly_id}},
+        {"method": "POST", "path": "/api/comments", "query": {}, "body": {"message": "why", "anomaly_id": anomaly_id}},
+        {"method": "DELETE", "path": f"/api/anomalies/{anomaly_id}", "query": {"archive": "true", "status": "Resolved"}, "body": None},
+    ]  # fmt: skip
+
+
+def test_write_back_counts_only_when_exactly_once_and_in_order() -> None:
+    step = Step("first", "Resolved", "why")
+    calls = _calls(7)
+    assert PlatformExpect(7, step, calls).complete
+    assert not PlatformExpect(7, step, calls[:3]).complete  # the archive is missing
+    assert not PlatformExpect(7, step, [*calls[:2], calls[1], *calls[2:]]).complete  # doubled
+    assert not PlatformExpect(7, step, [calls[0], calls[2], calls[1], calls[3]]).complete
+    assert not PlatformExpect(7, step, [*calls[:3], calls[2]]).complete  # comment for archive
+    assert not PlatformExpect(8, step, calls).complete  # another anomaly's writes
+    assert call_text(calls[3]) == (
+        "archived as Resolved  (DELETE /api/anomalies/7?archive=true&status=Resolved)"
+    )
