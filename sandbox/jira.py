@@ -10,8 +10,12 @@ Where things are:
 * ``jira_data``   the records (users, issues, comments), the seed and the site's state;
 * ``jira_text``   Jira's own rules for text: lengths in UTF-16 units, the plain text of ADF;
 * ``jql``         the query language and the search over a site's issues;
+* ``jira_workflows`` the projects (company-managed DQ, team-managed TM), their statuses and
+  transitions;
 * ``jira_beans``  the records as Jira's JSON;
-* ``jira_routes`` the HTTP endpoints, with Jira's checks and error messages.
+* ``jira_routes`` the HTTP endpoints, with Jira's checks and error messages;
+  ``jira_workflow_routes`` the transitions, edits and changelog on top;
+* ``jira_events`` the admin webhooks' bodies (sent through ``webhooks.WebhookHub``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,27 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from anomaly_desk.sandbox.jira_data import Comment, Issue, JiraSite, User
-from anomaly_desk.sandbox.jira_routes import JiraApi
+from anomaly_desk.sandbox.jira_workflow_routes import JiraWorkflowApi
+from anomaly_desk.sandbox.webhooks import WebhookHub
 
 __all__ = ["Comment", "Issue", "JiraEmulator", "User"]
 
 
 class JiraEmulator(JiraSite):
-    """An in-memory Jira Cloud site (``JiraSite``) with its REST API (``routes``)."""
+    """An in-memory Jira Cloud site (``JiraSite``) with its REST API (``routes``).
+
+    ``webhooks``: the hub its admin webhooks go through (shared with the ServiceNow emulator in
+    the sandbox app); a reset of the site turns them off too.
+    """
+
+    def __init__(self, webhooks: WebhookHub | None = None) -> None:
+        self.webhooks = webhooks
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        if self.webhooks is not None:
+            self.webhooks.reset()
 
     def routes(self) -> list[BaseRoute]:
-        return JiraApi(self).routes()
+        return JiraWorkflowApi(self).routes()

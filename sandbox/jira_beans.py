@@ -11,14 +11,21 @@ from datetime import UTC, datetime
 from anomaly_desk.sandbox.jira_data import (
     ISSUE_TYPES,
     PRIORITIES,
-    PROJECT,
-    STATUS_CATEGORY_NAMES,
-    STATUSES,
+    ChangeItem,
     Comment,
+    History,
     Issue,
     Json,
     User,
     issue_type,
+)
+from anomaly_desk.sandbox.jira_text import plain_text
+from anomaly_desk.sandbox.jira_workflows import (
+    RESOLUTIONS,
+    STATUS_CATEGORIES,
+    Project,
+    Status,
+    Transition,
 )
 
 API = "/rest/api/3"
@@ -77,34 +84,122 @@ def all_issuetypes_json(base: str) -> list[Json]:
     return [issuetype_json(t, base) for t in ISSUE_TYPES]
 
 
-def project_json(base: str) -> Json:
+def project_json(project: Project, base: str) -> Json:
     return {
-        "self": f"{base}{API}/project/{PROJECT['id']}",
-        "id": PROJECT["id"],
-        "key": PROJECT["key"],
-        "name": PROJECT["name"],
+        "self": f"{base}{API}/project/{project.id}",
+        "id": project.id,
+        "key": project.key,
+        "name": project.name,
         "projectTypeKey": "software",
-        "simplified": False,
-        "avatarUrls": {"48x48": f"{base}/secure/projectavatar?pid={PROJECT['id']}"},
+        "simplified": project.team_managed,
+        "style": "next-gen" if project.team_managed else "classic",
+        "avatarUrls": {"48x48": f"{base}/secure/projectavatar?pid={project.id}"},
     }
 
 
-def status_json(name: str, base: str) -> Json:
-    sid, cat_id, cat_key, color = STATUSES[name]
+def status_category_json(key: str, base: str) -> Json:
+    cat_id, name, color = STATUS_CATEGORIES[key]
     return {
-        "self": f"{base}{API}/status/{sid}",
+        "self": f"{base}{API}/statuscategory/{cat_id}",
+        "id": cat_id,
+        "key": key,
+        "colorName": color,
+        "name": name,
+    }
+
+
+def status_json(status: Status, base: str) -> Json:
+    bean: Json = {
+        "self": f"{base}{API}/status/{status.id}",
         "description": "",
         "iconUrl": f"{base}/images/icons/statuses/generic.png",
-        "name": name,
-        "id": sid,
-        "statusCategory": {
-            "self": f"{base}{API}/statuscategory/{cat_id}",
-            "id": cat_id,
-            "key": cat_key,
-            "colorName": color,
-            "name": STATUS_CATEGORY_NAMES[cat_key],
-        },
+        "name": status.name,
+        "untranslatedName": status.name,
+        "id": status.id,
+        "statusCategory": status_category_json(status.category, base),
     }
+    if status.project_id:
+        bean["scope"] = {"type": "PROJECT", "project": {"id": status.project_id}}
+    return bean
+
+
+def resolution_json(rid: str, base: str) -> Json:
+    _, name, description = next(r for r in RESOLUTIONS if r[0] == rid)
+    return {
+        "self": f"{base}{API}/resolution/{rid}",
+        "id": rid,
+        "description": description,
+        "name": name,
+    }
+
+
+def all_resolutions_json(base: str) -> list[Json]:
+    return [resolution_json(r[0], base) for r in RESOLUTIONS]
+
+
+def transition_json(project: Project, transition: Transition, base: str, with_fields: bool) -> Json:
+    """One entry of ``GET …/transitions``; its screen's fields with ``expand=transitions.fields``."""
+    bean: Json = {
+        "id": transition.id,
+        "name": transition.name,
+        "to": status_json(project.status(transition.to), base),
+        "hasScreen": transition.screen is not None,
+        "isGlobal": transition.is_global,
+        "isInitial": False,
+        "isAvailable": True,
+        "isConditional": False,
+        "isLooped": False,
+    }
+    if with_fields:
+        bean["fields"] = {
+            fid: screen_field_json(fid, fid in transition.required, base)
+            for fid in transition.screen or ()
+        }
+    return bean
+
+
+def screen_field_json(fid: str, required: bool, base: str) -> Json:
+    if fid == "resolution":
+        return {
+            "required": required,
+            "schema": {"type": "resolution", "system": "resolution"},
+            "name": "Resolution",
+            "key": "resolution",
+            "hasDefaultValue": False,
+            "operations": ["set"],
+            "allowedValues": all_resolutions_json(base),
+        }
+    raise KeyError(fid)
+
+
+def change_item_json(item: ChangeItem) -> Json:
+    return {
+        "field": item.field,
+        "fieldtype": "jira",
+        "fieldId": item.field_id,
+        "from": item.from_id,
+        "fromString": item.from_string,
+        "to": item.to_id,
+        "toString": item.to_string,
+    }
+
+
+def history_json(history: History, base: str, field_ids: frozenset[str] | None = None) -> Json:
+    """A changelog entry; ``field_ids`` keeps only the items of those fields."""
+    items = [
+        change_item_json(i)
+        for i in history.items
+        if field_ids is None or i.field_id in field_ids or i.field in field_ids
+    ]
+    bean: Json = {
+        "id": history.id,
+        "author": user_json(history.author, base),
+        "created": jira_time(history.created),
+        "items": items,
+    }
+    if history.metadata is not None:
+        bean["historyMetadata"] = history.metadata
+    return bean
 
 
 def comment_json(
@@ -141,37 +236,60 @@ def comments_page(issue: Issue, base: str) -> Json:
 
 
 def issue_fields(issue: Issue, base: str) -> Json:
+    project = issue.workflow
     return {
         "summary": issue.summary,
         "description": issue.description,
         "issuetype": issuetype_json(issue_type(issue.issuetype), base),
-        "project": project_json(base),
+        "project": project_json(project, base),
         "priority": priority_json(issue.priority, base),
         "labels": list(issue.labels),
         "assignee": user_json(issue.assignee, base) if issue.assignee else None,
         "reporter": user_json(issue.reporter, base),
         "creator": user_json(issue.reporter, base),
-        "status": status_json(issue.status, base),
-        "statuscategorychangedate": jira_time(issue.created),
+        "status": status_json(project.status(issue.status), base),
+        "statuscategorychangedate": jira_time(issue.category_changed or issue.created),
         "created": jira_time(issue.created),
         "updated": jira_time(issue.updated),
-        "resolution": None,
+        "resolution": resolution_json(issue.resolution, base) if issue.resolution else None,
+        "resolutiondate": jira_time(issue.resolution_date) if issue.resolution_date else None,
         "comment": comments_page(issue, base),
     }
 
 
-def issue_json(issue: Issue, base: str, wanted: list[str] | None = None) -> Json:
+def issue_json(
+    issue: Issue, base: str, wanted: list[str] | None = None, expand: frozenset[str] = frozenset()
+) -> Json:
     """An issue bean; ``wanted`` follows the ``fields`` parameter (None: all fields)."""
     fields = issue_fields(issue, base)
     if wanted is not None:
         fields = select_fields(fields, wanted)
-    return {
+    bean: Json = {
         "expand": "renderedFields,names,schema,operations,editmeta,changelog",
         "id": issue.id,
         "self": f"{base}{API}/issue/{issue.id}",
         "key": issue.key,
         "fields": fields,
     }
+    if "changelog" in expand:
+        histories = [history_json(h, base) for h in issue.histories]
+        bean["changelog"] = {
+            "startAt": 0,
+            "maxResults": len(histories),
+            "total": len(histories),
+            "histories": histories,
+        }
+    return bean
+
+
+def webhook_issue_json(issue: Issue, base: str) -> Json:
+    """The issue as an admin webhook sends it: v2-shaped, rich text as plain (wiki) strings."""
+    bean = issue_json(issue, base)
+    fields = bean["fields"]
+    fields["description"] = plain_text(issue.description).strip() if issue.description else None
+    for comment in fields["comment"]["comments"]:
+        comment["body"] = plain_text(comment["body"]).strip()
+    return bean
 
 
 def select_fields(fields: Json, wanted: list[str]) -> Json:
@@ -208,6 +326,8 @@ SYSTEM_FIELDS = [
     system_field("assignee", "Assignee", "user", ["assignee"]),
     system_field("reporter", "Reporter", "user", ["reporter"]),
     system_field("status", "Status", "status", ["status"]),
+    system_field("resolution", "Resolution", "resolution", ["resolution"]),
+    system_field("resolutiondate", "Resolved", "datetime", ["resolutiondate", "resolved"]),
     system_field("created", "Created", "datetime", ["created", "createdDate"]),
     system_field("updated", "Updated", "datetime", ["updated", "updatedDate"]),
     system_field("comment", "Comment", "comments-page", ["comment"]),
@@ -215,7 +335,7 @@ SYSTEM_FIELDS = [
 ]
 
 
-def create_fields_json(issuetype: Json, base: str) -> list[Json]:
+def create_fields_json(project: Project, issuetype: Json, base: str) -> list[Json]:
     """The fields of the create screen (``createmeta``) for one issue type."""
 
     def meta(fid: str, name: str, schema: Json, required: bool, **extra: object) -> Json:
@@ -244,7 +364,7 @@ def create_fields_json(issuetype: Json, base: str) -> list[Json]:
             "Project",
             {"type": "project"},
             True,
-            allowedValues=[project_json(base)],
+            allowedValues=[project_json(project, base)],
         ),
         meta("description", "Description", {"type": "string"}, False),
         meta(
@@ -267,6 +387,6 @@ def create_fields_json(issuetype: Json, base: str) -> list[Json]:
             "Assignee",
             {"type": "user"},
             False,
-            autoCompleteUrl=f"{base}{API}/user/assignable/search?project={PROJECT['key']}&query=",
+            autoCompleteUrl=f"{base}{API}/user/assignable/search?project={project.key}&query=",
         ),
     ]

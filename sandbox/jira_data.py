@@ -1,16 +1,31 @@
-"""The Jira emulator's data: the seeded site (one project, its users) and the issues made on it.
+"""The Jira emulator's data: the seeded site (two projects, its users) and the issues made on it.
 
 No HTTP here: ``jira_routes`` answers requests about these records, ``jql`` searches them and
-``jira_beans`` renders them as Jira's JSON.
+``jira_beans`` renders them as Jira's JSON. The projects and their workflows are in
+``jira_workflows``. Every change to an issue's fields (status and resolution included) is kept
+as a changelog entry (``History``) with its author and the ``historyMetadata`` the request sent;
+comments are not changes (Jira keeps them apart from the changelog).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anomaly_desk.sandbox.jira_text import plain_text
+from anomaly_desk.sandbox.jira_workflows import (
+    PROJECTS,
+    STATUS_CATEGORIES,
+    Project,
+    Transition,
+    find_project,
+    project_of,
+    resolution_name,
+)
+
+if TYPE_CHECKING:
+    from anomaly_desk.sandbox.webhooks import WebhookHub
 
 Json = dict[str, Any]  # a JSON object as Jira sends and takes it
 
@@ -34,11 +49,34 @@ class Comment:
     properties: dict[str, Json] = field(default_factory=dict)  # key → value, as set at create
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeItem:
+    """One field's change: ids in ``from``/``to`` (when the field has ids), names in the strings."""
+
+    field: str  # the name Jira shows: "status", "resolution", "summary", "labels"…
+    field_id: str
+    from_id: str | None
+    from_string: str | None
+    to_id: str | None
+    to_string: str | None
+
+
+@dataclass
+class History:
+    """A changelog entry: who changed which fields when, and the request's ``historyMetadata``."""
+
+    id: str
+    author: User
+    created: datetime
+    items: list[ChangeItem]
+    metadata: Json | None = None
+
+
 @dataclass
 class Issue:
     id: str
     key: str
-    project: str
+    project: str  # a project key
     issuetype: str
     summary: str
     description: Json | None
@@ -46,13 +84,21 @@ class Issue:
     labels: list[str]
     assignee: User | None
     reporter: User
-    status: str  # a STATUSES name
+    status: str  # a status name of the issue's project
     created: datetime
     updated: datetime
     comments: list[Comment] = field(default_factory=list)
+    resolution: str | None = None  # a RESOLUTIONS id
+    resolution_date: datetime | None = None
+    category_changed: datetime | None = None  # statuscategorychangedate; None: created
+    histories: list[History] = field(default_factory=list)
+
+    @property
+    def workflow(self) -> Project:
+        return project_of(self.project)
 
 
-PROJECT = {"id": "10000", "key": "DQ", "name": "Data Quality"}
+PROJECT = {"id": "10000", "key": "DQ", "name": "Data Quality"}  # the default project
 ISSUE_TYPES = [
     {"id": "10001", "name": "Task", "description": "A small, distinct piece of work."},
     {"id": "10002", "name": "Bug", "description": "A problem or error."},
@@ -66,18 +112,14 @@ PRIORITIES = [  # id, name, colour, description
     ("5", "Lowest", "#999999", "Trivial problem with little or no impact on progress."),
 ]
 DEFAULT_PRIORITY = "3"
-STATUSES = {  # name → (id, category id, category key, colour)
-    "To Do": ("10000", 2, "new", "blue-gray"),
-    "In Progress": ("3", 4, "indeterminate", "yellow"),
-    "Done": ("10001", 3, "done", "green"),
-}
-STATUS_CATEGORY_NAMES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
+INTEGRATION_ACCOUNT = "5b10ac8d82e05b22cc7d4ef5"  # demo@example.com, the integration's user
+HUMAN_ACCOUNT = "5b10a2844c20165700ede21f"  # alice@example.com, a person working the tickets
 
 
 def seed_users() -> list[User]:
     return [
-        User("5b10ac8d82e05b22cc7d4ef5", "demo@example.com", "Demo User", token="demo-token"),
-        User("5b10a2844c20165700ede21f", "alice@example.com", "Alice Émond"),
+        User(INTEGRATION_ACCOUNT, "demo@example.com", "Demo User", token="demo-token"),
+        User(HUMAN_ACCOUNT, "alice@example.com", "Alice Émond", token="alice-token"),
         User("712020:2f6d4a7e-0b4c-4e8b-9d1f-3c5a7b9e1f20", "bob@example.com", "Bob Okafor"),
         User("5d5f8ab1c2e3f40c8a1b2c3d", "carol@example.com", "Carol Nguyen"),
         User(
@@ -99,15 +141,21 @@ def priority_name(pid: str) -> str:
 
 
 def project_matches(key_or_id: str) -> bool:
-    return key_or_id.upper() == PROJECT["key"] or key_or_id == PROJECT["id"]
+    return find_project(key_or_id) is not None
+
+
+def labels_string(labels: list[str]) -> str:
+    return " ".join(labels)
 
 
 class JiraSite:
-    """In-memory Jira Cloud site with one project (DQ) and a few users."""
+    """In-memory Jira Cloud site: the projects DQ and TM, a few users, the issues made on it."""
 
     users: list[User]
     issues: dict[str, Issue]  # by id
     page_tokens: dict[str, tuple[str, int]]  # the search's nextPageToken → (jql, offset)
+    changelog_tokens: dict[str, tuple[str, int]]  # bulkfetch's nextPageToken → (request, offset)
+    webhooks: WebhookHub | None = None  # where admin webhooks go (``jira_events``); None: off
 
     def __init__(self) -> None:
         self.reset()
@@ -117,9 +165,11 @@ class JiraSite:
         self.users = seed_users()
         self.issues = {}
         self.next_issue_id = 10000
-        self.next_number = 1
+        self.next_numbers = {project.key: 1 for project in PROJECTS}
         self.next_comment_id = 10000
+        self.next_history_id = 10000
         self.page_tokens = {}
+        self.changelog_tokens = {}
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -160,14 +210,20 @@ class JiraSite:
         if name == "key":
             return {issue.key.lower(), issue.id}
         if name == "project":
-            return {v.lower() for v in (PROJECT["key"], PROJECT["name"], PROJECT["id"])}
+            project = issue.workflow
+            return {v.lower() for v in (project.key, project.name, project.id)}
         if name == "labels":
             return {label.lower() for label in issue.labels}
+        status = issue.workflow.status(issue.status)
         if name == "status":
-            return {issue.status.lower(), STATUSES[issue.status][0]}
+            return {status.name.lower(), status.id}
         if name == "statuscategory":
-            category = STATUSES[issue.status][2]
-            return {category, STATUS_CATEGORY_NAMES[category].lower()}
+            cat_id, cat_name, _ = STATUS_CATEGORIES[status.category]
+            return {status.category, cat_name.lower(), str(cat_id)}
+        if name == "resolution":
+            if issue.resolution is None:
+                return set()
+            return {resolution_name(issue.resolution).lower(), issue.resolution}
         if name == "priority":
             return {priority_name(issue.priority).lower(), issue.priority}
         if name == "issuetype":
@@ -190,13 +246,15 @@ class JiraSite:
         priority: str,
         labels: list[str],
         assignee: User | None,
+        project: str = PROJECT["key"],
     ) -> Issue:
-        """A new issue in the project, status To Do, with the next id and key."""
+        """A new issue in ``project``, in its initial status, with the next id and key."""
         now = datetime.now(UTC)
+        workflow = project_of(project)
         issue = Issue(
             id=str(self.next_issue_id),
-            key=f"{PROJECT['key']}-{self.next_number}",
-            project=PROJECT["key"],
+            key=f"{workflow.key}-{self.next_numbers[workflow.key]}",
+            project=workflow.key,
             issuetype=issuetype,
             summary=summary,
             description=description,
@@ -204,12 +262,12 @@ class JiraSite:
             labels=labels,
             assignee=assignee,
             reporter=reporter,
-            status="To Do",
+            status=workflow.initial_status,
             created=now,
             updated=now,
         )
         self.next_issue_id += 1
-        self.next_number += 1
+        self.next_numbers[workflow.key] += 1
         self.issues[issue.id] = issue
         return issue
 
@@ -222,3 +280,123 @@ class JiraSite:
         issue.comments.append(comment)
         issue.updated = comment.created
         return comment
+
+    def transition(
+        self,
+        issue: Issue,
+        author: User,
+        transition: Transition,
+        resolution: str | None = None,
+        metadata: Json | None = None,
+    ) -> History | None:
+        """Move ``issue`` along ``transition``, setting (or clearing) its resolution.
+
+        The changelog entry holds the status and resolution changes; None when nothing changed
+        (a global transition to the status the issue is already in).
+        """
+        now = datetime.now(UTC)
+        workflow = issue.workflow
+        items: list[ChangeItem] = []
+        before, after = workflow.status(issue.status), workflow.status(transition.to)
+        if before != after:
+            items.append(
+                ChangeItem("status", "status", before.id, before.name, after.id, after.name)
+            )
+            issue.status = after.name
+            if before.category != after.category:
+                issue.category_changed = now
+        new_resolution = issue.resolution
+        if transition.clears_resolution:
+            new_resolution = None
+        if resolution is not None:
+            new_resolution = resolution
+        if new_resolution != issue.resolution:
+            items.append(
+                ChangeItem(
+                    "resolution",
+                    "resolution",
+                    issue.resolution,
+                    resolution_name(issue.resolution) if issue.resolution else None,
+                    new_resolution,
+                    resolution_name(new_resolution) if new_resolution else None,
+                )
+            )
+            issue.resolution = new_resolution
+            issue.resolution_date = now if new_resolution else None
+        return self.record(issue, author, items, metadata, now)
+
+    def edit(
+        self, issue: Issue, author: User, values: Json, metadata: Json | None = None
+    ) -> History | None:
+        """Set the fields in ``values`` (already checked) and keep what changed in the changelog.
+
+        ``values`` maps field ids to the stored form: summary (str), description (ADF or None),
+        priority (an id), labels (list), assignee (a ``User`` or None).
+        """
+        items: list[ChangeItem] = []
+        if "summary" in values and values["summary"] != issue.summary:
+            items.append(
+                ChangeItem("summary", "summary", None, issue.summary, None, values["summary"])
+            )
+            issue.summary = values["summary"]
+        if "description" in values and values["description"] != issue.description:
+            old = plain_text(issue.description).strip() if issue.description else None
+            new = plain_text(values["description"]).strip() if values["description"] else None
+            items.append(ChangeItem("description", "description", None, old, None, new))
+            issue.description = values["description"]
+        if "priority" in values and values["priority"] != issue.priority:
+            items.append(
+                ChangeItem(
+                    "priority",
+                    "priority",
+                    issue.priority,
+                    priority_name(issue.priority),
+                    values["priority"],
+                    priority_name(values["priority"]),
+                )
+            )
+            issue.priority = values["priority"]
+        if "labels" in values and values["labels"] != issue.labels:
+            items.append(
+                ChangeItem(
+                    "labels",
+                    "labels",
+                    None,
+                    labels_string(issue.labels),
+                    None,
+                    labels_string(values["labels"]),
+                )
+            )
+            issue.labels = list(values["labels"])
+        if "assignee" in values and values["assignee"] != issue.assignee:
+            old_user: User | None = issue.assignee
+            new_user: User | None = values["assignee"]
+            items.append(
+                ChangeItem(
+                    "assignee",
+                    "assignee",
+                    old_user.account_id if old_user else None,
+                    old_user.display_name if old_user else None,
+                    new_user.account_id if new_user else None,
+                    new_user.display_name if new_user else None,
+                )
+            )
+            issue.assignee = new_user
+        return self.record(issue, author, items, metadata, datetime.now(UTC))
+
+    def record(
+        self,
+        issue: Issue,
+        author: User,
+        items: list[ChangeItem],
+        metadata: Json | None,
+        at: datetime,
+    ) -> History | None:
+        """A changelog entry for ``items`` (none: no entry), and the issue counts as updated."""
+        if not items:
+            return None
+        history = History(str(self.next_history_id), author, at, items, metadata)
+        self.next_history_id += 1
+        issue.histories.append(history)
+        issue.updated = at
+        return history

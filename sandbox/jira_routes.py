@@ -31,6 +31,7 @@ from anomaly_desk.sandbox.jira_beans import (
     issue_json,
     jira_time,
     project_json,
+    status_json,
     user_json,
 )
 from anomaly_desk.sandbox.jira_data import (
@@ -40,8 +41,8 @@ from anomaly_desk.sandbox.jira_data import (
     JiraSite,
     Json,
     User,
-    project_matches,
 )
+from anomaly_desk.sandbox.jira_events import JiraEvents
 from anomaly_desk.sandbox.jira_text import (
     SUMMARY_LIMIT,
     TEXT_LIMIT,
@@ -49,6 +50,7 @@ from anomaly_desk.sandbox.jira_text import (
     plain_text,
     stored_size,
 )
+from anomaly_desk.sandbox.jira_workflows import find_project
 from anomaly_desk.sandbox.jql import JqlError, search
 
 NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
@@ -97,6 +99,7 @@ class JiraApi:
 
     def __init__(self, site: JiraSite) -> None:
         self.site = site
+        self.events = JiraEvents(site)
 
     def routes(self) -> list[BaseRoute]:
         def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
@@ -112,6 +115,7 @@ class JiraApi:
             route(f"{API}/priority", self.priorities, methods=["GET"]),
             route(f"{API}/issuetype", self.issue_types, methods=["GET"]),
             route(f"{API}/project/{{key}}", self.project, methods=["GET"]),
+            route(f"{API}/project/{{key}}/statuses", self.project_statuses, methods=["GET"]),
             route(f"{API}/user", self.user, methods=["GET"]),
             route(f"{API}/user/search", self.user_search, methods=["GET"]),
             route(f"{API}/user/assignable/search", self.assignable, methods=["GET"]),
@@ -203,12 +207,34 @@ class JiraApi:
 
     async def project(self, request: Request) -> Response:
         key = request.path_params["key"]
-        if not project_matches(key):
+        project = find_project(key)
+        if project is None:
             return error(404, [f"No project could be found with key '{key}'."])
         base = base_url(request)
-        body = project_json(base)
+        body = project_json(project, base)
         body["issueTypes"] = all_issuetypes_json(base)
         return JSONResponse(body)
+
+    async def project_statuses(self, request: Request) -> Response:
+        """``GET /project/{key}/statuses``: each issue type with the statuses its workflow has."""
+        key = request.path_params["key"]
+        project = find_project(key)
+        if project is None:
+            return error(404, [f"No project could be found with key '{key}'."])
+        base = base_url(request)
+        statuses = [status_json(s, base) for s in project.statuses]
+        return JSONResponse(
+            [
+                {
+                    "self": f"{base}{API}/issuetype/{t['id']}",
+                    "id": t["id"],
+                    "name": t["name"],
+                    "subtask": False,
+                    "statuses": statuses,
+                }
+                for t in ISSUE_TYPES
+            ]
+        )
 
     async def user(self, request: Request) -> Response:
         user = self.site.find_user(request.query_params.get("accountId", ""))
@@ -237,7 +263,7 @@ class JiraApi:
             return error(
                 400, ["One of the following parameters must be provided: project, issueKey."]
             )
-        if project and not project_matches(project):
+        if project and find_project(project) is None:
             return error(404, [f"No project could be found with key '{project}'."])
         if issue_key and self.site.find(issue_key) is None:
             return error(404, [NO_ISSUE])
@@ -247,7 +273,7 @@ class JiraApi:
 
     async def createmeta_types(self, request: Request) -> Response:
         project = request.path_params["project"]
-        if not project_matches(project):
+        if find_project(project) is None:
             return error(404, [f"No project could be found with key '{project}'."])
         types = all_issuetypes_json(base_url(request))
         return JSONResponse(
@@ -255,13 +281,14 @@ class JiraApi:
         )
 
     async def createmeta_fields(self, request: Request) -> Response:
-        project, type_id = request.path_params["project"], request.path_params["type_id"]
-        if not project_matches(project):
-            return error(404, [f"No project could be found with key '{project}'."])
+        key, type_id = request.path_params["project"], request.path_params["type_id"]
+        project = find_project(key)
+        if project is None:
+            return error(404, [f"No project could be found with key '{key}'."])
         issuetype = next((t for t in ISSUE_TYPES if t["id"] == type_id), None)
         if issuetype is None:
             return error(404, [f"Issue type with id '{type_id}' does not exist."])
-        fields = create_fields_json(issuetype, base_url(request))
+        fields = create_fields_json(project, issuetype, base_url(request))
         return JSONResponse(
             {"startAt": 0, "maxResults": 50, "total": len(fields), "fields": fields}
         )
@@ -278,9 +305,12 @@ class JiraApi:
             return error(400, ["Issue must have a 'fields' object."])
         errors: dict[str, str] = {}
         project_ref = fields.get("project")
-        if not isinstance(project_ref, dict) or not project_matches(
-            str(project_ref.get("key") or project_ref.get("id") or "")
-        ):
+        project = (
+            find_project(str(project_ref.get("key") or project_ref.get("id") or ""))
+            if isinstance(project_ref, dict)
+            else None
+        )
+        if project is None:
             errors["project"] = "Specify a valid project ID or key"
         elif not user.can_write:
             return error(403, ["You do not have permission to create issues in this project."])
@@ -303,9 +333,10 @@ class JiraApi:
                 errors[name] = (
                     f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
                 )
-        if errors or not isinstance(summary, str):
+        if errors or not isinstance(summary, str) or project is None:
             return error(400, [], errors)
         issue = self.site.create_issue(
+            project=project.key,
             reporter=user,
             issuetype=issuetype or "Task",
             summary=summary,
@@ -315,6 +346,7 @@ class JiraApi:
             assignee=assignee,
         )
         base = base_url(request)
+        self.events.issue_created(issue, user, base)
         return JSONResponse(
             {"id": issue.id, "key": issue.key, "self": f"{base}{API}/issue/{issue.id}"},
             status_code=201,
@@ -338,7 +370,7 @@ class JiraApi:
         if issue is None:
             return error(404, [NO_ISSUE])
         wanted = _field_list(request.query_params.getlist("fields"))
-        return JSONResponse(issue_json(issue, base_url(request), wanted))
+        return JSONResponse(issue_json(issue, base_url(request), wanted, _expand(request)))
 
     # -- comments --------------------------------------------------------------------------
 
@@ -367,7 +399,10 @@ class JiraApi:
         if not user.can_write:
             return error(403, ["You do not have the permission to comment on this issue."])
         comment = self.site.add_comment(issue, user, content, properties)
-        bean = comment_json(issue, comment, base_url(request), _expand(request))
+        base = base_url(request)
+        self.events.issue_updated(issue, user, base, "issue_commented", comment=comment)
+        self.events.comment_created(issue, comment, base)
+        bean = comment_json(issue, comment, base, _expand(request))
         return JSONResponse(bean, status_code=201)
 
     async def list_comments(self, request: Request) -> Response:
@@ -432,7 +467,7 @@ class JiraApi:
                 return error(400, ["The provided next page token is invalid or expired."])
             offset = saved[1]
         try:
-            matches = search(self.site, jql)
+            matches = search(self.site, jql, request.state.jira_user.time_zone)
         except JqlError as exc:
             return error(400, [str(exc)])
         page = matches[offset : offset + limit]

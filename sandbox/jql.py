@@ -1,8 +1,15 @@
 """JQL as the Jira emulator understands it: the subset Anomaly Desk and the ``jira`` library send.
 
-``key =``, ``issuekey in (…)``, ``summary ~``, ``text ~``, ``project =``, ``labels =``, ``AND`` /
-``OR`` / ``NOT``, parentheses, ``is EMPTY``, date comparisons and ``ORDER BY``; errors worded
-like Jira's 400s. ``search`` runs a query over a ``JiraSite``'s issues.
+``key =``, ``issuekey in (…)``, ``summary ~``, ``text ~``, ``project =``, ``labels =``,
+``status``/``statusCategory``/``resolution`` (``= Unresolved``), ``AND`` / ``OR`` / ``NOT``,
+parentheses, ``is EMPTY``, date comparisons and ``ORDER BY``; errors worded like Jira's 400s.
+``search`` runs a query over a ``JiraSite``'s issues, ``matches`` tests one issue (a webhook's
+filter).
+
+Dates (``created``, ``updated``, ``resolved``) take Jira's formats only: ``"yyyy-MM-dd HH:mm"``,
+``"yyyy/MM/dd HH:mm"``, ``"yyyy-MM-dd"``, ``"yyyy/MM/dd"`` (minutes at most: no seconds, no
+``T``), read in the *searching user's* time zone as Jira does, or a period relative to now:
+``-10m``, ``-1h``, ``-2d``, ``"-1w 2d"`` (w, d, h, m).
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from anomaly_desk.sandbox.jira_data import PROJECT, Issue, JiraSite
+from anomaly_desk.sandbox.jira_data import Issue, JiraSite
+from anomaly_desk.sandbox.jira_workflows import PROJECTS
 
 UNBOUNDED = (
     "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
@@ -62,7 +71,24 @@ def tokenize(jql: str) -> list[Token]:
 
 
 Predicate = Callable[[Issue], bool]
-FIELD_ALIASES = {"issuekey": "key", "id": "key", "type": "issuetype", "issuetype": "issuetype"}
+FIELD_ALIASES = {
+    "issuekey": "key",
+    "id": "key",
+    "type": "issuetype",
+    "issuetype": "issuetype",
+    "resolved": "resolutiondate",
+    "createddate": "created",
+    "updateddate": "updated",
+}
+DATE_FIELDS = {"created", "updated", "resolutiondate"}
+BAD_DATE = (
+    "Date value '{value}' for field '{field}' is invalid. Valid formats include: "
+    "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', "
+    "or a period format e.g. '-5d', '4w 2d'."
+)
+_ABSOLUTE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:\s+(\d{1,2}):(\d{2}))?")
+_PERIOD = re.compile(r"([-+]?)((?:\d+[wdhm]\s*)+)")
+_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
 TEXT_FIELDS = {"summary", "description", "comment", "text", "environment"}
 KNOWN_FIELDS = {
     "key",
@@ -70,12 +96,12 @@ KNOWN_FIELDS = {
     "labels",
     "status",
     "statuscategory",
+    "resolution",
     "priority",
     "issuetype",
     "assignee",
     "reporter",
-    "created",
-    "updated",
+    *DATE_FIELDS,
     *TEXT_FIELDS,
 }
 
@@ -89,11 +115,14 @@ class Query:
 class JqlParser:
     """Recursive descent over the JQL grammar clients send: clauses, AND/OR/NOT, (), ORDER BY."""
 
-    def __init__(self, jql: str, site: JiraSite, project_key: str) -> None:
+    def __init__(self, jql: str, site: JiraSite, time_zone: str = "UTC") -> None:
         self.tokens = tokenize(jql)
         self.at = 0
         self.site = site  # the issues' values, and whether a named issue key exists
-        self.project_key = project_key
+        try:
+            self.zone: ZoneInfo = ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.zone = ZoneInfo("UTC")
 
     def peek(self, offset: int = 0) -> Token | None:
         index = self.at + offset
@@ -228,6 +257,8 @@ class JqlParser:
         wanted = {v.lower() for v in values}
         get = self.site.values_of
         negate = op in {"!=", "not in"}
+        if name == "resolution":  # ``resolution = Unresolved``: no resolution set
+            return lambda issue: bool(wanted & (get(issue, name) or {"unresolved"})) != negate
         return lambda issue: bool(wanted & get(issue, name)) != negate
 
     def _check_keys(self, keys: list[str]) -> None:
@@ -237,7 +268,7 @@ class JqlParser:
                 raise JqlError(f"The issue key '{key}' for field 'key' is invalid.")
             if key.isdigit():
                 continue
-            if key.split("-")[0].upper() != self.project_key:
+            if key.split("-")[0].upper() not in {p.key for p in PROJECTS}:
                 raise JqlError(f"The issue key '{key}' for field 'key' is invalid.")
             if self.site.find(key) is None:
                 raise JqlError(f"An issue with key '{key}' does not exist for field 'key'.")
@@ -247,14 +278,38 @@ class JqlParser:
         return lambda issue: (not get(issue, name)) != negate
 
     def _compare(self, name: str, op: str, value: str) -> Predicate:
-        if name not in {"created", "updated"}:
+        if name not in DATE_FIELDS:
             raise JqlError(f"The operator '{op}' is not supported by the '{name}' field.")
-        try:
-            bound = datetime.fromisoformat(value.replace("/", "-")).replace(tzinfo=UTC)
-        except ValueError as exc:
-            raise JqlError(f"Date value '{value}' for field '{name}' is invalid.") from exc
+        bound = self._date(name, value)
         relation = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[op]
-        return lambda issue: bool(relation(getattr(issue, name), bound))
+
+        def holds(issue: Issue) -> bool:
+            at = {
+                "created": issue.created,
+                "updated": issue.updated,
+                "resolutiondate": issue.resolution_date,
+            }[name]
+            return at is not None and bool(relation(at, bound))
+
+        return holds
+
+    def _date(self, name: str, value: str) -> datetime:
+        """A JQL date: an absolute one in the user's time zone, or a period relative to now."""
+        text = value.strip()
+        if match := _ABSOLUTE.fullmatch(text):
+            year, month, day, hour, minute = (int(g) if g else 0 for g in match.groups())
+            try:
+                local = datetime(year, month, day, hour, minute, tzinfo=self.zone)
+            except ValueError as exc:
+                raise JqlError(BAD_DATE.format(value=value, field=name)) from exc
+            return local.astimezone(UTC)
+        if match := _PERIOD.fullmatch(text):
+            sign, parts = match.groups()
+            span = timedelta()
+            for amount, unit in re.findall(r"(\d+)([wdhm])", parts):
+                span += int(amount) * _UNITS.get(unit, timedelta(minutes=1))
+            return datetime.now(UTC) + (-span if sign == "-" else span)
+        raise JqlError(BAD_DATE.format(value=value, field=name))
 
 
 def text_matcher(query: str) -> Callable[[str], bool]:
@@ -275,9 +330,12 @@ def text_matcher(query: str) -> Callable[[str], bool]:
     return matches
 
 
-def search(site: JiraSite, jql: str) -> list[Issue]:
-    """The issues of ``site`` matching ``jql``, in its ORDER BY (default: newest first)."""
-    query = JqlParser(jql, site, PROJECT["key"]).parse()
+def search(site: JiraSite, jql: str, time_zone: str = "UTC") -> list[Issue]:
+    """The issues of ``site`` matching ``jql``, in its ORDER BY (default: newest first).
+
+    ``time_zone`` is the searching user's: Jira reads absolute dates in it.
+    """
+    query = JqlParser(jql, site, time_zone).parse()
     if query.where is None:
         raise JqlError(UNBOUNDED)
     found = [issue for issue in site.issues.values() if query.where(issue)]
@@ -287,14 +345,23 @@ def search(site: JiraSite, jql: str) -> list[Issue]:
     return found
 
 
+def matches(site: JiraSite, jql: str, issue: Issue, time_zone: str = "UTC") -> bool:
+    """Whether ``issue`` matches ``jql`` (an empty query matches every issue)."""
+    query = JqlParser(jql, site, time_zone).parse()
+    return query.where is None or query.where(issue)
+
+
 def _sort_key(name: str, issue: Issue) -> int | str | datetime:
     """What ORDER BY ``name`` compares (one type per field, so any two issues compare)."""
     if name == "key":
-        return int(issue.key.split("-")[1])
+        project, _, number = issue.key.partition("-")
+        return f"{project}-{int(number):012d}"
     if name == "created":
         return issue.created
     if name == "updated":
         return issue.updated
+    if name == "resolutiondate":
+        return issue.resolution_date or datetime.min.replace(tzinfo=UTC)
     if name == "priority":
         return -int(issue.priority)  # Highest sorts last ascending, like Jira
     if name == "summary":

@@ -24,6 +24,9 @@ from anomaly_desk.sandbox.platform_data import DEFAULT_TOKEN, READ_ONLY_TOKEN
 
 JIRA_LOGIN = ("demo@example.com", "demo-token")
 SERVICENOW_LOGIN = ("admin", "demo")
+# People working the tickets (two-way sync): their changes are not the integration's
+JIRA_HUMAN_LOGIN = ("alice@example.com", "alice-token")  # may transition and comment in DQ, TM
+SERVICENOW_HUMAN_LOGIN = ("bob.martin", "demo")  # itil: updates incidents, work notes, comments
 PLATFORM_TOKEN = DEFAULT_TOKEN  # Authorization: Bearer <token>
 PLATFORM_READ_ONLY_TOKEN = READ_ONLY_TOKEN  # reads only: writes answer 403
 
@@ -91,10 +94,20 @@ def banner(
         f"  Jira Cloud   {url}/rest/api/3   user {JIRA_LOGIN[0]}  token {JIRA_LOGIN[1]}",
         f"  ServiceNow   {url}/api/now/table/incident   user {SERVICENOW_LOGIN[0]}  "
         f"password {SERVICENOW_LOGIN[1]}",
+        f"  People       Jira {JIRA_HUMAN_LOGIN[0]} token {JIRA_HUMAN_LOGIN[1]}   ServiceNow "
+        f"{SERVICENOW_HUMAN_LOGIN[0]} password {SERVICENOW_HUMAN_LOGIN[1]}",
+        "               Jira projects DQ (company-managed: Done asks a resolution) and TM "
+        "(team-managed: none)",
         f"  Platform     {url}/api/anomalies   Authorization: Bearer {platform_token}  "
         f"(read-only: {PLATFORM_READ_ONLY_TOKEN})",
         f"               anomaly pages {url}/anomalies/{{id}}",
         f"  Faults       {url}/_sandbox/faults   (GET to read, POST JSON to change)",
+        f"  Webhooks     {url}/_sandbox/webhooks   (off until set; GET: settings and deliveries, "
+        "DELETE: off)",
+        '               POST {"jira": {"url", "secret"}, "servicenow": {"url", "secret"}, '
+        '"duplicate", "shuffle", "retry_on_failure"}',
+        "               Jira: X-Hub-Signature sha256=HMAC of the body; ServiceNow: "
+        "X-Snow-Signature sha256=HMAC",
     ]
     if ca_path:
         lines.append(f"  TLS CA       {ca_path}   (pass as verify= / a CA bundle)")

@@ -10,7 +10,9 @@ Where things are:
 
 * ``snow_data``   the tables, the seed rows and what an insert or update does to them;
 * ``snow_query``  the encoded query language (``sysparm_query``);
-* ``snow_routes`` the HTTP endpoints: authentication, paging, rendering, error bodies.
+* ``snow_routes`` the HTTP endpoints: authentication, paging, rendering, error bodies, and the
+  Business Rule that posts ``{"sys_id", "table", "operation"}`` to a configured webhook
+  (``webhooks.WebhookHub``) on every incident insert and update.
 """
 
 from __future__ import annotations
@@ -19,12 +21,26 @@ from starlette.routing import BaseRoute
 
 from anomaly_desk.sandbox.snow_data import Record, ServiceNowInstance, SnError, seed_id
 from anomaly_desk.sandbox.snow_routes import ServiceNowApi
+from anomaly_desk.sandbox.webhooks import WebhookHub
 
 __all__ = ["Record", "ServiceNowEmulator", "SnError", "seed_id"]
 
 
 class ServiceNowEmulator(ServiceNowInstance):
-    """An in-memory instance (``ServiceNowInstance``) with its Table API (``routes``)."""
+    """An in-memory instance (``ServiceNowInstance``) with its Table API (``routes``).
+
+    ``webhooks``: the hub its Business Rule posts through (shared with the Jira emulator in the
+    sandbox app); a reset of the instance turns it off too.
+    """
+
+    def __init__(self, webhooks: WebhookHub | None = None) -> None:
+        self.webhooks = webhooks
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        if self.webhooks is not None:
+            self.webhooks.reset()
 
     def routes(self) -> list[BaseRoute]:
         return ServiceNowApi(self).routes()

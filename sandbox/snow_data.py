@@ -3,9 +3,14 @@
 Everything is stored as a string, as on an instance. Inserts and updates go through
 ``ServiceNowInstance.insert``/``update``: unknown and system fields are ignored, lengths cut to the
 column's size, priority derived from impact x urgency, journal fields (``work_notes``,
-``comments``) written to ``sys_journal_field`` instead of the record, and the mandatory short
-description enforced like a data policy. No HTTP here: ``snow_routes`` answers requests,
-``snow_query`` reads ``sysparm_query``.
+``comments``) written to ``sys_journal_field`` instead of the record (``sys_created_by`` the
+writer's user_name), and two data policies: a short description is mandatory, and a Resolved
+(6) or Closed (7) incident needs a close code and close notes. A close code that is not an active
+``sys_choice`` of ``incident.close_code`` is dropped silently before the policy looks, as on an
+instance. No HTTP here: ``snow_routes`` answers requests, ``snow_query`` reads ``sysparm_query``.
+
+Users (password ``demo`` for all): ``admin`` (everything), ``bob.martin`` (itil: creates and
+updates incidents, writes work notes and comments, deletes nothing) and ``viewer`` (reads only).
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from anomaly_desk.sandbox.snow_query import EncodedQuery, sort_key
 
+if TYPE_CHECKING:
+    from anomaly_desk.sandbox.webhooks import WebhookHub
+
 Record = dict[str, str]
-CREDENTIALS = {"admin": "demo", "viewer": "demo"}  # viewer may read but not write
-WRITERS = frozenset({"admin"})
+CREDENTIALS = {"admin": "demo", "viewer": "demo", "bob.martin": "demo"}
+ROLES = {"admin": frozenset({"admin"}), "bob.martin": frozenset({"itil"}), "viewer": frozenset()}
+ITIL_WRITES = frozenset({("incident", "Insert"), ("incident", "Update")})
+RESOLVED_STATES = frozenset({"6", "7"})  # Resolved, Closed: the close information is mandatory
 MAX_LENGTH = {("incident", "short_description"): 160, ("incident", "description"): 4000}
 
 # field kinds: "string", "int", "bool", "datetime", "choice", "journal", "ref:<table>"
@@ -43,7 +54,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "opened_at": "datetime",
         "resolved_at": "datetime",
         "closed_at": "datetime",
-        "close_code": "string",
+        "resolved_by": "ref:sys_user",
+        "closed_by": "ref:sys_user",
+        "close_code": "choice",
         "close_notes": "string",
         "active": "bool",
         "correlation_id": "string",
@@ -127,8 +140,6 @@ CHOICES: dict[str, list[tuple[str, str, str]]] = {  # element -> (value, label, 
         ("1", "New", ""),
         ("2", "In Progress", ""),
         ("3", "On Hold", ""),
-        ("4", "Awaiting User Info", ""),
-        ("5", "Awaiting Problem", ""),
         ("6", "Resolved", ""),
         ("7", "Closed", ""),
         ("8", "Canceled", ""),
@@ -169,6 +180,39 @@ CHOICES: dict[str, list[tuple[str, str, str]]] = {  # element -> (value, label, 
         ("validity", "Validity", "data_quality"),
         ("freshness", "Freshness", "data_quality"),
     ],
+    "close_code": [
+        (code, code, "")
+        for code in (
+            "Duplicate",
+            "Known error",
+            "No resolution provided",
+            "Resolved by caller",
+            "Resolved by change",
+            "Resolved by problem",
+            "Resolved by request",
+            "Solution provided",
+            "Workaround provided",
+            "User error",
+            # the codes before the Utah release, kept inactive on upgraded instances
+            "Solved (Work Around)",
+            "Solved (Permanently)",
+            "Not Solved (Not Reproducible)",
+            "Closed/Resolved by Caller",
+        )
+    ],
+}
+INACTIVE_CHOICES = frozenset(
+    {
+        ("close_code", "Solved (Work Around)"),
+        ("close_code", "Solved (Permanently)"),
+        ("close_code", "Not Solved (Not Reproducible)"),
+        ("close_code", "Closed/Resolved by Caller"),
+    }
+)
+LABELS = {  # the field labels a data policy names
+    ("incident", "short_description"): "Short description",
+    ("incident", "close_code"): "Resolution code",
+    ("incident", "close_notes"): "Resolution notes",
 }
 USERS = [  # user_name, first, last, title
     ("admin", "System", "Administrator", "Administrator"),
@@ -216,8 +260,9 @@ def as_string(value: object) -> str:
     return str(value)
 
 
-def require_writer(user: str, action: str) -> None:
-    if user not in WRITERS:
+def require_writer(user: str, action: str, table: str) -> None:
+    roles = ROLES.get(user, frozenset())
+    if "admin" not in roles and not ("itil" in roles and (table, action) in ITIL_WRITES):
         raise SnError(
             403,
             "Operation Failed",
@@ -231,6 +276,8 @@ def check_login(user: str, password: str) -> bool:
 
 class ServiceNowInstance:
     """In-memory instance. ``records(table)`` shows state to tests; ``reset()`` reseeds."""
+
+    webhooks: WebhookHub | None = None  # where the incident Business Rule posts; None: off
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, Record]] = {}
@@ -285,7 +332,7 @@ class ServiceNowInstance:
                         "label": label,
                         "sequence": str(sequence),
                         "dependent_value": dependent,
-                        "inactive": "false",
+                        "inactive": "true" if (element, value) in INACTIVE_CHOICES else "false",
                         "language": "en",
                     },
                 )
@@ -379,7 +426,7 @@ class ServiceNowInstance:
     # -- writes --------------------------------------------------------------------------
 
     def insert(self, table: str, user: str, body: Mapping[str, object]) -> Record:
-        require_writer(user, "Insert")
+        require_writer(user, "Insert", table)
         stamp = now()
         sys_id = as_string(body.get("sys_id")) or uuid.uuid4().hex
         if sys_id in self.tables[table]:
@@ -399,7 +446,7 @@ class ServiceNowInstance:
                 opened_by=seed_id("sys_user", user),
                 sys_class_name="incident",
             )
-        journal = self._apply(table, record, body)
+        journal = self._apply(table, record, body, user, stamp)
         self._check_policy(table, record)
         self.tables[table][sys_id] = record
         self._journal(table, record, journal, user, stamp)
@@ -407,11 +454,11 @@ class ServiceNowInstance:
 
     def update(self, table: str, sys_id: str, user: str, body: Mapping[str, object]) -> Record:
         current = self.get(table, sys_id)
-        require_writer(user, "Update")
+        require_writer(user, "Update", table)
         record = dict(current)
-        journal = self._apply(table, record, body)
-        self._check_policy(table, record)
         stamp = now()
+        journal = self._apply(table, record, body, user, stamp)
+        self._check_policy(table, record)
         record.update(sys_updated_on=stamp, sys_updated_by=user)
         if "sys_mod_count" in record:
             record["sys_mod_count"] = str(int(record["sys_mod_count"] or 0) + 1)
@@ -420,13 +467,16 @@ class ServiceNowInstance:
         return record
 
     def delete(self, table: str, sys_id: str, user: str) -> None:
-        require_writer(user, "Delete")
+        require_writer(user, "Delete", table)
         self.get(table, sys_id)
         del self.tables[table][sys_id]
 
-    def _apply(self, table: str, record: Record, body: Mapping[str, object]) -> dict[str, str]:
+    def _apply(
+        self, table: str, record: Record, body: Mapping[str, object], user: str, stamp: str
+    ) -> dict[str, str]:
         """Copy known, writable fields; return journal entries instead of storing them."""
         journal: dict[str, str] = {}
+        before = record.get("state", "")
         for field, raw in body.items():
             kind = SCHEMA[table].get(field)
             if kind is None or field in ("sys_id", "number") or field.startswith("sys_"):
@@ -436,25 +486,61 @@ class ServiceNowInstance:
                 if value.strip():
                     journal[field] = value
                 continue
+            if (
+                (table, field) == ("incident", "close_code")
+                and value
+                and not self.is_choice(table, field, value)
+            ):
+                continue  # not one of the instance's close codes: dropped without a word
             limit = MAX_LENGTH.get((table, field))
             record[field] = value[:limit] if limit else value
         if table == "incident":
-            derived = PRIORITY_MATRIX.get((record["impact"], record["urgency"]))
-            record["priority"] = derived or record.get("priority") or "5"
-            if record["state"] in ("7", "8"):
-                record["active"] = "false"
-            if record["state"] == "6" and not record["resolved_at"]:
-                record["resolved_at"] = now()
+            self._incident_rules(record, before, user, stamp)
         return journal
 
     @staticmethod
+    def _incident_rules(record: Record, before: str, user: str, stamp: str) -> None:
+        """What the instance's business rules do to an incident on every save."""
+        derived = PRIORITY_MATRIX.get((record["impact"], record["urgency"]))
+        record["priority"] = derived or record.get("priority") or "5"
+        state = record["state"]
+        record["active"] = "false" if state in ("7", "8") else "true"
+        user_id = seed_id("sys_user", user)
+        if state == "6" and before != "6":
+            record.update(resolved_at=stamp, resolved_by=user_id)
+        if state == "7" and before != "7":
+            record.update(closed_at=stamp, closed_by=user_id)
+            if not record["resolved_at"]:
+                record.update(resolved_at=stamp, resolved_by=user_id)
+        if state in ("1", "2", "3") and before in RESOLVED_STATES:  # reopened
+            record.update(resolved_at="", resolved_by="", closed_at="", closed_by="")
+
+    def is_choice(self, table: str, field: str, value: str) -> bool:
+        """Whether ``value`` is an active choice of ``table.field``."""
+        return any(
+            row["name"] == table
+            and row["element"] == field
+            and row["value"] == value
+            and row["inactive"] != "true"
+            for row in self.tables["sys_choice"].values()
+        )
+
+    @staticmethod
     def _check_policy(table: str, record: Record) -> None:
-        if table == "incident" and not record["short_description"].strip():
+        """The data policies: the fields a save must have, or the instance's 403."""
+        if table != "incident":
+            return
+        missing = []
+        if not record["short_description"].strip():
+            missing.append("short_description")
+        if record["state"] in RESOLVED_STATES:
+            missing += [f for f in ("close_code", "close_notes") if not record[f].strip()]
+        if missing:
+            labels = ", ".join(LABELS[(table, field)] for field in missing)
             raise SnError(
                 403,
                 "Operation Failed",
-                "Data Policy Exception: \n"
-                "\tThe following fields are mandatory: Short description\n",
+                f"Data Policy Exception: \n\tThe following fields are mandatory: {labels}\n",
             )
 
     def _journal(

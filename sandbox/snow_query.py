@@ -4,7 +4,9 @@
 alternative to the condition before it, ``^NQ`` starts a new query whose rows are added, and
 ``ORDERBY``/``ORDERBYDESC`` sort. A condition is a field (dot-walks allowed: ``caller_id.name``),
 an operator and a value; an unknown operator makes the condition, like on an instance, match
-nothing rather than fail. Values compare without regard to case, numbers as numbers.
+nothing rather than fail. Values compare without regard to case, numbers as numbers, date-times
+(``2026-12-01 10:00:00``, UTC as stored) as text, which orders them; a value written as
+``javascript:gs.dateGenerate('2026-12-01','10:00:00')`` is that date-time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 _FIELD = re.compile(r"[a-z0-9_.]+")
+_DATE_GENERATE = re.compile(
+    r"javascript:\s*gs\.dateGenerate\(\s*'([^']*)'\s*,\s*'([^']*)'\s*\)\s*;?", re.IGNORECASE
+)
 # Tried in this order: an operator comes before any that is a prefix of it (">=" before ">").
 _OPERATORS = (
     "ISNOTEMPTY",
@@ -100,7 +105,10 @@ def condition(term: str) -> Condition:
     rest = term[len(field) :]
     for op in _OPERATORS:
         if rest.startswith(op):
-            return Condition(field, op, rest[len(op) :])
+            value = rest[len(op) :]
+            if match := _DATE_GENERATE.fullmatch(value):
+                value = f"{match.group(1)} {match.group(2)}"
+            return Condition(field, op, value)
     return Condition(field, INVALID, rest)
 
 

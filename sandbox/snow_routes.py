@@ -77,6 +77,7 @@ class ServiceNowApi:
                 return self._list(request, table)
             if request.method == "POST":
                 record = self.instance.insert(table, user, await _body(request))
+                self._notify(table, record, "insert")
                 location = f"{_base(request)}/api/now/table/{table}/{record['sys_id']}"
                 result = {"result": self._render(request, table, record)}
                 return json_response(result, 201, {"Location": location})
@@ -94,6 +95,7 @@ class ServiceNowApi:
                 return json_response({"result": self._render(request, table, record)})
             if request.method in ("PUT", "PATCH"):
                 record = self.instance.update(table, sys_id, user, await _body(request))
+                self._notify(table, record, "update")
                 return json_response({"result": self._render(request, table, record)})
             if request.method == "DELETE":
                 self.instance.delete(table, sys_id, user)
@@ -101,6 +103,13 @@ class ServiceNowApi:
             raise SnError(405, "Method not Supported", "Requested method is not supported")
         except SnError as error:
             return error_response(error)
+
+    def _notify(self, table: str, record: Record, operation: str) -> None:
+        """The Business Rule: tell the configured endpoint which record changed (a hint only)."""
+        hub = self.instance.webhooks
+        if hub is not None:
+            payload = {"sys_id": record["sys_id"], "table": table, "operation": operation}
+            hub.emit("servicenow", f"{table}.{operation}", payload)
 
     # -- reads ---------------------------------------------------------------------------
 
