@@ -10,6 +10,8 @@ from anomaly_desk.core.providers.base import (
     Provider,
     ProviderKind,
     Ticket,
+    TicketChange,
+    TicketComment,
     TicketFields,
     TicketRef,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "ProviderKind",
     "RateLimitedError",
     "Ticket",
+    "TicketChange",
+    "TicketComment",
     "TicketFields",
     "TicketRef",
     "UnavailableError",

@@ -52,6 +52,28 @@ class NoteTag:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketComment:
+    """A comment (Jira) or work note / additional comment (ServiceNow) read from a ticket."""
+
+    id: str  # the provider's id (Jira comment id, sys_journal_field sys_id)
+    author_id: str  # Jira accountId / ServiceNow user_name: who wrote it
+    author: str  # for people: an email or a display name
+    text: str
+    created: str  # ISO 8601 UTC
+    ours: bool = False  # written by this integration (a Jira comment property, our note shape)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketChange:
+    """What a ticket looks like now and what happened on it since the cursor."""
+
+    ticket: Ticket  # state, state_category, updated (the next cursor)
+    done: bool  # Jira: status category done; ServiceNow: state Resolved (6) or Closed (7)
+    state_by: str | None = None  # who made the latest state change (accountId / user_name)
+    comments: tuple[TicketComment, ...] = ()  # created since the cursor, oldest first
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
     """One drop-down value: ``value`` is what the API takes, ``label`` what a person reads."""
 
@@ -114,6 +136,28 @@ class Provider(Protocol):
 
     async def options(self) -> dict[str, list[Option]]:
         """Drop-down values for the create form, keyed by provider field name."""
+        ...
+
+    # -- two-way (issue #13): reading changes back, moving a ticket's workflow when asked
+
+    async def account(self) -> str:
+        """The integration's own account (Jira accountId, ServiceNow user_name): changes it
+        made are ours and never come back as a person's."""
+        ...
+
+    async def changes(self, tickets: list[TicketRef], since: str | None) -> list[TicketChange]:
+        """The tickets among ``tickets`` updated since ``since`` (ISO UTC; None: all of them),
+        with their comments created since then; tickets not changed are left out."""
+        ...
+
+    async def move_to_done(self, ticket: TicketRef, note: str, tag: NoteTag) -> str | None:
+        """Jira: take the transition into the done category (resolution when its screen has
+        one); ServiceNow: state 6 with the close code and ``note`` as close notes. A ticket
+        already done is left alone (the answer says so); the change is tagged as ours."""
+        ...
+
+    async def reopen(self, ticket: TicketRef, note: str, tag: NoteTag) -> str | None:
+        """Back out of done (Jira: a transition into new/indeterminate; ServiceNow: state 2)."""
         ...
 
     async def aclose(self) -> None: ...

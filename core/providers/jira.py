@@ -2,7 +2,8 @@
 
 Only documented Cloud endpoints: create and read issues, comments, the enhanced JQL search
 (``/search/jql``; the old ``/search`` answers 410), createmeta and user search for drop-downs,
-``/myself`` for the connection check. Requests go through the shared loop of ``http`` (errors
+``/myself`` for the connection check and the integration's account, changelogs
+(``/changelog/bulkfetch``) and transitions for two-way sync. Requests go through the shared loop of ``http`` (errors
 become the typed errors of ``errors`` with Jira's own messages; reads retry a transient failure,
 writes never do: the sync engine decides).
 """
@@ -12,8 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar, cast
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import JsonValue
@@ -34,6 +40,8 @@ from anomaly_desk.core.providers.base import (
     Option,
     ProviderKind,
     Ticket,
+    TicketChange,
+    TicketComment,
     TicketFields,
     TicketRef,
 )
@@ -55,6 +63,10 @@ from anomaly_desk.core.providers.http import (
 )
 from anomaly_desk.core.providers.http import public_url as public_url  # check.py's, too
 from anomaly_desk.core.providers.payloads import (
+    JiraBulkChangelogPage,
+    JiraChangeHistory,
+    JiraChangelogPage,
+    JiraComment,
     JiraCommentPage,
     JiraCreated,
     JiraFieldsPage,
@@ -67,6 +79,9 @@ from anomaly_desk.core.providers.payloads import (
     JiraSearchPage,
     JiraStatus,
     JiraStatusCategory,
+    JiraTransition,
+    JiraTransitionField,
+    JiraTransitionsPage,
     JiraUser,
 )
 
@@ -79,7 +94,20 @@ PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 TICKET_FIELDS = "summary,status,updated,created,priority,assignee,issuetype,project,labels"
 NOTE_LOOKBACK = 100  # newest comments searched by has_note
 NOTE_PROPERTY = "anomaly-desk"  # comment property naming the outbox job a comment came from
+HISTORY_TYPE = "anomaly-desk"  # historyMetadata.type of the transitions this client makes
+# Two-way sync: changes are re-read this far back (the search index lags behind writes, and
+# JQL dates have minutes only); the caller recognises what it has seen by comment id and state.
+OVERLAP = timedelta(minutes=2)
+UNKNOWN_ZONE_MARGIN = timedelta(hours=12)  # UTC-12 is the earliest zone
+CHANGE_FIELDS = "summary,status,updated"
+CHANGES_BATCH = 100  # issue keys per JQL query
+CHANGELOG_BATCH = 1000  # issues per changelog bulk fetch (Jira's limit)
+CHANGELOG_PAGE = 100  # entries per page of one issue's changelog
+COMMENT_PAGE = 100
+READ_CONCURRENCY = 4  # per-issue reads (comments, changelogs) in flight at once
 _KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*-\d+)\b")
+# "An issue with key 'DQ-9' does not exist for field 'key'." / "The issue key 'X' … is invalid."
+_GONE_KEY = re.compile(r"[Ii]ssue (?:with )?key '([^']+)'")
 # Cloud account ids: 24 hex digits (legacy) or "<number>:<uuid>".
 _ACCOUNT_ID = re.compile(r"^(?:[0-9a-f]{24}|\d+:[0-9a-f-]{36})$", re.IGNORECASE)
 
@@ -92,6 +120,72 @@ def jql_string(value: str) -> str:
 def search_terms(text: str) -> list[str]:
     """Words for a text search; Lucene's special characters (``+-&|!(){}[]^~*?:\\/``) dropped."""
     return re.findall(r"\w+", text)[:8]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time (Jira's ``2024-01-15T10:30:00.000+0000``, ``…Z``) as an aware datetime;
+    a time without an offset is UTC. None for nothing or something that is not a time."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def iso_utc(when: datetime) -> str:
+    """``2024-01-15T10:30:00.123Z``: UTC, milliseconds when there are any."""
+    spec = "milliseconds" if when.microsecond else "seconds"
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def since_time(since: str | None, connection: str) -> datetime | None:
+    """The cursor of ``changes``: None, or an ISO time (anything else is the caller's bug)."""
+    if since is None:
+        return None
+    when = parse_time(since)
+    if when is None:
+        raise ValidationError(f"not an ISO time: {since!r}", connection=connection)
+    return when
+
+
+async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run the calls with at most ``limit`` in flight; the answers in the calls' order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+def _category(status: JiraStatus | None) -> str | None:
+    """A status's category key: ``new``, ``indeterminate`` or ``done``."""
+    category = (status or {}).get("statusCategory") or {}
+    return category.get("key")
+
+
+def _target_category(transition: JiraTransition) -> str | None:
+    target = transition.get("to") or {}
+    category = target.get("statusCategory") or {}
+    return category.get("key")
+
+
+def _names(transitions: list[JiraTransition]) -> str:
+    return ", ".join(str(t.get("name") or t["id"]) for t in transitions) or "none"
+
+
+def _status_change(history: JiraChangeHistory) -> bool:
+    return any(
+        "status" in (item.get("fieldId"), item.get("field")) for item in history.get("items") or []
+    )
+
+
+def _author_id(history: JiraChangeHistory) -> str | None:
+    author = history.get("author")
+    return str(author["accountId"]) if author and author.get("accountId") else None
 
 
 def _jira_messages(response: httpx.Response) -> tuple[str, dict[str, str]]:
@@ -158,6 +252,8 @@ class JiraClient:
         self.name = conn.name
         self.platform = platform or Platform()
         self.url = public_url(conn.url)
+        self._me: JiraUser | None = None  # /myself, read once
+        self._bulkfetch = True  # False once the site answered 404 to /changelog/bulkfetch
         token = conn.token.get_secret_value() if conn.token else ""
         self._has_token = bool(token)
         # credentials travel only in the Authorization header
@@ -481,6 +577,337 @@ class JiraClient:
                     return [Option(str(p["name"]), str(p["name"])) for p in allowed]
         priorities = await self._answer(list[JiraPriority], "GET", f"{API}/priority")
         return [Option(str(p["name"]), str(p["name"])) for p in priorities]
+
+    # ------------------------------------------------------------------ two-way
+
+    async def _myself(self) -> JiraUser:
+        if self._me is not None:
+            return self._me
+        me = await self._answer(JiraUser, "GET", f"{API}/myself")
+        self._me = me
+        return me
+
+    async def account(self) -> str:
+        return str((await self._myself())["accountId"])
+
+    async def changes(self, tickets: list[TicketRef], since: str | None) -> list[TicketChange]:
+        """Issues among ``tickets`` updated since ``since`` (re-read ``OVERLAP`` further back),
+        each with who made its latest status change and the comments created since ``since``."""
+        keys = list(dict.fromkeys(t.key or t.id for t in tickets if t.key or t.id))
+        after = since_time(since, self.name)
+        if not keys:
+            return []
+        bound = await self._jql_bound(after) if after else None
+        issues: list[JiraIssue] = []
+        for start in range(0, len(keys), CHANGES_BATCH):
+            issues.extend(await self._changed(keys[start : start + CHANGES_BATCH], bound))
+        unique = list({str(issue.get("id") or issue["key"]): issue for issue in issues}.items())
+        if not unique:
+            return []
+        authors = await self._status_authors([issue_id for issue_id, _ in unique])
+        comments = await bounded(
+            (partial(self._comments_since, str(issue["key"]), after) for _, issue in unique),
+            READ_CONCURRENCY,
+        )
+        return [
+            self._change(issue, authors.get(issue_id), found)
+            for (issue_id, issue), found in zip(unique, comments, strict=True)
+        ]
+
+    async def _jql_bound(self, after: datetime) -> str:
+        """``updated >= "<this>"``: ``after`` less ``OVERLAP``, to the minute (floored).
+
+        Jira reads a JQL date in the searching user's profile time zone (``/myself``). Without
+        one to go by, the UTC wall clock less 12 hours: read in any zone (UTC-12 to UTC+14) that
+        is no later than asked, and a wider window only re-reads a few issues.
+        """
+        bound = after - OVERLAP
+        zone = (await self._myself()).get("timeZone")
+        try:
+            wall = bound.astimezone(ZoneInfo(zone)) if zone else None
+        except (ZoneInfoNotFoundError, ValueError):
+            wall = None
+        if wall is None:
+            log.debug("%s: no usable time zone (%r); JQL bound widened", self.name, zone)
+            wall = bound.astimezone(UTC) - UNKNOWN_ZONE_MARGIN
+        return wall.strftime("%Y-%m-%d %H:%M")
+
+    async def _changed(self, keys: list[str], bound: str | None) -> list[JiraIssue]:
+        """One batch of keys; a key Jira no longer knows (deleted, no permission: JQL naming it
+        is a 400) is dropped from the query and the rest asked again."""
+        while keys:
+            jql = f"key in ({', '.join(jql_string(key) for key in keys)})"
+            if bound:
+                jql += f" AND updated >= {jql_string(bound)}"
+            try:
+                return await self._search_issues(f"{jql} ORDER BY updated ASC", CHANGE_FIELDS)
+            except ValidationError as exc:
+                gone = {key.upper() for key in _GONE_KEY.findall(exc.message)}
+                left = [key for key in keys if key.upper() not in gone]
+                if len(left) == len(keys):
+                    raise
+                log.info("%s: %s left out of the poll: %s", self.name, ", ".join(gone), exc)
+                keys = left
+        return []
+
+    async def _search_issues(self, jql: str, fields: str) -> list[JiraIssue]:
+        """Every issue the enhanced search finds (a read: GET, so transient failures retry)."""
+        issues: list[JiraIssue] = []
+        token: str | None = None
+        while True:
+            params: dict[str, str | int] = {"jql": jql, "fields": fields, "maxResults": 100}
+            if token:
+                params["nextPageToken"] = token
+            page = await self._answer(JiraSearchPage, "GET", f"{API}/search/jql", params=params)
+            issues.extend(page.get("issues") or [])
+            token = page.get("nextPageToken")
+            if page.get("isLast", not token) or not token:
+                return issues
+
+    async def _status_authors(self, issue_ids: list[str]) -> dict[str, str]:
+        """Issue id → the accountId of whoever made its latest status change."""
+        if self._bulkfetch:
+            try:
+                return await self._bulk_status_authors(issue_ids)
+            except NotFoundError:
+                self._bulkfetch = False
+                log.info(
+                    "%s: no changelog bulk fetch here; reading changelogs one by one", self.name
+                )
+        authors = await bounded(
+            (partial(self._issue_status_author, issue_id) for issue_id in issue_ids),
+            READ_CONCURRENCY,
+        )
+        return {
+            issue_id: author
+            for issue_id, author in zip(issue_ids, authors, strict=True)
+            if author is not None
+        }
+
+    async def _bulk_status_authors(self, issue_ids: list[str]) -> dict[str, str]:
+        latest: dict[str, tuple[datetime, str]] = {}
+        for start in range(0, len(issue_ids), CHANGELOG_BATCH):
+            token: str | None = None
+            while True:
+                body: dict[str, JsonValue] = {
+                    "issueIdsOrKeys": list(issue_ids[start : start + CHANGELOG_BATCH]),
+                    "fieldIds": ["status"],
+                    "maxResults": 1000,
+                }
+                if token:
+                    body["nextPageToken"] = token
+                page = await self._answer(
+                    JiraBulkChangelogPage, "POST", f"{API}/changelog/bulkfetch", json=body
+                )
+                for changelog in page.get("issueChangeLogs") or []:
+                    issue_id = str(changelog.get("issueId") or "")
+                    for history in changelog.get("changeHistories") or []:
+                        author = _author_id(history)
+                        if not author or not _status_change(history):
+                            continue
+                        when = parse_time(history.get("created")) or datetime.min.replace(
+                            tzinfo=UTC
+                        )
+                        if issue_id not in latest or when >= latest[issue_id][0]:
+                            latest[issue_id] = (when, author)
+                token = page.get("nextPageToken")
+                if not token:
+                    break
+        return {issue_id: author for issue_id, (_, author) in latest.items()}
+
+    async def _issue_status_author(self, issue: str) -> str | None:
+        """One issue's changelog (oldest first), read from its newest page backwards."""
+        path = f"{API}/issue/{quote(issue, safe='')}/changelog"
+
+        async def read(start: int) -> JiraChangelogPage:
+            params = {"startAt": start, "maxResults": CHANGELOG_PAGE}
+            return await self._answer(JiraChangelogPage, "GET", path, params=params)
+
+        def latest(page: JiraChangelogPage) -> str | None:
+            found = [_author_id(h) for h in page.get("values") or [] if _status_change(h)]
+            return next((author for author in reversed(found) if author), None)
+
+        first = await read(0)
+        size = int(first.get("maxResults") or CHANGELOG_PAGE) or CHANGELOG_PAGE
+        start = int(first.get("total") or 0) - size
+        while start > 0:
+            author = latest(await read(start))
+            if author:
+                return author
+            start -= size
+        return latest(first)
+
+    async def _comments_since(self, key: str, after: datetime | None) -> list[TicketComment]:
+        """Comments created at or after ``after`` (all without), oldest first."""
+        path = f"{API}/issue/{quote(key, safe='')}/comment"
+        found: dict[str, TicketComment] = {}
+        start = 0
+        while True:
+            params: dict[str, str | int] = {
+                "orderBy": "-created",  # newest first: stop at the first older one
+                "startAt": start,
+                "maxResults": COMMENT_PAGE,
+                "expand": "properties",
+            }
+            page = await self._answer(JiraCommentPage, "GET", path, params=params)
+            batch = page.get("comments") or []
+            for comment in batch:
+                created = parse_time(comment.get("created"))
+                if after and created and created < after:
+                    return list(reversed(found.values()))
+                note = self._comment(comment, created)
+                found.setdefault(note.id, note)
+            start += len(batch)
+            if not batch or start >= int(page.get("total") or 0):
+                return list(reversed(found.values()))
+
+    def _comment(self, comment: JiraComment, created: datetime | None) -> TicketComment:
+        author = comment.get("author")
+        properties = comment.get("properties") or []
+        return TicketComment(
+            id=str(comment.get("id") or ""),
+            author_id=str(author.get("accountId") or "") if author else "",
+            author=str(
+                (author.get("emailAddress") or author.get("displayName") or author.get("accountId"))
+                if author
+                else ""
+            ),
+            text=adf_to_text(comment.get("body")).strip(),
+            created=iso_utc(created) if created else str(comment.get("created") or ""),
+            ours=any(
+                isinstance(prop, dict) and prop.get("key") == NOTE_PROPERTY for prop in properties
+            ),
+        )
+
+    def _change(
+        self, issue: JiraIssue, state_by: str | None, comments: list[TicketComment]
+    ) -> TicketChange:
+        ticket = self.to_ticket(issue)
+        updated = parse_time(ticket.updated)
+        if updated is not None:
+            ticket = replace(ticket, updated=iso_utc(updated))
+        status = (issue.get("fields") or {}).get("status")
+        return TicketChange(
+            ticket=ticket,
+            done=_category(status) == "done",
+            state_by=state_by,
+            comments=tuple(comments),
+        )
+
+    async def move_to_done(self, ticket: TicketRef, note: str, tag: NoteTag) -> str | None:
+        """The transition into the done category; the one named by ``done_transition`` when set,
+        else the only one (several: a ValidationError, the operator chooses)."""
+        key = ticket.key or ticket.id
+        status = await self._status(key)
+        if _category(status) == "done":
+            return f"{key} is already {status.get('name') or 'done'}: left alone"
+        transitions = await self._transitions(key)
+        chosen = self._done_transition(key, status, transitions)
+        await self._transition(key, chosen, note, tag, resolution=True)
+        return None
+
+    async def reopen(self, ticket: TicketRef, note: str, tag: NoteTag) -> str | None:
+        """The first transition into a ``new`` status, else into an ``indeterminate`` one."""
+        key = ticket.key or ticket.id
+        status = await self._status(key)
+        if _category(status) != "done":
+            return f"{key} is not done ({status.get('name') or 'no status'}): left alone"
+        transitions = await self._transitions(key)
+        chosen = next(
+            (t for t in transitions if _target_category(t) == "new"),
+            next((t for t in transitions if _target_category(t) == "indeterminate"), None),
+        )
+        if chosen is None:
+            problem = (
+                f"{key}: no transition leads out of {status.get('name') or 'done'} "
+                f"(available: {_names(transitions)})"
+            )
+            raise ValidationError(problem, connection=self.name)
+        await self._transition(key, chosen, note, tag, resolution=False)
+        return None
+
+    async def _status(self, key: str) -> JiraStatus:
+        issue = await self._answer(
+            JiraIssue, "GET", f"{API}/issue/{quote(key, safe='')}", params={"fields": "status"}
+        )
+        return (issue.get("fields") or {}).get("status") or {}
+
+    async def _transitions(self, key: str) -> list[JiraTransition]:
+        page = await self._answer(
+            JiraTransitionsPage,
+            "GET",
+            f"{API}/issue/{quote(key, safe='')}/transitions",
+            params={"expand": "transitions.fields"},
+        )
+        return [t for t in page.get("transitions") or [] if t.get("isAvailable", True)]
+
+    def _done_transition(
+        self, key: str, status: JiraStatus, transitions: list[JiraTransition]
+    ) -> JiraTransition:
+        done = [t for t in transitions if _target_category(t) == "done"]
+        wanted = (self.conn.done_transition or "").strip()
+        if wanted:
+            exact = [t for t in done if t.get("name") == wanted or t["id"] == wanted]
+            loose = [t for t in done if str(t.get("name") or "").casefold() == wanted.casefold()]
+            if exact or loose:
+                return (exact or loose)[0]
+            problem = (
+                f"{key}: no transition named {wanted!r} leads to done from "
+                f"{status.get('name') or 'its status'}; those that do: {_names(done)}"
+            )
+            raise ValidationError(
+                problem, field_errors={"done_transition": problem}, connection=self.name
+            )
+        if len(done) == 1:
+            return done[0]
+        if not done:
+            problem = (
+                f"{key}: no transition leads to done from {status.get('name') or 'its status'} "
+                f"(available: {_names(transitions)})"
+            )
+            raise ValidationError(problem, connection=self.name)
+        problem = f"several transitions lead to done: {_names(done)}; set done_transition"
+        raise ValidationError(
+            problem, field_errors={"done_transition": problem}, connection=self.name
+        )
+
+    async def _transition(
+        self, key: str, transition: JiraTransition, note: str, tag: NoteTag, *, resolution: bool
+    ) -> None:
+        """The note as this job's own comment, then the transition tagged with ``historyMetadata``.
+
+        Not the transition's ``update.comment``: Jira drops that comment without a word when the
+        transition has no screen (team-managed workflows have none), and a comment written there
+        cannot carry the property that marks it ours. The comment goes first and is looked for on
+        a retry (``has_note``), so a transition that failed after it does not write it twice.
+        """
+        ref = TicketRef(key, "")
+        if note.strip() and not await self.has_note(ref, note, tag):
+            await self.add_note(ref, note, tag)
+        body: dict[str, JsonValue] = {
+            "transition": {"id": str(transition["id"])},
+            "historyMetadata": {"type": HISTORY_TYPE, "activityDescription": tag.nonce},
+        }
+        screen = transition.get("fields") or {}
+        if resolution and "resolution" in screen:
+            body["fields"] = {"resolution": {"name": self._resolution(screen["resolution"])}}
+        await self._request(
+            "POST",
+            f"{API}/issue/{quote(key, safe='')}/transitions",
+            json=body,
+            expect=(200, 204),
+        )
+
+    def _resolution(self, field: JiraTransitionField) -> str:
+        """The configured resolution when the screen allows it, else the screen's first."""
+        wanted = self.conn.resolution
+        allowed = [str(v["name"]) for v in field.get("allowedValues") or [] if v.get("name")]
+        if not allowed:
+            return wanted
+        exact = next((name for name in allowed if name.casefold() == wanted.casefold()), None)
+        if exact is None:
+            log.info("%s: resolution %r not allowed; using %r", self.name, wanted, allowed[0])
+        return exact or allowed[0]
 
     # ------------------------------------------------------------------ mapping
 

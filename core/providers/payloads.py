@@ -26,6 +26,7 @@ class JiraUser(TypedDict, total=False):
     emailAddress: str  # absent when the user's privacy settings hide it
     displayName: str
     active: bool
+    timeZone: str  # the user's profile time zone: JQL reads its dates in it
 
 
 class JiraCreated(TypedDict, total=False):
@@ -109,12 +110,101 @@ class JiraComment(TypedDict, total=False):
     id: str
     body: JsonValue  # an ADF document in v3; ``adf_to_text`` reads whatever comes
     properties: list[JiraProperty] | None  # absent when the site did not expand them
+    author: JiraUser | None
+    created: str  # ``2024-01-15T10:30:00.000+0000``
 
 
 class JiraCommentPage(TypedDict, total=False):
-    """``GET /issue/{key}/comment``."""
+    """``GET /issue/{key}/comment``: offset paging (``startAt``, ``maxResults``, ``total``)."""
 
     comments: list[JiraComment] | None
+    startAt: int
+    maxResults: int
+    total: int
+
+
+class JiraAllowedValue(TypedDict, total=False):
+    """An allowed value of a transition screen's field (a resolution: ``id`` and ``name``)."""
+
+    id: str
+    name: str
+    value: str
+
+
+class JiraTransitionField(TypedDict, total=False):
+    """A field of a transition's screen (``expand=transitions.fields``), by field id."""
+
+    required: bool
+    name: str
+    allowedValues: list[JiraAllowedValue] | None
+
+
+class JiraTransitionTarget(TypedDict, total=False):
+    """The status a transition leads to."""
+
+    id: str
+    name: str
+    statusCategory: JiraStatusCategory | None
+
+
+class JiraTransition(TypedDict, total=False):
+    """An entry of ``GET /issue/{key}/transitions``."""
+
+    id: Required[str]
+    name: str
+    to: JiraTransitionTarget | None
+    isAvailable: bool
+    hasScreen: bool
+    fields: dict[str, JiraTransitionField] | None  # only with ``expand=transitions.fields``
+
+
+class JiraTransitionsPage(TypedDict, total=False):
+    """``GET /issue/{key}/transitions``: the transitions the caller may take now."""
+
+    transitions: list[JiraTransition] | None
+
+
+class JiraChangeItem(TypedDict, total=False):
+    """One changed field of a changelog entry."""
+
+    field: str
+    fieldId: str
+    fromString: str | None
+    toString: str | None
+
+
+class JiraChangeHistory(TypedDict, total=False):
+    """A changelog entry: who changed what, when."""
+
+    id: str
+    author: JiraUser | None  # absent for anonymous / automation changes on some sites
+    created: str
+    items: list[JiraChangeItem] | None
+    historyMetadata: JsonValue
+
+
+class JiraIssueChangelog(TypedDict, total=False):
+    """One issue's entries in a ``POST /changelog/bulkfetch`` page."""
+
+    issueId: str
+    changeHistories: list[JiraChangeHistory] | None
+
+
+class JiraBulkChangelogPage(TypedDict, total=False):
+    """``POST /changelog/bulkfetch``: changelogs oldest first, paged by ``nextPageToken``."""
+
+    issueChangeLogs: list[JiraIssueChangelog] | None
+    nextPageToken: str | None
+
+
+class JiraChangelogPage(TypedDict, total=False):
+    """``GET /issue/{key}/changelog``: one issue's changelog, oldest first, offset paging."""
+
+    values: list[JiraChangeHistory] | None
+    startAt: int
+    maxResults: int
+    total: int
+    isLast: bool
 
 
 class JiraIssueTypesPage(TypedDict, total=False):
@@ -177,3 +267,4 @@ class Incident(TypedDict, total=False):
     caller_id: ServiceNowField
     correlation_id: ServiceNowField
     sys_updated_on: ServiceNowField
+    sys_updated_by: ServiceNowField  # a user_name: who wrote the row last (``changes``)

@@ -4,13 +4,20 @@ One ``httpx.AsyncClient`` per connection, driven by the shared loop of ``http``:
 transient failures a couple of times; writes never do, and a write that got no answer is reported
 ``ambiguous`` so the sync engine looks for its effect (``find_created``) before repeating it. The
 password lives only in the HTTP client's auth.
+
+Two-way sync polls the table (``sys_updated_on``) and ``sys_journal_field`` (work notes and
+additional comments, ``sys_created_by`` = the writer's user_name: ours when it is the configured
+user's), resolves with state 6 and a close code read from ``sys_choice`` (never 7, Closed), and
+reopens to state 2.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar, cast
 from urllib.parse import quote
 
@@ -27,6 +34,8 @@ from anomaly_desk.core.providers.base import (
     Option,
     ProviderKind,
     Ticket,
+    TicketChange,
+    TicketComment,
     TicketFields,
     TicketRef,
 )
@@ -49,6 +58,7 @@ from anomaly_desk.core.providers.payloads import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CORRELATION_DISPLAY = "Anomaly Desk"
 SHORT_DESCRIPTION_MAX = 160  # incident.short_description max_length on a base instance
@@ -107,8 +117,20 @@ LABEL_TO_FIELD = {
     "impact": "impact",
     "urgency": "urgency",
     "priority": "priority",
+    "resolution code": "close_code",
+    "resolution notes": "close_notes",
 }
 SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+# Two-way sync: rows are re-read this far back (a write's sys_updated_on is when it began, and
+# clocks drift); the caller recognises what it has seen by journal sys_id and state.
+OVERLAP = timedelta(minutes=2)
+CHANGE_FIELDS = "sys_id,number,state,short_description,sys_updated_on,sys_updated_by"
+JOURNAL_FIELDS = "sys_id,element_id,element,value,sys_created_on,sys_created_by"
+CHANGES_BATCH = 100  # sys_ids per query (they go in the URL)
+JOURNAL_PAGE = 1000
+RESOLVED = ("6", "7")  # Resolved, Closed: done
+STATE_FIELDS = "sys_id,number,state"
+DEFAULT_CLOSE_NOTES = "Resolved by Anomaly Desk: the anomaly was archived."
 
 
 class ServiceNowClient:
@@ -128,6 +150,7 @@ class ServiceNowClient:
         self.url = conn.url
         self.table = conn.table
         self.username = conn.username
+        self.close_code = conn.close_code
         self.platform = platform or Platform()
         self._secret = conn.password.get_secret_value() if conn.password else ""
         self._client = basic_auth_client(conn, conn.url, conn.username, self._secret, transport)
@@ -257,6 +280,218 @@ class ServiceNowClient:
         out["assigned_to"] = people
         out["caller_id"] = list(people)
         return out
+
+    # -- two-way ---------------------------------------------------------------------------
+
+    async def account(self) -> str:
+        """The configured user's ``user_name``: what ``sys_created_by``/``sys_updated_by`` say."""
+        return self.username
+
+    async def changes(self, tickets: list[TicketRef], since: str | None) -> list[TicketChange]:
+        """Incidents among ``tickets`` updated since ``since`` (re-read ``OVERLAP`` further
+        back), with their work notes and comments created since ``since``."""
+        after = _since(since, self.name)
+        ids = [t.id for t in tickets if SYS_ID.match(t.id)]
+        for ref in tickets:
+            if not SYS_ID.match(ref.id) and ref.key:
+                try:
+                    ids.append((await self.get_ticket(ref.key)).id)
+                except NotFoundError:
+                    log.info("%s: %s no longer exists; left out of the poll", self.name, ref.key)
+        ids = list(dict.fromkeys(ids))
+        rows: list[Incident] = []
+        for start in range(0, len(ids), CHANGES_BATCH):
+            chunk = ids[start : start + CHANGES_BATCH]
+            query = f"sys_idIN{','.join(chunk)}"
+            if after is not None:
+                query += f"^sys_updated_on>={_stamp(after - OVERLAP)}"
+            params = {
+                "sysparm_query": query + "^ORDERBYsys_updated_on",
+                "sysparm_fields": CHANGE_FIELDS,
+                "sysparm_display_value": "all",
+                "sysparm_exclude_reference_link": "true",
+                "sysparm_limit": str(len(chunk)),
+            }
+            rows.extend(await self._answer(list[Incident], "GET", self._path(), params=params))
+        if not rows:
+            return []
+        notes = await self._journal_since([_value(row.get("sys_id")) for row in rows], after)
+        return [self._change(row, notes.get(_value(row.get("sys_id")), [])) for row in rows]
+
+    async def _journal_since(
+        self, ids: list[str], after: datetime | None
+    ) -> dict[str, list[TicketComment]]:
+        """Work notes and additional comments of the records, created since ``after``, oldest
+        first, by record sys_id."""
+        out: dict[str, list[TicketComment]] = {}
+        seen: set[str] = set()
+        mine = self.username.casefold()
+        for start in range(0, len(ids), CHANGES_BATCH):
+            query = f"element_idIN{','.join(ids[start : start + CHANGES_BATCH])}"
+            query += "^elementINwork_notes,comments"
+            if after is not None:
+                query += f"^sys_created_on>={_stamp(after)}"
+            offset = 0
+            while True:
+                params = {
+                    "sysparm_query": query + "^ORDERBYsys_created_on",
+                    "sysparm_fields": JOURNAL_FIELDS,
+                    "sysparm_display_value": "false",
+                    "sysparm_exclude_reference_link": "true",
+                    "sysparm_limit": str(JOURNAL_PAGE),
+                    "sysparm_offset": str(offset),
+                }
+                page = await self._answer(
+                    list[ServiceNowRow],
+                    "GET",
+                    self._path(table="sys_journal_field"),
+                    params=params,
+                )
+                for row in page:
+                    sys_id, who = row.get("sys_id", ""), row.get("sys_created_by", "")
+                    if sys_id in seen:
+                        continue  # a page boundary moved under a new entry
+                    seen.add(sys_id)
+                    stamp = row.get("sys_created_on", "")
+                    out.setdefault(row.get("element_id", ""), []).append(
+                        TicketComment(
+                            id=sys_id,
+                            author_id=who,
+                            author=who,
+                            text=row.get("value", ""),
+                            created=_iso_z(stamp) or stamp,
+                            ours=who.casefold() == mine,
+                        )
+                    )
+                offset += len(page)
+                if len(page) < JOURNAL_PAGE:
+                    break
+        return out
+
+    def _change(self, row: Incident, comments: list[TicketComment]) -> TicketChange:
+        ticket = self._ticket(row)
+        stamp = _value(row.get("sys_updated_on"))
+        ticket = replace(
+            ticket,
+            updated=_iso_z(stamp) or ticket.updated,
+            extra={k: v for k, v in ticket.extra.items() if v not in ("", None)},
+        )
+        state = _value(row.get("state"))
+        return TicketChange(
+            ticket=ticket,
+            done=state in RESOLVED,
+            state_by=_value(row.get("sys_updated_by")) or None,
+            comments=tuple(comments),
+        )
+
+    async def move_to_done(self, ticket: TicketRef, note: str, tag: NoteTag) -> str | None:
+        """State 6 (Resolved) with the configured close code and ``note`` as close notes; never 7
+        (Closed: the instance closes a resolved incident itself, and a closed one is final)."""
+        row = await self._state_row(ticket)
+        number, state = row.get("number") or ticket.key, row.get("state", "")
+        if state in RESOLVED:
+            return f"{number} is already {STATE_NAMES.get(state, state)}: left alone"
+        code = await self._close_code()
+        body = {
+            "state": "6",
+            "close_code": code,
+            "close_notes": note.strip() or DEFAULT_CLOSE_NOTES,
+        }
+        try:
+            after = await self._patch_state(row.get("sys_id") or ticket.id, body)
+        except ValidationError as exc:
+            if exc.status != 403:
+                raise
+            _, _, wanted = " ".join(exc.message.split()).partition("mandatory:")
+            problem = (
+                f"{number} cannot be resolved: the instance's data policy requires "
+                f"{wanted.strip() or 'more fields'} (close code sent: {code!r})"
+            )
+            raise ValidationError(
+                problem, field_errors=exc.field_errors, status=exc.status, connection=self.name
+            ) from exc
+        self._check_state(number, after, "6")
+        return None
+
+    async def reopen(self, ticket: TicketRef, note: str, tag: NoteTag) -> str | None:
+        """State 2 (In Progress) with ``note`` as a work note, from Resolved only."""
+        row = await self._state_row(ticket)
+        number, state = row.get("number") or ticket.key, row.get("state", "")
+        if state == "7":
+            return f"{number} is Closed: a closed incident cannot be reopened; left alone"
+        if state != "6":
+            return f"{number} is not resolved ({STATE_NAMES.get(state, state)}): left alone"
+        body = {"state": "2"}
+        if note.strip():
+            body["work_notes"] = note
+        self._check_state(
+            number, await self._patch_state(row.get("sys_id") or ticket.id, body), "2"
+        )
+        return None
+
+    async def _state_row(self, ticket: TicketRef) -> ServiceNowRow:
+        """sys_id, number and state (stored values) of the ticket's record."""
+        params = {
+            "sysparm_fields": STATE_FIELDS,
+            "sysparm_display_value": "false",
+            "sysparm_exclude_reference_link": "true",
+        }
+        if SYS_ID.match(ticket.id):
+            return await self._answer(ServiceNowRow, "GET", self._path(ticket.id), params=params)
+        key = ticket.key.strip().upper()
+        _refuse_caret(key, "key", self.name)
+        params |= {"sysparm_query": f"number={key}", "sysparm_limit": "1"}
+        rows = await self._answer(list[ServiceNowRow], "GET", self._path(), params=params)
+        if not rows:
+            raise NotFoundError(f"No {self.table} {key}", status=None, connection=self.name)
+        return rows[0]
+
+    async def _patch_state(self, sys_id: str, body: dict[str, str]) -> ServiceNowRow:
+        params = {
+            "sysparm_fields": STATE_FIELDS,
+            "sysparm_display_value": "false",
+            "sysparm_exclude_reference_link": "true",
+        }
+        return await self._answer(
+            ServiceNowRow, "PATCH", self._path(sys_id), params=params, json=body
+        )
+
+    def _check_state(self, number: str, row: ServiceNowRow, wanted: str) -> None:
+        """A business rule may refuse a state change without an error: the answer tells."""
+        state = row.get("state", "")
+        if state != wanted:
+            problem = (
+                f"{number} stayed {STATE_NAMES.get(state, state or 'unchanged')} "
+                f"(asked for {STATE_NAMES[wanted]}): a business rule on the instance refused it"
+            )
+            raise ValidationError(problem, field_errors={"state": problem}, connection=self.name)
+
+    async def _close_code(self) -> str:
+        """The configured close code as the instance stores it (a label is taken too); one the
+        instance does not offer is refused here, as the instance would drop it silently."""
+        wanted = self.close_code.strip()
+        try:
+            rows = await self._rows(
+                "sys_choice",
+                f"name={self.table}^element=close_code^inactive=false^ORDERBYsequence",
+                "value,label",
+            )
+        except AuthError:
+            return wanted  # the choices are not readable: the instance judges the code
+        if not rows:
+            return wanted
+        for row in rows:
+            if row.get("value") == wanted:
+                return wanted
+        for row in rows:
+            if wanted.casefold() in (
+                row.get("value", "").casefold(),
+                row.get("label", "").casefold(),
+            ):
+                return row["value"]
+        valid = ", ".join(dict.fromkeys(row.get("value", "") for row in rows if row.get("value")))
+        problem = f"close code {wanted!r} is not one of the instance's: {valid} (set close_code)"
+        raise ValidationError(problem, field_errors={"close_code": problem}, connection=self.name)
 
     # -- building requests ---------------------------------------------------------------
 
@@ -516,6 +751,30 @@ def _mandatory(detail: str) -> dict[str, str]:
         if label:
             out[LABEL_TO_FIELD.get(label.lower(), label.lower().replace(" ", "_"))] = "mandatory"
     return out
+
+
+def _since(since: str | None, connection: str) -> datetime | None:
+    """The cursor of ``changes``: None, or an ISO time (a time without an offset is UTC)."""
+    if since is None:
+        return None
+    try:
+        when = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"not an ISO time: {since!r}", connection=connection) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _stamp(when: datetime) -> str:
+    """An encoded query's date-time: UTC ``YYYY-MM-DD HH:MM:SS`` (floored to the second)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso_z(stamp: str) -> str | None:
+    """An instance time (UTC ``YYYY-MM-DD HH:MM:SS``) as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
 
 
 def _iso(stamp: str) -> str | None:
