@@ -483,9 +483,10 @@ def _check_file_shape(data: Mapping[str, object], where: str) -> None:
             continue  # the model says what is wrong with it
         label = _label(index, conn.get("name"))
         field = SECRET_FIELDS.get(str(conn.get("provider")), ("token", ""))[0]
-        for key in ("token", "password"):
+        for key in ("token", "password", "webhook_secret"):
             if key in conn:
-                theirs = field if conn.get("provider") in SECRET_FIELDS else key
+                known = conn.get("provider") in SECRET_FIELDS and key != "webhook_secret"
+                theirs = field if known else key
                 raise ConfigError(
                     f"{where}: {label}: {key}: secrets are not kept in the config file; name "
                     f"an environment variable with {theirs}_env (or an OS keyring service "
@@ -637,7 +638,13 @@ def _resolve(conn: Connection, index: int, env: Mapping[str, str]) -> Connection
             f"{label}: {field}_env: no {field} configured; name an environment variable with "
             f"{field}_env or an OS keyring service with {field}_keyring"
         )
-    return conn.model_copy(update={field: SecretStr(value)})
+    update: dict[str, object] = {field: SecretStr(value)}
+    if conn.webhook_secret is not None:  # only a variable can have set it: the file refuses it
+        raise ConfigError(f"{label}: webhook_secret: name a variable with webhook_secret_env")
+    if conn.webhook_secret_env:
+        hook = _from_env(env, conn.webhook_secret_env, label, "webhook_secret_env")
+        update["webhook_secret"] = SecretStr(hook)
+    return conn.model_copy(update=update)
 
 
 def _resolve_platform(platform: Platform, env: Mapping[str, str], where: str) -> Platform:

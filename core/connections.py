@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+Direction = Literal["off", "to_ticket", "from_ticket", "both"]
+
 
 class _Connection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -18,6 +20,36 @@ class _Connection(BaseModel):
     url: str
     timeout: float = 20.0  # seconds, per request
     verify_tls: bool | str = True  # False, True, or a CA bundle path (the sandbox's --tls cert)
+
+    # Two-way sync, each direction opt-in (the defaults are the one-way behaviour).
+    status: Direction = "to_ticket"  # status notes to tickets; from_ticket: ticket states count
+    comments: Direction = "to_ticket"  # from_ticket: people's comments on tickets come back
+    fan_out_ticket_comments: bool = False  # a comment from one ticket goes to the others too
+    on_ticket_done: str | None = None  # "archive:Resolved": a done ticket archives the anomaly
+    on_anomaly_archived: Literal["note", "transition"] = "note"  # transition: move the ticket
+    on_recurrence: Literal["comment", "reopen", "new_ticket"] = "comment"
+    poll_s: float = Field(60.0, ge=0)  # read changed tickets this often (0: never)
+    webhook_secret_env: str | None = None  # inbound hint webhooks: the HMAC secret's variable
+    webhook_secret: SecretStr | None = None  # resolved at load time; never written anywhere
+
+    @field_validator("on_ticket_done")
+    @classmethod
+    def _done_action(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        action, _, status = value.partition(":")
+        archived = ("Resolved", "Duplicate", "Invalid", "Discarded")
+        if action != "archive" or status not in archived:
+            raise ValueError(f"must be archive:<status>, the status one of {', '.join(archived)}")
+        return value
+
+    def takes(self, field: Literal["status", "comments"]) -> bool:
+        """Whether changes of ``field`` made on the ticket come back to the anomaly."""
+        return getattr(self, field) in ("from_ticket", "both")
+
+    def gives(self, field: Literal["status", "comments"]) -> bool:
+        """Whether changes of ``field`` made here go to the ticket."""
+        return getattr(self, field) in ("to_ticket", "both")
 
     @field_validator("url")
     @classmethod
@@ -36,6 +68,8 @@ class JiraConnection(_Connection):
     project: str = "DQ"
     issue_type: str = "Task"
     label: str = "anomaly-desk"  # added to every issue we create, with ``anomaly-<id>``
+    done_transition: str | None = None  # the transition to take when several lead to done
+    resolution: str = "Done"  # sent with that transition when its screen has a resolution
 
 
 class ServiceNowConnection(_Connection):
@@ -45,6 +79,7 @@ class ServiceNowConnection(_Connection):
     password_keyring: str | None = None
     password: SecretStr | None = None
     table: str = "incident"
+    close_code: str = "Solution provided"  # with state 6 (Resolved) when the anomaly is archived
 
 
 Connection = Annotated[JiraConnection | ServiceNowConnection, Field(discriminator="provider")]

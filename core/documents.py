@@ -82,10 +82,12 @@ __all__ = [
     "new_link",
     "new_platform_job",
     "new_row",
+    "new_ticket_job",
     "with_comment",
     "with_link",
     "with_stale",
     "with_status",
+    "with_ticket_change",
     "with_ticket_states",
     "without_link",
 ]
@@ -93,6 +95,10 @@ __all__ = [
 
 def _is_none(value: Any) -> bool:
     return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    return not value
 
 
 StatusName = Annotated[Status | str, Field(union_mode="left_to_right")]
@@ -118,6 +124,7 @@ class Comment(Document):
     at: str
     text: str
     by: str
+    origin: str | None = Field(None, exclude_if=_is_none)  # the link it came from (two-way)
 
 
 class TicketLink(Document):
@@ -135,6 +142,10 @@ class TicketLink(Document):
     state_category: str | None = None
     state_read_at: str | None = None
     linked_at: str | None = None
+    # two-way: the ticket's ``updated`` when last read back, the comments already taken (their
+    # provider ids, the newest few hundred: a poll's overlap window sees some again)
+    inbound_at: str | None = Field(None, exclude_if=_is_none)
+    seen_comments: tuple[str, ...] = Field((), exclude_if=_is_empty)
 
 
 class _Entry(Document):
@@ -210,7 +221,14 @@ class OtherEntry(_Entry):
 
 
 KnownEntry: TypeAlias = Annotated[
-    Received | StatusChanged | Commented | TicketAdded | TicketRemoved | Stale | Imported | Enriched,
+    Received
+    | StatusChanged
+    | Commented
+    | TicketAdded
+    | TicketRemoved
+    | Stale
+    | Imported
+    | Enriched,
     Field(discriminator="kind"),
 ]
 
@@ -339,11 +357,13 @@ def with_status(doc: AnomalyDocument, status: Status | str, at: str, by: str) ->
     )
 
 
-def with_comment(doc: AnomalyDocument, text: str, at: str, by: str) -> AnomalyDocument:
+def with_comment(
+    doc: AnomalyDocument, text: str, at: str, by: str, origin: str | None = None
+) -> AnomalyDocument:
     return doc.model_copy(
         update={
             "updated_at": at,
-            "comments": (*doc.comments, Comment(at=at, text=text, by=by)),
+            "comments": (*doc.comments, Comment(at=at, text=text, by=by, origin=origin)),
             "history": (*doc.history, Commented(at=at, by=by)),
         }
     )
@@ -397,6 +417,31 @@ def without_link(doc: AnomalyDocument, link_id: str, at: str) -> AnomalyDocument
             "history": (*doc.history, entry),
         }
     )
+
+
+SEEN_COMMENTS_KEPT = 300
+
+
+def with_ticket_change(
+    doc: AnomalyDocument, link_id: str, ticket: Ticket, seen: tuple[str, ...], at: str
+) -> AnomalyDocument:
+    """The link as just read back by a poll: state, its cursor and the comments seen."""
+    links = []
+    for link in doc.links:
+        if link.id == link_id:
+            known = (*link.seen_comments, *(c for c in seen if c not in link.seen_comments))
+            link = link.model_copy(
+                update={
+                    "state": ticket.state,
+                    "state_category": ticket.state_category,
+                    "summary": ticket.summary or link.summary,
+                    "state_read_at": at,
+                    "inbound_at": ticket.updated or link.inbound_at,
+                    "seen_comments": known[-SEEN_COMMENTS_KEPT:],
+                }
+            )
+        links.append(link)
+    return doc.model_copy(update={"links": tuple(links)})
 
 
 def with_ticket_states(
@@ -500,6 +545,25 @@ def new_platform_job(
         ticket_key=str(anomaly_id),
         ticket_id=str(anomaly_id),
         kind=kind,
+        text=text,
+        nonce=nonce,
+        created_at=at,
+    )
+
+
+def new_ticket_job(
+    job_id: int, anomaly_id: int, connection: str, provider: str, text: str, nonce: str, at: str
+) -> SyncJob:
+    """A job that creates a ticket on ``connection`` for the anomaly (a recurrence whose ticket
+    is done): on its own queue, as the ticket does not exist yet."""
+    return SyncJob(
+        id=job_id,
+        anomaly_id=anomaly_id,
+        link_id=f"new:{connection}",
+        connection=connection,
+        provider=provider,
+        ticket_key=f"new-{anomaly_id}",
+        kind=JobKind.NEW_TICKET,
         text=text,
         nonce=nonce,
         created_at=at,

@@ -48,8 +48,9 @@ class Ingester(Protocol):
     """What an import stores through (the Desk): the webhook's merge, plus the import's state
     in the same transaction; answers (created, updated, unchanged)."""
 
-    async def ingest_import(self, delivery: Delivery, state_for: StateFor) -> tuple[int, int, int]:
-        ...
+    async def ingest_import(
+        self, delivery: Delivery, state_for: StateFor
+    ) -> tuple[int, int, int]: ...
 
 
 @dataclass(frozen=True)

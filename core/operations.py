@@ -16,10 +16,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Literal
 
-from anomaly_desk.core.connections import Platform
+from anomaly_desk.core.connections import Connection, Platform
 from anomaly_desk.core.documents import (
     AnomalyDocument,
+    StatusChanged,
     SyncJob,
     TicketLink,
     job_reset,
@@ -27,6 +29,7 @@ from anomaly_desk.core.documents import (
     with_comment,
     with_link,
     with_status,
+    with_ticket_change,
     with_ticket_states,
     without_link,
 )
@@ -44,6 +47,7 @@ from anomaly_desk.core.providers import (
     ProviderError,
     RateLimitedError,
     Ticket,
+    TicketChange,
     TicketFields,
     UnavailableError,
     ValidationError,
@@ -135,6 +139,20 @@ def default_operator() -> str:
         return OPERATOR
 
 
+def _was_archived(doc: AnomalyDocument) -> bool:
+    """Whether the status change just recorded took the anomaly out of an archived status."""
+    for entry in reversed(doc.history):
+        if isinstance(entry, StatusChanged):
+            return entry.from_ in ARCHIVED
+    return False
+
+
+def _ticket_done(link: TicketLink) -> bool:
+    """Jira: status category done; ServiceNow: Resolved or Closed (as last read)."""
+    category = (link.state_category or "").lower()
+    return category == "done" or link.state in ("Resolved", "Closed")
+
+
 IMPORT_KEY = "import"  # an import's pages are not deliveries: never recorded as redeliveries
 
 
@@ -153,6 +171,7 @@ class Desk:
         write_back: bool = False,
         enrich: bool = False,
         platform_api: PlatformClient | None = None,
+        connections: Mapping[str, Connection] | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -167,6 +186,9 @@ class Desk:
         self.write_back = write_back  # a person's status changes and comments reach the platform
         self.enrich = enrich  # thin webhook anomalies are completed from the platform's API
         self.platform_api = platform_api  # import (and, through the worker, write-back)
+        self.connections = connections or {}  # their two-way settings (none: one-way notes)
+        if worker is not None:
+            worker.creator = self  # new-ticket jobs (a recurrence) are created through the desk
         self._import: asyncio.Task[ImportProgressView] | None = None
         self._import_view: ImportProgressView | None = None
         self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
@@ -200,6 +222,47 @@ class Desk:
             row.change = change
             self.bus.publish(EventName.ANOMALY_UPDATED, row)
 
+    # -- where changes go (two-way settings per connection) -----------------------------------
+
+    def _gives(self, link: TicketLink, field: Literal["status", "comments"]) -> bool:
+        conn = self.connections.get(link.connection)
+        return conn is None or conn.gives(field)
+
+    def _notes(
+        self,
+        doc: AnomalyDocument,
+        kind: JobKind,
+        text: str,
+        field: Literal["status", "comments"],
+        origin: str | None = None,
+        others: bool = True,
+    ) -> list[Put]:
+        """Note jobs for the links whose connection takes ``field`` to its tickets; never to
+        ``origin`` (where the change came from), and to no other link unless ``others``."""
+        links = [
+            link
+            for link in doc.links
+            if link.id != origin and (others or origin is None) and self._gives(link, field)
+        ]
+        return self.outbox.jobs_for(doc, kind, text, links)
+
+    def _transitions(self, doc: AnomalyDocument, note: str, origin: str | None = None) -> list[Put]:
+        """An archived anomaly moves the tickets of connections with on_anomaly_archived =
+        "transition" to done (never the ticket whose being done archived it)."""
+        if doc.status not in ARCHIVED:
+            return []
+        links = []
+        for link in doc.links:
+            conn = self.connections.get(link.connection)
+            if (
+                link.id != origin
+                and conn is not None
+                and conn.on_anomaly_archived == "transition"
+                and conn.gives("status")
+            ):
+                links.append(link)
+        return self.outbox.jobs_for(doc, JobKind.TRANSITION, note, links)
+
     # -- ingestion -----------------------------------------------------------------------------
 
     async def ingest_import(
@@ -231,7 +294,10 @@ class Desk:
         ops, result, changed = plan_delivery(self.store, delivery, key, iso(at))
         for doc in changed:
             note = status_note(doc.status, at, self.platform.name)
-            ops += self.outbox.jobs_for(doc, JobKind.STATUS, note)
+            ops += self._notes(doc, JobKind.STATUS, note, "status")
+            ops += self._transitions(doc, note)
+        if self.connections:
+            ops += self._recurrences(delivery, result, changed)
         if self.enrich and delivery.kind != IMPORT:  # a job, delivered after the 2xx
             thin = {a.id for a in delivery.anomalies if is_thin(a)}
             for anomaly_id in result.created:
@@ -283,10 +349,11 @@ class Desk:
             new = with_comment(new, comment, at, by)
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         note = status_note(status.value, now, self.platform.name, self._author(by))
-        ops += self.outbox.jobs_for(new, JobKind.STATUS, note)
+        ops += self._notes(new, JobKind.STATUS, note, "status")
         if comment:
             note = comment_note(comment, self.platform.name, self._author(by))
-            ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
+            ops += self._notes(new, JobKind.COMMENT, note, "comments")
+        ops += self._transitions(new, comment or note)
         if self.write_back:
             if comment and doc.status not in ARCHIVED:  # first: it refuses comments once archived
                 ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, comment))
@@ -319,7 +386,7 @@ class Desk:
         new = with_comment(self.anomaly(anomaly_id), text, now_iso(), by)
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         note = comment_note(text, self.platform.name, self._author(by))
-        ops += self.outbox.jobs_for(new, JobKind.COMMENT, note)
+        ops += self._notes(new, JobKind.COMMENT, note, "comments")
         if self.write_back and new.status not in ARCHIVED:  # the platform refuses those
             ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, text))
         await self._commit(ops)
@@ -541,6 +608,148 @@ class Desk:
         """Check every connection now; each one's result by name."""
         return await self.monitor.check_all()
 
+    # -- two-way: recurrence ------------------------------------------------------------------
+
+    def _recurrences(
+        self, delivery: Delivery, result: IngestResultView, changed: list[AnomalyDocument]
+    ) -> list[Op]:
+        """An anomaly back while its ticket is done: the same one reopened by the platform, or a
+        new one with the fingerprint of an anomaly whose ticket is done. Per connection,
+        ``on_recurrence``: a comment on the done ticket, reopen it, or a new ticket."""
+        ops: list[Op] = []
+        for doc in changed:
+            if doc.status in ARCHIVED or not _was_archived(doc):
+                continue
+            text = f"Anomaly {doc.id} is {doc.status} again in {self.platform.name}"
+            ops += self._recur(doc, doc.id, text)
+        created = {a.id: a for a in delivery.anomalies if a.id in set(result.created)}
+        for anomaly in created.values():
+            if anomaly.fingerprint is None:
+                continue
+            for earlier_id in self.store.linked_with_fingerprint(anomaly.fingerprint):
+                earlier = self.store.anomaly_doc(earlier_id)
+                if earlier is None or earlier_id == anomaly.id:
+                    continue
+                text = (
+                    f"Anomaly {anomaly.id} recurred in {self.platform.name} with the fingerprint "
+                    f"of anomaly {earlier_id}"
+                )
+                ops += self._recur(earlier, anomaly.id, text)
+        return ops
+
+    def _recur(self, doc: AnomalyDocument, anomaly_id: int, text: str) -> list[Op]:
+        """For each of ``doc``'s done tickets, what its connection does on a recurrence of
+        ``anomaly_id`` (``doc`` itself, or a new anomaly with its fingerprint)."""
+        ops: list[Op] = []
+        for link in doc.links:
+            conn = self.connections.get(link.connection)
+            if conn is None or not _ticket_done(link):
+                continue
+            if conn.on_recurrence == "reopen":
+                ops += self.outbox.jobs_for(doc, JobKind.REOPEN, text, [link])
+            elif conn.on_recurrence == "new_ticket":
+                ops.append(self.outbox.new_ticket_job(anomaly_id, conn.name, link.provider, text))
+            else:
+                ops += self.outbox.jobs_for(doc, JobKind.COMMENT, text, [link])
+        return ops
+
+    async def created_for(self, job: SyncJob) -> str | None:
+        """A new-ticket job's ticket, when an earlier attempt created and linked it."""
+        doc = self.store.anomaly_doc(job.anomaly_id)
+        for link in doc.links if doc else ():
+            if (
+                link.connection == job.connection
+                and link.linked_at
+                and link.linked_at >= job.created_at
+            ):
+                return link.ticket_key
+        return None
+
+    async def create_for(self, job: SyncJob) -> str:
+        """A new-ticket job: create the ticket (recovered, not doubled, after an ambiguous
+        create) and link it."""
+        provider = self.provider(job.connection)
+        required = REQUIRED_FIELDS[provider.kind]
+        fields: TicketFields = {
+            required: f"Anomaly {job.anomaly_id} recurred",
+            "description": job.text,
+        }
+        try:
+            link = await self.create_ticket(job.anomaly_id, job.connection, fields)
+        except Conflict as exc:
+            return str(exc)
+        except OperationError as exc:
+            raise ProviderError(str(exc), connection=job.connection) from None
+        return f"created {link.ticket_key} for the recurrence"
+
+    # -- two-way: what a ticket says back ----------------------------------------------------
+
+    async def apply_ticket_change(
+        self, anomaly_id: int, link_id: str, change: TicketChange, account: str
+    ) -> AnomalyDocument | None:
+        """A poll read ``change`` on a linked ticket: its state always (and the cursor); what a
+        person did there when the connection takes it back (issue #13). Never echoed: the
+        integration's own writes (``ours``, or by ``account``) are skipped, and nothing is sent
+        back to the ticket it came from."""
+        doc = self.store.anomaly_doc(anomaly_id)
+        link = None if doc is None else doc.link_by_id(link_id)
+        if doc is None or link is None:
+            return None  # unlinked meanwhile
+        conn = self.connections.get(link.connection)
+        at = now_iso()
+        key = link.ticket_key
+        since_link = link.linked_at or ""
+        fresh = [
+            c
+            for c in change.comments
+            if c.id not in link.seen_comments
+            and not c.ours
+            and c.author_id != account
+            and c.created >= since_link  # what was said before the link is the ticket's past
+        ]
+        was_done = _ticket_done(link)
+        new = with_ticket_change(
+            doc, link_id, change.ticket, tuple(c.id for c in change.comments), at
+        )
+        ops: list[Op] = []
+        changed = ""
+        if conn is not None and conn.takes("comments"):
+            others = conn.fan_out_ticket_comments
+            for comment in fresh:
+                by = f"from {key} ({comment.author})"
+                new = with_comment(new, comment.text, at, by, origin=link_id)
+                note = comment_note(comment.text, f"{key} ({comment.author})")
+                ops += self._notes(new, JobKind.COMMENT, note, "comments", link_id, others)
+                if self.write_back and new.status not in ARCHIVED:
+                    text = f"{comment.text}\n— {comment.author} on {key}"
+                    ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, text))
+                changed = "comment"
+        done_by_person = (
+            change.done
+            and not was_done  # a transition seen, not a state the ticket already had
+            and (change.state_by is None or change.state_by != account)
+        )
+        if (
+            conn is not None
+            and conn.takes("status")
+            and conn.on_ticket_done
+            and done_by_person
+            and new.status not in ARCHIVED
+        ):
+            status = Status(conn.on_ticket_done.partition(":")[2])
+            by = f"{key} ({change.state_by})" if change.state_by else key
+            now = datetime.now(UTC)
+            new = with_status(new, status, iso(now), by)
+            note = status_note(status.value, now, self.platform.name)
+            ops += self._notes(new, JobKind.STATUS, note, "status", link_id)
+            ops += self._transitions(new, f"{key} was done: archived as {status.value}", link_id)
+            if self.write_back:
+                ops.append(self.outbox.platform_job(anomaly_id, JobKind.STATUS, status.value))
+            changed = "status"
+        await self._commit([Put("anomalies", str(anomaly_id), new), *ops])
+        self._publish_anomaly(new, changed or "ticket")
+        return new
+
     # -- import from the platform ----------------------------------------------------------
 
     def import_status(self) -> ImportProgressView | None:
@@ -601,7 +810,7 @@ class Desk:
                 self.platform_api, self, self.store.import_state(), request, progress
             )
         except ProviderError as exc:
-            failed = (self._import_view or ImportProgressView(page=0, pages=0, total=0))
+            failed = self._import_view or ImportProgressView(page=0, pages=0, total=0)
             failed = failed.model_copy(update={"error": str(exc)})
             self._import_view = failed
             self.bus.publish(EventName.IMPORT_PROGRESS, failed)

@@ -12,7 +12,7 @@ taken before its first send (ServiceNow, whose work notes carry no metadata), ne
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from anomaly_desk.core.documents import (
     AnomalyDocument,
@@ -20,6 +20,7 @@ from anomaly_desk.core.documents import (
     TicketLink,
     new_job,
     new_platform_job,
+    new_ticket_job,
 )
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.providers.base import NoteTag
@@ -82,11 +83,18 @@ class Outbox:
     def listen(self, listener: JobListener) -> None:
         self._listeners.append(listener)
 
-    def jobs_for(self, anomaly: AnomalyDocument, kind: JobKind, text: str) -> list[Put]:
-        """One pending job per link of ``anomaly``; commit them with the change."""
+    def jobs_for(
+        self,
+        anomaly: AnomalyDocument,
+        kind: JobKind,
+        text: str,
+        links: Iterable[TicketLink] | None = None,
+    ) -> list[Put]:
+        """One pending job per link of ``anomaly`` (or per link of ``links``); commit them with
+        the change."""
         at = now_iso()
         puts: list[Put] = []
-        for link in anomaly.links:
+        for link in anomaly.links if links is None else links:
             job_id = self.store.next_id("jobs")
             job = new_job(job_id, anomaly.id, link, kind, text, uuid.uuid4().hex, at)
             puts.append(Put("jobs", str(job_id), job))
@@ -97,6 +105,13 @@ class Outbox:
         change that caused it."""
         job_id = self.store.next_id("jobs")
         job = new_platform_job(job_id, anomaly_id, kind, text, uuid.uuid4().hex, now_iso())
+        return Put("jobs", str(job_id), job)
+
+    def new_ticket_job(self, anomaly_id: int, connection: str, provider: str, text: str) -> Put:
+        """A job creating a ticket on ``connection`` for the anomaly; commit it with its cause."""
+        job_id = self.store.next_id("jobs")
+        nonce = uuid.uuid4().hex
+        job = new_ticket_job(job_id, anomaly_id, connection, provider, text, nonce, now_iso())
         return Put("jobs", str(job_id), job)
 
     def submitted(self, ops: list[Op]) -> None:

@@ -188,6 +188,8 @@ class Store(Journal):
         self._by_status: dict[str, _Order] = {}
         self._search: dict[int, str] = {}  # anomaly id → lower-cased text that `q` searches
         self._jobs_of: dict[int, set[int]] = {}  # anomaly id → its jobs' ids
+        # fingerprint → anomalies with tickets that carry it (recurrence, issue #13)
+        self._linked_by_fingerprint: dict[str, set[int]] = {}
         self._dead_in: dict[str, set[int]] = {}  # ticket queue → ids of its dead jobs
         self._sequences: dict[str, int] = {}
 
@@ -227,6 +229,7 @@ class Store(Journal):
     def _reindex(self) -> None:
         self._by_status.clear()
         self._search.clear()
+        self._linked_by_fingerprint.clear()
         for doc in self._tables["anomalies"].values():
             self._index(doc)
         self._jobs_of.clear()
@@ -251,12 +254,18 @@ class Store(Journal):
     def _index(self, doc: JsonObject) -> None:
         self._by_status.setdefault(doc["status"], _Order()).add(_sort_key(doc))
         self._search[doc["id"]] = _search_text(doc)
+        fingerprint = doc.get("fingerprint")
+        if fingerprint is not None and doc.get("links"):
+            self._linked_by_fingerprint.setdefault(str(fingerprint), set()).add(doc["id"])
 
     def _unindex(self, doc: JsonObject) -> None:
         order = self._by_status.get(doc["status"])
         if order is not None:
             order.remove(_sort_key(doc))
         self._search.pop(doc["id"], None)
+        fingerprint = doc.get("fingerprint")
+        if fingerprint is not None:
+            self._linked_by_fingerprint.get(str(fingerprint), set()).discard(doc["id"])
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -330,6 +339,10 @@ class Store(Journal):
         """Where the last import from the platform stands (see core.importer)."""
         raw = self._tables["counters"].get("import")
         return None if raw is None else ImportState.model_validate(raw)
+
+    def linked_with_fingerprint(self, fingerprint: object) -> list[int]:
+        """Anomalies with tickets that carry this fingerprint (a recurrence finds them)."""
+        return sorted(self._linked_by_fingerprint.get(str(fingerprint), ()))
 
     def linked_anomaly_ids(self) -> list[int]:
         return [int(key) for key, raw in self._tables["anomalies"].items() if raw.get("links")]

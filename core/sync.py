@@ -51,7 +51,14 @@ from anomaly_desk.core.providers import (
 )
 from anomaly_desk.core.store import Put, Store, StoreFailed
 from anomaly_desk.core.views import AnomalyUpdated, SyncJobView, SyncLogEntryView
-from anomaly_desk.core.vocabulary import PLATFORM, WAITING, EventName, JobState, SyncOutcome
+from anomaly_desk.core.vocabulary import (
+    PLATFORM,
+    WAITING,
+    EventName,
+    JobKind,
+    JobState,
+    SyncOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +85,52 @@ class Sender(Protocol):
         ...
 
 
-class TicketSender:
-    """A note on a ticket: a Jira comment or a ServiceNow work note."""
+class TicketCreator(Protocol):
+    """Creates (and links) the ticket a new-ticket job asks for; the Desk is one."""
 
-    def __init__(self, provider: Provider) -> None:
+    async def created_for(self, job: SyncJob) -> str | None:
+        """The ticket an earlier attempt already created and linked, if any (its key)."""
+        ...
+
+    async def create_for(self, job: SyncJob) -> str:
+        """Create and link it; what the sync log says."""
+        ...
+
+
+class TicketSender:
+    """A note on a ticket (a Jira comment, a ServiceNow work note), a move of its workflow, or a
+    new ticket."""
+
+    def __init__(self, provider: Provider, creator: TicketCreator | None = None) -> None:
         self.provider = provider
+        self.creator = creator
 
     async def baseline(self, job: SyncJob) -> int:
+        if job.kind not in NOTE_KINDS:
+            return 0
         return await self.provider.note_baseline(_ref(job), job.text)
 
     async def landed(self, job: SyncJob, tag: NoteTag) -> bool:
+        if job.kind == JobKind.NEW_TICKET:
+            return self.creator is not None and await self.creator.created_for(job) is not None
+        if job.kind not in NOTE_KINDS:
+            return False  # moving a workflow compares first: doing it again changes nothing
         return await self.provider.has_note(_ref(job), job.text, tag)
 
     async def send(self, job: SyncJob, tag: NoteTag) -> str | None:
+        if job.kind == JobKind.TRANSITION:
+            return await self.provider.move_to_done(_ref(job), job.text, tag)
+        if job.kind == JobKind.REOPEN:
+            return await self.provider.reopen(_ref(job), job.text, tag)
+        if job.kind == JobKind.NEW_TICKET:
+            if self.creator is None:
+                raise ProviderError("no one to create the ticket", connection=job.connection)
+            return await self.creator.create_for(job)
         await self.provider.add_note(_ref(job), job.text, tag)
         return None
+
+
+NOTE_KINDS = frozenset({JobKind.STATUS, JobKind.COMMENT})
 
 
 def _ref(job: SyncJob) -> TicketRef:
@@ -113,6 +151,7 @@ class SyncWorker:
         self.store = store
         self.health = health
         self.platform = platform  # write-back and enrichment jobs (the platform's queue)
+        self.creator: TicketCreator | None = None  # new-ticket jobs (the Desk sets it)
         self.outbox = outbox
         self.providers = providers
         self.bus = bus or EventBus()
@@ -250,8 +289,8 @@ class SyncWorker:
             self._wake.set()
 
     def _linked(self, job: SyncJob) -> bool:
-        if job.connection == PLATFORM:
-            return True  # the platform's queue belongs to the anomaly, not to a link
+        if job.connection == PLATFORM or job.kind == JobKind.NEW_TICKET:
+            return True  # the platform's queue and a ticket to be are the anomaly's, not a link's
         anomaly = self.store.anomaly_doc(job.anomaly_id)
         return anomaly is not None and anomaly.link_by_id(job.link_id) is not None
 
@@ -263,7 +302,7 @@ class SyncWorker:
         provider = self.providers.get(job.connection)
         if provider is None:
             raise ProviderError(f"connection {job.connection!r} is not configured")
-        return TicketSender(provider)
+        return TicketSender(provider, self.creator)
 
     async def _attempt(self, job: SyncJob) -> None:
         if not self._linked(job):  # unlinked while queued (or before a restart): never send

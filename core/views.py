@@ -154,6 +154,7 @@ class CommentView(View):
     at: Timestamp
     text: str
     by: str | None = None
+    origin: str | None = Field(None, description="The link it came from (a ticket's comment)")
 
 
 class HistoryEntry(View):
@@ -300,6 +301,14 @@ class ImportProgressView(_FullView):
     error: str | None = Field(None, description="Why it stopped (it resumes from here)")
 
 
+class HintView(View):
+    """``POST /webhooks/jira`` / ``/webhooks/servicenow``: a verified hint, and what it did."""
+
+    duplicate: bool = Field(description="A replay of a hint already acted on: ignored")
+    connection: str
+    poll: bool | None = Field(None, description="Whether a poll of the connection was asked for")
+
+
 class IngestResultView(View):
     """``POST /webhooks/qualytics``'s answer: the delivery is on disk; what it did."""
 
@@ -350,6 +359,19 @@ class ConnectionView(View):
     health: ConnectionHealth | None = Field(description="null until first checked")
     project: str | None = Field(None, description="Jira only")
     issue_type: str | None = Field(None, description="Jira only")
+    sync: TwoWayView | None = Field(None, description="What goes each way (two-way sync)")
+
+
+class TwoWayView(View):
+    """A connection's two-way settings, as the connection picker shows them."""
+
+    status: str = Field(description="off, to_ticket, from_ticket or both")
+    comments: str = Field(description="off, to_ticket, from_ticket or both")
+    fan_out_ticket_comments: bool
+    on_ticket_done: str | None
+    on_anomaly_archived: str
+    on_recurrence: str
+    poll_s: float
 
 
 class ConnectionPage(View):
@@ -521,6 +543,8 @@ class ProblemView(View):
 
 RESPONSES: dict[str, type[BaseModel]] = {
     "POST /webhooks/qualytics": IngestResultView,
+    "POST /webhooks/jira": HintView,
+    "POST /webhooks/servicenow": HintView,
     "GET /healthz": HealthView,
     "GET /api/anomalies": AnomalyPage,
     "GET /api/anomalies/{anomaly_id}": AnomalyDetail,

@@ -51,6 +51,9 @@ class JobKind(StrEnum):
     STATUS = "status"
     COMMENT = "comment"
     ENRICH = "enrich"  # platform only: complete a thin anomaly from the platform's API
+    TRANSITION = "transition"  # move the ticket to done (on_anomaly_archived = "transition")
+    REOPEN = "reopen"  # move a done ticket back (on_recurrence = "reopen")
+    NEW_TICKET = "new_ticket"  # create a ticket for a recurrence (on_recurrence = "new_ticket")
 
 
 class JobState(StrEnum):

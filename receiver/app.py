@@ -17,9 +17,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from anomaly_desk.core.config import Settings, is_loopback
+from anomaly_desk.core.connections import Connection
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.importer import ImportRequest
+from anomaly_desk.core.inbound import Poller
 from anomaly_desk.core.operations import Desk, OperationError
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import Provider, make_provider
@@ -28,7 +30,7 @@ from anomaly_desk.core.runtime import tune_for_service
 from anomaly_desk.core.store import Store, StoreFailed
 from anomaly_desk.core.sync import SyncWorker
 from anomaly_desk.core.writeback import PlatformSender
-from anomaly_desk.receiver import api, operator
+from anomaly_desk.receiver import api, hints, operator
 from anomaly_desk.receiver.api import bearer_matches
 from anomaly_desk.receiver.auth import WebhookAuth
 from anomaly_desk.receiver.events import events
@@ -129,6 +131,7 @@ def create_app(
             write_back=settings.platform.writes_back and platform_api is not None,
             enrich=platform_api is not None,
             platform_api=platform_api,
+            connections={conn.name: conn for conn in settings.connections},
         )
         app.state.worker = worker
         tune_for_service()
@@ -138,6 +141,10 @@ def create_app(
             app.state.desk.start_import(ImportRequest())  # open anomalies, resumed if cut
         if settings.sync.refresh_interval_s and clients:
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
+        two_way = {c.name: c for c in settings.connections if _reads_back(c) and c.name in clients}
+        app.state.poller = Poller(app.state.desk, clients, two_way)
+        if two_way:
+            background.append(asyncio.create_task(app.state.poller.run()))
         try:
             yield
         finally:
@@ -156,6 +163,8 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/webhooks/qualytics", receive_webhook, methods=["POST"]),
+            Route("/webhooks/jira", hints.jira_hint, methods=["POST"]),
+            Route("/webhooks/servicenow", hints.servicenow_hint, methods=["POST"]),
             Route("/healthz", api.healthz),
             Route("/api/anomalies", api.list_anomalies),
             Route(anomaly, api.get_anomaly),
@@ -193,10 +202,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.hints_seen = hints.SeenHints()
     app.state.store = store
     app.state.token = token
     app.state.auth = WebhookAuth(settings.webhook_secret, settings.signing_secret)
     return app
+
+
+def _reads_back(conn: Connection) -> bool:
+    """Whether anything of this connection's tickets comes back (and so is polled)."""
+    return conn.takes("status") or conn.takes("comments")
 
 
 async def _refresh_forever(desk: Desk, settings: Settings) -> None:

@@ -39,6 +39,7 @@ from anomaly_desk.core.views import (
     TicketLinkView,
     TicketPage,
     TicketView,
+    TwoWayView,
 )
 from anomaly_desk.receiver.api import view_response
 from anomaly_desk.receiver.bodies import read_json_body
@@ -207,6 +208,7 @@ async def connections(request: Request) -> Response:
             provider=conn.provider,
             url=conn.url,
             health=None if health is None else ConnectionHealth.model_validate(health),
+            sync=TwoWayView.model_validate(conn),
         )
         if conn.provider == "jira":
             view.project, view.issue_type = conn.project, conn.issue_type

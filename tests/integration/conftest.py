@@ -24,7 +24,14 @@ def status_note(status: str) -> str:
     return r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Qualytics Anomaly Status: " + status + "$"
 
 
-def write_config(path: Path, sandbox_url: str, platform: bool = False, **sync: float) -> Path:
+def write_config(
+    path: Path,
+    sandbox_url: str,
+    platform: bool = False,
+    jira: str = "",
+    servicenow: str = "",
+    **sync: float,
+) -> Path:
     """Jira and ServiceNow on the sandbox; with ``platform``, the platform's API too (the
     sandbox's emulator, token from PLATFORM_TOKEN: write-back and enrichment on)."""
     sync_lines = "\n".join(
@@ -58,6 +65,7 @@ token_env = "JIRA_TOKEN"
 project = "DQ"
 issue_type = "Task"
 timeout = 2
+{jira}
 
 [[connections]]
 name = "servicenow"
@@ -66,6 +74,7 @@ url = "{sandbox_url}"
 username = "admin"
 password_env = "SNOW_PASSWORD"
 timeout = 2
+{servicenow}
 """)
     return path
 
