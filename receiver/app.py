@@ -17,7 +17,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from anomaly_desk.core.config import Settings, is_loopback
-from anomaly_desk.core.connections import Connection
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.importer import ImportRequest
@@ -141,9 +140,9 @@ def create_app(
             app.state.desk.start_import(ImportRequest())  # open anomalies, resumed if cut
         if settings.sync.refresh_interval_s and clients:
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
-        two_way = {c.name: c for c in settings.connections if _reads_back(c) and c.name in clients}
-        app.state.poller = Poller(app.state.desk, clients, two_way)
-        if two_way:
+        polled = {c.name: c for c in settings.connections if c.name in clients}
+        app.state.poller = Poller(app.state.desk, clients, polled)
+        if any(c.poll_s > 0 for c in polled.values()):  # states at most one poll old
             background.append(asyncio.create_task(app.state.poller.run()))
         try:
             yield
@@ -207,11 +206,6 @@ def create_app(
     app.state.token = token
     app.state.auth = WebhookAuth(settings.webhook_secret, settings.signing_secret)
     return app
-
-
-def _reads_back(conn: Connection) -> bool:
-    """Whether anything of this connection's tickets comes back (and so is polled)."""
-    return conn.takes("status") or conn.takes("comments")
 
 
 async def _refresh_forever(desk: Desk, settings: Settings) -> None:

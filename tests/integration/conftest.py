@@ -43,6 +43,9 @@ def write_config(
             **sync,
         }.items()
     )
+    # no polling unless a test asks: a poll's requests would take faults meant for a note
+    jira = jira if "poll_s" in jira else f"{jira}\npoll_s = 0"
+    servicenow = servicenow if "poll_s" in servicenow else f"{servicenow}\npoll_s = 0"
     platform_lines = (
         f'url = "{sandbox_url}"\ntoken_env = "PLATFORM_TOKEN"'
         if platform

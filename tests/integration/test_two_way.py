@@ -399,3 +399,36 @@ def test_signed_jira_hints_poll_now_forged_and_replayed_ones_do_nothing(
     finally:
         desk.api.close()
         desk.receiver.stop()
+
+
+def test_a_signed_servicenow_hint_polls_now_and_a_forged_one_is_refused(
+    tmp_path: Path, sandbox: ThreadedServer
+) -> None:
+    settings = BOTH.replace("poll_s = 0.2", "poll_s = 3600") + 'webhook_secret_env = "SNOW_HOOK"'
+    desk = two_way_desk(
+        tmp_path, sandbox, servicenow=settings, platform=False, env={"SNOW_HOOK": HOOK_SECRET}
+    )
+    try:
+        desk.post_webhook("04-api-record-anomaly.json")
+        snow = link(desk, 10260, "servicenow")
+        desk.wait_idle()
+        bob_updates(desk, snow["ticket_id"], comments="bob: hinted")
+        body = json.dumps({"sys_id": snow["ticket_id"], "table": "incident"}).encode()
+        headers = {"content-type": "application/json"}
+        forged = desk.api.post(
+            "/webhooks/servicenow",
+            content=body,
+            headers={**headers, "x-snow-signature": sign(body, "wrong")},
+        )
+        assert forged.status_code == 401
+        good = desk.api.post(
+            "/webhooks/servicenow",
+            content=body,
+            headers={**headers, "x-snow-signature": sign(body)},
+        )
+        assert good.status_code == 200
+        wait_for(lambda: len(anomaly(desk, 10260)["comments"]) == 1, "the hinted poll")
+        assert anomaly(desk, 10260)["comments"][0]["text"] == "bob: hinted"
+    finally:
+        desk.api.close()
+        desk.receiver.stop()
