@@ -56,6 +56,7 @@ from anomaly_desk.core.providers.platform import PlatformClient
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.sync import SyncWorker
 from anomaly_desk.core.views import (
+    AnomalyDetail,
     AnomalySummary,
     AnomalyUpdated,
     DeliveryQuarantined,
@@ -64,6 +65,7 @@ from anomaly_desk.core.views import (
     LinkCreated,
     LinkRemoved,
     LinkStateChanged,
+    NoteCounts,
     SyncJobView,
     TicketLinkView,
 )
@@ -755,7 +757,8 @@ class Desk:
     def import_status(self) -> ImportProgressView | None:
         """The running import's progress, else where the last one ended (None: never)."""
         if self._import_view is not None:
-            return self._import_view
+            running = self._import is not None and not self._import.done()
+            return self._import_view.model_copy(update={"running": running})
         state = self.store.import_state()
         if state is None:
             return None
@@ -769,6 +772,18 @@ class Desk:
             done=state.done,
         )
 
+    def anomaly_view(self, anomaly_id: int) -> AnomalyDetail | None:
+        """The anomaly as the API shows it: stored, each link's notes, the platform's (zero
+        counts when write-back is on and nothing was sent yet), its link in the platform."""
+        detail = self.store.anomaly_detail(anomaly_id)
+        if detail is None:
+            return None
+        if detail.platform_notes is None and self.write_back:
+            detail.platform_notes = NoteCounts.zero()
+        if detail.url is None and self.platform.url:
+            detail.url = f"{self.platform.url.rstrip('/')}/anomalies/{anomaly_id}"
+        return detail
+
     def start_import(self, request: ImportRequest) -> ImportProgressView:
         """Start importing in the background (progress as ``import.progress`` events)."""
         if self.platform_api is None:
@@ -778,7 +793,7 @@ class Desk:
             )
         if self._import is not None and not self._import.done():
             raise Conflict("an import is running already; its progress: GET /api/import")
-        self._import_view = ImportProgressView(page=0, pages=0, total=0)
+        self._import_view = ImportProgressView(page=0, pages=0, total=0, running=True)
         self._import = asyncio.create_task(self.import_from_platform(request), name="import")
         return self._import_view
 

@@ -248,6 +248,8 @@ class AnomalyDetail(View):
     def summary(self) -> AnomalySummary:
         """This anomaly's list row."""
         stuck = sum(link.notes.dead + link.notes.held for link in self.links if link.notes)
+        if self.platform_notes is not None:
+            stuck += self.platform_notes.dead + self.platform_notes.held
         return AnomalySummary.of(self, stuck_notes=stuck)
 
 
@@ -297,6 +299,9 @@ class ImportProgressView(_FullView):
     updated: int = 0
     unchanged: int = 0
     done: bool = False
+    running: bool = Field(
+        False, description="An import is running now (false: it ended or was cut)"
+    )
     resumed_from: int | None = Field(None, description="The page an interrupted import resumed at")
     error: str | None = Field(None, description="Why it stopped (it resumes from here)")
 

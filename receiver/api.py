@@ -132,7 +132,7 @@ async def list_anomalies(request: Request) -> Response:
 
 async def get_anomaly(request: Request) -> Response:
     anomaly_id = request.path_params["anomaly_id"]
-    doc = request.app.state.store.anomaly_detail(anomaly_id)
+    doc = request.app.state.desk.anomaly_view(anomaly_id)
     if doc is None:
         raise Problem(
             404, "Anomaly not found", f"no anomaly with id {anomaly_id}", kind="not-found"

@@ -145,7 +145,7 @@ def _anomaly_id(request: Request) -> int:
 def _detail(request: Request, doc: AnomalyDocument) -> AnomalyDetail:
     """The anomaly an action left, as the store holds it now (times as stored, unknown platform
     keys kept) with what became of each link's notes, like ``GET /api/anomalies/{id}``."""
-    detail: AnomalyDetail | None = request.app.state.store.anomaly_detail(doc.id)
+    detail: AnomalyDetail | None = _desk(request).anomaly_view(doc.id)
     return detail if detail is not None else AnomalyDetail.model_validate(stored_row(doc))
 
 

@@ -8,6 +8,7 @@ receiver it started itself and one running on a server. Every answer comes back 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import TypeVar
 
 import httpx
@@ -25,6 +26,7 @@ from anomaly_desk.core.views import (
     EventView,
     FieldError,
     HealthView,
+    ImportProgressView,
     OptionsView,
     OptionView,
     ProblemView,
@@ -215,6 +217,29 @@ class DeskClient:
 
     async def retry_job(self, job_id: int) -> SyncJobView:
         return await self._call(SyncJobView, "POST", f"/api/sync-jobs/{job_id}/retry")
+
+    # -- import from the platform ------------------------------------------------------------
+
+    async def start_import(
+        self, archived: bool = False, since: date | None = None, datastore: int | None = None
+    ) -> ImportProgressView:
+        """Start importing the platform's anomalies (202: where it starts; its progress comes as
+        ``import.progress`` events). ApiError 422 when the receiver has no platform API (an error
+        at ``platform``) or an option is refused (at ``since``, ``datastore``); 409 when an
+        import runs already."""
+        body = {
+            "archived": archived,
+            "since": since.isoformat() if since else None,
+            "datastore": datastore,
+        }
+        return await self._call(ImportProgressView, "POST", "/api/import", json=body)
+
+    async def import_status(self) -> ImportProgressView | None:
+        """The running import's progress, else where the last one ended; None: never imported."""
+        response = await self._send("GET", "/api/import")
+        if response.status_code == 404:
+            return None
+        return self._answer(ImportProgressView, response)
 
     # -- live --------------------------------------------------------------------------------
 

@@ -31,10 +31,15 @@ LINKED_ANOMALY = 10280  # the newest fixture: highlighted first, so the detail s
 
 
 def make_desk(
-    tmp_path: Path, sandbox: ThreadedServer, data_dir: Path | None = None, **sync: float
+    tmp_path: Path,
+    sandbox: ThreadedServer,
+    data_dir: Path | None = None,
+    platform: bool = False,
+    **sync: float,
 ) -> Desk:
-    """A receiver over ``data_dir`` (``sync``: settings such as ``health_check_s=0.3``)."""
-    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url, **sync)
+    """A receiver over ``data_dir`` (``sync``: settings such as ``health_check_s=0.3``);
+    ``platform``: with the platform's API (the sandbox's emulator): write-back and import."""
+    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url, platform=platform, **sync)
     data = data_dir or tmp_path / "data"
     receiver = start_receiver(config, data, ENV)
     api = httpx.Client(base_url=receiver.url, timeout=30)

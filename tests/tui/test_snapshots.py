@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Checkbox, Input, Static
 
+from anomaly_desk.core.views import ImportProgressView
+from anomaly_desk.tui.screens.import_platform import ImportScreen
 from anomaly_desk.tui.screens.keymap import KeyMapScreen
 from tests.integration.conftest import Desk
 from tests.tui.conftest import SIZE, dashboard, main_screen, ready, wait_for
@@ -140,3 +142,51 @@ def test_key_map(frozen_desk: Desk, snap_compare: Any, size: tuple[int, int]) ->
 
     app = dashboard(frozen_desk, address=ADDRESS)
     assert snap_compare(app, terminal_size=size, run_before=keys)
+
+
+# -- import from the platform ------------------------------------------------------------------
+
+
+async def open_import(pilot: Pilot[Any]) -> ImportScreen:
+    await settle(pilot)
+    await pilot.press("I")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ImportScreen), what="import")
+    dialog = pilot.app.screen
+    assert isinstance(dialog, ImportScreen)
+    return dialog
+
+
+def test_import_dialog_with_progress_80x24(frozen_desk: Desk, snap_compare: Any) -> None:
+    """Page 2 of 3 stored: the line, the bar at 67 %, the header's "import 2/3", and what esc
+    does. The progress is one ``import.progress`` event handed to the screen, so the picture
+    is the same every run (the frozen receiver has no platform to import from)."""
+
+    async def progress(pilot: Pilot[Any]) -> None:
+        dialog = await open_import(pilot)
+        view = ImportProgressView(page=2, pages=3, total=300, created=120, updated=30)
+        main_screen(pilot).import_progress(view, "event")
+        await wait_for(pilot, lambda: dialog.view == view, what="the progress shown")
+        await pilot.pause()
+
+    app = dashboard(frozen_desk, address=ADDRESS)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=progress)
+
+
+def test_import_dialog_options_with_an_error_80x24(frozen_desk: Desk, snap_compare: Any) -> None:
+    """The options, a day that is not one marked under its field."""
+
+    async def options(pilot: Pilot[Any]) -> None:
+        dialog = await open_import(pilot)
+        dialog.query_one("#since", Input).value = "2026-02-30"
+        await pilot.pause()  # its Changed clears the field's error: before the submit
+        await pilot.press("ctrl+s")
+        await wait_for(
+            pilot,
+            lambda: "calendar" in str(dialog.query_one("#since-error", Static).render()),
+            what="the error",
+        )
+        dialog.query_one("#archived", Checkbox).focus()
+        await pilot.pause()
+
+    app = dashboard(frozen_desk, address=ADDRESS)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=options)

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList
 from textual.widgets.option_list import Option
 
-from anomaly_desk.core.views import TicketLinkView
+from anomaly_desk.core.views import AnomalyDetail, TicketLinkView
 
 
 def link_label(link: TicketLinkView) -> Text:
@@ -26,6 +26,16 @@ def link_label(link: TicketLinkView) -> Text:
     text.append(f"[{link.state or '?'}]", style="dim")
     if link.summary:
         text.append(f"  {link.summary}")
+    return text
+
+
+def platform_label(anomaly: AnomalyDetail) -> Text:
+    """``⇄ anomaly 10231  in the platform  https://…``: the anomaly itself, beside its tickets."""
+    text = Text()  # no base style: each part keeps its own
+    text.append(f"⇄ anomaly {anomaly.id}", style="bold cyan")
+    text.append("  in the platform")
+    if anomaly.url:
+        text.append(f"  {anomaly.url}", style="dim")
     return text
 
 

@@ -112,6 +112,15 @@ MAIN_COMMANDS: tuple[Command, ...] = (
         "Tickets",
     ),
     Command(
+        "open_platform",
+        "O",
+        "Platform",
+        "Open anomaly in the platform",
+        "Open the highlighted anomaly itself in the platform (its link)",
+        "Tickets",
+        show=False,
+    ),
+    Command(
         "yank",
         "y",
         "Copy",
@@ -184,6 +193,16 @@ MAIN_COMMANDS: tuple[Command, ...] = (
         "Sandbox credentials, webhook secret, logs, the replay command (demo only)",
         "App",
         palette=False,  # listed by the app only when the demo started the dashboard
+    ),
+    Command(
+        "import_platform",
+        "I",
+        "Import",
+        "Import from platform",
+        "Fetch the platform's anomalies into the desk: the open ones, archived too, since a day "
+        "or of one datastore; shows the progress",
+        "App",
+        show=False,
     ),
     Command(
         "check_connections",

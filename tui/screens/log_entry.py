@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from anomaly_desk.core.views import SyncJobView, SyncLogEntryView
+from anomaly_desk.core.vocabulary import PLATFORM, JobKind
 
 OUTCOME_STYLES = {
     "done": "green",
@@ -23,6 +24,35 @@ OUTCOME_STYLES = {
     "dead": "bold red",
     "cancelled": "dim",
 }
+
+
+PLATFORM_MARK = "⇄"  # a job on the platform's own queue, not a ticket's
+PLATFORM_STYLE = "bold cyan"
+
+
+def is_platform(job: SyncLogEntryView | SyncJobView) -> bool:
+    """Whether ``job`` is on the anomaly's platform queue (write-back or enrichment), not a
+    ticket's: its ``ticket_key`` is then the anomaly's id, which says nothing under "ticket"."""
+    return job.link_id == PLATFORM
+
+
+def target(job: SyncLogEntryView | SyncJobView) -> Text:
+    """Where a job goes: the ticket's key, or ``⇄ platform`` for the platform's queue."""
+    if is_platform(job):
+        return Text(f"{PLATFORM_MARK} platform", style=PLATFORM_STYLE)
+    return Text(job.ticket_key, style="magenta")
+
+
+def target_word(job: SyncLogEntryView | SyncJobView) -> str:
+    """The same in a sentence: ``DQ-7``, or ``the platform``."""
+    return "the platform" if is_platform(job) else job.ticket_key
+
+
+def platform_purpose(job: SyncLogEntryView | SyncJobView) -> str:
+    """What a platform job is for, in words."""
+    if job.kind == JobKind.ENRICH:
+        return "enrichment: the anomaly completed from the platform (a webhook sent it thin)"
+    return "write-back: this desk's acknowledge, archive or comment, made on the platform too"
 
 
 def when(value: str | None) -> str:
@@ -102,10 +132,16 @@ class LogEntryScreen(ModalScreen[None]):
             job.append(f" · now {state}", style=OUTCOME_STYLES.get(state, ""))
         if self.job is not None:
             job.append(f" · {self.job.attempts} attempt(s) since it was (re)queued")
-        ticket = Text.assemble((entry.ticket_key, "magenta"), f"  ({entry.connection})")
+        if is_platform(entry):
+            where = ("platform", self.platform_fact())
+        else:
+            where = (
+                "ticket",
+                Text.assemble((entry.ticket_key, "magenta"), f"  ({entry.connection})"),
+            )
         return [
             ("time", Text(when(entry.at))),
-            ("ticket", ticket),
+            where,
             ("anomaly", Text(str(entry.anomaly_id))),
             ("kind", Text(entry.kind)),
             ("attempt", Text(f"try {entry.attempt}")),
@@ -113,8 +149,35 @@ class LogEntryScreen(ModalScreen[None]):
             ("duration", Text(f"{entry.duration_ms:.1f} ms")),
             ("job", job),
             ("message", Text(entry.message or "—")),
-            ("note", Text(entry.text or "—")),
+            self.note_fact(),
         ]
+
+    def note_fact(self) -> tuple[str, Text]:
+        """The note a ticket got; on the platform, the change made there."""
+        entry = self.entry
+        if not is_platform(entry):
+            return ("note", Text(entry.text or "—"))
+        if entry.kind == JobKind.STATUS and entry.text:
+            return ("change", Text(f"status → {entry.text}"))
+        if entry.kind == JobKind.COMMENT and entry.text:
+            return ("change", Text.assemble("comment: ", entry.text))
+        return ("change", Text(entry.text or "—"))
+
+    def platform_fact(self) -> Text:
+        """``⇄ anomaly 10260 on the platform`` and, below, what the job is for."""
+        entry = self.entry
+        text = Text()  # no base style: each part keeps its own
+        text.append(f"{PLATFORM_MARK} ", style=PLATFORM_STYLE)
+        text.append(f"anomaly {entry.anomaly_id} on the platform", style="bold")
+        text.append(f"\n{platform_purpose(entry)}", style="dim")
+        return text
+
+    def dialog_title(self) -> str:
+        entry = self.entry
+        if not is_platform(entry):
+            return f"Sync log entry {entry.id}"
+        what = "enrichment" if entry.kind == JobKind.ENRICH else "write-back"
+        return f"Sync log entry {entry.id} · platform {what}"
 
     def attempt_widgets(self) -> Iterator[Static]:
         """Each attempt of the job, oldest first, with its whole message indented below. Only a
@@ -131,7 +194,7 @@ class LogEntryScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         entry = self.entry
         with VerticalScroll(id="dialog") as dialog:
-            dialog.border_title = f"Sync log entry {entry.id}"
+            dialog.border_title = self.dialog_title()
             with Grid(id="facts"):
                 for label, value in self.facts():
                     yield Static(label, classes="fact-name", markup=False)

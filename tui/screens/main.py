@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Literal
 
 import httpx
 from rich.text import Text
@@ -31,6 +32,7 @@ from anomaly_desk.core.views import (
     ConnectionView,
     DeliveryQuarantined,
     EventView,
+    ImportProgressView,
     LinkCreated,
     LinkRemoved,
     LinkStateChanged,
@@ -39,12 +41,21 @@ from anomaly_desk.core.views import (
     SyncLogEntryView,
     TicketLinkView,
 )
+from anomaly_desk.core.vocabulary import PLATFORM
 from anomaly_desk.tui.browser import open_in_browser
 from anomaly_desk.tui.client import ApiError, DeskClient
-from anomaly_desk.tui.screens.choose_link import ChooseLinkScreen, ChooseValueScreen, ConfirmScreen
+from anomaly_desk.tui.screens.choose_link import (
+    ChooseLinkScreen,
+    ChooseValueScreen,
+    ConfirmScreen,
+    link_label,
+    platform_label,
+)
 from anomaly_desk.tui.screens.commands import MAIN_COMMANDS, bindings, groups, palette
 from anomaly_desk.tui.screens.confirm import ConfirmNotesScreen, notify_question
+from anomaly_desk.tui.screens.import_platform import ImportScreen, finished, summary
 from anomaly_desk.tui.screens.keymap import KeyMapScreen, key_sections
+from anomaly_desk.tui.screens.log_entry import target_word
 from anomaly_desk.tui.screens.quarantine import QuarantineScreen
 from anomaly_desk.tui.widgets.anomaly_rows import FILTERS, SORTS, AnomalyRows, Query, shown_in
 from anomaly_desk.tui.widgets.anomaly_table import AnomalyTable
@@ -67,6 +78,7 @@ RECONNECT_MAX_S = 10.0
 WIDE_AT = 120  # columns from which the detail sits beside the list, not below it
 TALL_AT = 40  # rows from which a narrow terminal has room for the detail below the list
 PANES = ("list-pane", "detail", "log-pane")  # what `z` maximises: the pane holding the focus
+IMPORT_POLL_S = 1.0  # a watched import with no event for this long is asked about (GET)
 
 # (action, title, help) in the order the command palette lists them; keys: see commands.py
 ACTIONS: list[tuple[str, str, str]] = palette(MAIN_COMMANDS)
@@ -77,10 +89,20 @@ KEY_MAP_GROUPS = {"app.focus_next": "View", "app.focus_previous": "View"}
 
 
 def held_behind_dead(doc: AnomalyDetail) -> list[str]:
-    """The tickets of ``doc`` with notes held behind a dead one: a note just sent to one of them
-    is among them (it came after the dead one). Not "has a dead note": the note just sent may
-    be the one that died, already (it is then on the sync log, in red, not held)."""
-    return [link.ticket_key for link in doc.links if link.notes is not None and link.notes.held]
+    """The tickets of ``doc`` with notes held behind a dead one (and ``platform`` when its
+    write-back waits so): a note just sent to one of them is among them (it came after the dead
+    one). Not "has a dead note": the note just sent may be the one that died, already (it is
+    then on the sync log, in red, not held)."""
+    held = [link.ticket_key for link in doc.links if link.notes is not None and link.notes.held]
+    if doc.platform_notes is not None and doc.platform_notes.held:
+        held.append(PLATFORM)
+    return held
+
+
+def row_of(doc: AnomalyDetail) -> AnomalySummary:
+    """``doc``'s list row (its stuck notes count the platform's write-back too, as the
+    receiver's rows do)."""
+    return doc.summary()
 
 
 class MainScreen(Screen[None]):
@@ -122,6 +144,11 @@ class MainScreen(Screen[None]):
         self._detail_dirty = False
         self._refetch = False
         self._attempt = 0
+        # the platform import: where it stands, whether this screen follows it to its end
+        self.import_view: ImportProgressView | None = None
+        self._import_event: ImportProgressView | None = None  # the newest, for the next flush
+        self._import_event_at = 0.0  # time.monotonic() of the last import.progress event
+        self._import_watching = False
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -192,6 +219,7 @@ class MainScreen(Screen[None]):
         self.consume_events()
         self.set_interval(FLUSH_S, self.flush)
         self.set_interval(HEALTH_EVERY_S, self._health_tick)
+        self.set_interval(IMPORT_POLL_S, self._import_tick)
         if self.demo_info is not None:
             self.notify("i shows the sandbox credentials, webhook secret and logs", title="Demo")
 
@@ -445,6 +473,16 @@ class MainScreen(Screen[None]):
 
     def _request_refetch(self) -> None:
         self._refetch = True
+        self._forget_import()
+
+    def _forget_import(self) -> None:
+        """The stream was cut: the receiver may have restarted, and an import with it (it then
+        waits to be started again, to resume). ``GET /api/import`` cannot tell a running import
+        from a cut one, so a running one is forgotten: its next event brings it back."""
+        if self.import_view is not None and not finished(self.import_view):
+            self.import_view = None
+            self._import_watching = False
+            self.header.set_import(None)
 
     def note_event(self, kind: str, data: EventView | None) -> None:
         """Note what changed; ``flush`` applies it. ``kind`` is for the record: the view says
@@ -464,12 +502,17 @@ class MainScreen(Screen[None]):
                 self._detail_dirty |= data.anomaly_id == detail_id
             case SyncLogEntryView():
                 self._log.append(data)
+                # a delivery changes the shown anomaly's counts (pending → delivered or dead)
+                self._detail_dirty |= data.anomaly_id == detail_id
             case SyncJobView():
                 self._jobs[data.id] = data
             case DeliveryQuarantined():
                 self._quarantine_dirty = True
             case ConnectionHealthChanged():
                 self._health[data.name] = data.health
+            case ImportProgressView():
+                self._import_event = data
+                self._import_event_at = time.monotonic()
             case StreamLagged():
                 self._refetch = True
 
@@ -521,6 +564,9 @@ class MainScreen(Screen[None]):
             for name, health in self._health.items():
                 self._health_changed(name, health)
             self._health.clear()
+        if self._import_event is not None:
+            event, self._import_event = self._import_event, None
+            self.import_progress(event, "event")
         if self._detail_dirty:
             self._detail_dirty = False
             self._refresh_detail()
@@ -588,7 +634,7 @@ class MainScreen(Screen[None]):
         if self.gone() or not self._is_highlighted(anomaly_id):
             return
         self.detail_pane.show(doc)
-        if self.model.update(doc.summary()):
+        if self.model.update(row_of(doc)):
             self.table.refresh()
 
     async def current_doc(self) -> AnomalyDetail | None:
@@ -629,7 +675,7 @@ class MainScreen(Screen[None]):
 
     def _show_doc(self, doc: AnomalyDetail) -> None:
         """An action's answer is the new document: show it without waiting for the event."""
-        row = doc.summary()
+        row = row_of(doc)
         known = self.model.get(doc.id)
         if known is not None and any(link.notes is None for link in doc.links):
             row.stuck_notes = known.stuck_notes  # no counts in ``doc``: not a reason to clear
@@ -752,8 +798,9 @@ class MainScreen(Screen[None]):
         if not held:
             self.notify(done)
             return
+        named = ["the platform" if key == PLATFORM else key for key in held]
         where = (
-            f"a dead note on {held[0]}" if len(held) == 1 else f"dead notes on {', '.join(held)}"
+            f"a dead note on {named[0]}" if len(named) == 1 else f"dead notes on {', '.join(named)}"
         )
         self.notify(
             f"{done}, but the note is held behind {where}: r retries the dead one, then the "
@@ -943,26 +990,49 @@ class MainScreen(Screen[None]):
             self.sync_log.job_changed(job)
             retried.append(job)
         if retried:
-            keys = ", ".join(sorted({job.ticket_key for job in retried}))
+            keys = ", ".join(sorted({target_word(job) for job in retried}))
             jobs = ", ".join(str(job.id) for job in retried)
             self.notify(f"Retrying sync job {jobs} ({keys})")
 
     async def action_open(self) -> None:
+        """The linked ticket; with several, a chooser of them and the anomaly itself; with none,
+        the anomaly in the platform (``O`` opens that whatever is linked)."""
         doc = await self.current_doc()
         if doc is None:
             return
         links = [link for link in doc.links if link.url]
+        if len(links) == 1 and links[0].url:
+            await self.open_url(links[0].url, links[0].ticket_key)
+            return
+        if not links:
+            await self.action_open_platform()
+            return
+        choices: list[tuple[Text | str, str]] = [
+            (link_label(link), link.url) for link in links if link.url
+        ]
+        names = {link.url: link.ticket_key for link in links if link.url}
+        if doc.url:
+            choices.append((platform_label(doc), doc.url))
+            names.setdefault(doc.url, f"anomaly {doc.id}")
 
-        async def open_link(link: TicketLinkView | None) -> None:
-            if link is not None and link.url:
-                await self.open_url(link.url, link.ticket_key)
+        async def chosen(url: str | None) -> None:
+            if url is not None:
+                await self.open_url(url, names.get(url, url))
 
-        if len(links) == 1:
-            await open_link(links[0])
-        elif links:
-            self.app.push_screen(ChooseLinkScreen("Open which ticket?", links), open_link)
-        elif doc.url:
+        self.app.push_screen(ChooseValueScreen("Open which?", choices), chosen)
+
+    async def action_open_platform(self) -> None:
+        """The anomaly itself, in the platform (its link)."""
+        doc = await self.current_doc()
+        if doc is None:
+            return
+        if doc.url:
             await self.open_url(doc.url, f"anomaly {doc.id}")
+        elif doc.links:
+            self.notify(
+                f"Anomaly {doc.id} has no link into the platform (o opens its ticket)",
+                severity="warning",
+            )
         else:
             self.notify("Nothing to open: no ticket and no link back", severity="warning")
 
@@ -1007,3 +1077,67 @@ class MainScreen(Screen[None]):
                 self.copy(value)
 
         self.app.push_screen(ChooseValueScreen("Copy which?", choices), chosen)
+
+    # -- import from the platform ----------------------------------------------------------
+
+    def action_import_platform(self) -> None:
+        """The import dialog: its options, or the progress of the import running now."""
+        running = self.import_view if not finished(self.import_view) else None
+        screen = ImportScreen(self.client, self._import_started, running)
+        self.app.push_screen(screen)
+
+    def _import_started(self, view: ImportProgressView, sent_at: float) -> None:
+        """The dialog started an import (or found one running): follow it to its end. Events
+        that came after the request went out know more than its answer."""
+        if self._import_event_at > sent_at and self.import_view is not None:
+            self._import_watching = not finished(self.import_view)
+            return
+        self._import_watching = True
+        self.import_progress(view, "start")
+
+    def _import_tick(self) -> None:
+        """An import followed with no recent event (a lost stream, a race with the answer):
+        ask where it stands."""
+        if not self._import_watching:
+            return
+        if time.monotonic() - self._import_event_at < IMPORT_POLL_S:
+            return
+        self.run_worker(self._poll_import(), group="import-poll", exclusive=True)
+
+    async def _poll_import(self) -> None:
+        try:
+            view = await self.client.import_status()
+        except ApiError:
+            return
+        if view is not None and not self.gone() and self._import_watching:
+            self.import_progress(view, "poll")
+
+    def import_progress(
+        self, view: ImportProgressView, source: Literal["event", "start", "poll"]
+    ) -> None:
+        """Where an import stands: the header, the dialog if open, and at its end a
+        notification and the list read again. ``source``: an ``import.progress`` event (an
+        import started elsewhere is followed too), the answer that started one, or a poll."""
+        before = self.import_view
+        stale = before is not None and (
+            finished(before) or (not finished(view) and view.page < before.page)
+        )
+        if source == "poll" and stale:
+            return  # the events have said more already
+        self.import_view = view
+        self.header.set_import(None if finished(view) else view)
+        for screen in self.app.screen_stack:
+            if isinstance(screen, ImportScreen):
+                screen.show_progress(view)
+        if not finished(view):
+            self._import_watching = True
+            return
+        announce = (self._import_watching or source == "event") and view != before
+        self._import_watching = False
+        if not announce:
+            return  # announced already, or an old end this screen never saw run
+        if view.error is not None:
+            self.notify(summary(view), title="Import stopped", severity="error", timeout=15)
+        else:
+            self.notify(summary(view), title="Import done")
+        self.reload()

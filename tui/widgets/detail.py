@@ -19,6 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from anomaly_desk.core.views import AnomalyDetail, NoteCounts
+from anomaly_desk.core.vocabulary import PLATFORM
 from anomaly_desk.tui.widgets.anomaly_rows import place
 from anomaly_desk.tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
@@ -101,6 +102,9 @@ def _facts(doc: AnomalyDetail, now: datetime) -> Table:
         ("received", Text(when_ago(doc.received_at, now))),
         ("updated", Text(when_ago(doc.updated_at, now))),
     ]
+    platform = platform_state(doc.platform_notes)
+    if platform is not None:
+        rows.append(("platform", platform))
     url = doc.url
     # a Style, not a style string: a URL with a space or brackets in it is not style syntax
     rows.append(("link", Text(url, style=Style(underline=True, link=url)) if url else Text("—")))
@@ -186,14 +190,38 @@ def note_lines(notes: NoteCounts | None) -> list[Text]:
     return lines
 
 
+def platform_state(notes: NoteCounts | None) -> Text | None:
+    """What became of this anomaly's changes on the platform (write-back): ``in sync``,
+    ``pending (2)``, or ``dead (1) · held (1) — r retries`` in red. None without platform
+    jobs: write-back is off, or nothing was sent yet (the answer does not tell which)."""
+    if notes is None:
+        return None
+    text = Text()  # no base style: the delivered count stays dim
+    if notes.dead or notes.held:
+        counts = [f"{name} ({n})" for name, n in (("dead", notes.dead), ("held", notes.held)) if n]
+        text.append(" · ".join(counts), style="bold red")
+        text.append(" — r retries", style="red")
+    elif notes.pending:
+        text.append(f"pending ({notes.pending})", style="yellow")
+    else:
+        text.append("in sync", style="green")
+    if notes.delivered:
+        text.append(f"  {notes.delivered} delivered", style="dim")
+    return text
+
+
 def stuck_line(doc: AnomalyDetail) -> Text | None:
     """Under the title, when notes wait for a person (dead, or held behind a dead one): ``⚠ 2
-    notes stuck — DQ-7: 1 dead, 1 held · r retries`` (the Tickets section has every count)."""
+    notes stuck — DQ-7: 1 dead, 1 held · r retries`` (the Tickets section has every count;
+    the platform's write-back is named ``platform``)."""
     stuck = [
         (link.ticket_key, link.notes)
         for link in doc.links
         if link.notes is not None and (link.notes.dead or link.notes.held)
     ]
+    notes = doc.platform_notes
+    if notes is not None and (notes.dead or notes.held):
+        stuck.append((PLATFORM, notes))
     if not stuck:
         return None
     total = sum(notes.dead + notes.held for _, notes in stuck)

@@ -1,5 +1,5 @@
 """The header: which receiver, whether the live stream is up, connection health, counts, and
-what needs an operator: a degraded store, quarantined deliveries."""
+what needs an operator: a degraded store, quarantined deliveries; an import running."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from anomaly_desk.core.views import ConnectionHealth, ConnectionView, HealthView
+from anomaly_desk.core.views import (
+    ConnectionHealth,
+    ConnectionView,
+    HealthView,
+    ImportProgressView,
+)
 from anomaly_desk.tui.widgets.connection_list import health_message
 
 ORDER = ("Active", "Acknowledged", "Resolved", "Duplicate", "Invalid", "Discarded")
@@ -50,6 +55,7 @@ class DeskHeader(Static):
         self.degraded: str | None = None  # the receiver's reason when /healthz says degraded
         self.quarantined: int | None = None  # None until known
         self.quarantined_more = False  # the count is a lower bound (one page's worth)
+        self.importing: ImportProgressView | None = None  # an import from the platform running
 
     def on_mount(self) -> None:
         self._draw()
@@ -96,6 +102,11 @@ class DeskHeader(Static):
         """How many delivered items are quarantined (``more``: at least that many)."""
         self.quarantined = count
         self.quarantined_more = more
+        self._draw()
+
+    def set_import(self, view: ImportProgressView | None) -> None:
+        """An import from the platform running (None: none is)."""
+        self.importing = view
         self._draw()
 
     def on_resize(self) -> None:
@@ -149,6 +160,11 @@ class DeskHeader(Static):
             bottom.append("⚠ store degraded: ", style="bold white on red")
             bottom.append(self.degraded, style="bold red")
             bottom.append(gap)
+        if self.importing is not None:
+            view = self.importing
+            where = f"{view.page}/{view.pages}" if view.pages else "…"
+            bottom.append(f"⇣ import {where}" if compact else f"⇣ importing {where}", style="cyan")
+            bottom.append(f" (I){gap}", style="dim")
         if self.quarantined:
             more = "+" if self.quarantined_more else ""
             bottom.append(f"⚠ {self.quarantined:,}{more} quarantined", style="bold yellow")

@@ -5,8 +5,10 @@ follows the newest line until the user moves up (then the pane says it is paused
 again), can show only the highlighted anomaly's lines (``t``) or only dead lines (``D``), and
 opens a line's whole entry with Enter.
 
-Everything a provider or a person wrote (messages, note text, ticket keys) goes into the table as
-``Text``: a DataTable parses plain strings as markup, and ``[@click=app.quit]`` must stay words.
+Jobs on the anomaly's platform queue (write-back, enrichment) say ``⇄ platform`` where a ticket
+job has its key. Everything a provider or a person wrote (messages, note text, ticket keys) goes
+into the table as ``Text``: a DataTable parses plain strings as markup, and
+``[@click=app.quit]`` must stay words.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable
 
 from anomaly_desk.core.views import SyncJobView, SyncLogEntryView
-from anomaly_desk.tui.screens.log_entry import LogEntryScreen
+from anomaly_desk.tui.screens.log_entry import LogEntryScreen, target
 
 MAX_ROWS = 300
 PAUSED = "paused — End to follow"
@@ -115,7 +117,7 @@ class SyncLog(DataTable[Any]):
     def _cells(self, entry: SyncLogEntryView) -> list[Text]:
         return [
             Text(short_time(entry.at)),
-            Text(entry.ticket_key, style="magenta"),
+            target(entry),  # a ticket's key, or ⇄ platform (whose key is the anomaly's id)
             Text(str(entry.anomaly_id)),
             Text(entry.kind),
             Text(str(entry.attempt)),
