@@ -10,7 +10,9 @@ and comments back to it. The fixtures' anomalies are given to that platform befo
 ``--headless`` replaces the dashboard with a scripted tour through the operator API and proves
 the result by reading every note back from the sandbox's own REST APIs, and every write-back from
 the platform's log of the calls it accepted — the same evidence a person would look for in Jira,
-ServiceNow and the platform.
+ServiceNow and the platform. Two-way sync is on (the desk reads its tickets back every
+``POLL_S``): the tour ends with a person, alice, commenting on a Jira issue and moving it to Done,
+and shows the anomaly following, here and on the platform, with nothing echoed.
 
 Everything started is stopped on the way out (quit, Ctrl+C, SIGTERM, an error): children are
 terminated and waited for, temporary directories removed.
@@ -52,12 +54,15 @@ from anomaly_desk.demo_setup import (
     HOST,
     IMPORT_TIMEOUT_S,
     JIRA_LOGIN,
+    JIRA_PERSON,
     JIRA_TOKEN_ENV,
     PLATFORM,
     PLATFORM_CONTROL,
     PLATFORM_TOKEN,
     PLATFORM_TOKEN_ENV,
+    POLL_S,
     SERVICENOW_LOGIN,
+    SERVICENOW_PERSON,
     SNOW_PASSWORD_ENV,
     START_TIMEOUT_S,
     Child,
@@ -143,7 +148,8 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 
 def write_config(path: Path, sandbox_url: str) -> Path:
     """The platform's API and the Jira + ServiceNow connections, all in the sandbox; the secrets
-    are named, never written."""
+    are named, never written. Two-way sync is on: people's comments on either come back, and a
+    Jira issue a person moves to Done archives its anomaly; the desk polls every ``POLL_S``."""
     path.write_text(f"""# Written by `anomaly-desk demo`: the platform and both connections point at the sandbox.
 [platform]
 name = "{PLATFORM}"
@@ -166,6 +172,12 @@ token_env = "{JIRA_TOKEN_ENV}"
 project = "DQ"
 issue_type = "Task"
 timeout = 5
+# two-way: what people do on the issues comes back (read every poll_s seconds)
+status = "both"                     # a person moving an issue to Done ...
+on_ticket_done = "archive:Resolved" # ... archives the anomaly as Resolved
+comments = "both"                   # a person's comment becomes the anomaly's
+on_anomaly_archived = "note"        # archived here: a note on the issue, its workflow left alone
+poll_s = {POLL_S}
 
 [[connections]]
 name = "servicenow"
@@ -174,6 +186,9 @@ url = "{sandbox_url}"
 username = "{SERVICENOW_LOGIN[0]}"
 password_env = "{SNOW_PASSWORD_ENV}"
 timeout = 5
+comments = "both"                   # a person's comment on an incident becomes the anomaly's
+on_anomaly_archived = "note"
+poll_s = {POLL_S}
 """)
     return path
 
@@ -440,9 +455,13 @@ def banner(setup: Setup) -> str:
     return f"""
 Anomaly Desk demo
   Sandbox     {s}   (Jira Cloud, ServiceNow and {PLATFORM} emulators, fresh on every run)
-    Jira        {s}/rest/api/3   user {JIRA_LOGIN[0]}  API token {JIRA_LOGIN[1]}
-    ServiceNow  {s}/api/now/table/incident   user {SERVICENOW_LOGIN[0]}  password {SERVICENOW_LOGIN[1]}
+    Jira        {s}/rest/api/3   user {JIRA_LOGIN[0]}  API token {JIRA_LOGIN[1]}   (the desk's)
+    ServiceNow  {s}/api/now/table/incident   user {SERVICENOW_LOGIN[0]}  password {SERVICENOW_LOGIN[1]}   (the desk's)
     {PLATFORM:<11} {s}/api/anomalies   API token {PLATFORM_TOKEN}  (Authorization: Bearer)
+  Two-way     on: the desk reads the tickets back every {POLL_S} s; act on them as a person would
+    Jira        user {JIRA_PERSON[0]}  API token {JIRA_PERSON[1]}: a comment comes to the anomaly;
+                moving the issue to Done archives the anomaly as Resolved (and on {PLATFORM})
+    ServiceNow  user {SERVICENOW_PERSON[0]}  password {SERVICENOW_PERSON[1]}: a comment (not a work note) comes to the anomaly
   Receiver    {r}   webhooks: {r}/webhooks/qualytics
               (demo-only webhook secret: {setup.webhook_secret})
   Platform    the {PLATFORM} API above, its token given to the receiver as ${PLATFORM_TOKEN_ENV}

@@ -19,6 +19,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 HOST = "127.0.0.1"
 JIRA_LOGIN = ("demo@example.com", "demo-token")  # the sandbox's seeded credentials
 SERVICENOW_LOGIN = ("admin", "demo")
+# People working the tickets through the ordinary APIs (the sandbox's seeded users): what they
+# do comes back to the desk (two-way sync). alice may transition and comment in Jira's DQ.
+JIRA_PERSON = ("alice@example.com", "alice-token")
+SERVICENOW_PERSON = ("bob.martin", "demo")
+POLL_S = 2  # the demo's connections read their tickets back this often (seconds)
 JIRA_TOKEN_ENV = "DEMO_JIRA_TOKEN"
 SNOW_PASSWORD_ENV = "DEMO_SNOW_PASSWORD"
 PLATFORM = "Qualytics"
@@ -28,6 +33,7 @@ PLATFORM_CONTROL = "/_sandbox/platform"  # the sandbox's controls of its platfor
 START_TIMEOUT_S = 30.0
 SETTLE_TIMEOUT_S = 30.0
 IMPORT_TIMEOUT_S = 30.0
+TWO_WAY_TIMEOUT_S = 20.0  # a person's change on a ticket, until the desk shows it
 
 
 class DemoError(Exception):

@@ -6,6 +6,11 @@ the sandbox's own REST APIs: exactly once each, in order, or the demo fails. The
 side: the import at start is done, and the platform accepted each toured anomaly's write-back
 (acknowledge, the comment, the archive's comment, the archive) exactly once each, in that order,
 as its own log of accepted calls shows (``GET /_sandbox/platform/writes``).
+
+Last, two-way sync: on a third anomaly's Jira issue a person (alice, through Jira's own API, with
+her own account) comments and moves the issue to Done. The desk, polling every ``POLL_S``, must
+archive the anomaly as Resolved, take her comment once, pass both on to the platform once, and
+send nothing back to the issue; and the desk's own notes must never have come back as comments.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from anomaly_desk.demo_setup import (
     EXIT_OK,
     IMPORT_TIMEOUT_S,
     JIRA_LOGIN,
+    JIRA_PERSON,
     PLATFORM,
     PLATFORM_CONTROL,
+    POLL_S,
     SERVICENOW_LOGIN,
     SETTLE_TIMEOUT_S,
+    TWO_WAY_TIMEOUT_S,
     DemoError,
     Setup,
     say,
@@ -39,7 +47,7 @@ from anomaly_desk.pacing import delays, paced_replay
 from anomaly_desk.replay import Auth, Result, Sender, Unreachable, progress_line, status_counts
 
 if TYPE_CHECKING:
-    from anomaly_desk.core.views import SyncJobView, TicketLinkView
+    from anomaly_desk.core.views import AnomalyDetail, SyncJobView, TicketLinkView
 
 T = TypeVar("T")
 
@@ -169,6 +177,125 @@ class PlatformExpect:
         )
 
 
+# -- two-way: a person works a ticket, the desk follows --------------------------------------
+
+PERSON = JIRA_PERSON[0].partition("@")[0]  # "alice"
+PERSON_SAYS = f"Looking at the loader now — {PERSON}"
+
+
+@dataclass
+class Check:
+    """One thing the two-way step must show: its ✓ line, and what was found when it fails."""
+
+    line: str
+    short: str  # its row in the summary
+    ok: bool
+    details: list[str] = field(default_factory=list)  # printed under the line (ok or not)
+
+
+@dataclass
+class TwoWay:
+    """The third toured anomaly: a person comments on its Jira issue and moves it to Done. The
+    desk must archive the anomaly as Resolved by that issue, take the comment once, pass both on
+    to the platform once each, and send nothing back to the issue."""
+
+    anomaly_id: int
+    link: TicketLinkView
+    own: dict[int, list[str]]  # the other toured anomalies' comments, all made in the desk
+    before: list[str] = field(default_factory=list)  # the issue's comments before the person
+    after: list[str] = field(default_factory=list)  # ... and once the desk followed
+    detail: AnomalyDetail | None = None
+    writes: list[Call] = field(default_factory=list)
+    others: dict[int, list[str]] = field(default_factory=dict)  # their comments, read again
+    followed_s: float | None = None  # how long the desk took to show it all (None: not in time)
+
+    @property
+    def key(self) -> str:
+        return self.link.ticket_key
+
+    def archived(self) -> Check:
+        line = (
+            f"{self.key} {PERSON} moved it to Done → anomaly {self.anomaly_id} archived as Resolved"
+        )
+        short = f"Done → archived as Resolved, by {self.key}"
+        detail = self.detail
+        if detail is None:
+            return Check(line, short, False, ["the anomaly could not be read"])
+        changes = [h for h in detail.history if h.kind == "status"]
+        last = changes[-1] if changes else None
+        by = last.by if last is not None else None
+        ok = (
+            detail.status == "Resolved"
+            and last is not None
+            and last.to == "Resolved"
+            and by is not None
+            and re.fullmatch(re.escape(self.key) + r" \(.+\)", by) is not None
+        )
+        if last is None:
+            details = [f"status {detail.status}, no status change in its history"]
+            return Check(line, short, ok, details)
+        return Check(line, short, ok, [f"history: {last.from_} → {last.to} by {by}"])
+
+    def commented(self) -> Check:
+        line = f"{PERSON}'s comment is on the anomaly, once"
+        comments = self.detail.comments if self.detail is not None else []
+        theirs = [c for c in comments if c.text == PERSON_SAYS]
+        ok = (
+            len(comments) == 1
+            and len(theirs) == 1
+            and (theirs[0].by or "").startswith(f"from {self.key} (")
+            and theirs[0].origin == self.link.id
+        )
+        short = f"{PERSON}'s comment on the anomaly, once"
+        if not comments:
+            return Check(line, short, ok, ["the anomaly has no comments"])
+        return Check(line, short, ok, [f"{c.by}: {c.text}" for c in comments])
+
+    def on_platform(self) -> Check:
+        line = "the platform archived it too"
+        i = self.anomaly_id
+        comments = [
+            c
+            for c in self.writes
+            if c.get("method") == "POST"
+            and c.get("path") == "/api/comments"
+            and isinstance(c.get("body"), dict)
+            and str(c["body"].get("message", "")).startswith(PERSON_SAYS)
+            and c["body"].get("anomaly_id") == i
+        ]
+        archives = [c for c in self.writes if is_archive(i, "Resolved")(c)]
+        ok = len(comments) == 1 and len(archives) == 1 and len(self.writes) == 2
+        found = [call_text(c).replace("\n", " ") for c in self.writes] or ["no write calls"]
+        return Check(line, f"{PLATFORM}: comment + archive, once each", ok, found)
+
+    def not_echoed(self) -> Check:
+        line = f"nothing was echoed back to {self.key}: its comments are {PERSON}'s only"
+        ok = self.after == [*self.before, PERSON_SAYS]
+        found = [n.splitlines()[0] for n in self.after] or ["no comments"]
+        short = f"nothing echoed to {self.key}"
+        return Check(line, short, ok, [] if ok else [f"found: {found}"])
+
+    def own_notes_stayed(self) -> Check:
+        ids = " and ".join(str(i) for i in self.own)
+        line = f"our own notes did not come back: {ids} have only the comments made in the desk"
+        ok = self.others == self.own
+        details = [] if ok else [f"{i}: {self.others.get(i)}" for i in self.own]
+        return Check(line, "the desk's own notes not taken back", ok, details)
+
+    def checks(self) -> list[Check]:
+        return [
+            self.archived(),
+            self.commented(),
+            self.on_platform(),
+            self.not_echoed(),
+            self.own_notes_stayed(),
+        ]
+
+    @property
+    def complete(self) -> bool:
+        return self.followed_s is not None and all(c.ok for c in self.checks())
+
+
 class Tour:
     """The scripted walk through the operator API, and the evidence collected from the sandbox."""
 
@@ -188,8 +315,12 @@ class Tour:
         )
         self.control = httpx.AsyncClient(base_url=setup.sandbox.url, timeout=10.0)
         self.receiver = httpx.AsyncClient(base_url=setup.receiver.url, timeout=10.0)
+        # a person, not the desk: her own account, through Jira's ordinary API
+        self.person = httpx.AsyncClient(base_url=setup.sandbox.url, auth=JIRA_PERSON, timeout=10.0)
         self.expect: list[Expect] = []
         self.platform: list[PlatformExpect] = []
+        self.two_way: TwoWay | None = None
+        self.steps: dict[int, Step] = {}
 
     async def aclose(self) -> None:
         await asyncio.gather(
@@ -198,12 +329,14 @@ class Tour:
             self.snow.aclose(),
             self.control.aclose(),
             self.receiver.aclose(),
+            self.person.aclose(),
         )
 
     @property
     def ours(self) -> set[int]:
         """The toured anomalies: their ticket notes and their platform write-back."""
-        return {e.anomaly_id for e in self.expect} | {p.anomaly_id for p in self.platform}
+        ours = {e.anomaly_id for e in self.expect} | {p.anomaly_id for p in self.platform}
+        return ours | ({self.two_way.anomaly_id} if self.two_way else set())
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -217,19 +350,19 @@ class Tour:
         except httpx.HTTPError as exc:
             raise DemoError(f"{what}: {type(exc).__name__}: {exc}") from None
 
-    async def pick(self, replayed: Sequence[Result]) -> tuple[int, int]:
-        """Two active anomalies from this replay that have no tickets yet."""
+    async def pick(self, replayed: Sequence[Result]) -> tuple[int, int, int]:
+        """Three active anomalies from this replay that have no tickets yet."""
         ids = {i for r in replayed for i in r.anomalies}
         page = await self.call(
             "listing anomalies", self.desk.list_anomalies(status="Active", limit=500)
         )
         free = sorted(a.id for a in page.items if a.id in ids and not a.tickets)
-        if len(free) < 2:
+        if len(free) < 3:
             raise DemoError(
-                "the tour needs two active anomalies without tickets; this data directory has "
+                "the tour needs three active anomalies without tickets; this data directory has "
                 f"{len(free)} (run without --data-dir for a fresh one)"
             )
-        return free[0], free[1]
+        return free[0], free[1], free[2]
 
     async def existing_jira_issue(self) -> str:
         response = await self.jira.post(
@@ -297,6 +430,7 @@ class Tour:
             await self.call(
                 "archiving", desk.archive(anomaly_id, step.archive_as, step.archive_comment)
             )
+        self.steps = steps
         self.platform = [PlatformExpect(i, step) for i, step in steps.items()]
         for anomaly_id, link in ((a, jira_a), (a, snow_a), (b, jira_b), (b, snow_b)):
             step = steps[anomaly_id]
@@ -309,6 +443,122 @@ class Tour:
             if link.provider == "servicenow" and link.origin == "linked":
                 patterns.insert(0, link_pattern(anomaly_id))
             self.expect.append(Expect(anomaly_id, link, patterns))
+
+    # -- two-way: a person on the ticket -----------------------------------------------------
+
+    async def person_comments(self, key: str, text: str) -> None:
+        from anomaly_desk.core.formatting.adf import text_to_adf
+
+        response = await self.person.post(
+            f"/rest/api/3/issue/{key}/comment", json={"body": text_to_adf(text)}
+        )
+        response.raise_for_status()
+
+    async def person_moves_to_done(self, key: str) -> None:
+        """The transition into the done category that Jira offers her, with a resolution when
+        its screen has one: what a person's click on "Done" sends."""
+        response = await self.person.get(
+            f"/rest/api/3/issue/{key}/transitions", params={"expand": "transitions.fields"}
+        )
+        response.raise_for_status()
+        offered = response.json()["transitions"]
+        done = [t for t in offered if t["to"]["statusCategory"]["key"] == "done"]
+        if not done:
+            raise DemoError(f"Jira offers {JIRA_PERSON[0]} no transition to done on {key}")
+        body: dict[str, Any] = {"transition": {"id": done[0]["id"]}}
+        if "resolution" in (done[0].get("fields") or {}):
+            body["fields"] = {"resolution": {"name": "Done"}}
+        answer = await self.person.post(f"/rest/api/3/issue/{key}/transitions", json=body)
+        answer.raise_for_status()
+
+    async def settled(self, anomaly_id: int, within_s: float = SETTLE_TIMEOUT_S) -> None:
+        """Until the anomaly has no sync jobs pending (its notes are on the tickets)."""
+        deadline = time.monotonic() + within_s
+        while await self.call(
+            "reading sync jobs", self.desk.sync_jobs(state="pending", anomaly_id=anomaly_id)
+        ):
+            if time.monotonic() > deadline:
+                raise DemoError(f"anomaly {anomaly_id}'s notes still pending after {within_s:g} s")
+            await asyncio.sleep(0.1)
+
+    async def read_two_way(self, two_way: TwoWay) -> None:
+        """What the desk, the issue and the platform show now."""
+        two_way.detail = await self.call(
+            f"reading anomaly {two_way.anomaly_id}", self.desk.anomaly(two_way.anomaly_id)
+        )
+        two_way.writes = await self.writes(two_way.anomaly_id)
+        try:
+            two_way.after = await self.notes(two_way.link)
+        except httpx.HTTPError as exc:
+            raise DemoError(f"reading {two_way.key}'s comments: {exc}") from None
+        for anomaly_id in two_way.own:
+            detail = await self.call(f"reading anomaly {anomaly_id}", self.desk.anomaly(anomaly_id))
+            two_way.others[anomaly_id] = [c.text for c in detail.comments]
+
+    async def followed(self, two_way: TwoWay) -> bool:
+        """Whether the desk shows it all: archived, her comment, both written to the platform,
+        nothing pending."""
+        await self.read_two_way(two_way)
+        pending = await self.call(
+            "reading sync jobs",
+            self.desk.sync_jobs(state="pending", anomaly_id=two_way.anomaly_id),
+        )
+        detail = two_way.detail
+        return (
+            not pending
+            and two_way.archived().ok
+            and detail is not None
+            and any(c.text == PERSON_SAYS for c in detail.comments)
+            and any(is_archive(two_way.anomaly_id, "Resolved")(c) for c in two_way.writes)
+            and any(c.get("path") == "/api/comments" for c in two_way.writes)
+        )
+
+    async def person_on_ticket(self, anomaly_id: int, within_s: float = TWO_WAY_TIMEOUT_S) -> None:
+        """Create the anomaly's Jira issue here; then, as the person, comment on it and move it to
+        Done, and wait for the desk to follow (one more poll after, so a double would show)."""
+        say(f"  anomaly {anomaly_id}: create a Jira issue")
+        link = await self.call(
+            "creating a Jira issue",
+            self.desk.create_ticket(
+                anomaly_id,
+                "jira",
+                {
+                    "summary": f"Anomaly {anomaly_id}: the nightly loader",
+                    "description": "Created by the anomaly-desk demo tour, for a person to work.",
+                },
+            ),
+        )
+        say(f"    created {link.ticket_key}")
+        own = {i: [step.comment, step.archive_comment] for i, step in self.steps.items()}
+        two_way = self.two_way = TwoWay(anomaly_id, link, own)
+        await self.settled(anomaly_id)
+        key = link.ticket_key
+        try:
+            two_way.before = await self.notes(link)
+            say(f"  {JIRA_PERSON[0]}, through Jira's API: comments on {key}, moves it to Done")
+            await self.person_comments(key, PERSON_SAYS)
+            await self.person_moves_to_done(key)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise DemoError(f"{JIRA_PERSON[0]} working {key} in the sandbox: {exc!r}") from None
+        acted = time.monotonic()
+        while not await self.followed(two_way):
+            if time.monotonic() - acted > within_s:
+                say(f"✗ the desk had not followed {key} after {within_s:g} s")
+                break
+            await asyncio.sleep(0.2)
+        else:
+            two_way.followed_s = time.monotonic() - acted
+            say(
+                f"  the desk followed after {two_way.followed_s:.1f} s (it polls every {POLL_S} s);"
+                " one more poll, so that anything coming back twice would show"
+            )
+            await asyncio.sleep(POLL_S + 0.5)
+            await self.settled(anomaly_id)
+        await self.read_two_way(two_way)
+        for check in two_way.checks():
+            say(f"{'✓' if check.ok else '✗'} {check.line}")
+            for line in check.details:
+                say(f"    {line}")
 
     # -- evidence ----------------------------------------------------------------------------
 
@@ -477,6 +727,20 @@ def print_platform_summary(platform: Sequence[PlatformExpect], imported: int | N
     Console(highlight=False, soft_wrap=False).print(table)
 
 
+def print_two_way_summary(two_way: TwoWay) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Two-way: a person on the ticket", title_justify="left")
+    for column in ("Anomaly", "Ticket", f"{PERSON} commented, moved it to Done", "Result"):
+        table.add_column(column)
+    for check in two_way.checks():
+        table.add_row(
+            str(two_way.anomaly_id), two_way.key, check.short, "ok" if check.ok else "MISSING"
+        )
+    Console(highlight=False, soft_wrap=False).print(table)
+
+
 def explain_platform(expect: PlatformExpect) -> None:
     """What is missing, extra or out of order among one anomaly's accepted platform writes."""
     wanted = expect.wanted
@@ -533,7 +797,7 @@ async def headless(setup: Setup, speed: float | None) -> int:
     tour = Tour(setup)
     try:
         say("\n== Tour through the operator API")
-        a, b = await tour.pick(results)
+        a, b, c = await tour.pick(results)
         await tour.run(a, b)
         total = sum(len(e.patterns) for e in tour.expect)
         say(f"\n== Notes arriving on the tickets ({total} expected, read back from the sandbox)")
@@ -551,12 +815,19 @@ async def headless(setup: Setup, speed: float | None) -> int:
             )
             say(f"✓ imported {imported.total} anomalies from the platform ({changes})")
         await tour.check_platform()
+        say(
+            f"\n== Two-way: a person works a ticket ({JIRA_PERSON[0]} on Jira; the desk reads "
+            f"tickets back every {POLL_S} s)"
+        )
+        await tour.person_on_ticket(c)
         dead = await tour.dead_jobs()
         say("\n== Sync log")
         await tour.print_sync_log()
         say()
         print_summary(tour.expect)
         print_platform_summary(tour.platform, imported.total if imported else None)
+        if tour.two_way is not None:
+            print_two_way_summary(tour.two_way)
     finally:
         await tour.aclose()
     problems = [e for e in tour.expect if not e.complete]
@@ -573,7 +844,9 @@ async def headless(setup: Setup, speed: float | None) -> int:
             )
         else:
             say(f"✗ sync job {job.id} to {job.ticket_key} is dead: {job.last_error}")
-    if problems or platform_problems or dead or not idle or imported is None:
+    two_way = tour.two_way
+    person_problem = two_way is None or not two_way.complete
+    if problems or platform_problems or dead or not idle or imported is None or person_problem:
         failed = []
         if problems or any(j.connection != PLATFORM_QUEUE for j in dead):
             failed.append("not every note reached its ticket exactly once and in order")
@@ -583,11 +856,20 @@ async def headless(setup: Setup, speed: float | None) -> int:
             failed.append(f"the sync worker was not done within {SETTLE_TIMEOUT_S:g} s")
         if imported is None:
             failed.append("the import from the platform did not finish")
+        if person_problem:
+            where = two_way.key if two_way is not None else "the Jira issue"
+            failed.append(
+                f"not everything {PERSON} did on {where} came back to the anomaly and "
+                f"{PLATFORM} exactly once within {TWO_WAY_TIMEOUT_S:g} s with nothing echoed"
+            )
         say(f"Demo FAILED: {'; '.join(failed)}.")
         return EXIT_FAILED
+    assert two_way is not None  # person_problem otherwise
     say(
         f"Demo passed: {total} notes on {len(tour.expect)} tickets and {writes} writes to "
         f"{PLATFORM} for {len(tour.platform)} anomalies, each exactly once and in order; "
-        f"{imported.total} anomalies imported from the platform."
+        f"{imported.total} anomalies imported from the platform; {PERSON}'s comment and Done "
+        f"on {two_way.key} came to anomaly {two_way.anomaly_id} and {PLATFORM} once each, "
+        "and nothing was echoed."
     )
     return EXIT_OK

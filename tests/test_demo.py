@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from anomaly_desk.core.config import load_settings
+from anomaly_desk.core.views import AnomalyDetail, TicketLinkView
 from anomaly_desk.demo import platform_anomalies, write_config
 from anomaly_desk.demo_setup import default_fixtures
 from anomaly_desk.replay import Payload, collect_files, load_payloads
-from anomaly_desk.tour import Call, PlatformExpect, Step, call_text
+from anomaly_desk.tour import PERSON_SAYS, Call, PlatformExpect, Step, TwoWay, call_text
 from tests.support import ROOT
 
 BANNER_URL = re.compile(r"^\s+(Sandbox|Receiver)\s+(http://127\.0\.0\.1:\d+)", re.MULTILINE)
@@ -68,9 +69,15 @@ def test_headless_demo_shows_every_note_and_write_back_arriving_and_cleans_up() 
     assert "write-back on: acknowledge, archive and comments made in the desk go to Qualytics" in (
         output
     )
+    # two-way: who the people are, how to log in as them, how often the desk reads back
+    assert "Two-way     on: the desk reads the tickets back every 2 s" in output
+    assert "user alice@example.com  API token alice-token" in output
+    assert "user bob.martin  password demo" in output
     # every fixture accepted by the receiver, with the demo's webhook secret
     assert "200 ×9" in output
-    confirmed = re.findall(r"^✓ (\S+)\s+(.+)$", output, re.MULTILINE)
+    tour, _, two_way = output.partition("\n== Two-way")
+    assert two_way, output
+    confirmed = re.findall(r"^✓ (\S+)\s+(.+)$", tour, re.MULTILINE)
     by_ticket: dict[str, list[str]] = {}
     for key, note in confirmed:
         by_ticket.setdefault(key, []).append(note)
@@ -119,14 +126,34 @@ def test_headless_demo_shows_every_note_and_write_back_arriving_and_cleans_up() 
     done = SYNC_LOG_DONE.findall(output)
     assert len([key for key, _ in done if not key.startswith("platform")]) == 16, output
     writes = [kind for key, kind in done if key.startswith("platform") and kind != "enrich"]
-    assert sorted(writes) == ["comment"] * 4 + ["status"] * 4, output
+    # the tour's 8, and alice's comment and Done passed on to the platform
+    assert sorted(writes) == ["comment"] * 5 + ["status"] * 5, output
     assert "Demo tour" in output  # the summary tables
     assert "Platform write-back (Qualytics)" in output
+    assert "Two-way: a person on the ticket" in output
     assert "MISSING" not in output
     assert "✗" not in output
     assert (
         "Demo passed: 17 notes on 4 tickets and 8 writes to Qualytics for 2 anomalies, each "
-        "exactly once and in order; 196 anomalies imported from the platform." in output
+        "exactly once and in order; 196 anomalies imported from the platform; alice's comment "
+        "and Done on DQ-3 came to anomaly 10250 and Qualytics once each, and nothing was "
+        "echoed." in output
+    )
+
+    # two-way: alice, through Jira's own API, comments on a third anomaly's issue and moves it
+    # to Done; the desk follows (archive, her comment), the platform too, nothing comes back
+    checked = re.findall(r"^✓ (.+)$", two_way.partition("\n== Sync log")[0], re.MULTILINE)
+    assert checked == [
+        "DQ-3 alice moved it to Done → anomaly 10250 archived as Resolved",
+        "alice's comment is on the anomaly, once",
+        "the platform archived it too",
+        "nothing was echoed back to DQ-3: its comments are alice's only",
+        "our own notes did not come back: 10233 and 10240 have only the comments made in the desk",
+    ], two_way
+    assert re.search(r"history: Active → Resolved by DQ-3 \(\w+\)", two_way), two_way
+    assert "from DQ-3 (alice@example.com): Looking at the loader now — alice" in two_way
+    assert "archived as Resolved  (DELETE /api/anomalies/10250?archive=true&status=Resolved)" in (
+        two_way
     )
 
     assert_stopped(output)
@@ -210,6 +237,77 @@ def test_the_demo_config_turns_on_import_and_write_back(tmp_path: Path) -> None:
     assert settings.platform.import_on_start
     assert settings.platform.writes_back
     assert "demo-platform-token" not in config.read_text()  # the secret is named, never written
+
+
+def test_the_demo_config_turns_on_two_way_sync(tmp_path: Path) -> None:
+    """Jira: statuses and comments both ways, Done archives as Resolved; ServiceNow: comments
+    both ways; the desk's own archive only notes the tickets (their workflow stays theirs)."""
+    config = write_config(tmp_path / "anomaly-desk.toml", "http://127.0.0.1:9")
+    env = {"DEMO_JIRA_TOKEN": "j", "DEMO_SNOW_PASSWORD": "s", "DEMO_PLATFORM_TOKEN": "t"}
+    jira, snow = load_settings(config, env=env).connections
+    assert (jira.status, jira.comments, jira.on_ticket_done) == ("both", "both", "archive:Resolved")
+    assert (snow.status, snow.comments) == ("to_ticket", "both")
+    assert jira.on_anomaly_archived == snow.on_anomaly_archived == "note"
+    assert jira.poll_s == snow.poll_s == 2
+    assert not jira.fan_out_ticket_comments
+
+
+def _two_way(
+    comments: list[tuple[str, str]] | None = None,
+    writes: list[Call] | None = None,
+    after: list[str] | None = None,
+    by: str = "DQ-3 (5b10a2844c20165700ede21f)",
+) -> TwoWay:
+    """Anomaly 10250 after alice's comment and Done on DQ-3, as the desk and the platform show
+    it; each argument replaces one part of the good picture."""
+    link = TicketLinkView(
+        id="L1", connection="jira", provider="jira", ticket_key="DQ-3", ticket_id="10003"
+    )
+    said = comments if comments is not None else [(PERSON_SAYS, "from DQ-3 (alice@example.com)")]
+    detail = AnomalyDetail.model_validate(
+        {
+            "id": 10250,
+            "status": "Resolved",
+            "comments": [{"at": "2030-01-01T00:00:00Z", "text": t, "by": b, "origin": "L1"} for t, b in said],
+            "history": [{"at": "2030-01-01T00:00:00Z", "kind": "status", "from": "Active", "to": "Resolved", "by": by}],
+        }
+    )  # fmt: skip
+    good = [
+        {"method": "POST", "path": "/api/comments", "query": {}, "body": {"message": f"{PERSON_SAYS}\n— alice@example.com on DQ-3", "anomaly_id": 10250}},
+        {"method": "DELETE", "path": "/api/anomalies/10250", "query": {"archive": "true", "status": "Resolved"}, "body": None},
+    ]  # fmt: skip
+    own = {10233: ["a", "b"]}
+    return TwoWay(
+        10250,
+        link,
+        own,
+        before=[],
+        after=after if after is not None else [PERSON_SAYS],
+        detail=detail,
+        writes=writes if writes is not None else good,
+        others=dict(own),
+        followed_s=1.5,
+    )
+
+
+def test_two_way_counts_only_when_followed_once_and_nothing_echoed() -> None:
+    good = _two_way()
+    assert good.complete
+    assert [c.ok for c in good.checks()] == [True] * 5
+    calls = good.writes
+    assert not _two_way(by="DQ-3").complete  # archived, but not by a person on DQ-3
+    twice = [(PERSON_SAYS, "from DQ-3 (alice@example.com)")] * 2
+    assert not _two_way(comments=twice).complete  # her comment taken twice
+    assert not _two_way(comments=[]).complete
+    assert not _two_way(writes=[calls[0], *calls]).complete  # written to the platform twice
+    assert not _two_way(writes=calls[:1]).complete  # the platform was not archived
+    assert not _two_way(after=[PERSON_SAYS, "Comment from Qualytics: " + PERSON_SAYS]).complete
+    echoed = _two_way()
+    echoed.others = {10233: ["a", "b", "a"]}  # one of our own notes came back as a comment
+    assert not echoed.own_notes_stayed().ok
+    late = _two_way()
+    late.followed_s = None  # not within the time allowed
+    assert not late.complete
 
 
 def _calls(anomaly_id: int) -> list[Call]:
