@@ -7,18 +7,21 @@ from starlette.middleware import Middleware
 
 from anomaly_desk.sandbox.faults import FaultMiddleware, Faults
 from anomaly_desk.sandbox.jira import JiraEmulator
+from anomaly_desk.sandbox.oauth import AuthState
 from anomaly_desk.sandbox.platform import PlatformEmulator
 from anomaly_desk.sandbox.servicenow import ServiceNowEmulator
 from anomaly_desk.sandbox.webhooks import WebhookHub
 
 
 def create_app(faults: Faults | None = None, platform: PlatformEmulator | None = None) -> Starlette:
-    """The sandbox. ``app.state`` holds ``jira``, ``servicenow``, ``platform``, ``faults`` and
-    ``webhooks`` (the emitters, ``/_sandbox/webhooks``) for tests to steer."""
+    """The sandbox. ``app.state`` holds ``jira``, ``servicenow``, ``platform``, ``faults``,
+    ``webhooks`` (the emitters, ``/_sandbox/webhooks``) and ``auth`` (OAuth clients, tokens and
+    token-request counts, ``/_sandbox/auth``) for tests to steer."""
     faults = faults or Faults()
     webhooks = WebhookHub()
-    jira = JiraEmulator(webhooks)
-    servicenow = ServiceNowEmulator(webhooks)
+    auth = AuthState()
+    jira = JiraEmulator(webhooks, auth)
+    servicenow = ServiceNowEmulator(webhooks, auth)
     platform = platform or PlatformEmulator()
     app = Starlette(
         routes=[
@@ -27,6 +30,7 @@ def create_app(faults: Faults | None = None, platform: PlatformEmulator | None =
             *platform.routes(),
             *faults.routes(),
             *webhooks.routes(),
+            *auth.routes(),
             *platform.fallback_routes(),  # /api/{rest}: after ServiceNow's /api/now routes
         ],
         middleware=[Middleware(FaultMiddleware, faults=faults)],
@@ -36,4 +40,5 @@ def create_app(faults: Faults | None = None, platform: PlatformEmulator | None =
     app.state.platform = platform
     app.state.faults = faults
     app.state.webhooks = webhooks
+    app.state.auth = auth
     return app

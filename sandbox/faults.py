@@ -3,7 +3,8 @@
 ``FaultMiddleware`` is pure ASGI (streaming-safe, no BaseHTTPMiddleware) and reads one mutable
 ``Faults`` on every request, so tests and ``/_sandbox/faults`` can change it while serving.
 ``path_prefix`` narrows the faults to some paths (``PLATFORM_PATHS``, ``JIRA_PATHS``,
-``SERVICENOW_PATHS``, or any comma-separated prefixes); unset, they apply to every path.
+``JIRA_GATEWAY_PATHS``, ``SERVICENOW_PATHS``, the token endpoints' ``JIRA_AUTH_PATHS`` and
+``SERVICENOW_AUTH_PATHS``, or any comma-separated prefixes); unset, they apply to every path.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONTROL_PREFIX = "/_sandbox"
 # ``path_prefix`` values that break one service only (prefixes are comma-separated)
 PLATFORM_PATHS = "/api/anomalies,/api/comments"
-JIRA_PATHS = "/rest/api"
+JIRA_PATHS = "/rest/api"  # the site's base
+JIRA_GATEWAY_PATHS = "/ex/jira"  # the same API through the gateway (OAuth, scoped tokens)
 SERVICENOW_PATHS = "/api/now"
-EMULATORS = ("jira", "servicenow", "platform")  # the app.state names ``/_sandbox/reset`` reseeds
+# the token endpoints, apart: a fault meant for API calls does not hit a token request
+JIRA_AUTH_PATHS = "/oauth/token,/_edge/tenant_info"
+SERVICENOW_AUTH_PATHS = "/oauth_token.do"
+# the app.state names ``/_sandbox/reset`` reseeds
+EMULATORS = ("jira", "servicenow", "platform", "auth")
 
 
 @dataclass
@@ -156,9 +162,9 @@ class TokenBucket:
 
 
 def _service(path: str) -> str:
-    if path.startswith("/api/now"):
+    if path.startswith(("/api/now", "/oauth_token.do")):
         return "servicenow"
-    if path.startswith("/rest"):
+    if path.startswith(("/rest", "/ex/jira")):
         return "jira"
     if path.startswith(("/api/", "/anomalies/")) or path == "/api":
         return "platform"

@@ -13,6 +13,8 @@ Where things are:
 * ``jira_workflows`` the projects (company-managed DQ, team-managed TM), their statuses and
   transitions;
 * ``jira_beans``  the records as Jira's JSON;
+* ``jira_auth``   who is calling: API tokens on the site, OAuth bearer and scoped tokens under
+  the API gateway's ``/ex/jira/{cloudId}``; ``POST /oauth/token`` and ``/_edge/tenant_info``;
 * ``jira_routes`` the HTTP endpoints, with Jira's checks and error messages;
   ``jira_workflow_routes`` the transitions, edits and changelog on top;
 * ``jira_events`` the admin webhooks' bodies (sent through ``webhooks.WebhookHub``).
@@ -24,6 +26,7 @@ from starlette.routing import BaseRoute
 
 from anomaly_desk.sandbox.jira_data import Comment, Issue, JiraSite, User
 from anomaly_desk.sandbox.jira_workflow_routes import JiraWorkflowApi
+from anomaly_desk.sandbox.oauth import AuthState
 from anomaly_desk.sandbox.webhooks import WebhookHub
 
 __all__ = ["Comment", "Issue", "JiraEmulator", "User"]
@@ -33,11 +36,14 @@ class JiraEmulator(JiraSite):
     """An in-memory Jira Cloud site (``JiraSite``) with its REST API (``routes``).
 
     ``webhooks``: the hub its admin webhooks go through (shared with the ServiceNow emulator in
-    the sandbox app); a reset of the site turns them off too.
+    the sandbox app); a reset of the site turns them off too. ``auth``: the OAuth clients and
+    tokens (``oauth.AuthState``, shared with ServiceNow in the app; ``/_sandbox/reset`` reseeds
+    it, a reset of the site alone does not).
     """
 
-    def __init__(self, webhooks: WebhookHub | None = None) -> None:
+    def __init__(self, webhooks: WebhookHub | None = None, auth: AuthState | None = None) -> None:
         self.webhooks = webhooks
+        self.auth = auth or AuthState()
         super().__init__()
 
     def reset(self) -> None:

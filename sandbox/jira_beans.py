@@ -41,7 +41,7 @@ def user_json(user: User, base: str) -> Json:
     return {
         "self": f"{base}{API}/user?accountId={user.account_id}",
         "accountId": user.account_id,
-        "accountType": "atlassian",
+        "accountType": user.account_type,
         "emailAddress": user.email,
         "avatarUrls": {size: f"{avatar}&size={size}" for size in ("48x48", "24x24", "16x16")},
         "displayName": user.display_name,

@@ -5,6 +5,12 @@ No HTTP here: ``jira_routes`` answers requests about these records, ``jql`` sear
 ``jira_workflows``. Every change to an issue's fields (status and resolution included) is kept
 as a changelog entry (``History``) with its author and the ``historyMetadata`` the request sent;
 comments are not changes (Jira keeps them apart from the changelog).
+
+Users: ``demo@example.com`` (the integration: classic API token ``demo-token``, scoped token
+``demo-scoped-token`` for the API gateway), ``alice@example.com`` (a person, ``alice-token``),
+two without tokens, ``readonly@example.com`` (reads only) and the service account
+``desk-service@serviceaccount.atlassian.com`` (``accountType`` app, no API token: reached through
+the OAuth client ``desk-client``; writes in DQ only).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from anomaly_desk.sandbox.jira_workflows import (
 )
 
 if TYPE_CHECKING:
+    from anomaly_desk.sandbox.oauth import AuthState
     from anomaly_desk.sandbox.webhooks import WebhookHub
 
 Json = dict[str, Any]  # a JSON object as Jira sends and takes it
@@ -35,9 +42,16 @@ class User:
     account_id: str
     email: str
     display_name: str
-    token: str | None = None  # API token; None: cannot log in
+    token: str | None = None  # classic API token (the site's base only); None: cannot log in
     can_write: bool = True
     time_zone: str = "Europe/Berlin"
+    scoped_token: str | None = None  # a scoped API token: only through /ex/jira/{cloudId}
+    account_type: str = "atlassian"  # "app": a service account (OAuth 2.0 client credentials)
+    write_projects: frozenset[str] | None = None  # the projects it may change; None: all
+
+    def may_write(self, project: str) -> bool:
+        """Whether the user may create, comment, edit and transition in ``project`` (a key)."""
+        return self.can_write and (self.write_projects is None or project in self.write_projects)
 
 
 @dataclass
@@ -114,11 +128,22 @@ PRIORITIES = [  # id, name, colour, description
 DEFAULT_PRIORITY = "3"
 INTEGRATION_ACCOUNT = "5b10ac8d82e05b22cc7d4ef5"  # demo@example.com, the integration's user
 HUMAN_ACCOUNT = "5b10a2844c20165700ede21f"  # alice@example.com, a person working the tickets
+# The service account behind the OAuth 2.0 client ``desk-client`` (``oauth``): works in DQ only
+SERVICE_ACCOUNT = "712020:5e1d7a9c-4b3f-4f0e-9c8a-1d2e3f4a5b6c"
+SERVICE_ACCOUNT_EMAIL = "desk-service@serviceaccount.atlassian.com"
+SCOPED_TOKEN = "demo-scoped-token"  # demo@example.com's scoped API token (api.atlassian.com only)
+CLOUD_ID = "3f9c2b7e-8d41-4a6b-9e25-7c1d0a4f5b83"  # the site's cloudId (``/_edge/tenant_info``)
 
 
 def seed_users() -> list[User]:
     return [
-        User(INTEGRATION_ACCOUNT, "demo@example.com", "Demo User", token="demo-token"),
+        User(
+            INTEGRATION_ACCOUNT,
+            "demo@example.com",
+            "Demo User",
+            token="demo-token",
+            scoped_token=SCOPED_TOKEN,
+        ),
         User(HUMAN_ACCOUNT, "alice@example.com", "Alice Émond", token="alice-token"),
         User("712020:2f6d4a7e-0b4c-4e8b-9d1f-3c5a7b9e1f20", "bob@example.com", "Bob Okafor"),
         User("5d5f8ab1c2e3f40c8a1b2c3d", "carol@example.com", "Carol Nguyen"),
@@ -128,6 +153,14 @@ def seed_users() -> list[User]:
             "Read Only",
             token="readonly-token",
             can_write=False,
+        ),
+        User(
+            SERVICE_ACCOUNT,
+            SERVICE_ACCOUNT_EMAIL,
+            "Anomaly Desk (service account)",
+            account_type="app",
+            write_projects=frozenset({"DQ"}),
+            time_zone="Etc/UTC",
         ),
     ]
 
@@ -156,6 +189,8 @@ class JiraSite:
     page_tokens: dict[str, tuple[str, int]]  # the search's nextPageToken → (jql, offset)
     changelog_tokens: dict[str, tuple[str, int]]  # bulkfetch's nextPageToken → (request, offset)
     webhooks: WebhookHub | None = None  # where admin webhooks go (``jira_events``); None: off
+    auth: AuthState  # OAuth clients and tokens, expired API tokens (shared with ServiceNow)
+    cloud_id: str = CLOUD_ID  # the site under https://api.atlassian.com/ex/jira/{cloudId}
 
     def __init__(self) -> None:
         self.reset()

@@ -1,15 +1,14 @@
 """The Jira emulator's HTTP face: REST v3 routes over a ``JiraSite``, answering as Jira Cloud does.
 
 The ``{"errorMessages", "errors"}`` envelope with Jira's own wording, ADF-only rich text (a plain
-string description is a 400) measured by Jira's rules (``jira_text``), Basic auth with an API
-token, the enhanced search with ``nextPageToken`` pagination, and 410 Gone for the removed
-``/search`` endpoints.
+string description is a 400) measured by Jira's rules (``jira_text``), the enhanced search with
+``nextPageToken`` pagination, and 410 Gone for the removed ``/search`` endpoints. Every route is
+served on the site's base and again under the API gateway's ``/ex/jira/{cloudId}``; who may call
+which is ``jira_auth``'s business.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import secrets
@@ -18,9 +17,10 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from anomaly_desk.sandbox.adf import adf_errors
+from anomaly_desk.sandbox.jira_auth import GATEWAY, UNAUTHENTICATED, JiraAuth
 from anomaly_desk.sandbox.jira_beans import (
     API,
     SYSTEM_FIELDS,
@@ -56,7 +56,6 @@ from anomaly_desk.sandbox.jql import JqlError, search
 NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
 TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
 NO_ISSUE = "Issue does not exist or you do not have permission to see it."
-UNAUTHENTICATED = "Client must be authenticated to access this resource."
 SEARCH_GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
@@ -100,72 +99,61 @@ class JiraApi:
     def __init__(self, site: JiraSite) -> None:
         self.site = site
         self.events = JiraEvents(site)
+        self.auth = JiraAuth(site)
 
     def routes(self) -> list[BaseRoute]:
-        def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
-            return Route(path, self._guard(endpoint), methods=methods)
+        """The REST API on the site's base and again under the API gateway's ``/ex/jira/{cloudId}``
+        (same handlers, the gateway's authentication), and the OAuth endpoints."""
 
+        def api() -> list[BaseRoute]:
+            return [Route(p, self._guard(e), methods=m) for p, e, m in self.endpoints()]
+
+        return [*api(), Mount(GATEWAY, routes=api()), *self.auth.routes()]
+
+    def endpoints(self) -> list[tuple[str, Endpoint, list[str]]]:
+        """(path, handler, methods) of every REST endpoint, relative to the API's base."""
         return [
-            route(f"{API}/serverInfo", self.server_info, methods=["GET"]),
-            route("/rest/api/2/serverInfo", self.server_info, methods=["GET"]),
-            route(f"{API}/search", self.search_gone, methods=["GET", "POST"]),
-            route("/rest/api/2/search", self.search_gone, methods=["GET", "POST"]),
-            route(f"{API}/myself", self.myself, methods=["GET"]),
-            route(f"{API}/field", self.fields, methods=["GET"]),
-            route(f"{API}/priority", self.priorities, methods=["GET"]),
-            route(f"{API}/issuetype", self.issue_types, methods=["GET"]),
-            route(f"{API}/project/{{key}}", self.project, methods=["GET"]),
-            route(f"{API}/project/{{key}}/statuses", self.project_statuses, methods=["GET"]),
-            route(f"{API}/user", self.user, methods=["GET"]),
-            route(f"{API}/user/search", self.user_search, methods=["GET"]),
-            route(f"{API}/user/assignable/search", self.assignable, methods=["GET"]),
-            route(
-                f"{API}/issue/createmeta/{{project}}/issuetypes",
-                self.createmeta_types,
-                methods=["GET"],
-            ),
-            route(
+            (f"{API}/serverInfo", self.server_info, ["GET"]),
+            ("/rest/api/2/serverInfo", self.server_info, ["GET"]),
+            (f"{API}/search", self.search_gone, ["GET", "POST"]),
+            ("/rest/api/2/search", self.search_gone, ["GET", "POST"]),
+            (f"{API}/myself", self.myself, ["GET"]),
+            (f"{API}/field", self.fields, ["GET"]),
+            (f"{API}/priority", self.priorities, ["GET"]),
+            (f"{API}/issuetype", self.issue_types, ["GET"]),
+            (f"{API}/project/{{key}}", self.project, ["GET"]),
+            (f"{API}/project/{{key}}/statuses", self.project_statuses, ["GET"]),
+            (f"{API}/user", self.user, ["GET"]),
+            (f"{API}/user/search", self.user_search, ["GET"]),
+            (f"{API}/user/assignable/search", self.assignable, ["GET"]),
+            (f"{API}/issue/createmeta/{{project}}/issuetypes", self.createmeta_types, ["GET"]),
+            (
                 f"{API}/issue/createmeta/{{project}}/issuetypes/{{type_id}}",
                 self.createmeta_fields,
-                methods=["GET"],
+                ["GET"],
             ),
-            route(f"{API}/issue", self.create_issue, methods=["POST"]),
-            route(f"{API}/issue/{{key}}", self.get_issue, methods=["GET"]),
-            route(f"{API}/issue/{{key}}/comment", self.add_comment, methods=["POST"]),
-            route(f"{API}/issue/{{key}}/comment", self.list_comments, methods=["GET"]),
-            route(f"{API}/issue/{{key}}/comment/{{cid}}", self.get_comment, methods=["GET"]),
-            route(f"{API}/search/jql", self.search, methods=["GET", "POST"]),
+            (f"{API}/issue", self.create_issue, ["POST"]),
+            (f"{API}/issue/{{key}}", self.get_issue, ["GET"]),
+            (f"{API}/issue/{{key}}/comment", self.add_comment, ["POST"]),
+            (f"{API}/issue/{{key}}/comment", self.list_comments, ["GET"]),
+            (f"{API}/issue/{{key}}/comment/{{cid}}", self.get_comment, ["GET"]),
+            (f"{API}/search/jql", self.search, ["GET", "POST"]),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
-        """Basic auth on everything but serverInfo (which Jira serves anonymously)."""
+        """Authentication (``jira_auth``) on everything; the site serves serverInfo (and the
+        removed search's 410) anonymously too."""
 
         async def guarded(request: Request) -> Response:
-            user = self.authenticate(request)
-            request.state.jira_user = user
-            if user is None and endpoint not in (self.server_info, self.search_gone):
+            caller = self.auth.caller(request)
+            if isinstance(caller, Response):
+                return caller
+            request.state.jira_user = caller
+            if caller is None and endpoint not in (self.server_info, self.search_gone):
                 return error(401, [UNAUTHENTICATED])
             return await endpoint(request)
 
         return guarded
-
-    def authenticate(self, request: Request) -> User | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            email, _, token = base64.b64decode(encoded).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        for user in self.site.users:
-            if (
-                user.token
-                and user.email == email
-                and secrets.compare_digest(user.token.encode(), token.encode())
-            ):
-                return user
-        return None
 
     # -- the site, its project and users -------------------------------------------------
 
@@ -312,7 +300,7 @@ class JiraApi:
         )
         if project is None:
             errors["project"] = "Specify a valid project ID or key"
-        elif not user.can_write:
+        elif not user.may_write(project.key):
             return error(403, ["You do not have permission to create issues in this project."])
         issuetype = _issuetype(fields.get("issuetype"), errors)
         summary = fields.get("summary")
@@ -396,7 +384,7 @@ class JiraApi:
         properties = _comment_properties(body.get("properties"))
         if isinstance(properties, str):
             return error(400, [properties])
-        if not user.can_write:
+        if not user.may_write(issue.project):
             return error(403, ["You do not have the permission to comment on this issue."])
         comment = self.site.add_comment(issue, user, content, properties)
         base = base_url(request)

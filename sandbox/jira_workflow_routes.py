@@ -32,7 +32,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from anomaly_desk.sandbox.jira_beans import (
     API,
@@ -99,19 +98,16 @@ class Problem(Exception):
 class JiraWorkflowApi(JiraApi):
     """``JiraApi`` plus transitions, edits and the changelog."""
 
-    def routes(self) -> list[BaseRoute]:
-        def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
-            return Route(path, self._guard(endpoint), methods=methods)
-
+    def endpoints(self) -> list[tuple[str, Endpoint, list[str]]]:
         return [
-            *super().routes(),
-            route(f"{API}/issue/{{key}}", self.edit_issue, methods=["PUT"]),
-            route(f"{API}/issue/{{key}}/transitions", self.transitions, methods=["GET"]),
-            route(f"{API}/issue/{{key}}/transitions", self.do_transition, methods=["POST"]),
-            route(f"{API}/issue/{{key}}/changelog", self.changelog, methods=["GET"]),
-            route(f"{API}/changelog/bulkfetch", self.bulk_changelog, methods=["POST"]),
-            route(f"{API}/resolution", self.resolutions, methods=["GET"]),
-            route(f"{API}/status", self.statuses, methods=["GET"]),
+            *super().endpoints(),
+            (f"{API}/issue/{{key}}", self.edit_issue, ["PUT"]),
+            (f"{API}/issue/{{key}}/transitions", self.transitions, ["GET"]),
+            (f"{API}/issue/{{key}}/transitions", self.do_transition, ["POST"]),
+            (f"{API}/issue/{{key}}/changelog", self.changelog, ["GET"]),
+            (f"{API}/changelog/bulkfetch", self.bulk_changelog, ["POST"]),
+            (f"{API}/resolution", self.resolutions, ["GET"]),
+            (f"{API}/status", self.statuses, ["GET"]),
         ]
 
     # -- reference data ------------------------------------------------------------------
@@ -131,7 +127,7 @@ class JiraWorkflowApi(JiraApi):
             return error(404, [NO_ISSUE])
         user: User = request.state.jira_user
         project = issue.workflow
-        offered = project.available(issue.status) if user.can_write else []
+        offered = project.available(issue.status) if user.may_write(issue.project) else []
         wanted = request.query_params.get("transitionId")
         if wanted:
             offered = [t for t in offered if t.id == wanted]
@@ -162,7 +158,11 @@ class JiraWorkflowApi(JiraApi):
         if not tid.isdigit():
             return error(400, [NOT_AN_INTEGER])
         transition = issue.workflow.transition(str(int(tid)))
-        if transition is None or not transition.available_from(issue.status) or not user.can_write:
+        if (
+            transition is None
+            or not transition.available_from(issue.status)
+            or not user.may_write(issue.project)
+        ):
             return error(400, [NOT_VALID.format(tid=tid)])
         try:
             fields, update, metadata = _change_parts(body)
@@ -205,7 +205,7 @@ class JiraWorkflowApi(JiraApi):
             return body
         if not isinstance(body, dict):
             return error(400, ["Request body must be a JSON object."])
-        if not user.can_write:
+        if not user.may_write(issue.project):
             return error(403, [NO_EDIT])
         try:
             fields, update, metadata = _change_parts(body)

@@ -20,6 +20,8 @@ from starlette.applications import Starlette
 
 from anomaly_desk.core.processes import ThreadedServer, http_url
 from anomaly_desk.sandbox.faults import Faults
+from anomaly_desk.sandbox.jira_data import CLOUD_ID, SCOPED_TOKEN, SERVICE_ACCOUNT_EMAIL
+from anomaly_desk.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 from anomaly_desk.sandbox.platform_data import DEFAULT_TOKEN, READ_ONLY_TOKEN
 
 JIRA_LOGIN = ("demo@example.com", "demo-token")
@@ -27,6 +29,11 @@ SERVICENOW_LOGIN = ("admin", "demo")
 # People working the tickets (two-way sync): their changes are not the integration's
 JIRA_HUMAN_LOGIN = ("alice@example.com", "alice-token")  # may transition and comment in DQ, TM
 SERVICENOW_HUMAN_LOGIN = ("bob.martin", "demo")  # itil: updates incidents, work notes, comments
+# itil with snc_basic_auth_api_access: keeps Basic auth when the restriction is enforced
+SERVICENOW_EXEMPT_LOGIN = ("desk.integration", "demo")
+OAUTH_CLIENT = (CLIENT_ID, CLIENT_SECRET)  # ServiceNow and Atlassian (a service account) alike
+JIRA_SCOPED_LOGIN = (JIRA_LOGIN[0], SCOPED_TOKEN)  # only through /ex/jira/{cloudId}
+JIRA_CLOUD_ID = CLOUD_ID
 PLATFORM_TOKEN = DEFAULT_TOKEN  # Authorization: Bearer <token>
 PLATFORM_READ_ONLY_TOKEN = READ_ONLY_TOKEN  # reads only: writes answer 403
 
@@ -98,6 +105,26 @@ def banner(
         f"{SERVICENOW_HUMAN_LOGIN[0]} password {SERVICENOW_HUMAN_LOGIN[1]}",
         "               Jira projects DQ (company-managed: Done asks a resolution) and TM "
         "(team-managed: none)",
+        f"  Jira OAuth   POST {url}/oauth/token   client {OAUTH_CLIENT[0]}  secret "
+        f"{OAUTH_CLIENT[1]}  (grant_type client_credentials; JSON or form)",
+        f"               service account {SERVICE_ACCOUNT_EMAIL} (writes in DQ); cloudId: "
+        f"{url}/_edge/tenant_info",
+        f"  Jira gateway {url}/ex/jira/{JIRA_CLOUD_ID}/rest/api/3",
+        f"               Bearer <token>, or user {JIRA_SCOPED_LOGIN[0]} scoped token "
+        f"{JIRA_SCOPED_LOGIN[1]} (the site's /rest/api/3: classic API tokens only)",
+        f"  SN OAuth     POST {url}/oauth_token.do (form)   client {OAUTH_CLIENT[0]}  secret "
+        f"{OAUTH_CLIENT[1]}",
+        "               grant_type client_credentials (acts as admin), password (+ username, "
+        "password), refresh_token",
+        f"  SN exempt    {SERVICENOW_EXEMPT_LOGIN[0]} password {SERVICENOW_EXEMPT_LOGIN[1]} keeps "
+        "Basic auth under the Basic-auth restriction",
+        "               (sys_properties glide.authenticate.basic_auth.restriction.*; admin is "
+        "not exempt)",
+        f"  Auth         {url}/_sandbox/auth   (GET: settings, token requests counted; POST JSON "
+        "to change)",
+        '               {"token_lifetime_s", "expire_all", "revoke_client", "restore_client", '
+        '"service", "expired_api_tokens",',
+        '                "basic_auth_restriction": {"active", "enforce", "enforcement_date"}}',
         f"  Platform     {url}/api/anomalies   Authorization: Bearer {platform_token}  "
         f"(read-only: {PLATFORM_READ_ONLY_TOKEN})",
         f"               anomaly pages {url}/anomalies/{{id}}",

@@ -10,7 +10,9 @@ Where things are:
 
 * ``snow_data``   the tables, the seed rows and what an insert or update does to them;
 * ``snow_query``  the encoded query language (``sysparm_query``);
-* ``snow_routes`` the HTTP endpoints: authentication, paging, rendering, error bodies, and the
+* ``snow_auth``   who is calling (Basic auth under the Basic-auth restriction, OAuth bearer
+  tokens) and the token endpoint ``/oauth_token.do``;
+* ``snow_routes`` the HTTP endpoints: paging, rendering, error bodies, and the
   Business Rule that posts ``{"sys_id", "table", "operation"}`` to a configured webhook
   (``webhooks.WebhookHub``) on every incident insert and update.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from anomaly_desk.sandbox.oauth import AuthState
 from anomaly_desk.sandbox.snow_data import Record, ServiceNowInstance, SnError, seed_id
 from anomaly_desk.sandbox.snow_routes import ServiceNowApi
 from anomaly_desk.sandbox.webhooks import WebhookHub
@@ -30,11 +33,13 @@ class ServiceNowEmulator(ServiceNowInstance):
     """An in-memory instance (``ServiceNowInstance``) with its Table API (``routes``).
 
     ``webhooks``: the hub its Business Rule posts through (shared with the Jira emulator in the
-    sandbox app); a reset of the instance turns it off too.
+    sandbox app); a reset of the instance turns it off too. ``auth``: the OAuth clients and
+    tokens (``oauth.AuthState``, shared with Jira in the app; ``/_sandbox/reset`` reseeds it).
     """
 
-    def __init__(self, webhooks: WebhookHub | None = None) -> None:
+    def __init__(self, webhooks: WebhookHub | None = None, auth: AuthState | None = None) -> None:
         self.webhooks = webhooks
+        self.auth = auth or AuthState()
         super().__init__()
 
     def reset(self) -> None:

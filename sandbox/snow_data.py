@@ -10,7 +10,13 @@ writer's user_name), and two data policies: a short description is mandatory, an
 instance. No HTTP here: ``snow_routes`` answers requests, ``snow_query`` reads ``sysparm_query``.
 
 Users (password ``demo`` for all): ``admin`` (everything), ``bob.martin`` (itil: creates and
-updates incidents, writes work notes and comments, deletes nothing) and ``viewer`` (reads only).
+updates incidents, writes work notes and comments, deletes nothing), ``desk.integration`` (itil
+and ``snc_basic_auth_api_access``: keeps Basic auth when the restriction is enforced) and
+``viewer`` (reads only). Roles are rows of ``sys_user_has_role`` (an admin may add some through
+the Table API); ``sys_properties`` holds the Basic-auth restriction
+(``glide.authenticate.basic_auth.restriction.{active,enforce,enforcement_date}``, inactive on a
+fresh instance): once ``enforce`` is true and the date has passed, Basic auth is refused to users
+without ``snc_basic_auth_api_access`` who are not Web-Service-Access-Only (``snow_auth``).
 """
 
 from __future__ import annotations
@@ -25,11 +31,35 @@ from typing import TYPE_CHECKING
 from anomaly_desk.sandbox.snow_query import EncodedQuery, sort_key
 
 if TYPE_CHECKING:
+    from anomaly_desk.sandbox.oauth import AuthState
     from anomaly_desk.sandbox.webhooks import WebhookHub
 
 Record = dict[str, str]
-CREDENTIALS = {"admin": "demo", "viewer": "demo", "bob.martin": "demo"}
-ROLES = {"admin": frozenset({"admin"}), "bob.martin": frozenset({"itil"}), "viewer": frozenset()}
+CREDENTIALS = {"admin": "demo", "viewer": "demo", "bob.martin": "demo", "desk.integration": "demo"}
+BASIC_AUTH_ROLE = "snc_basic_auth_api_access"  # exempt from the Basic-auth restriction
+ROLES = {  # the seeded sys_user_has_role rows
+    "admin": frozenset({"admin"}),
+    "bob.martin": frozenset({"itil"}),
+    "desk.integration": frozenset({"itil", BASIC_AUTH_ROLE}),
+    "viewer": frozenset(),
+}
+ROLE_NAMES = ("admin", "itil", BASIC_AUTH_ROLE)
+RESTRICTION = "glide.authenticate.basic_auth.restriction"
+PROPERTIES = [  # name, value, type, description
+    (f"{RESTRICTION}.active", "false", "boolean", "Identify accounts using Basic authentication"),
+    (
+        f"{RESTRICTION}.enforce",
+        "false",
+        "boolean",
+        "Block Basic authentication for accounts without an exception from the enforcement date",
+    ),
+    (
+        f"{RESTRICTION}.enforcement_date",
+        "",
+        "string",
+        "When enforcement begins (UTC, yyyy-MM-dd HH:mm:ss)",
+    ),
+]
 ITIL_WRITES = frozenset({("incident", "Insert"), ("incident", "Update")})
 RESOLVED_STATES = frozenset({"6", "7"})  # Resolved, Closed: the close information is mandatory
 MAX_LENGTH = {("incident", "short_description"): 160, ("incident", "description"): 4000}
@@ -99,8 +129,36 @@ SCHEMA: dict[str, dict[str, str]] = {
         "email": "string",
         "title": "string",
         "active": "bool",
+        "web_service_access_only": "bool",
         "sys_created_on": "datetime",
         "sys_updated_on": "datetime",
+    },
+    "sys_user_role": {
+        "sys_id": "string",
+        "name": "string",
+        "description": "string",
+        "sys_created_on": "datetime",
+        "sys_updated_on": "datetime",
+    },
+    "sys_user_has_role": {
+        "sys_id": "string",
+        "user": "ref:sys_user",
+        "role": "ref:sys_user_role",
+        "state": "string",
+        "inherited": "bool",
+        "sys_created_on": "datetime",
+        "sys_updated_on": "datetime",
+    },
+    "sys_properties": {
+        "sys_id": "string",
+        "name": "string",
+        "value": "string",
+        "type": "string",
+        "description": "string",
+        "sys_created_on": "datetime",
+        "sys_created_by": "string",
+        "sys_updated_on": "datetime",
+        "sys_updated_by": "string",
     },
     "sys_user_group": {
         "sys_id": "string",
@@ -119,6 +177,9 @@ DISPLAY_FIELD = {
     "sys_user_group": "name",
     "sys_choice": "label",
     "sys_journal_field": "value",
+    "sys_user_role": "name",
+    "sys_user_has_role": "sys_id",
+    "sys_properties": "name",
 }
 NUMBER_PREFIX = {"incident": "INC"}
 
@@ -219,6 +280,7 @@ USERS = [  # user_name, first, last, title
     ("alice.nguyen", "Alice", "Nguyen", "Data Engineer"),
     ("bob.martin", "Bob", "Martin", "Data Engineer"),
     ("carla.diaz", "Carla", "Diaz", "Analytics Lead"),
+    ("desk.integration", "Anomaly Desk", "Integration", "Integration user"),
     ("viewer", "Read", "Only", "Auditor"),
 ]
 GROUPS = [  # name, description, manager user_name
@@ -260,14 +322,14 @@ def as_string(value: object) -> str:
     return str(value)
 
 
-def require_writer(user: str, action: str, table: str) -> None:
-    roles = ROLES.get(user, frozenset())
-    if "admin" not in roles and not ("itil" in roles and (table, action) in ITIL_WRITES):
-        raise SnError(
-            403,
-            "Operation Failed",
-            f"ACL Exception {action} Failed due to security constraints",
-        )
+def parse_glide_date(value: str) -> datetime | None:
+    """A ``sys_properties`` date (``2025-01-01 00:00:00`` or ``2025-01-01``, UTC), or None."""
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value.strip(), pattern)
+        except ValueError:
+            continue
+    return None
 
 
 def check_login(user: str, password: str) -> bool:
@@ -278,6 +340,7 @@ class ServiceNowInstance:
     """In-memory instance. ``records(table)`` shows state to tests; ``reset()`` reseeds."""
 
     webhooks: WebhookHub | None = None  # where the incident Business Rule posts; None: off
+    auth: AuthState  # OAuth clients and tokens (``/oauth_token.do``), shared with Jira
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, Record]] = {}
@@ -302,8 +365,48 @@ class ServiceNowInstance:
                     "email": f"{user_name}@example.com",
                     "title": title,
                     "active": "true",
+                    "web_service_access_only": "false",
                     "sys_created_on": stamp,
                     "sys_updated_on": stamp,
+                },
+            )
+        for role in ROLE_NAMES:
+            self.put(
+                "sys_user_role",
+                {
+                    "sys_id": seed_id("sys_user_role", role),
+                    "name": role,
+                    "sys_created_on": stamp,
+                    "sys_updated_on": stamp,
+                },
+            )
+        for user_name, roles in ROLES.items():
+            for role in sorted(roles):
+                self.put(
+                    "sys_user_has_role",
+                    {
+                        "sys_id": seed_id("sys_user_has_role", user_name, role),
+                        "user": seed_id("sys_user", user_name),
+                        "role": seed_id("sys_user_role", role),
+                        "state": "active",
+                        "inherited": "false",
+                        "sys_created_on": stamp,
+                        "sys_updated_on": stamp,
+                    },
+                )
+        for name, value, kind, description in PROPERTIES:
+            self.put(
+                "sys_properties",
+                {
+                    "sys_id": seed_id("sys_properties", name),
+                    "name": name,
+                    "value": value,
+                    "type": kind,
+                    "description": description,
+                    "sys_created_on": stamp,
+                    "sys_created_by": "system",
+                    "sys_updated_on": stamp,
+                    "sys_updated_by": "system",
                 },
             )
         for name, description, manager in GROUPS:
@@ -346,6 +449,88 @@ class ServiceNowInstance:
         record.update(values)
         self.tables[table][record["sys_id"]] = record
         return record
+
+    # -- users, roles and the Basic-auth restriction ---------------------------------------
+
+    def user_record(self, user_name: str) -> Record | None:
+        return self.tables["sys_user"].get(seed_id("sys_user", user_name)) or next(
+            (u for u in self.tables["sys_user"].values() if u["user_name"] == user_name), None
+        )
+
+    def roles_of(self, user_name: str) -> frozenset[str]:
+        """The names of the roles ``sys_user_has_role`` gives the user."""
+        user = self.user_record(user_name)
+        if user is None:
+            return frozenset()
+        roles = self.tables["sys_user_role"]
+        return frozenset(
+            roles[row["role"]]["name"]
+            for row in self.tables["sys_user_has_role"].values()
+            if row["user"] == user["sys_id"] and row["role"] in roles and row["state"] != "inactive"
+        )
+
+    def require_writer(self, user: str, action: str, table: str) -> None:
+        roles = self.roles_of(user)
+        if "admin" not in roles and not ("itil" in roles and (table, action) in ITIL_WRITES):
+            raise SnError(
+                403,
+                "Operation Failed",
+                f"ACL Exception {action} Failed due to security constraints",
+            )
+
+    def property(self, name: str) -> str | None:
+        row = next((p for p in self.tables["sys_properties"].values() if p["name"] == name), None)
+        return row["value"] if row is not None else None
+
+    def set_property(self, name: str, value: str) -> None:
+        stamp = now()
+        for row in self.tables["sys_properties"].values():
+            if row["name"] == name:
+                row.update(value=value, sys_updated_on=stamp, sys_updated_by="system")
+                return
+        self.put(
+            "sys_properties",
+            {
+                "sys_id": seed_id("sys_properties", name),
+                "name": name,
+                "value": value,
+                "type": "string",
+                "sys_created_on": stamp,
+                "sys_created_by": "system",
+                "sys_updated_on": stamp,
+                "sys_updated_by": "system",
+            },
+        )
+
+    def basic_auth_restriction(self) -> dict[str, str]:
+        """The restriction's properties: ``{"active", "enforce", "enforcement_date"}``."""
+        return {
+            key: self.property(f"{RESTRICTION}.{key}") or ""
+            for key in ("active", "enforce", "enforcement_date")
+        }
+
+    def set_basic_auth_restriction(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self.set_property(f"{RESTRICTION}.{key}", value)
+
+    def basic_auth_enforced(self) -> bool:
+        """``enforce`` is true and the enforcement date (none: at once) has passed."""
+        settings = self.basic_auth_restriction()
+        if settings["enforce"].strip().lower() != "true":
+            return False
+        date = settings["enforcement_date"].strip()
+        if not date:
+            return True
+        starts = parse_glide_date(date)
+        return starts is not None and starts <= datetime.now(UTC).replace(tzinfo=None)
+
+    def basic_auth_refused(self, user_name: str) -> bool:
+        """Whether the restriction refuses this user's Basic-auth API calls right now."""
+        if not self.basic_auth_enforced():
+            return False
+        user = self.user_record(user_name)
+        exempt_account = user is not None and user["web_service_access_only"] == "true"
+        return not exempt_account and BASIC_AUTH_ROLE not in self.roles_of(user_name)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -426,7 +611,7 @@ class ServiceNowInstance:
     # -- writes --------------------------------------------------------------------------
 
     def insert(self, table: str, user: str, body: Mapping[str, object]) -> Record:
-        require_writer(user, "Insert", table)
+        self.require_writer(user, "Insert", table)
         stamp = now()
         sys_id = as_string(body.get("sys_id")) or uuid.uuid4().hex
         if sys_id in self.tables[table]:
@@ -454,7 +639,7 @@ class ServiceNowInstance:
 
     def update(self, table: str, sys_id: str, user: str, body: Mapping[str, object]) -> Record:
         current = self.get(table, sys_id)
-        require_writer(user, "Update", table)
+        self.require_writer(user, "Update", table)
         record = dict(current)
         stamp = now()
         journal = self._apply(table, record, body, user, stamp)
@@ -467,7 +652,7 @@ class ServiceNowInstance:
         return record
 
     def delete(self, table: str, sys_id: str, user: str) -> None:
-        require_writer(user, "Delete", table)
+        self.require_writer(user, "Delete", table)
         self.get(table, sys_id)
         del self.tables[table][sys_id]
 

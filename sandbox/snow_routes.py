@@ -2,14 +2,13 @@
 
 ``{"result": ...}`` envelopes with every value a string, reference fields as ``{"link",
 "value"}``, the three ``sysparm_display_value`` modes, ``sysparm_fields`` (dot-walks included),
-``sysparm_query``, pagination with ``Link`` and ``X-Total-Count`` headers, Basic auth, and the
-``{"error": {"message", "detail"}, "status": "failure"}`` error body.
+``sysparm_query``, pagination with ``Link`` and ``X-Total-Count`` headers, Basic auth or an OAuth
+bearer token (``snow_auth``, which also serves ``/oauth_token.do``), and the ``{"error":
+{"message", "detail"}, "status": "failure"}`` error body.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlencode
@@ -18,13 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from anomaly_desk.sandbox.snow_data import (
-    SCHEMA,
-    Record,
-    ServiceNowInstance,
-    SnError,
-    check_login,
-)
+from anomaly_desk.sandbox.snow_auth import ServiceNowAuth
+from anomaly_desk.sandbox.snow_data import SCHEMA, Record, ServiceNowInstance, SnError
 from anomaly_desk.sandbox.snow_query import EncodedQuery
 
 JSON_TYPE = "application/json;charset=UTF-8"
@@ -57,6 +51,7 @@ class ServiceNowApi:
 
     def __init__(self, instance: ServiceNowInstance) -> None:
         self.instance = instance
+        self.auth = ServiceNowAuth(instance)
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = []
@@ -64,14 +59,14 @@ class ServiceNowApi:
             routes.append(Route(prefix + "/{table}", self._collection, methods=METHODS))
             routes.append(Route(prefix + "/{table}/{sys_id}", self._member, methods=METHODS))
         routes.append(Route("/api/now/{rest:path}", self._unknown, methods=METHODS))
-        return routes
+        return [*routes, *self.auth.routes()]
 
     async def _unknown(self, request: Request) -> Response:
         return error_response(SnError(400, "Requested URI does not represent any resource"))
 
     async def _collection(self, request: Request) -> Response:
         try:
-            user = _authenticate(request)
+            user = self.auth.caller(request)
             table = self.instance.table(request.path_params["table"])
             if request.method == "GET":
                 return self._list(request, table)
@@ -87,7 +82,7 @@ class ServiceNowApi:
 
     async def _member(self, request: Request) -> Response:
         try:
-            user = _authenticate(request)
+            user = self.auth.caller(request)
             table = self.instance.table(request.path_params["table"])
             sys_id = request.path_params["sys_id"]
             if request.method == "GET":
@@ -172,19 +167,6 @@ class ServiceNowApi:
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
-
-
-def _authenticate(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            user, _, password = base64.b64decode(token).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        if check_login(user, password):
-            return user
-    raise SnError(401, "User Not Authenticated", "Required to provide Auth information")
 
 
 async def _body(request: Request) -> Mapping[str, object]:
