@@ -4,6 +4,11 @@ Run before ``serve`` or after changing a credential: it loads the configuration 
 receiver does (so the same error comes up here first), then asks each provider who we are, and
 the platform's API (when ``[platform]`` has a URL and a token) how many anomalies are open, all
 at once, each bounded by ``--timeout``. Exit 0 only when every one of them answered.
+
+Under each connection: its auth mode, the base URL its API is called at and (Jira, scoped token
+or OAuth) the site's cloud id; then any warning about its credentials (``auth_warnings``: a
+ServiceNow basic-auth restriction, a failed OAuth token request, an expired Jira API token).
+Warnings do not change the exit status.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from anomaly_desk.core.config import ConfigError, Settings, load_settings
@@ -21,13 +26,15 @@ from anomaly_desk.core.connections import Connection, Platform
 from anomaly_desk.core.providers import (
     AuthError,
     NotFoundError,
+    Provider,
     ProviderError,
     RateLimitedError,
     UnavailableError,
     ValidationError,
     make_provider,
 )
-from anomaly_desk.core.providers.jira import public_url
+from anomaly_desk.core.providers.auth_warnings import AuthWarning, provider_warnings
+from anomaly_desk.core.providers.jira import JiraClient, public_url
 from anomaly_desk.core.providers.platform import RefusedError, make_platform_client
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -53,6 +60,8 @@ class Result:
     ok: bool
     detail: str  # "as bot@acme.com" / "auth: User Not Authenticated (HTTP 401)"
     elapsed_ms: float
+    auth: str = ""  # "auth: scoped_token  api: https://…/ex/jira/<id>  cloud id: <id>"
+    warnings: tuple[AuthWarning, ...] = field(default=())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,6 +102,11 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
                 f"{public_url(r.url)}  {detail}",
                 file=out,
             )
+            if r.auth:
+                print(f"{'':<6}{_scrub(r.auth, secrets)}", file=out)
+            for warning in r.warnings:
+                label = "note" if warning.is_note else "warning"
+                print(f"{'':<6}{label}: {_scrub(warning.message, secrets)}", file=out)
     if not settings.connections:
         print(
             "no connections configured: add a [[connections]] table for each Jira site or "
@@ -105,13 +119,16 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
     count = f"{connections} connection{'s' if connections != 1 else ''}"
     if len(results) > connections:
         count += " and the platform"
+    warned = sum(not w.is_note for r in results for w in r.warnings)
+    warnings = f"; {warned} warning{'s' if warned != 1 else ''}" if warned else ""
     if failed:
         print(
-            f"{count}: {len(results) - len(failed)} ok, {len(failed)} failed ({', '.join(failed)})",
+            f"{count}: {len(results) - len(failed)} ok, {len(failed)} failed "
+            f"({', '.join(failed)}){warnings}",
             file=out,
         )
         return EXIT_FAILED
-    print(f"{count}: all ok", file=out)
+    print(f"{count}: all ok{warnings}", file=out)
     return EXIT_OK
 
 
@@ -145,11 +162,46 @@ async def check_one(conn: Connection, settings: Settings, wait_s: float) -> Resu
         )
     started = time.perf_counter()
     try:
-        ok, detail = await _run(provider.check(), wait_s, "as ")
+        ok, detail, failure = await _run(provider.check(), wait_s, "as ")
+        elapsed = (time.perf_counter() - started) * 1000
+        warnings = await _warnings(provider, failure, wait_s)
     finally:
         await provider.aclose()
-    elapsed = (time.perf_counter() - started) * 1000
-    return Result(conn.name, conn.provider, conn.url, ok, detail, elapsed)
+    return Result(
+        conn.name,
+        conn.provider,
+        conn.url,
+        ok,
+        detail,
+        elapsed,
+        auth=auth_summary(provider),
+        warnings=tuple(warnings),
+    )
+
+
+def auth_summary(provider: Provider) -> str:
+    """``auth: scoped_token  api: https://api.atlassian.com/ex/jira/<id>  cloud id: <id>``."""
+    mode = getattr(provider, "auth_mode", None)
+    if mode is None:
+        return ""
+    api = public_url(str(getattr(provider, "api_url", None) or getattr(provider, "url", "")))
+    line = f"auth: {mode}  api: {api}"
+    if isinstance(provider, JiraClient) and mode != "basic":
+        line += f"  cloud id: {provider.cloud_id or 'unknown'}"
+    return line
+
+
+async def _warnings(
+    provider: Provider, failure: BaseException | None, wait_s: float
+) -> list[AuthWarning]:
+    """The credential warnings after a check; a slow restriction read is left out, not waited."""
+    try:
+        return await asyncio.wait_for(provider_warnings(provider, failure), wait_s)
+    except TimeoutError:
+        return []
+    except Exception as exc:  # a warning must never break the check's own line
+        name = provider.name
+        return [AuthWarning(name, "restriction_unknown", f"could not read: {type(exc).__name__}")]
 
 
 async def check_platform(platform: Platform, wait_s: float) -> Result:
@@ -165,7 +217,7 @@ async def check_platform(platform: Platform, wait_s: float) -> Result:
         return Result(platform.name, "platform", url, False, "error: no URL or token", 0)
     started = time.perf_counter()
     try:
-        ok, detail = await _run(client.check(), wait_s, "")
+        ok, detail, _ = await _run(client.check(), wait_s, "")
     finally:
         await client.aclose()
     elapsed = (time.perf_counter() - started) * 1000
@@ -174,17 +226,18 @@ async def check_platform(platform: Platform, wait_s: float) -> Result:
 
 async def _run(
     check: Coroutine[object, object, str], wait_s: float, prefix: str
-) -> tuple[bool, str]:
-    """A check's answer as ``(ok, detail)``; any failure becomes a line, never an exception."""
+) -> tuple[bool, str, BaseException | None]:
+    """A check's answer as ``(ok, detail, failure)``; any failure becomes a line, never an
+    exception."""
     try:
         answer = await asyncio.wait_for(check, wait_s)
-    except TimeoutError:
-        return False, f"unavailable: no answer within {wait_s:g} s"
+    except TimeoutError as exc:
+        return False, f"unavailable: no answer within {wait_s:g} s", exc
     except ProviderError as exc:
-        return False, _describe(exc)
+        return False, _describe(exc), exc
     except Exception as exc:  # a bug or an odd transport failure: still one line, not a trace
-        return False, f"error: {type(exc).__name__}: {exc}"
-    return True, f"{prefix}{answer}"
+        return False, f"error: {type(exc).__name__}: {exc}", exc
+    return True, f"{prefix}{answer}", None
 
 
 def _describe(exc: ProviderError) -> str:
@@ -198,7 +251,9 @@ def _secrets(settings: Settings) -> list[str]:
     """The resolved secrets long enough to scrub without mangling ordinary words."""
     found: list[str] = []
     values = [
-        getattr(c, "token", None) or getattr(c, "password", None) for c in settings.connections
+        getattr(c, name, None)
+        for c in settings.connections
+        for name in ("token", "password", "client_secret")
     ]
     for value in [*values, settings.platform.token]:
         if value is not None and len(value.get_secret_value()) >= MIN_SCRUB:

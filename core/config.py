@@ -13,12 +13,15 @@
    the variables that ``receiver.webhook_secret_env`` / ``signing_secret_env`` name (trimmed);
 5. defaults.
 
-Secrets are never read from the file: it names an environment variable (``*_env``) or an OS
+Secrets are never read from the file: it names an environment variable (``*_env``), an OS
 keyring service (``*_keyring``; the username is the connection's ``email`` / ``username``, and
-for the platform's API token, ``[platform] token_keyring``, the platform's ``name``), and they
-are resolved here, at load time, into ``SecretStr`` fields. Every mistake is one
-``ConfigError`` that names the file and the key (and the variable, when one set it), and never
-carries a secret value.
+for the platform's API token, ``[platform] token_keyring``, the platform's ``name``) or a Vault
+secret (``*_vault = "mount/path#key"``, read by ``secrets``; ``[secrets] vault_ttl_s`` is how
+long a value read from Vault is used), exactly one of them per secret, and they are resolved
+here, at load time, into ``SecretStr`` fields. ``SettingsLoader`` loads again the same way (a
+reload) and re-reads the secrets of running settings (after a provider refused one). Every
+mistake is one ``ConfigError`` that names the file and the key (and the variable or the Vault
+reference, when one set it), and never carries a secret value.
 
 What pydantic-settings does not do for us, kept small here: the short variable names (they do
 not follow the field path), the receiver secrets (a variable named by another setting, trimmed,
@@ -29,13 +32,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import difflib
 import ipaddress
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -64,15 +69,21 @@ from pydantic_settings import (
 
 from anomaly_desk.core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
 from anomaly_desk.core.models import error_path
+from anomaly_desk.core.secrets import VAULT_TTL_S, VaultError, VaultLookup
 
 APP = "anomaly-desk"
 CONFIG_NAME = "anomaly-desk.toml"
 ENV_PREFIX = "ANOMALY_DESK_"
 NESTED = "__"  # ANOMALY_DESK_RECEIVER__PORT -> receiver.port
 PROVIDERS = ("jira", "servicenow")
-TABLES = ("platform", "receiver", "sync", "dashboard")
+TABLES = ("platform", "receiver", "sync", "dashboard", "secrets")
 # provider -> (secret field, the field holding the keyring username)
 SECRET_FIELDS = {"jira": ("token", "email"), "servicenow": ("password", "username")}
+SOURCES = ("env", "keyring", "vault")  # where a secret may come from: <field>_<source>
+RECEIVER_SECRETS = ("webhook_secret", "signing_secret")
+# What holds secrets besides the connections (by name), for ``refresh_secrets``/``vault_backed``:
+# brackets, which a connection's name cannot have.
+PLATFORM_TABLE, RECEIVER_TABLE = "[platform]", "[receiver]"
 # The short variables, kept from before the nested names: variable suffix -> key path.
 SHORT_VARIABLES: dict[str, tuple[str, str]] = {
     "HOST": ("receiver", "host"),
@@ -119,6 +130,8 @@ class ReceiverSettings(BaseModel):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret_env: str | None = None  # env var holding the shared secret
     signing_secret_env: str | None = None  # env var holding a Standard Webhooks whsec_ key
+    webhook_secret_vault: str | None = None  # …or their Vault references (mount/path#key)
+    signing_secret_vault: str | None = None
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -139,6 +152,16 @@ class SyncSettings(BaseModel):
     health_check_s: float = Field(60.0, ge=0)  # check every connection; 0 = only after failures
     # name the operator in the notes a person's action sends: "Comment from Qualytics (ana): …"
     name_operator: bool = False
+
+
+class SecretsSettings(BaseModel):
+    """How secrets are read (``[secrets]``); where Vault is comes from ``VAULT_ADDR`` & co."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A value read from Vault is used this long; then read again (the receiver re-reads its
+    # Vault secrets this often, and at once when a provider refuses a credential).
+    vault_ttl_s: float = Field(VAULT_TTL_S, gt=0)
 
 
 class DashboardSettings(BaseModel):
@@ -170,6 +193,7 @@ class Settings(BaseSettings):
     connections: list[Connection] = Field(default_factory=list)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     # who acts through the dashboard, as comments and history name them (default: the OS user)
     operator: str | None = Field(None, min_length=1, max_length=100)
     # Resolved at load time from the environment; never written anywhere.
@@ -210,8 +234,10 @@ _FILE_KEYS: dict[str, set[str]] = {
     "platform": set(Platform.model_fields) - {"token"},
     "receiver": set(ReceiverSettings.model_fields),
     "sync": set(SyncSettings.model_fields),
-    "jira": set(JiraConnection.model_fields) - {"token"},
-    "servicenow": set(ServiceNowConnection.model_fields) - {"password"},
+    "secrets": set(SecretsSettings.model_fields),
+    "jira": set(JiraConnection.model_fields) - {"token", "client_secret", "webhook_secret"},
+    "servicenow": set(ServiceNowConnection.model_fields)
+    - {"password", "client_secret", "webhook_secret"},
 }
 
 
@@ -242,11 +268,13 @@ def load_settings(
     path: Path | None = None,
     overrides: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    fresh_secrets: bool = False,
 ) -> Settings:
     """Read the file (``path``, env ``ANOMALY_DESK_CONFIG``, or the default places) and env.
 
     ``env`` stands in for ``os.environ`` when given. Connection secrets are resolved here, so a
-    ``Settings`` that loaded is ready to connect.
+    ``Settings`` that loaded is ready to connect; ``fresh_secrets`` reads Vault past its cache.
     """
     environ = dict(os.environ if env is None else env)
     source = config_path(path, environ)
@@ -262,9 +290,65 @@ def load_settings(
     except SettingsError as exc:  # a source failed in a way of its own; never with a value
         raise ConfigError(f"{where}: {exc}") from None
     _check_urls(settings, where)
-    settings.connections = _resolve_secrets(settings.connections, environ, where)
-    settings.platform = _resolve_platform(settings.platform, environ, where)
+    vault = VaultLookup(environ, settings.secrets.vault_ttl_s, fresh_secrets)
+    settings.connections = _resolve_secrets(settings.connections, environ, where, vault)
+    settings.platform = _resolve_platform(settings.platform, environ, where, vault)
+    _resolve_receiver(settings, where, vault)
     return settings
+
+
+@dataclass(frozen=True)
+class SettingsLoader:
+    """How running settings were loaded, to load them again: a reload (``SIGHUP``,
+    ``POST /api/reload``) and re-reading secrets (from Vault: after a provider refused one,
+    and every ``[secrets] vault_ttl_s``). ``env`` (None: ``os.environ`` at each load) is never
+    shown in a repr."""
+
+    path: Path | None = None
+    overrides: Mapping[str, object] | None = None
+    env: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+
+    def load(self) -> Settings:
+        """The file and the environment again; every Vault secret read anew."""
+        return load_settings(self.path, self.overrides, self.env, fresh_secrets=True)
+
+    def refresh_secrets(self, settings: Settings, only: Collection[str] | None = None) -> Settings:
+        """``settings`` with their secrets read again from the references they hold (Vault past
+        its cache): every secret, or those of ``only`` (connection names, ``PLATFORM_TABLE``,
+        ``RECEIVER_TABLE``); the rest as it is."""
+        environ = dict(os.environ if self.env is None else self.env)
+        where = _where(settings.source)
+        vault = VaultLookup(environ, settings.secrets.vault_ttl_s, fresh=True)
+        names = None if only is None else set(only)
+        fresh = settings.model_copy()
+        fresh.connections = _resolve_secrets(
+            [
+                _unresolved(c) if names is None or c.name in names else c
+                for c in settings.connections
+            ],
+            environ,
+            where,
+            vault,
+            only=names,
+        )
+        if names is None or PLATFORM_TABLE in names:
+            platform = settings.platform.model_copy(update={"token": None})
+            fresh.platform = _resolve_platform(platform, environ, where, vault)
+        if names is None or RECEIVER_TABLE in names:
+            _resolve_receiver(fresh, where, vault)
+        return fresh
+
+
+def vault_backed(settings: Settings) -> list[str]:
+    """What has a secret named by a ``*_vault`` reference: connection names, ``PLATFORM_TABLE``,
+    ``RECEIVER_TABLE``."""
+    owners: list[tuple[str, object]] = [(conn.name, conn) for conn in settings.connections]
+    owners += [(PLATFORM_TABLE, settings.platform), (RECEIVER_TABLE, settings.receiver)]
+    return [
+        name
+        for name, owner in owners
+        if any(key.endswith("_vault") and value for key, value in vars(owner).items())
+    ]
 
 
 def _where(source: Path | None) -> str:
@@ -417,6 +501,16 @@ class _ReceiverSecretsSource(PydanticBaseSettingsSource):
         for default in ("WEBHOOK_SECRET", "SIGNING_SECRET"):
             key = default.lower()
             variable = named.get(f"{key}_env")
+            if named.get(f"{key}_vault"):  # read from Vault once the settings are validated
+                others = [f"receiver.{key}_env"] if variable else []
+                if (self._environ.get(f"{ENV_PREFIX}{default}") or "").strip():
+                    others.append(f"{ENV_PREFIX}{default}")
+                if others:
+                    raise ConfigError(
+                        f"{self._where}: receiver.{key}_vault, {', '.join(others)}: "
+                        "set one of them, not both"
+                    )
+                continue
             value = _secret(
                 self._environ, variable if isinstance(variable, str) else None, default, self._where
             )
@@ -460,14 +554,15 @@ def _check_file_shape(data: Mapping[str, object], where: str) -> None:
             raise ConfigError(
                 f"{where}: {forbidden}: secrets are not kept in the config file; "
                 f"set {ENV_PREFIX}{forbidden.upper()} or name a variable with "
-                f"receiver.{forbidden}_env"
+                f"receiver.{forbidden}_env (or a Vault secret with receiver.{forbidden}_vault)"
             )
     platform = data.get("platform", {})
     assert isinstance(platform, dict)  # checked just above
     if "token" in platform:
         raise ConfigError(
             f"{where}: platform: token: secrets are not kept in the config file; name an "
-            "environment variable with token_env (or an OS keyring service with token_keyring)"
+            "environment variable with token_env (or an OS keyring service with token_keyring, "
+            "or a Vault secret with token_vault)"
         )
     url = platform.get("url")
     if isinstance(url, str) and "@" in urlsplit(url).netloc:
@@ -483,14 +578,14 @@ def _check_file_shape(data: Mapping[str, object], where: str) -> None:
             continue  # the model says what is wrong with it
         label = _label(index, conn.get("name"))
         field = SECRET_FIELDS.get(str(conn.get("provider")), ("token", ""))[0]
-        for key in ("token", "password", "webhook_secret"):
+        for key in ("token", "password", "client_secret", "webhook_secret"):
             if key in conn:
-                known = conn.get("provider") in SECRET_FIELDS and key != "webhook_secret"
+                known = conn.get("provider") in SECRET_FIELDS and key in ("token", "password")
                 theirs = field if known else key
                 raise ConfigError(
                     f"{where}: {label}: {key}: secrets are not kept in the config file; name "
                     f"an environment variable with {theirs}_env (or an OS keyring service "
-                    f"with {theirs}_keyring)"
+                    f"with {theirs}_keyring, or a Vault secret with {theirs}_vault)"
                 )
         url = conn.get("url")
         if isinstance(url, str) and "@" in urlsplit(url).netloc:
@@ -607,14 +702,22 @@ def _check_signing_secret(value: str, variable: str) -> None:
 
 
 def _resolve_secrets(
-    connections: list[Connection], env: Mapping[str, str], where: str
+    connections: list[Connection],
+    env: Mapping[str, str],
+    where: str,
+    vault: VaultLookup,
+    only: Collection[str] | None = None,
 ) -> list[Connection]:
-    """Every connection with its token / password read; all problems reported at once."""
+    """Every connection with its secrets read; all problems reported at once. With ``only``,
+    those connections' (the others are kept as they are)."""
     resolved: list[Connection] = []
     problems: list[str] = []
     for index, conn in enumerate(connections):
+        if only is not None and conn.name not in only:
+            resolved.append(conn)
+            continue
         try:
-            resolved.append(_resolve(conn, index, env))
+            resolved.append(_resolve(conn, index, env, vault))
         except ConfigError as exc:
             problems.append(str(exc))
     if problems:
@@ -622,35 +725,78 @@ def _resolve_secrets(
     return resolved
 
 
-def _resolve(conn: Connection, index: int, env: Mapping[str, str]) -> Connection:
-    field, user_field = SECRET_FIELDS[conn.provider]
+def _unresolved(conn: Connection) -> Connection:
+    """``conn`` as the file describes it: its resolved secrets dropped, its references kept."""
+    names = ("token", "password", "client_secret", "webhook_secret")
+    secrets = {name: None for name in names if name in type(conn).model_fields}
+    return conn.model_copy(update=secrets)
+
+
+def _resolve(
+    conn: Connection, index: int, env: Mapping[str, str], vault: VaultLookup
+) -> Connection:
+    """The secrets ``conn.auth`` needs (``secret_fields``), each from the one place the file
+    names, and the hint webhooks' secret when one is named."""
     label = _label(index, conn.name)
-    env_name: str | None = getattr(conn, f"{field}_env")
-    service: str | None = getattr(conn, f"{field}_keyring")
-    if env_name and service:
-        raise ConfigError(f"{label}: {field}_env, {field}_keyring: set one of them, not both")
-    if env_name:
-        value = _from_env(env, env_name, label, f"{field}_env")
-    elif service:
-        value = _from_keyring(service, getattr(conn, user_field), label, f"{field}_keyring")
-    else:
-        raise ConfigError(
-            f"{label}: {field}_env: no {field} configured; name an environment variable with "
-            f"{field}_env or an OS keyring service with {field}_keyring"
-        )
-    update: dict[str, object] = {field: SecretStr(value)}
+    update: dict[str, object] = {}
+    for field_name in conn.secret_fields():
+        user = conn.keyring_user(field_name)
+        value = _named_secret(conn, field_name, user, label, env, vault)
+        if value is None:
+            needed = f" (auth = {conn.auth!r})" if conn.auth != "basic" else ""
+            raise ConfigError(
+                f"{label}: {field_name}_env: no {field_name} configured{needed}; name an "
+                f"environment variable with {field_name}_env or an OS keyring service with "
+                f"{field_name}_keyring (or a Vault secret with {field_name}_vault)"
+            )
+        update[field_name] = SecretStr(value)
     if conn.webhook_secret is not None:  # only a variable can have set it: the file refuses it
-        raise ConfigError(f"{label}: webhook_secret: name a variable with webhook_secret_env")
-    if conn.webhook_secret_env:
-        hook = _from_env(env, conn.webhook_secret_env, label, "webhook_secret_env")
+        raise ConfigError(
+            f"{label}: webhook_secret: name a variable with webhook_secret_env (or a Vault "
+            "secret with webhook_secret_vault)"
+        )
+    hook = _named_secret(conn, "webhook_secret", "", label, env, vault)
+    if hook is not None:
         update["webhook_secret"] = SecretStr(hook)
     return conn.model_copy(update=update)
 
 
-def _resolve_platform(platform: Platform, env: Mapping[str, str], where: str) -> Platform:
-    """The platform's API token read from the variable or keyring entry it names (the keyring
-    username is the platform's ``name``); what needs a token (``write_back = true``,
-    ``import_on_start``) refused without one, and a token refused without a URL."""
+def _named_secret(
+    owner: object,
+    name: str,
+    user: str,
+    label: str,
+    env: Mapping[str, str],
+    vault: VaultLookup,
+) -> str | None:
+    """Secret ``name`` of ``owner`` from the one place it names (``<name>_env``,
+    ``<name>_keyring``, ``<name>_vault``); None when it names none."""
+    named = [
+        (source, ref)
+        for source in SOURCES
+        if isinstance(ref := getattr(owner, f"{name}_{source}", None), str) and ref
+    ]
+    if len(named) > 1:
+        keys = ", ".join(f"{name}_{source}" for source, _ in named)
+        again = "not both" if len(named) == 2 else "only one"
+        raise ConfigError(f"{label}: {keys}: set one of them, {again}")
+    if not named:
+        return None
+    source, ref = named[0]
+    key = f"{name}_{source}"
+    if source == "env":
+        return _from_env(env, ref, label, key)
+    if source == "keyring":
+        return _from_keyring(ref, user, label, key)
+    return _from_vault(vault, ref, label, key)
+
+
+def _resolve_platform(
+    platform: Platform, env: Mapping[str, str], where: str, vault: VaultLookup
+) -> Platform:
+    """The platform's API token read from the variable, keyring entry (the keyring username is
+    the platform's ``name``) or Vault secret it names; what needs a token (``write_back =
+    true``, ``import_on_start``) refused without one, and a token refused without a URL."""
     label = "platform"
     ways = "name an environment variable with token_env or an OS keyring service with token_keyring"
     if platform.token is not None:  # only a variable can have set it: the file refuses it
@@ -658,16 +804,8 @@ def _resolve_platform(platform: Platform, env: Mapping[str, str], where: str) ->
             f"{where}: {label}: token: the token is not given as a value (from the "
             f"environment); {ways}"
         )
-    env_name, service = platform.token_env, platform.token_keyring
     try:
-        if env_name and service:
-            raise ConfigError(f"{label}: token_env, token_keyring: set one of them, not both")
-        if env_name:
-            token: str | None = _from_env(env, env_name, label, "token_env")
-        elif service:
-            token = _from_keyring(service, platform.name, label, "token_keyring")
-        else:
-            token = None
+        token = _named_secret(platform, "token", platform.name, label, env, vault)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if token is None:
@@ -683,6 +821,30 @@ def _resolve_platform(platform: Platform, env: Mapping[str, str], where: str) ->
             "called at the platform's url"
         )
     return platform.model_copy(update={"token": SecretStr(token)})
+
+
+def _resolve_receiver(settings: Settings, where: str, vault: VaultLookup) -> None:
+    """The receiver's secrets named by ``receiver.*_vault``, read into ``settings`` (those from
+    variables were read by ``_ReceiverSecretsSource``)."""
+    for name in RECEIVER_SECRETS:
+        key = f"{name}_vault"
+        reference = getattr(settings.receiver, key)
+        if not reference:
+            continue
+        try:
+            value = _from_vault(vault, reference, "receiver", key)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if name == "signing_secret":
+            _check_signing_secret(value, f"receiver.{key} ({reference})")
+        setattr(settings, name, SecretStr(value))
+
+
+def _from_vault(vault: VaultLookup, reference: str, label: str, key: str) -> str:
+    try:
+        return vault.read(reference)
+    except VaultError as exc:  # names the reference (when it is one), never a value
+        raise ConfigError(f"{label}: {key}: {exc}") from None
 
 
 def _from_env(env: Mapping[str, str], name: str, label: str, key: str) -> str:

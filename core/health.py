@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.providers import AuthError, Provider, ProviderError, UnavailableError
+from anomaly_desk.core.providers.auth_warnings import failure_warning, provider_warnings
 from anomaly_desk.core.views import ConnectionHealth, ConnectionHealthChanged
 from anomaly_desk.core.vocabulary import EventName, HealthSource
 
@@ -43,6 +44,8 @@ class ConnectionCheck(BaseModel):
     checked_at: str  # as stored times are (UTC, milliseconds, ``Z``)
     ms: int | None = None  # how long the check took (None: learnt from a delivery)
     source: HealthSource = HealthSource.CHECK
+    # credential trouble ahead, in words for the operator (basic auth restricted, token expired)
+    warnings: tuple[str, ...] = ()
 
 
 def says_down(exc: ProviderError) -> bool:
@@ -71,12 +74,18 @@ class HealthMonitor:
 
     async def _check(self, name: str, provider: Provider) -> None:
         started = time.perf_counter()
+        failure: ProviderError | None = None
         try:
             ok, message = True, f"authenticated as {await provider.check()}"
         except ProviderError as exc:
             ok, message = False, exc.plain()  # health is shown under the connection's name
+            failure = exc
         ms = round((time.perf_counter() - started) * 1000)
-        self._set(name, ConnectionCheck(ok=ok, message=message, checked_at=now_iso(), ms=ms))
+        warnings = tuple(w.message for w in await provider_warnings(provider, failure))
+        check = ConnectionCheck(
+            ok=ok, message=message, checked_at=now_iso(), ms=ms, warnings=warnings
+        )
+        self._set(name, check)
 
     def delivered(self, connection: str, ticket_key: str) -> None:
         """A note reached the ticket: the connection works (said only when it was in doubt)."""
@@ -90,14 +99,22 @@ class HealthMonitor:
         asks for a check soon (which also notices the recovery)."""
         if not says_down(exc):
             return
-        self._set(connection, _learnt(False, exc.plain()))
+        warning = failure_warning(connection, exc)
+        learnt = _learnt(False, exc.plain())
+        if warning is not None:
+            learnt = learnt.model_copy(update={"warnings": (warning.message,)})
+        self._set(connection, learnt)
         self._soon.set()
 
     def _set(self, name: str, check: ConnectionCheck) -> None:
         before = self.state.get(name)
         self.state[name] = check
-        if before is not None and (before.ok, before.message) == (check.ok, check.message):
+        news = (check.ok, check.message, check.warnings)
+        if before is not None and (before.ok, before.message, before.warnings) == news:
             return  # the same news again: the time moves on, nobody needs telling
+        for warning in check.warnings:
+            if before is None or warning not in before.warnings:
+                log.warning("connection %s: %s", name, warning)
         if not check.ok:
             log.warning("connection %s is failing (%s): %s", name, check.source, check.message)
         elif before is not None and not before.ok:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 
 from anomaly_desk.core.connections import Connection
+from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.operations import Desk
 from anomaly_desk.core.providers import Provider, ProviderError, TicketRef
 
@@ -36,7 +37,10 @@ class Poller:
         self.providers = providers
         self.connections = connections
         self._hints = {name: asyncio.Event() for name in connections}
-        self.polls = 0  # completed polls (tests, the dashboard's "last poll")
+        self.polls = 0  # completed polls (tests)
+        # per connection: when the last complete poll began; the next asks for changes since
+        # then (the provider adds its overlap), so an unchanged ticket is not read again
+        self.polled_at: dict[str, str] = {}
 
     def hint(self, connection: str) -> bool:
         """Poll ``connection`` now (a verified webhook said one of its tickets changed)."""
@@ -84,10 +88,13 @@ class Poller:
                 linked.setdefault(handle, []).append((anomaly_id, link.id))
                 refs[handle] = TicketRef(link.ticket_key, link.ticket_id)
                 cursors.append(link.inbound_at or link.linked_at)
+        started = now_iso()
         if not refs:
+            self.polled_at[name] = started
             self.polls += 1
             return 0
-        since = None if None in cursors else min(c for c in cursors if c is not None)
+        oldest = None if None in cursors else min(c for c in cursors if c is not None)
+        since = self.polled_at.get(name) or oldest  # after a restart: each link's own cursor
         account = await provider.account()
         tickets = list(refs.values())
         changed = 0
@@ -98,5 +105,6 @@ class Poller:
                 for anomaly_id, link_id in targets:
                     await self.desk.apply_ticket_change(anomaly_id, link_id, change, account)
                 changed += 1
+        self.polled_at[name] = started
         self.polls += 1
         return changed

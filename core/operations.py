@@ -189,11 +189,18 @@ class Desk:
         self.enrich = enrich  # thin webhook anomalies are completed from the platform's API
         self.platform_api = platform_api  # import (and, through the worker, write-back)
         self.connections = connections or {}  # their two-way settings (none: one-way notes)
+        self.polled_at: Mapping[str, str] = {}  # the poller's: each connection's last poll
         if worker is not None:
             worker.creator = self  # new-ticket jobs (a recurrence) are created through the desk
         self._import: asyncio.Task[ImportProgressView] | None = None
         self._import_view: ImportProgressView | None = None
         self._linking_now: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
+
+    def reconfigured(self, connections: Mapping[str, Connection]) -> None:
+        """The connections' settings after a reload (their clients are swapped in the shared
+        map); drop-down values read with the old settings are forgotten."""
+        self.connections = connections
+        self._options.clear()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -780,6 +787,10 @@ class Desk:
             return None
         if detail.platform_notes is None and self.write_back:
             detail.platform_notes = NoteCounts.zero()
+        for link in detail.links:  # a complete poll since that found no change confirms it
+            polled = self.polled_at.get(link.connection)
+            if polled and (link.state_read_at is None or polled > link.state_read_at):
+                link.state_read_at = polled
         if detail.url is None and self.platform.url:
             detail.url = f"{self.platform.url.rstrip('/')}/anomalies/{anomaly_id}"
         return detail

@@ -15,6 +15,9 @@ Guarantees, and how:
 * **Retries** for rate limits (honouring Retry-After) and outages (exponential backoff with
   jitter); auth, validation and not-found errors go to ``dead`` at once with the provider's
   message. Every attempt is a sync-log entry and an event.
+* **A rotated secret** is picked up: when a provider refuses the credential (401/403), the
+  ``refresher`` (the receiver's) may re-read the connection's secrets (from Vault, past its
+  cache) and put a new client in place; the attempt is then made once more with it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.outbox import Outbox, note_tag, ticket_queue
 from anomaly_desk.core.providers import (
+    AuthError,
     NoteTag,
     Provider,
     ProviderError,
@@ -94,6 +98,16 @@ class TicketCreator(Protocol):
 
     async def create_for(self, job: SyncJob) -> str:
         """Create and link it; what the sync log says."""
+        ...
+
+
+class SecretRefresher(Protocol):
+    """Re-reads a connection's secrets when its provider refused them (the receiver has one)."""
+
+    async def refresh(self, connection: str, failed: object) -> bool:
+        """``failed`` (the connection's client, or the platform's sender) answered 401/403:
+        read the connection's secrets again, past any cache, and put a client with them in its
+        place. True when a client other than ``failed`` is in place to try again with."""
         ...
 
 
@@ -152,6 +166,7 @@ class SyncWorker:
         self.health = health
         self.platform = platform  # write-back and enrichment jobs (the platform's queue)
         self.creator: TicketCreator | None = None  # new-ticket jobs (the Desk sets it)
+        self.refresher: SecretRefresher | None = None  # re-reads secrets after a 401/403
         self.outbox = outbox
         self.providers = providers
         self.bus = bus or EventBus()
@@ -304,6 +319,47 @@ class SyncWorker:
             raise ProviderError(f"connection {job.connection!r} is not configured")
         return TicketSender(provider, self.creator)
 
+    async def _in_flight(self, sender: Sender, job: SyncJob, verify: bool) -> SyncJob:
+        """``job`` durably marked in flight before anything leaves (with its baseline)."""
+        baseline = None
+        if not verify:
+            # Nothing of this job can be on the ticket yet. If an earlier job put the same
+            # text there, a provider that cannot mark notes (ServiceNow) counts the identical
+            # notes now, so a later check looks for one more than that, not for the text.
+            twin = self.outbox.has_earlier_twin(job)
+            baseline = await sender.baseline(job) if twin else 0
+        job = job_in_flight(job, baseline)
+        await self.store.commit([Put("jobs", str(job.id), job)])
+        return job
+
+    async def _send(self, sender: Sender, job: SyncJob, verify: bool) -> str | None:
+        """One try of the (in-flight) ``job``: what the sync log says."""
+        tag = note_tag(job)
+        if verify and await sender.landed(job, tag):
+            return "already on the ticket (an earlier attempt landed); not sent again"
+        message = await sender.send(job, tag)
+        if verify and message is None:
+            message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
+        return message
+
+    async def _refreshed(self, job: SyncJob, sender: Sender) -> bool:
+        """After a refused credential: whether the refresher put a new client in place."""
+        if self.refresher is None:
+            return False
+        failed = sender.provider if isinstance(sender, TicketSender) else sender
+        try:
+            renewed = await self.refresher.refresh(job.connection, failed)
+        except Exception:  # a bug in re-reading must not lose the job: it goes dead as before
+            log.exception("sync: re-reading the secrets of %s failed", job.connection)
+            return False
+        if renewed:
+            log.info(
+                "sync job=%s: %s refused the credential; secrets re-read, trying once more",
+                job.id,
+                job.connection,
+            )
+        return renewed
+
     async def _attempt(self, job: SyncJob) -> None:
         if not self._linked(job):  # unlinked while queued (or before a restart): never send
             await self.store.commit([Put("jobs", str(job.id), job_cancelled(job))])
@@ -318,22 +374,17 @@ class SyncWorker:
         sender: Sender | None = None
         try:
             sender = self._sender(job)
-            baseline = None
-            if not verify:
-                # Nothing of this job can be on the ticket yet. If an earlier job put the same
-                # text there, a provider that cannot mark notes (ServiceNow) counts the identical
-                # notes now, so a later check looks for one more than that, not for the text.
-                twin = self.outbox.has_earlier_twin(job)
-                baseline = await sender.baseline(job) if twin else 0
-            job = job_in_flight(job, baseline)
-            await self.store.commit([Put("jobs", str(job.id), job)])  # before anything leaves
-            tag = note_tag(job)
-            if verify and await sender.landed(job, tag):
-                message = "already on the ticket (an earlier attempt landed); not sent again"
-            else:
-                message = await sender.send(job, tag)
-                if verify and message is None:
-                    message = "an earlier attempt's fate was unknown: checked the ticket, then sent"
+            job = await self._in_flight(sender, job, verify)  # kept whatever the send does
+            try:
+                message = await self._send(sender, job, verify)
+            except AuthError:
+                if not await self._refreshed(job, sender):
+                    raise
+                # a refused credential is a definite answer (nothing landed): the same again
+                sender = self._sender(job)
+                message = await self._send(sender, job, verify)
+                again = "sent with the connection's secrets re-read after it refused them"
+                message = f"{message}; {again}" if message else again
         except RateLimitedError as exc:
             failure = exc
             outcome, message = SyncOutcome.RETRY, str(exc)

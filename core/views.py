@@ -314,6 +314,33 @@ class HintView(View):
     poll: bool | None = Field(None, description="Whether a poll of the connection was asked for")
 
 
+class ReloadView(_FullView):
+    """``POST /api/reload`` (and ``SIGHUP``): the configuration file and the secrets read again,
+    and what that changed. Secrets are named (``token``), never shown."""
+
+    source: str | None = Field(None, description="The configuration file read")
+    added: list[str] = Field(default_factory=list, description="New connections: clients built")
+    removed: list[str] = Field(
+        default_factory=list, description="Connections no longer configured: clients retired"
+    )
+    changed: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Connections whose settings or secrets changed, with the keys that did: "
+        "clients rebuilt (notes in flight finish on the old ones)",
+    )
+    unchanged: list[str] = Field(default_factory=list)
+    platform: list[str] = Field(
+        default_factory=list, description="[platform] keys that changed: its client rebuilt"
+    )
+    receiver: list[str] = Field(
+        default_factory=list, description="Receiver secrets that changed: in force at once"
+    )
+    restart_needed: list[str] = Field(
+        default_factory=list,
+        description="Keys that changed but take effect only at a restart (the running values stay)",
+    )
+
+
 class IngestResultView(View):
     """``POST /webhooks/qualytics``'s answer: the delivery is on disk; what it did."""
 
@@ -348,6 +375,10 @@ class ConnectionHealth(View):
     checked_at: Timestamp | None = None
     ms: int | None = Field(None, description="How long the check took; null: from a delivery")
     source: str = Field("check", description="check or sync (a delivery told)")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Credential trouble ahead: basic auth restricted, an expired token, …",
+    )
 
 
 class ConnectionHealthChanged(View):
@@ -569,6 +600,7 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "POST /api/sync-jobs/{job_id}/retry": SyncJobView,
     "GET /api/quarantine": QuarantinePage,
     "POST /api/import": ImportProgressView,
+    "POST /api/reload": ReloadView,
     "GET /api/import": ImportProgressView,
 }
 

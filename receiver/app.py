@@ -16,11 +16,10 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from anomaly_desk.core.config import Settings, is_loopback
+from anomaly_desk.core.config import Settings, SettingsLoader, is_loopback
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.health import HealthMonitor
 from anomaly_desk.core.importer import ImportRequest
-from anomaly_desk.core.inbound import Poller
 from anomaly_desk.core.operations import Desk, OperationError
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import Provider, make_provider
@@ -42,6 +41,7 @@ from anomaly_desk.receiver.problems import (
     handle_unexpected,
     problem_response,
 )
+from anomaly_desk.receiver.reload import LiveConfig
 from anomaly_desk.receiver.webhooks import receive_webhook
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,12 @@ def create_app(
     settings: Settings,
     store: Store | None = None,
     providers: Mapping[str, Provider] | None = None,
+    loader: SettingsLoader | None = None,
 ) -> Starlette:
     """``store`` may come already open (the CLI opens it first to report a lock early);
-    ``providers`` may be handed in (tests), else they are built from the settings."""
+    ``providers`` may be handed in (tests), else they are built from the settings. ``loader``
+    loads the settings again for a reload (default: the same file, ``os.environ``, and the
+    running data directory and address)."""
     host = settings.receiver.host
     exposed = not is_loopback(host)
     token = operator_token(settings.data_dir) if exposed else None
@@ -140,19 +143,22 @@ def create_app(
             app.state.desk.start_import(ImportRequest())  # open anomalies, resumed if cut
         if settings.sync.refresh_interval_s and clients:
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
-        polled = {c.name: c for c in settings.connections if c.name in clients}
-        app.state.poller = Poller(app.state.desk, clients, polled)
-        if any(c.poll_s > 0 for c in polled.values()):  # states at most one poll old
-            background.append(asyncio.create_task(app.state.poller.run()))
+        # the poller, reloads (SIGHUP, POST /api/reload), secrets re-read from Vault
+        app.state.live = live = LiveConfig(app.state, loader or _same_again(settings), clients)
+        worker.refresher = live  # a refused credential: its secrets re-read, tried once more
+        live.start()
         try:
             yield
         finally:
+            await live.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await worker.stop()
             await app.state.desk.stop_import()
             closing = [c.aclose() for c in clients.values()] if owned else []
+            closing.append(live.close())  # the clients a reload replaced
+            platform_api = app.state.desk.platform_api  # a reload may have replaced it
             if platform_api is not None:
                 closing.append(platform_api.aclose())
             await asyncio.gather(*closing, return_exceptions=True)
@@ -183,6 +189,7 @@ def create_app(
             Route("/api/sync-jobs/{job_id:int}/retry", operator.retry_job, methods=["POST"]),
             Route("/api/import", operator.start_import, methods=["POST"]),
             Route("/api/import", operator.import_status, methods=["GET"]),
+            Route("/api/reload", operator.reload, methods=["POST"]),
             Route("/api/quarantine", api.quarantine),
             Route("/api/schema", api.schema),
             Route("/api/events", events),
@@ -206,6 +213,17 @@ def create_app(
     app.state.token = token
     app.state.auth = WebhookAuth(settings.webhook_secret, settings.signing_secret)
     return app
+
+
+def _same_again(settings: Settings) -> SettingsLoader:
+    """The running settings' file, loaded again from ``os.environ``; what only a restart
+    changes (the data directory, the address) kept as it runs."""
+    running = {
+        "data_dir": settings.data_dir,
+        "host": settings.receiver.host,
+        "port": settings.receiver.port,
+    }
+    return SettingsLoader(settings.source, running)
 
 
 async def _refresh_forever(desk: Desk, settings: Settings) -> None:

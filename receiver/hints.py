@@ -93,9 +93,9 @@ async def _hint(request: Request, provider: str) -> Response:
             f"the {_HEADERS[provider]} signature is missing or does not match",
             kind="unauthorized",
         )
-    identifier = request.headers.get("x-atlassian-webhook-identifier") or hashlib.sha256(
-        body
-    ).hexdigest()
+    identifier = (
+        request.headers.get("x-atlassian-webhook-identifier") or hashlib.sha256(body).hexdigest()
+    )
     if not state.hints_seen.first_time(f"{conn.name}:{identifier}"):
         log.info("hint %s from %s: a replay, ignored", identifier[:16], conn.name)
         return view_response(HintView(duplicate=True, connection=conn.name))

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from anomaly_desk.core.config import ConfigError
 from anomaly_desk.core.documents import AnomalyDocument, SyncJob, TicketLink
 from anomaly_desk.core.importer import ImportRequest
 from anomaly_desk.core.models import Status, error_path
@@ -290,3 +291,14 @@ async def _has_body(request: Request) -> bool:
 async def retry_job(request: Request) -> Response:
     job = await _desk(request).retry_job(request.path_params["job_id"])
     return view_response(_job(job))
+
+
+async def reload(request: Request) -> Response:
+    """``POST /api/reload``: the configuration file and secrets read again; what changed (keys,
+    never values). 422 with the error when the new configuration is refused: the running one
+    stays."""
+    try:
+        view = await request.app.state.live.reload()
+    except ConfigError as exc:
+        raise Problem(422, "Configuration refused", str(exc), kind="config-refused") from None
+    return view_response(view)

@@ -49,6 +49,7 @@ from anomaly_desk.core.providers.errors import (
     AuthError,
     NotFoundError,
     ProviderError,
+    UnavailableError,
     ValidationError,
 )
 from anomaly_desk.core.providers.http import (
@@ -62,6 +63,7 @@ from anomaly_desk.core.providers.http import (
     basic_auth_client,
 )
 from anomaly_desk.core.providers.http import public_url as public_url  # check.py's, too
+from anomaly_desk.core.providers.oauth import OAuth
 from anomaly_desk.core.providers.payloads import (
     JiraBulkChangelogPage,
     JiraChangeHistory,
@@ -251,25 +253,53 @@ class JiraClient:
         self.conn = conn
         self.name = conn.name
         self.platform = platform or Platform()
-        self.url = public_url(conn.url)
+        self.url = public_url(conn.url)  # the site: browse links, tenant_info
+        self.auth_mode = conn.auth
+        self.cloud_id = conn.cloud_id  # scoped_token / OAuth: read from tenant_info when None
+        self._cloud_lock = asyncio.Lock()
         self._me: JiraUser | None = None  # /myself, read once
         self._bulkfetch = True  # False once the site answered 404 to /changelog/bulkfetch
-        token = conn.token.get_secret_value() if conn.token else ""
-        self._has_token = bool(token)
+        oauth = conn.auth == "oauth_client_credentials"
+        held = conn.client_secret if oauth else conn.token
+        secret = held.get_secret_value() if held else ""
+        self._has_token = bool(secret)
         # credentials travel only in the Authorization header
-        self._http = basic_auth_client(conn, self.url, conn.email, token, transport)
+        self._http = basic_auth_client(conn, self.api_url, conn.email, secret, transport)
+        self.oauth: OAuth | None = None
+        if oauth:
+            self.oauth = OAuth(
+                provider="Atlassian",
+                connection=self.name,
+                token_url=f"{conn.auth_url}/oauth/token",
+                client_id=conn.client_id or "",
+                client_secret=secret,
+                body="json",
+            )
+            self._http.auth = self.oauth
         self._loop = RequestLoop(
             self._http,
             JIRA,
             connection=self.name,
-            url=self.url,
+            url=self.api_url,
             timeout=conn.timeout,
-            secret=token,
+            secret=secret,
             retry=retry,
         )
 
+    @property
+    def api_url(self) -> str:
+        """Where the REST API is called: the site (basic), else
+        ``{api_url}/ex/jira/{cloud_id}`` (the cloud id once it is known)."""
+        if self.auth_mode == "basic":
+            return self.url
+        base = f"{public_url(self.conn.api_url)}/ex/jira"
+        return f"{base}/{self.cloud_id}" if self.cloud_id else base
+
     def __repr__(self) -> str:
-        return f"JiraClient(name={self.name!r}, url={self.url!r}, email={self.conn.email!r})"
+        return (
+            f"JiraClient(name={self.name!r}, url={self.url!r}, email={self.conn.email!r}, "
+            f"auth={self.auth_mode!r})"
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -288,9 +318,55 @@ class JiraClient:
         """One call through the shared loop: reads retry transient failures, writes go once."""
         if not self._has_token:
             raise AuthError(
-                "no API token configured (set token_env or token_keyring)", connection=self.name
+                "no client secret configured (set client_secret_env, client_secret_keyring or "
+                "client_secret_vault)"
+                if self.auth_mode == "oauth_client_credentials"
+                else "no API token configured (set token_env or token_keyring)",
+                connection=self.name,
             )
+        if self.auth_mode != "basic" and self.cloud_id is None:
+            await self.discover_cloud_id()
         return await self._loop.request(method, path, params=params, json=json, expect=expect)
+
+    async def discover_cloud_id(self) -> str:
+        """The site's cloud id from ``{url}/_edge/tenant_info`` (unauthenticated), read once;
+        the API base moves to ``{api_url}/ex/jira/{cloud_id}``."""
+        async with self._cloud_lock:
+            if self.cloud_id is None:
+                self.cloud_id = await self._tenant_info()
+                self._http.base_url = httpx.URL(self.api_url)
+                self._loop.url = self.api_url
+                log.info("%s: cloud id %s (from %s)", self.name, self.cloud_id, self.url)
+        return self.cloud_id
+
+    async def _tenant_info(self) -> str:
+        where = f"{self.url}/_edge/tenant_info"
+        advice = "; set cloud_id in the connection to skip this"
+        try:
+            response = await self._http.get(where, auth=None)
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"cannot read the cloud id from {where}: {type(exc).__name__}",
+                connection=self.name,
+            ) from None
+        status = response.status_code
+        try:
+            body = response.json() if status == 200 else None
+        except ValueError:
+            body = None
+        cloud_id = body.get("cloudId") if isinstance(body, dict) else None
+        if isinstance(cloud_id, str) and cloud_id.strip():
+            return cloud_id.strip()
+        if status >= 500 or status == 429:
+            raise UnavailableError(
+                f"cannot read the cloud id from {where}", status=status, connection=self.name
+            )
+        problem = "no cloudId in the answer" if status == 200 else "no tenant info here"
+        raise ProviderError(
+            f"cannot read the cloud id from {where}: {problem}{advice}",
+            status=status,
+            connection=self.name,
+        )
 
     async def _answer(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar, cast
 from urllib.parse import quote
@@ -49,6 +49,7 @@ from anomaly_desk.core.providers.http import (
     RequestLoop,
     basic_auth_client,
 )
+from anomaly_desk.core.providers.oauth import OAuth
 from anomaly_desk.core.providers.payloads import (
     ChoiceField,
     Incident,
@@ -133,6 +134,27 @@ STATE_FIELDS = "sys_id,number,state"
 DEFAULT_CLOSE_NOTES = "Resolved by Anomaly Desk: the anomaly was archived."
 
 
+RESTRICTION = "glide.authenticate.basic_auth.restriction"
+RESTRICTION_KEYS = ("active", "enforce", "enforcement_date")
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuthRestriction:
+    """ServiceNow's blocking of basic auth (Australia release; KB3025707), as the instance's
+    ``sys_properties`` say. ``readable`` False: the account may not read them (``reason``)."""
+
+    readable: bool
+    active: bool = False
+    enforce: bool = False
+    enforcement_date: str | None = None  # when enforcement begins, as the property has it
+    reason: str = ""
+
+    @property
+    def applies(self) -> bool:
+        """Active, enforced or scheduled: basic auth stops (or will stop) working."""
+        return self.active or self.enforce or self.enforcement_date is not None
+
+
 class ServiceNowClient:
     """A ServiceNow instance as a ``Provider``: incidents, work notes and drop-down choices."""
 
@@ -152,20 +174,50 @@ class ServiceNowClient:
         self.username = conn.username
         self.close_code = conn.close_code
         self.platform = platform or Platform()
-        self._secret = conn.password.get_secret_value() if conn.password else ""
-        self._client = basic_auth_client(conn, conn.url, conn.username, self._secret, transport)
+        self.auth_mode = conn.auth
+        password = conn.password.get_secret_value() if conn.password else ""
+        client_secret = conn.client_secret.get_secret_value() if conn.client_secret else ""
+        self._secret = client_secret if conn.uses_oauth else password
+        self._missing = self._missing_secret(conn.auth, password, client_secret)
+        self._client = basic_auth_client(conn, conn.url, conn.username, password, transport)
+        self.oauth: OAuth | None = None
+        if conn.uses_oauth:
+            grant_password = conn.auth == "oauth_password"
+            self.oauth = OAuth(
+                provider="ServiceNow",
+                connection=self.name,
+                token_url=f"{conn.url}/oauth_token.do",
+                client_id=conn.client_id or "",
+                client_secret=client_secret,
+                username=conn.username if grant_password else None,
+                password=password if grant_password else None,
+                body="form",
+            )
+            self._client.auth = self.oauth
         self._loop = RequestLoop(
             self._client,
             SERVICENOW,
             connection=self.name,
             url=conn.url,
             timeout=conn.timeout,
-            secret=self._secret,
+            secret=password or client_secret,
             retry=retry,
         )
 
+    @staticmethod
+    def _missing_secret(auth: str, password: str, client_secret: str) -> str | None:
+        """What the connection lacks to authenticate in its mode, as a message; None: nothing."""
+        if auth in ("basic", "oauth_password") and not password:
+            return "No password configured for this connection"
+        if auth != "basic" and not client_secret:
+            return "No client secret configured for this connection"
+        return None
+
     def __repr__(self) -> str:
-        return f"ServiceNowClient(name={self.name!r}, url={self.url!r}, user={self.username!r})"
+        return (
+            f"ServiceNowClient(name={self.name!r}, url={self.url!r}, user={self.username!r}, "
+            f"auth={self.auth_mode!r})"
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -177,6 +229,28 @@ class ServiceNowClient:
             "GET", self._path(), params={"sysparm_limit": "1", "sysparm_fields": "sys_id"}
         )
         return self.username
+
+    async def basic_auth_restriction(self) -> BasicAuthRestriction:
+        """The instance's basic-auth restriction (``sys_properties``
+        ``glide.authenticate.basic_auth.restriction.*``), when this account may read it."""
+        query = "nameIN" + ",".join(f"{RESTRICTION}.{key}" for key in RESTRICTION_KEYS)
+        try:
+            rows = await self._rows("sys_properties", query, "name,value", limit=10)
+        except (AuthError, NotFoundError) as exc:
+            return BasicAuthRestriction(readable=False, reason=exc.plain())
+        if not rows:  # an older release, or the rows hidden from this account by ACLs
+            reason = "none of its properties is visible to this account"
+            return BasicAuthRestriction(readable=False, reason=reason)
+        values = {
+            str(row.get("name", "")).removeprefix(f"{RESTRICTION}."): str(row.get("value", ""))
+            for row in rows
+        }
+        return BasicAuthRestriction(
+            readable=True,
+            active=_flag(values.get("active")),
+            enforce=_flag(values.get("enforce")),
+            enforcement_date=values.get("enforcement_date", "").strip() or None,
+        )
 
     async def create_ticket(self, anomaly: Anomaly, fields: TicketFields) -> Ticket:
         body = await self._incident_body(anomaly, fields)
@@ -631,8 +705,8 @@ class ServiceNowClient:
         json: JsonBody = None,
     ) -> JsonValue:
         """The ``result`` of one Table API call through the shared loop (reads retry)."""
-        if not self._secret:
-            raise AuthError("No password configured for this connection", connection=self.name)
+        if self._missing:
+            raise AuthError(self._missing, connection=self.name)
         return await self._loop.request(method, path, params=params, json=json)
 
     async def _answer(
@@ -675,6 +749,10 @@ class ServiceNowDialect:
 
 
 SERVICENOW = ServiceNowDialect()
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
 
 
 def _read_params() -> dict[str, str]:

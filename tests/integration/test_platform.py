@@ -335,3 +335,26 @@ def test_serve_imports_the_open_anomalies_at_start_when_asked(
             assert api.get("/healthz").json()["anomalies"] == opened
     finally:
         receiver.stop()
+
+
+def test_the_detail_says_in_sync_links_to_the_platform_and_the_import_says_when_it_runs(
+    pdesk: Desk, platform: Any
+) -> None:
+    pdesk.post_webhook("07-api-non-ascii.json")  # 10280: the payload has no link of its own
+    detail = pdesk.api.get("/api/anomalies/10280").json()
+    zero = {"delivered": 0, "pending": 0, "held": 0, "dead": 0, "cancelled": 0}
+    assert detail["platform_notes"] == zero  # write-back on, nothing to write: in sync
+    assert detail["url"] == f"{pdesk.sandbox.url}/anomalies/10280"
+    started = pdesk.api.post("/api/import", json={}).json()
+    assert started["running"] is True
+    wait_for(lambda: pdesk.api.get("/api/import").json()["done"], "the import")
+    assert pdesk.api.get("/api/import").json()["running"] is False
+
+
+def test_a_connection_may_not_be_named_platform(tmp_path: Path, sandbox: ThreadedServer) -> None:
+    from anomaly_desk.core.config import ConfigError, load_settings
+
+    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url)
+    config.write_text(config.read_text().replace('name = "jira"', 'name = "platform"'))
+    with pytest.raises(ConfigError, match="platform"):
+        load_settings(config, env=ENV)
