@@ -3,7 +3,8 @@
 ``tui_desk`` is the integration ``Desk`` (receiver + sandbox + an httpx client on the API) with
 every fixture webhook ingested and one Jira ticket created for anomaly 10231. ``frozen_desk``
 is a receiver over a store seeded with fixed documents, a dead sync job and a note held behind
-it (anomaly 20024, ticket DQ-7), for screenshots that must not change from run to run.
+it (anomaly 20024, ticket DQ-7, which also has a comment a person made on DQ-7), for
+screenshots that must not change from run to run.
 """
 
 from __future__ import annotations
@@ -35,11 +36,21 @@ def make_desk(
     sandbox: ThreadedServer,
     data_dir: Path | None = None,
     platform: bool = False,
+    jira: str = "",
+    servicenow: str = "",
     **sync: float,
 ) -> Desk:
     """A receiver over ``data_dir`` (``sync``: settings such as ``health_check_s=0.3``);
-    ``platform``: with the platform's API (the sandbox's emulator): write-back and import."""
-    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url, platform=platform, **sync)
+    ``platform``: with the platform's API (the sandbox's emulator): write-back and import;
+    ``jira``/``servicenow``: more lines for that connection (two-way settings, ``poll_s``)."""
+    config = write_config(
+        tmp_path / "anomaly-desk.toml",
+        sandbox.url,
+        platform=platform,
+        jira=jira,
+        servicenow=servicenow,
+        **sync,
+    )
     data = data_dir or tmp_path / "data"
     receiver = start_receiver(config, data, ENV)
     api = httpx.Client(base_url=receiver.url, timeout=30)
@@ -117,6 +128,13 @@ FROZEN_LINK = {
     "state_read_at": "2026-11-20T09:05:00.000Z",
     "linked_at": "2026-11-20T09:01:00.000Z",
 }
+# what alice said on DQ-7, read back by a poll (two-way sync): "[ops]" would be a markup tag
+INBOUND_COMMENT = {
+    "at": "2026-11-20T09:06:00.000Z",
+    "text": "CRM export ran late [ops] — rerun scheduled",
+    "by": "from DQ-7 (alice@example.com)",
+    "origin": FROZEN_LINK["id"],
+}
 
 
 def frozen_documents() -> list[dict[str, Any]]:
@@ -130,6 +148,7 @@ def frozen_documents() -> list[dict[str, Any]]:
     newest["comments"] = [
         {"at": "2026-11-20T09:02:00.000Z", "text": "Looking into it", "by": "operator"},
         {"at": "2026-11-20T09:04:00.000Z", "text": "Reloaded the batch", "by": "operator"},
+        INBOUND_COMMENT,
     ]
     newest["history"] += [
         {
@@ -147,6 +166,7 @@ def frozen_documents() -> list[dict[str, Any]]:
             "by": "operator",
         },
         {"at": "2026-11-20T09:04:00.000Z", "kind": "comment", "by": "operator"},
+        {"at": INBOUND_COMMENT["at"], "kind": "comment", "by": INBOUND_COMMENT["by"]},
     ]
     newest["status"] = "Acknowledged"
     return docs

@@ -115,6 +115,33 @@ def test_detail_with_a_dead_note_and_one_held_behind_it(
     assert snap_compare(app, terminal_size=size, run_before=zoomed)
 
 
+def test_detail_with_a_comment_from_its_ticket_80x24(frozen_desk: Desk, snap_compare: Any) -> None:
+    """Two-way sync: what alice said on DQ-7 is marked ``⇠ DQ-7 alice@example.com`` (its
+    ``[ops]`` shown as written, not taken for markup) and its history line reads the same way;
+    the detail is zoomed and scrolled to the Comments section."""
+
+    async def comments(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        screen = main_screen(pilot)
+        doc = screen.detail_doc
+        assert doc is not None
+        assert [c.origin for c in doc.comments] == [None, None, doc.links[0].id]
+        if not screen.detail_shown():
+            await pilot.press("d")
+        screen.detail_pane.focus()
+        await pilot.press("z")
+        await pilot.pause()
+        lines = detail_lines(pilot)
+        assert any("⇠ DQ-7 alice@example.com" in line for line in lines)
+        assert any("CRM export ran late [ops] — rerun scheduled" in line for line in lines)
+        found = next(i for i, line in enumerate(lines) if line.strip() == "Comments")
+        screen.detail_pane.scroll_to(y=found - 1, animate=False, immediate=True)
+        await pilot.pause()
+
+    app = dashboard(frozen_desk, address=ADDRESS)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=comments)
+
+
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_sync_log_dead_only(frozen_desk: Desk, snap_compare: Any, size: tuple[int, int]) -> None:
     """`D` on the focused log: only the dead line, the title says "dead only" and "1 dead"."""

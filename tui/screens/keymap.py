@@ -1,4 +1,5 @@
-"""The key map (``?``): every key of the dashboard, grouped by purpose.
+"""The key map (``?``): every key of the dashboard, grouped by purpose, and the connections
+(health, and what each syncs which way).
 
 Made from the live bindings, not from a copy of them: a key bound anywhere shows up here as the
 footer shows it, and one that is removed disappears.
@@ -21,7 +22,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
+from anomaly_desk.core.views import ConnectionView
 from anomaly_desk.tui.screens.dialog import dialog_css
+from anomaly_desk.tui.widgets.connection_list import connection_prompt
 
 KEY_WIDTH = 12
 COMPACT_KEY_WIDTH = 10  # "^c super+c"
@@ -112,6 +115,18 @@ def render_section(section: Section, compact: bool = False) -> Group:
     return Group(Text(section.title, style="bold underline"), grid)
 
 
+def render_connections(connections: Sequence[ConnectionView]) -> Group:
+    """Each connection as the ticket dialogs' picker shows it: provider, health, and what goes
+    which way (``status ⇄ · comments → · … · polls 60 s``)."""
+    lines: list[Text] = [Text("Connections", style="bold underline")]
+    lines += [connection_prompt(connection) for connection in connections]
+    if not connections:
+        lines.append(Text("none configured", style="dim"))
+    else:
+        lines.append(Text("→ to the ticket · ← from it · ⇄ both ways · – off", style="dim"))
+    return Group(*lines)
+
+
 class KeyMapScreen(ModalScreen[None]):
     """Read-only; escape, q or ? closes it."""
 
@@ -128,9 +143,12 @@ class KeyMapScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "close", "Close"),
     ]
 
-    def __init__(self, sections: list[Section]) -> None:
+    def __init__(
+        self, sections: list[Section], connections: Sequence[ConnectionView] | None = None
+    ) -> None:
         super().__init__()
         self.sections = sections
+        self.connections = connections  # None: not known yet (not listed)
         self.compact: bool | None = None  # how the sections are drawn (None: not yet)
 
     def compose(self) -> ComposeResult:
@@ -139,6 +157,8 @@ class KeyMapScreen(ModalScreen[None]):
             dialog.can_focus = True
             for _ in self.sections:
                 yield Static(classes="section")
+            if self.connections is not None:
+                yield Static(render_connections(self.connections), classes="section")
             yield Static("esc, q or ? closes · ctrl+p finds any command by name", id="hint")
 
     def on_mount(self) -> None:
@@ -153,7 +173,7 @@ class KeyMapScreen(ModalScreen[None]):
         if compact == self.compact:
             return
         self.compact = compact
-        statics = self.query(".section").results(Static)
+        statics = list(self.query(".section").results(Static))[: len(self.sections)]
         for section, static in zip(self.sections, statics, strict=True):
             static.update(render_section(section, compact))
 

@@ -727,7 +727,7 @@ class MainScreen(Screen[None]):
         panes = [("Anomaly table", self.table), ("Sync log", self.sync_log)]
         group_of = {**KEY_MAP_GROUPS, **groups(MAIN_COMMANDS)}
         sections = key_sections(self, group_of, panes, KEY_MAP_ORDER)
-        self.app.push_screen(KeyMapScreen(sections))
+        self.app.push_screen(KeyMapScreen(sections, self.connections))
 
     async def action_check_connections(self) -> None:
         self.notify("Checking connections…")

@@ -1,4 +1,5 @@
-"""Choosing a connection: each with its provider and its last health check."""
+"""Choosing a connection: each with its provider, its last health check and what it syncs
+each way (two-way sync)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from anomaly_desk.core.views import ConnectionHealth, ConnectionView
+from anomaly_desk.core.views import ConnectionHealth, ConnectionView, TwoWayView
 
 PROVIDER_NAMES = {"jira": "Jira Cloud", "servicenow": "ServiceNow"}
+# a direction as an arrow, from the desk's side: to the ticket, from it, both, neither
+ARROWS = {"to_ticket": "→", "from_ticket": "←", "both": "⇄", "off": "–"}
+TAKES_BACK = ("from_ticket", "both")
+SENDS = ("to_ticket", "both")
 
 
 def health_message(name: str, message: str) -> str:
@@ -27,9 +32,11 @@ def health_line(name: str, message: str) -> str:
 
 
 def connection_prompt(connection: ConnectionView) -> Text:
-    """``jira  Jira Cloud · DQ / Task  ✓ authenticated as …`` for the connection chooser."""
+    """``jira  Jira Cloud · DQ / Task  ✓ authenticated as …`` for the connection chooser, and
+    under it what the connection syncs which way (``sync_lines``)."""
     kind = connection.provider
-    text = Text(connection.name, style="bold")
+    text = Text()  # no base style: only the name is bold
+    text.append(connection.name, style="bold")
     text.append(f"  {PROVIDER_NAMES.get(kind, kind)}")
     if kind == "jira" and connection.project:
         text.append(f" · {connection.project} / {connection.issue_type or 'Task'}")
@@ -42,7 +49,45 @@ def connection_prompt(connection: ConnectionView) -> Text:
         text.append(
             f"  ✗ {health_message(connection.name, health.message) or 'failing'}", style="red"
         )
+    if connection.sync is not None:  # an older receiver does not say
+        for line in sync_lines(connection.sync):
+            text.append(f"\n  {line}")
     return text
+
+
+def seconds(value: float) -> str:
+    """``60 s``, ``0.2 s``, ``5 min``: a poll interval as a person would say it."""
+    if value >= 120 and value % 60 == 0:
+        return f"{value / 60:g} min"
+    return f"{value:g} s"
+
+
+def sync_lines(sync: TwoWayView) -> list[str]:
+    """``status ⇄ · comments → · polls 60 s`` (→ to the ticket, ← from it, ⇄ both, – neither;
+    how often tickets are read back), then, when any is set, what a ticket or the anomaly sets
+    off: ``done archives: Resolved · archive → ticket done · recurrence reopens``. Two short
+    lines rather than one that wraps in a dialog 80 columns wide."""
+    comments = f"comments {ARROWS.get(sync.comments, sync.comments)}"
+    if sync.fan_out_ticket_comments and sync.comments in TAKES_BACK:
+        comments += " fanned out"
+    poll = f"polls {seconds(sync.poll_s)}" if sync.poll_s > 0 else "not polled"
+    lines = [f"status {ARROWS.get(sync.status, sync.status)} · {comments} · {poll}"]
+    effects = []
+    if sync.status in TAKES_BACK and sync.on_ticket_done:
+        action, _, status = sync.on_ticket_done.partition(":")
+        word = "archives" if action == "archive" else action
+        effects.append(f"done {word}: {status}" if status else f"done {word}")
+    if sync.status in SENDS and sync.on_anomaly_archived == "transition":
+        effects.append("archive → ticket done")
+    if sync.on_recurrence == "reopen":
+        effects.append("recurrence reopens")
+    elif sync.on_recurrence == "new_ticket":
+        effects.append("recurrence: new ticket")
+    elif sync.on_recurrence != "comment":
+        effects.append(f"recurrence: {sync.on_recurrence}")
+    if effects:
+        lines.append(" · ".join(effects))
+    return lines
 
 
 def newer_health(known: ConnectionHealth | None, told: ConnectionHealth | None) -> bool:

@@ -18,8 +18,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from anomaly_desk.core.views import AnomalyDetail, NoteCounts
-from anomaly_desk.core.vocabulary import PLATFORM
+from anomaly_desk.core.views import AnomalyDetail, CommentView, NoteCounts
+from anomaly_desk.core.vocabulary import ARCHIVED, PLATFORM, HistoryKind
 from anomaly_desk.tui.widgets.anomaly_rows import place
 from anomaly_desk.tui.widgets.anomaly_table import STATUS_STYLES, weight_style
 
@@ -34,7 +34,9 @@ NOTE_STYLES = {
 }
 ODD_MAX_CHARS = 2000  # one kept value; the pane scrolls, but a whole payload would drown the rest
 RELATIVE_WITHIN_S = 7 * 86400  # older than a week, "12 days ago" says less than the date does
-FRESH_EVERY_S = 30.0  # how often the pane redraws its "3 min ago"s
+TICK_S = 1.0  # how often the pane looks whether one of its "12 s ago"s is out of date
+FROM_TICKET = "⇠"  # marks what came from a ticket (two-way sync): a comment, a status change
+TICKET_STYLE = "bold magenta"
 
 
 def when(value: str | None) -> str:
@@ -65,6 +67,25 @@ def ago(value: str | None, now: datetime) -> str:
         return f"{int(seconds // 3600)} h ago"
     days = int(seconds // 86400)
     return "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def read_ago(value: str | None, now: datetime) -> str:
+    """When a ticket's state was last read: ``read 12 s ago`` (to the second within a minute,
+    as a poll is that often), ``read 3 min ago``, or ``read 2026-11-20 08:15:42 UTC`` when it
+    is older than a week; ``not read yet`` without a time."""
+    if not value:
+        return "not read yet"
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return f"read {value}"
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seconds = (now - at).total_seconds()
+    if -60 <= seconds < 60:
+        return "read just now" if seconds < 1 else f"read {int(seconds)} s ago"
+    relative = ago(value, now)
+    return f"read {relative}" if relative else f"read {when(value)}"
 
 
 def when_ago(value: str | None, now: datetime) -> str:
@@ -236,6 +257,9 @@ def stuck_line(doc: AnomalyDetail) -> Text | None:
 
 
 def _tickets(doc: AnomalyDetail, now: datetime) -> RenderableType:
+    """``DQ-7  In Progress · read 12 s ago``: each ticket's state as the last poll (or refresh)
+    read it, and how long ago that was, so its age is plain to see; under it the summary, the
+    connection and how it was linked, and its notes."""
     if not doc.links:
         return Text("no linked tickets — c create, l link", style="dim")
     parts: list[RenderableType] = []
@@ -247,41 +271,113 @@ def _tickets(doc: AnomalyDetail, now: datetime) -> RenderableType:
         )
         state = link.state or "state unknown"
         line.append(f"  {state}", style=STATE_STYLES.get(link.state_category or "", ""))
-        line.append(f"  {link.connection} · {link.origin}", style="dim")
+        line.append(f" · {read_ago(link.state_read_at, now)}", style="dim")
         parts.append(line)
         if link.summary:
             parts.append(Text(f"  {link.summary}", overflow="ellipsis", no_wrap=True))
-        parts.append(Text(f"  state read {when_ago(link.state_read_at, now)}", style="dim"))
+        origin = f" · {link.origin}" if link.origin else ""
+        parts.append(Text(f"  {link.connection}{origin}", style="dim"))
         parts.extend(note_lines(link.notes))
     return Group(*parts)
 
 
+def ticket_keys(doc: AnomalyDetail) -> list[str]:
+    """Every ticket key this anomaly has had (linked now, or named in its history: a ticket
+    unlinked since still made what it made), longest first so ``DQ-12`` wins over ``DQ-1``."""
+    keys = {link.ticket_key for link in doc.links if link.ticket_key}
+    keys |= {item.ticket for item in doc.history if item.ticket}
+    return sorted(keys, key=len, reverse=True)
+
+
+def ticket_author(by: str | None, keys: list[str]) -> tuple[str, str] | None:
+    """``(DQ-3, alice@example.com)`` from what a ticket's change is recorded as made by:
+    ``from DQ-3 (alice@example.com)`` (its comment) or ``DQ-3 (accountId)`` / ``DQ-3`` (a
+    done state); None when ``by`` names no ticket of ``keys`` (a person here, the platform)."""
+    if not by:
+        return None
+    said = by.removeprefix("from ")
+    for key in keys:
+        if said == key:
+            return key, ""
+        if said.startswith(f"{key} (") and said.endswith(")"):
+            return key, said[len(key) + 2 : -1]
+    return None
+
+
+def from_ticket(key: str, who: str = "") -> Text:
+    """``⇠ DQ-3 alice@example.com``: made on ticket DQ-3, by who is named there. Plain text:
+    a name a ticket system sent is never markup."""
+    text = Text()
+    text.append(f"{FROM_TICKET} ", style="magenta")
+    text.append(key, style=TICKET_STYLE)
+    if who:
+        text.append(f" {who}")
+    return text
+
+
+def _comment_head(doc: AnomalyDetail, keys: list[str], comment: CommentView, now: datetime) -> Text:
+    head = Text()  # no base style: the ticket and its person stand out from the time
+    head.append(f"{when_ago(comment.at, now)} · ", style="dim")
+    if comment.origin is None:
+        head.append(comment.by or "", style="dim")
+        return head
+    link = next((link for link in doc.links if link.id == comment.origin), None)
+    found = ticket_author(comment.by, [link.ticket_key] if link else keys)
+    if found is not None:
+        head.append_text(from_ticket(*found))
+    else:  # its link is gone and its words are not ours: say where it came from, as recorded
+        head.append_text(from_ticket(link.ticket_key if link else "a ticket", comment.by or ""))
+    return head
+
+
 def _comments(doc: AnomalyDetail, now: datetime) -> RenderableType:
+    """Each comment under who made it; one that came from a ticket is marked ``⇠ DQ-3 …``."""
     if not doc.comments:
         return Text("none — m to comment", style="dim")
+    keys = ticket_keys(doc)
     parts = []
     for comment in doc.comments:
-        parts.append(Text(f"{when_ago(comment.at, now)} · {comment.by or ''}", style="dim"))
+        parts.append(_comment_head(doc, keys, comment, now))
         parts.append(Text(f"  {comment.text}"))
     return Group(*parts)
 
 
 def _history(doc: AnomalyDetail) -> RenderableType:
+    """One line per entry; what a ticket made reads ``comment  ⇠ DQ-3 alice@example.com`` or
+    ``Active → Resolved  ⇠ DQ-3 done by bob.martin``."""
+    keys = ticket_keys(doc)
     lines = []
     for item in doc.history:
         line = Text(f"{when(item.at)}  ", style="dim")
-        if item.kind == "status":
+        if item.kind == HistoryKind.STATUS:
             line.append(f"{item.from_ or '?'} → {item.to or '?'}")
-        elif item.kind == "received":
+        elif item.kind == HistoryKind.RECEIVED:
             line.append(f"received as {item.status or '?'}")
         elif item.ticket:
             line.append(f"{item.kind} {item.ticket} ({item.connection or ''})")
         else:
             line.append(item.kind)
-        if item.by:
+        ticket = ticket_author(item.by, keys)
+        if ticket is not None:
+            key, who = ticket
+            line.append("  ")
+            done = item.kind == HistoryKind.STATUS and item.to in ARCHIVED
+            line.append_text(from_ticket(key, f"done by {who}" if done and who else who))
+            if done and not who:
+                line.append(" done")
+        elif item.by:
             line.append(f"  by {item.by}", style="dim")
         lines.append(line)
     return Group(*lines) if lines else Text("—", style="dim")
+
+
+def relative_times(doc: AnomalyDetail, now: datetime) -> tuple[str, ...]:
+    """Every "… ago" ``render_detail`` draws for ``doc`` at ``now``: when this changes, the
+    pane is out of date."""
+    times = [ago(value, now) for value in (doc.created, doc.received_at, doc.updated_at)]
+    times += [ago(comment.at, now) for comment in doc.comments]
+    times += [read_ago(link.state_read_at, now) for link in doc.links]
+    return tuple(times)
 
 
 def render_detail(doc: AnomalyDetail, now: datetime | None = None) -> RenderableType:
@@ -327,22 +423,31 @@ class DetailPane(VerticalScroll):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.doc: AnomalyDetail | None = None
+        self._times: tuple[str, ...] = ()  # the relative times drawn, to redraw when they age
 
     def compose(self) -> ComposeResult:
         yield Static(Text("No anomaly selected", style="dim"), id="detail-body")
 
     def on_mount(self) -> None:
-        self.set_interval(FRESH_EVERY_S, self.refresh_times)
+        self.set_interval(TICK_S, self.refresh_times)
 
     def refresh_times(self) -> None:
-        """Draw the shown anomaly again, so its "3 min ago"s stay true."""
-        if self.doc is not None:
-            self.query_one("#detail-body", Static).update(render_detail(self.doc))
+        """Draw the shown anomaly again when one of its "12 s ago"s would now read otherwise
+        (every second while a ticket's state was read within the minute, seldom after)."""
+        if self.doc is not None and relative_times(self.doc, datetime.now(UTC)) != self._times:
+            self._draw(self.doc)
 
     def show(self, doc: AnomalyDetail | None, note: str | None = None) -> None:
         self.doc = doc
-        body = self.query_one("#detail-body", Static)
         if doc is None:
-            body.update(Text(note or "No anomaly selected", style="dim"))
+            self._times = ()
+            self.query_one("#detail-body", Static).update(
+                Text(note or "No anomaly selected", style="dim")
+            )
         else:
-            body.update(render_detail(doc))
+            self._draw(doc)
+
+    def _draw(self, doc: AnomalyDetail) -> None:
+        now = datetime.now(UTC)
+        self._times = relative_times(doc, now)
+        self.query_one("#detail-body", Static).update(render_detail(doc, now))

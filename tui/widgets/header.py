@@ -14,7 +14,7 @@ from anomaly_desk.core.views import (
     HealthView,
     ImportProgressView,
 )
-from anomaly_desk.tui.widgets.connection_list import health_message
+from anomaly_desk.tui.widgets.connection_list import health_message, sync_lines
 
 ORDER = ("Active", "Acknowledged", "Resolved", "Duplicate", "Invalid", "Discarded")
 COUNT_STYLES = {"Active": "bold yellow", "Acknowledged": "cyan", "Resolved": "green"}
@@ -76,7 +76,8 @@ class DeskHeader(Static):
         lines = []
         for conn in self.connections or ():
             health = conn.health
-            line = Text(f"{conn.name}: ", style="bold")
+            line = Text()  # no base style: the sync lines are not bold
+            line.append(f"{conn.name}: ", style="bold")
             if health is None:
                 line.append("not checked yet", style="dim")
             else:
@@ -84,6 +85,8 @@ class DeskHeader(Static):
                 line.append(message or health_word(health), style="green" if health.ok else "red")
                 how = "a delivery" if health.source == "sync" else "a check"
                 line.append(f"  ({how}, {health.checked_at or 'time unknown'})", style="dim")
+            for sync in sync_lines(conn.sync) if conn.sync else ():
+                line.append(f"\n  {sync}", style="dim")
             lines.append(line)
         return Text("\n").join(lines) if lines else None
 
