@@ -91,8 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a Jira Cloud emulator, a ServiceNow emulator and an emulator of the "
         "data-quality platform's API (/api/anomalies, /api/comments; 300 seeded anomalies) on "
         "one port, with seeded projects, users and choices. Credentials: Jira "
-        "demo@example.com / demo-token, ServiceNow admin / demo, platform bearer token "
-        "demo-platform-token (read-only: demo-platform-readonly).",
+        "demo@example.com / demo-token (scoped token demo-scoped-token through "
+        "/ex/jira/{cloudId}, cloud id from /_edge/tenant_info), ServiceNow admin / demo, "
+        "platform bearer token demo-platform-token (read-only: demo-platform-readonly). "
+        "OAuth 2.0: ServiceNow /oauth_token.do and Atlassian /oauth/token, client desk-client / "
+        "desk-secret (ServiceNow password grant: admin / demo). People for two-way sync: Jira "
+        "alice@example.com / alice-token, ServiceNow bob.martin / demo. POST /_sandbox/auth "
+        "sets token lifetimes, revokes clients, expires API tokens and schedules ServiceNow's "
+        "basic-auth restriction; /_sandbox/faults injects latency and errors.",
     )
     sandbox.add_argument(
         "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"

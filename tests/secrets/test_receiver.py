@@ -338,3 +338,72 @@ def test_vault_secrets_are_read_again_every_ttl(
         assert post(first) == 401
         assert "secrets re-read from Vault: receiver: webhook_secret" in caplog.text
         assert_nothing_shows(desk, caplog, first, second)
+
+
+def test_a_revoked_client_secret_is_a_dead_job_until_a_reload_brings_the_new_one(
+    tmp_path: Path, sandbox: ThreadedServer, bao: Bao
+) -> None:
+    """ServiceNow by OAuth client credentials, the client secret in Vault. The instance's admin
+    rotates the secret: notes go dead with the token endpoint's words (the secret is re-read
+    once, and Vault still has the old one). The operator puts the new one in Vault and reloads;
+    a retry delivers the note once."""
+    oauth = """
+auth = "oauth_client_credentials"
+client_id = "desk-client"
+client_secret_vault = "secret/{path}/snow-oauth#client_secret"
+"""
+    auth = sandbox.app.state.auth  # type: ignore[attr-defined]
+    with running_desk(
+        tmp_path,
+        sandbox,
+        bao,
+        more={"snow-oauth": {"client_secret": "desk-secret"}},
+    ) as desk:
+        config = desk.config.read_text().replace(
+            'password_vault = "secret/',
+            oauth.replace("{path}", desk.path) + 'password_vault = "secret/',
+        )
+        desk.config.write_text(config)
+        assert desk.call("POST", "/api/reload").status_code == 200
+        body = (FIXTURES / "webhooks" / "04-api-record-anomaly.json").read_bytes()
+        desk.call(
+            "POST",
+            "/webhooks/qualytics",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        made = desk.call(
+            "POST",
+            "/api/anomalies/10260/tickets",
+            json={"connection": "servicenow", "fields": {"short_description": "oauth"}},
+        )
+        assert made.status_code == 201, made.text
+        desk.wait_idle()
+
+        client = auth.clients[("servicenow", "desk-client")]
+        client.secret = "rotated-by-the-admin"  # the old secret is refused from now on
+        auth.expire("servicenow")  # and so are the tokens it got
+        desk.call("POST", "/api/anomalies/10260/comments", json={"text": "after rotation"})
+        desk.wait_idle()
+        dead = [j for j in desk.jobs() if j["state"] == "dead"]
+        assert len(dead) == 1
+        assert "token request" in dead[0]["last_error"]
+        assert "refused" in dead[0]["last_error"]
+
+        desk.bao.put(f"{desk.path}/snow-oauth", client_secret="rotated-by-the-admin")
+        reload = desk.call("POST", "/api/reload")
+        assert reload.status_code == 200
+        assert desk.call("POST", f"/api/sync-jobs/{dead[0]['id']}/retry").status_code == 200
+        desk.wait_idle()
+        assert all(j["state"] == "done" for j in desk.jobs())
+        with httpx.Client(base_url=sandbox.url, auth=("admin", SNOW_PASSWORD)) as snow:
+            rows = snow.get(
+                "/api/now/table/sys_journal_field",
+                params={
+                    "sysparm_query": f"element_id={made.json()['ticket_id']}^element=work_notes"
+                },
+            ).json()["result"]
+        assert sum("after rotation" in row["value"] for row in rows) == 1
+        for answer in desk.answers:
+            assert "rotated-by-the-admin" not in answer.text
+            assert "desk-secret" not in answer.text

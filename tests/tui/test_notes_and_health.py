@@ -249,3 +249,33 @@ def test_the_notes_line_says_only_what_is_not_zero_and_why_a_note_is_held() -> N
     assert why.plain == "  ⚠ held: waiting behind the dead note; r retries it"
     _, why = note_lines(NoteCounts(held=3, dead=2))
     assert why.plain == "  ⚠ held: waiting behind the dead notes; r retries them"
+
+
+@pytest.fixture
+def restricted_desk(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
+    """ServiceNow's basic-auth restriction scheduled for 2030 on the instance, then a receiver."""
+    import httpx
+
+    scheduled = {"active": True, "enforce": True, "enforcement_date": "2030-01-01 00:00:00"}
+    httpx.post(
+        f"{sandbox.url}/_sandbox/auth", json={"basic_auth_restriction": scheduled}
+    ).raise_for_status()
+    desk = make_desk(tmp_path, sandbox, health_check_s=0.3)
+    try:
+        yield desk
+    finally:
+        desk.api.close()
+        desk.receiver.stop()
+
+
+async def test_the_header_warns_before_a_credential_stops_working(restricted_desk: Desk) -> None:
+    """ServiceNow will refuse basic auth from 2030: the header marks the connection ⚠ and its
+    tooltip says what and what to do, while it still works."""
+    app = dashboard(restricted_desk)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await wait_for(pilot, lambda: "servicenow ok ⚠" in header_top(screen), what="the ⚠ mark")
+        assert "jira ok ⚠" not in header_top(screen)  # Jira has nothing to fear
+        tooltip = str(screen.header.tooltip)
+        assert "basic-auth restriction scheduled for 2030-01-01" in tooltip
+        assert "oauth_client_credentials" in tooltip

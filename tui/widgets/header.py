@@ -85,6 +85,8 @@ class DeskHeader(Static):
                 line.append(message or health_word(health), style="green" if health.ok else "red")
                 how = "a delivery" if health.source == "sync" else "a check"
                 line.append(f"  ({how}, {health.checked_at or 'time unknown'})", style="dim")
+                for warning in health.warnings:
+                    line.append(f"\n  ⚠ {warning}", style="yellow")
             for sync in sync_lines(conn.sync) if conn.sync else ():
                 line.append(f"\n  {sync}", style="dim")
             lines.append(line)
@@ -151,7 +153,10 @@ class DeskHeader(Static):
             else:
                 mark, style = "failing", "bold red"
             top.append(f"{conn.name} ", style="bold")
-            top.append(f"{mark}  ", style=style)
+            top.append(mark, style=style)
+            if conn.health is not None and conn.health.warnings:
+                top.append(" ⚠", style="bold yellow")  # credential trouble ahead: the tooltip
+            top.append("  ")
         top.rstrip()
         return top
 
