@@ -140,7 +140,10 @@ class JiraWorkflowApi(JiraApi):
             }
         )
 
-    async def do_transition(self, request: Request) -> Response:
+    async def _write_request(
+        self, request: Request
+    ) -> tuple[Issue, User, dict[str, Any]] | Response:
+        """The issue a write names, who writes, and the JSON object body; or Jira's error."""
         issue = self.site.find(request.path_params["key"])
         if issue is None:
             return error(404, [NO_ISSUE])
@@ -150,6 +153,13 @@ class JiraWorkflowApi(JiraApi):
             return body
         if not isinstance(body, dict):
             return error(400, ["Request body must be a JSON object."])
+        return issue, user, body
+
+    async def do_transition(self, request: Request) -> Response:
+        parsed = await self._write_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        issue, user, body = parsed
         ref = body.get("transition")
         raw_id = ref.get("id") if isinstance(ref, dict) else None
         if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
@@ -196,15 +206,10 @@ class JiraWorkflowApi(JiraApi):
     # -- edits ---------------------------------------------------------------------------
 
     async def edit_issue(self, request: Request) -> Response:
-        issue = self.site.find(request.path_params["key"])
-        if issue is None:
-            return error(404, [NO_ISSUE])
-        user: User = request.state.jira_user
-        body = await _json_body(request)
-        if isinstance(body, Response):
-            return body
-        if not isinstance(body, dict):
-            return error(400, ["Request body must be a JSON object."])
+        parsed = await self._write_request(request)
+        if isinstance(parsed, Response):
+            return parsed
+        issue, user, body = parsed
         if not user.may_write(issue.project):
             return error(403, [NO_EDIT])
         try:
