@@ -153,10 +153,11 @@ class DeskHeader(Static):
             else:
                 mark, style = "failing", "bold red"
             top.append(f"{conn.name} ", style="bold")
-            top.append(mark, style=style)
             if conn.health is not None and conn.health.warnings:
-                top.append(" ⚠", style="bold yellow")  # credential trouble ahead: the tooltip
-            top.append("  ")
+                top.append(mark, style=style)
+                top.append(" ⚠  ", style="bold yellow")  # credential trouble ahead: the tooltip
+            else:
+                top.append(f"{mark}  ", style=style)
         top.rstrip()
         return top
 
