@@ -432,3 +432,29 @@ def test_a_signed_servicenow_hint_polls_now_and_a_forged_one_is_refused(
     finally:
         desk.api.close()
         desk.receiver.stop()
+
+
+def test_a_new_anomaly_with_the_fingerprint_of_one_whose_ticket_is_done_notes_that_ticket(
+    tmp_path: Path, sandbox: ThreadedServer
+) -> None:
+    settings = BOTH.replace('on_anomaly_archived = "transition"', "") + 'on_recurrence = "comment"'
+    desk = two_way_desk(tmp_path, sandbox, jira=settings, platform=False)
+    try:
+        first = {"id": 91001, "status": "Active", "fingerprint": 777001, "message": "nulls"}
+        assert desk.api.post("/webhooks/qualytics", json=first).status_code == 200
+        jira = link(desk, 91001, "jira")
+        desk.wait_idle()
+        alice_moves_to_done(desk, jira["ticket_key"])
+        wait_for(lambda: anomaly(desk, 91001)["status"] == "Resolved", "archived by the ticket")
+        again = {"id": 91002, "status": "Active", "fingerprint": 777001, "message": "nulls"}
+        other = {"id": 91003, "status": "Active", "fingerprint": 999999, "message": "other"}
+        assert desk.api.post("/webhooks/qualytics", json=[again, other]).status_code == 200
+        desk.wait_idle()
+        notes = desk.jira_notes(jira["ticket_key"])
+        recurred = [n for n in notes if "recurred" in n]
+        assert len(recurred) == 1  # once, and only for the same fingerprint
+        assert "91002" in recurred[0]
+        assert "91001" in recurred[0]
+    finally:
+        desk.api.close()
+        desk.receiver.stop()
