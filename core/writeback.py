@@ -27,7 +27,7 @@ from anomaly_desk.core.documents import AnomalyDocument, Enriched, SyncJob
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
 from anomaly_desk.core.models import Anomaly, NoUsableId
-from anomaly_desk.core.providers import NoteTag, ProviderError, ValidationError
+from anomaly_desk.core.providers import NoteTag, NotFoundError, ProviderError, ValidationError
 from anomaly_desk.core.providers.platform import PlatformClient
 from anomaly_desk.core.providers.platform_payloads import ArchiveStatus
 from anomaly_desk.core.salvage import tolerant
@@ -134,7 +134,10 @@ class PlatformSender:
         return None
 
     async def _enrich(self, job: SyncJob) -> str | None:
-        raw = await self.api.get_anomaly(job.anomaly_id)
+        try:
+            raw = await self.api.get_anomaly(job.anomaly_id)
+        except NotFoundError:  # nothing to complete it from; retrying cannot help
+            return f"the platform has no anomaly {job.anomaly_id}: nothing to enrich"
         try:
             full = tolerant(raw)
         except (NoUsableId, pydantic.ValidationError) as exc:

@@ -358,3 +358,13 @@ def test_a_connection_may_not_be_named_platform(tmp_path: Path, sandbox: Threade
     config.write_text(config.read_text().replace('name = "jira"', 'name = "platform"'))
     with pytest.raises(ConfigError, match="platform"):
         load_settings(config, env=ENV)
+
+
+def test_enriching_an_anomaly_the_platform_does_not_know_is_done_not_dead(pdesk: Desk) -> None:
+    answer = pdesk.api.post("/webhooks/qualytics", json={"id": 93001, "status": "Active"})
+    assert answer.status_code == 200
+    pdesk.wait_idle()
+    jobs = pdesk.api.get("/api/sync-jobs", params={"anomaly_id": 93001}).json()["items"]
+    assert [(j["kind"], j["state"]) for j in jobs] == [("enrich", "done")]
+    log = pdesk.api.get("/api/sync-log").json()["items"]
+    assert any("no anomaly 93001" in (e["message"] or "") for e in log)
