@@ -21,7 +21,8 @@ class DashboardApp(App[int]):
     CSS_PATH = "dashboard.tcss"
     TITLE = "Anomaly Desk"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [Binding("f12", "save_screen", "Screenshot", show=False)]
+    # priority: a modal screen (a form, a dialog) cuts the app's ordinary bindings off
+    BINDINGS = [Binding("f12", "save_screen", "Screenshot", show=False, priority=True)]
 
     def __init__(
         self,

@@ -434,7 +434,12 @@ def test_the_demo_dashboard_shows_its_banner_on_i(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 48, 160, 0, 0))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ANOMALY_DESK_")},
+        # not the worker's COLUMNS/LINES (xdist sets them): the pty's size is the terminal's
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ANOMALY_DESK_") and k not in ("COLUMNS", "LINES")
+        },
         "TERM": "xterm-256color",
         "TMPDIR": str(tmp_path),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
@@ -24,7 +24,6 @@ class DemoInfoScreen(ModalScreen[None]):
         "DemoInfoScreen",
         """
         DemoInfoScreen > #dialog { width: 130; }
-        DemoInfoScreen #banner { height: auto; max-height: 30; }
         DemoInfoScreen #hint { color: $text-muted; padding: 0 1; }
         """,
     )
@@ -39,10 +38,11 @@ class DemoInfoScreen(ModalScreen[None]):
         self.info = info.strip("\n")
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog") as dialog:
+        # the whole dialog scrolls: in a small terminal, a scroll inside it could be cut off
+        # below the screen's edge, its last lines (the replay command) out of reach
+        with VerticalScroll(id="dialog") as dialog:
             dialog.border_title = "Demo info"
-            with VerticalScroll(id="banner"):
-                yield Static(Text(self.info), id="info")
+            yield Static(Text(self.info), id="info")
             yield Static(
                 Text("Everything here stops, and temporary files go, when you quit (q)."),
                 id="hint",

@@ -180,8 +180,13 @@ class AnomalyTable(ScrollView, can_focus=True):
     # -- rendering -----------------------------------------------------------------------------
 
     def _widths(self, width: int) -> list[int]:
-        """id, status, type, weight, where, fields, tickets, detected; the flexible ones share."""
+        """id, status, type, weight, where, fields, tickets, detected; the flexible ones share.
+        A list too narrow for them all (beside the detail at 120 columns, or at 80) drops the
+        type and the detected time (the date stays; the detail has both), rather than cutting
+        the last column off at the edge."""
         fixed = [7, 13, 7, 7, 0, 0, 8, 17]
+        if width - sum(fixed) < 20:
+            fixed[2], fixed[7] = 0, 11
         spare = max(20, width - sum(fixed))
         fixed[4] = spare * 3 // 5
         fixed[5] = spare - fixed[4]
