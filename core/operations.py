@@ -631,7 +631,8 @@ class Desk:
                 continue
             text = f"Anomaly {doc.id} is {doc.status} again in {self.platform.name}"
             ops += self._recur(doc, doc.id, text)
-        created = {a.id: a for a in delivery.anomalies if a.id in set(result.created)}
+        new_ids = set(result.created)  # once: a delivery may carry 10,000 anomalies
+        created = {a.id: a for a in delivery.anomalies if a.id in new_ids}
         for anomaly in created.values():
             if anomaly.fingerprint is None:
                 continue
