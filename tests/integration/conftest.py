@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ import pytest
 
 from anomaly_desk.core.config import load_settings
 from anomaly_desk.core.formatting.adf import adf_to_text
+from anomaly_desk.core.journal import StoreError
 from anomaly_desk.receiver.app import create_app
 from tests.support import FIXTURES, ThreadedServer, free_port
 
@@ -106,8 +109,13 @@ class Desk:
         return response
 
     def wait_idle(self, timeout: float = 20.0) -> None:
-        """Until the worker has nothing pending or in flight."""
+        """Until the worker has nothing pending or in flight. First, everything committed so
+        far is made durable: a change is readable a moment before its jobs are queued."""
         worker = self.receiver.app.state.worker
+        store = self.receiver.app.state.store
+        if self.receiver.loop is not None:
+            with contextlib.suppress(StoreError):  # a full disk: the worker has to wait anyway
+                asyncio.run_coroutine_threadsafe(store.barrier(), self.receiver.loop).result(10)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.receiver.call(worker.idle):

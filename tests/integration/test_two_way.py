@@ -159,6 +159,8 @@ def test_a_jira_issue_moved_to_done_archives_the_anomaly_everywhere_but_back(bot
     jira_before = both.jira_notes(jira["ticket_key"])
     alice_moves_to_done(both, jira["ticket_key"])
     wait_for(lambda: anomaly(both, 10260)["status"] == "Resolved", "the anomaly archived")
+    # the change is visible a moment before its jobs are queued (once durable): wait for one
+    wait_for(lambda: platform_writes(both, 10260) != [], "the platform's write-back")
     both.wait_idle()
     doc = anomaly(both, 10260)
     change = [h for h in doc["history"] if h["kind"] == "status"][-1]
@@ -177,6 +179,7 @@ def test_a_servicenow_incident_resolved_by_a_person_archives_the_anomaly(both: D
         both, snow["ticket_id"], state="6", close_code="Solution provided", close_notes="fixed"
     )
     wait_for(lambda: anomaly(both, 10260)["status"] == "Resolved", "the anomaly archived")
+    wait_for(lambda: platform_writes(both, 10260) != [], "the platform's write-back")
     both.wait_idle()
     assert platform_writes(both, 10260) == [("status", "Resolved")]
     assert not any("Anomaly Status: Resolved" in n for n in both.snow_notes(snow["ticket_id"]))
