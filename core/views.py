@@ -24,13 +24,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     RootModel,
     WithJsonSchema,
 )
 from pydantic.json_schema import models_json_schema
 
 from anomaly_desk.core.jsontypes import JsonMap, JsonObject
-from anomaly_desk.core.vocabulary import EventName
+from anomaly_desk.core.vocabulary import EventName, FieldKind
 
 
 def _timestamp(value: Any) -> Any:
@@ -444,6 +445,83 @@ class OptionView(View):
 class OptionsView(RootModel[dict[str, list[OptionView]]]):
     """A connection's drop-down values by field name (``subcategory:<category>`` for ServiceNow
     subcategories)."""
+
+
+class FieldChoice(View):
+    """One allowed value of an option field; a cascading select's parents carry ``children``."""
+
+    value: str  # what the API takes (Jira option id, ServiceNow choice value)
+    label: str  # what a person reads
+    children: list[FieldChoice] = Field(default_factory=list)
+
+
+class TicketFieldSpec(View):
+    """One field of a ticket type's create form, read from the provider (Jira createmeta,
+    ServiceNow ``sys_dictionary`` + ``sys_choice``), so the dashboard can build the form and
+    refuse to submit until every required field is filled."""
+
+    id: str  # the API's field id: "summary", "customfield_10050", "caller_id"
+    name: str  # the label people read
+    kind: FieldKind
+    required: bool = False
+    custom: bool = False  # a Jira custom field / a ServiceNow u_ field
+    choices: list[FieldChoice] = Field(default_factory=list)
+    default: JsonValue = None
+    max_length: int | None = None
+
+
+class TicketTypeView(View):
+    """A kind of ticket a connection can create: a Jira issue type (``id`` its id) or a
+    ServiceNow table (``id`` the table name)."""
+
+    id: str
+    name: str
+
+
+class CreateFormView(View):
+    """Everything the create form needs for one connection and ticket type."""
+
+    connection: str
+    ticket_type: TicketTypeView
+    fields: list[TicketFieldSpec]
+    reporter_settable: bool = False  # Jira: createmeta lists ``reporter``
+    operator_email: str | None = None  # who the ticket is raised for (caller / reporter)
+
+
+class TicketTypePage(View):
+    items: list[TicketTypeView]
+
+
+class UserView(View):
+    """A person in the ticketing system (assignee search, caller lookup)."""
+
+    id: str  # Jira accountId / ServiceNow sys_user sys_id
+    name: str
+    email: str | None = None
+
+
+class UserPage(View):
+    items: list[UserView]
+
+
+class RuleView(View):
+    """A ``[[rules]]`` entry with what it has done: the dashboard lists these and pauses or
+    resumes one."""
+
+    name: str
+    connection: str
+    paused: bool = False
+    paused_reason: str | None = None  # set when it paused itself (N permanent failures)
+    paused_by: str | None = None  # "operator" or "failures"
+    created: int = 0  # tickets it created
+    linked: int = 0  # inside the dedup window: linked the open ticket and noted it
+    throttled: int = 0  # matched but over max_per_hour
+    failures: int = 0  # consecutive permanent failures
+    last_fired_at: Timestamp | None = None
+
+
+class RulePage(View):
+    items: list[RuleView]
 
 
 # -- sync -----------------------------------------------------------------------------------

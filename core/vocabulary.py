@@ -102,6 +102,23 @@ class EventName(StrEnum):
     STREAM_LAGGED = "stream.lagged"
 
 
+class FieldKind(StrEnum):
+    """The shape of one create-form field (Jira createmeta schema, ServiceNow dictionary type):
+    what the dashboard shows for it and what the provider client sends."""
+
+    TEXT = "text"  # one line
+    TEXTAREA = "textarea"  # several lines (Jira: an ADF document, built by the client)
+    OPTION = "option"  # one of ``choices``
+    MULTI_OPTION = "multi_option"  # several of ``choices``
+    CASCADING = "cascading"  # a parent choice and one of its ``children``
+    USER = "user"  # a person: Jira accountId / ServiceNow sys_user sys_id, searched live
+    NUMBER = "number"
+    DATE = "date"  # YYYY-MM-DD
+    DATETIME = "datetime"  # ISO 8601
+    LABELS = "labels"  # free words, no spaces
+    REFERENCE = "reference"  # ServiceNow reference to another table (sys_id)
+
+
 class HealthSource(StrEnum):
     """What last told a connection's health."""
 

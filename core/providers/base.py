@@ -8,6 +8,7 @@ from typing import Literal, Protocol, TypeAlias
 from pydantic import JsonValue
 
 from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.views import CreateFormView, TicketTypeView, UserView
 
 ProviderKind = Literal["jira", "servicenow"]
 
@@ -36,6 +37,17 @@ class Ticket(TicketRef):
     # what else the provider said, flat: Jira project/issuetype/priority/assignee/labels/created;
     # ServiceNow state_code, priority and priority_label, assigned_to and assigned_to_name, …
     extra: dict[str, JsonValue] = field(default_factory=dict, compare=False)
+    # what the create could not do as asked, for the operator: "caller left empty: 2 active
+    # users have ana@example.com", "reporter not settable in OPS; ana added as a watcher"
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketText:
+    """A ticket's words when a template overrides the defaults (None keeps the default)."""
+
+    title: str | None = None  # the summary / short_description
+    description: str | None = None  # replaces the anomaly block; plain text, blank-line paragraphs
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +103,35 @@ class Provider(Protocol):
         """Prove the credential works; returns who we are, e.g. ``bot@acme.com``."""
         ...
 
-    async def create_ticket(self, anomaly: Anomaly, fields: TicketFields) -> Ticket:
-        """Create a ticket for the anomaly; the anomaly block is appended to the description."""
+    async def create_ticket(
+        self,
+        anomaly: Anomaly,
+        fields: TicketFields,
+        *,
+        text: TicketText | None = None,
+        operator_email: str | None = None,
+    ) -> Ticket:
+        """Create a ticket for the anomaly; the anomaly block is appended to the description.
+
+        ``fields`` may name the ticket type (Jira ``issuetype``, ServiceNow ``table``); without
+        it the connection's default. ``operator_email``: who the ticket is raised for (ServiceNow
+        ``caller_id``, Jira reporter or else a watcher); what could not be done is in
+        ``Ticket.warnings``. Over-long text is truncated with a marker, never refused."""
+        ...
+
+    # -- ticket types, forms and people (issue #15)
+
+    async def ticket_types(self) -> list[TicketTypeView]:
+        """Jira: the project's issue types; ServiceNow: the task tables this connection offers."""
+        ...
+
+    async def create_form(self, ticket_type: str | None = None) -> CreateFormView:
+        """The create form's fields for a ticket type (None: the connection's default), with
+        their kinds, choices and required flags, read from the provider."""
+        ...
+
+    async def find_users(self, query: str, limit: int = 20) -> list[UserView]:
+        """People matching ``query`` (name or email), for assignee fields."""
         ...
 
     async def find_created(self, anomaly_id: int) -> list[Ticket]:
