@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     # who acts through the dashboard, as comments and history name them (default: the OS user)
     operator: str | None = Field(None, min_length=1, max_length=100)
+    # the operator's address in the ticketing systems: ServiceNow caller, Jira reporter/watcher
+    operator_email: str | None = Field(
+        None, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"
+    )
     # Resolved at load time from the environment; never written anywhere.
     webhook_secret: SecretStr | None = None
     signing_secret: SecretStr | None = None

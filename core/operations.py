@@ -49,6 +49,7 @@ from anomaly_desk.core.providers import (
     Ticket,
     TicketChange,
     TicketFields,
+    TicketText,
     UnavailableError,
     ValidationError,
 )
@@ -174,6 +175,7 @@ class Desk:
         enrich: bool = False,
         platform_api: PlatformClient | None = None,
         connections: Mapping[str, Connection] | None = None,
+        operator_email: str | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -185,6 +187,7 @@ class Desk:
         self.monitor = health or HealthMonitor(providers, self.bus)
         self.operator = operator or default_operator()  # who the dashboard's actions are by
         self.name_operator = name_operator  # and whether the notes they send say so
+        self.operator_email = operator_email  # who tickets are raised for (caller / reporter)
         self.write_back = write_back  # a person's status changes and comments reach the platform
         self.enrich = enrich  # thin webhook anomalies are completed from the platform's API
         self.platform_api = platform_api  # import (and, through the worker, write-back)
@@ -405,21 +408,33 @@ class Desk:
     # -- tickets -------------------------------------------------------------------------------
 
     async def create_ticket(
-        self, anomaly_id: int, connection: str, fields: TicketFields
+        self,
+        anomaly_id: int,
+        connection: str,
+        fields: TicketFields,
+        *,
+        operator_email: str | None = None,
+        text: TicketText | None = None,
     ) -> TicketLink:
-        """Create a ticket and link it; on an ambiguous failure, find it before giving up."""
+        """Create a ticket and link it; on an ambiguous failure, find it before giving up.
+
+        ``operator_email`` (``--as``, else the configured ``operator_email``) is who the ticket
+        is raised for; ``text`` the templated title and description, when templates are set."""
         self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         required = REQUIRED_FIELDS[provider.kind]
-        if not str(fields.get(required) or "").strip():
+        if not str(fields.get(required) or "").strip() and not (text and text.title):
             raise Invalid(
                 f"fields.{required} is required for a {provider.kind} ticket",
                 [{"path": f"fields.{required}", "message": "required"}],
             )
+        email = operator_email or self.operator_email
         async with self._linking(anomaly_id, connection):
             anomaly = self.anomaly(anomaly_id)
             try:
-                ticket = await provider.create_ticket(anomaly, fields)
+                ticket = await provider.create_ticket(
+                    anomaly, fields, text=text, operator_email=email
+                )
             except UnavailableError as exc:
                 if not exc.ambiguous:
                     action = f"could not create the {provider.kind} ticket"

@@ -208,6 +208,9 @@ class TicketLinkView(View):
     state_read_at: Timestamp | None = None
     linked_at: Timestamp | None = None
     notes: NoteCounts | None = Field(None, description="In the anomaly's detail only")
+    warnings: list[str] | None = Field(
+        None, description="What the create could not do as asked (caller, reporter)"
+    )
 
 
 class AnomalyDetail(View):

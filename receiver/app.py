@@ -129,6 +129,7 @@ def create_app(
             worker,
             health,
             operator=settings.operator,
+            operator_email=settings.operator_email,
             name_operator=settings.sync.name_operator,
             write_back=settings.platform.writes_back and platform_api is not None,
             enrich=platform_api is not None,

@@ -14,6 +14,7 @@ from anomaly_desk.core.providers.base import (
     TicketComment,
     TicketFields,
     TicketRef,
+    TicketText,
 )
 from anomaly_desk.core.providers.errors import (
     AuthError,
@@ -43,6 +44,7 @@ __all__ = [
     "TicketComment",
     "TicketFields",
     "TicketRef",
+    "TicketText",
     "UnavailableError",
     "ValidationError",
     "make_provider",
