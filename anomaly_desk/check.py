@@ -9,6 +9,9 @@ Under each connection: its auth mode, the base URL its API is called at and (Jir
 or OAuth) the site's cloud id; then any warning about its credentials (``auth_warnings``: a
 ServiceNow basic-auth restriction, a failed OAuth token request, an expired Jira API token).
 Warnings do not change the exit status.
+
+Then every template (each connection's and each rule's) rendered against a fixture anomaly: its
+first line, or the error with the template's line; a failing template fails the check.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from anomaly_desk.core.providers import (
 from anomaly_desk.core.providers.auth_warnings import AuthWarning, provider_warnings
 from anomaly_desk.core.providers.jira import JiraClient, public_url
 from anomaly_desk.core.providers.platform import RefusedError, make_platform_client
+from anomaly_desk.template_check import check_templates, print_templates
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 MIN_SCRUB = 8  # shorter secrets (the sandbox's "demo") would blank out ordinary words
@@ -90,6 +94,7 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
     )
     print(_platform_summary(settings.platform), file=out)
     results = asyncio.run(check_all(settings, timeout))
+    templates = check_templates(settings)  # rendered against a fixture anomaly
     secrets = _secrets(settings)
     if results:
         name_width = max(len(r.name) for r in results)
@@ -114,6 +119,7 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
             file=out,
         )
         return EXIT_FAILED
+    _report_rules(settings, timeout, out)
     failed = [r.name for r in results if not r.ok]
     connections = len(settings.connections)
     count = f"{connections} connection{'s' if connections != 1 else ''}"
@@ -127,9 +133,27 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
             f"({', '.join(failed)}){warnings}",
             file=out,
         )
+        print_templates(templates, out)
         return EXIT_FAILED
     print(f"{count}: all ok{warnings}", file=out)
-    return EXIT_OK
+    return EXIT_FAILED if print_templates(templates, out) else EXIT_OK
+
+
+def _report_rules(settings: Settings, timeout: float, out: TextIO) -> None:
+    """``rules  2 configured, 1 paused`` and, per paused rule, why (its provider's words)."""
+    if not settings.rules:
+        return
+    from anomaly_desk.rules_cli import paused_rules  # reads the store: only with rules
+
+    paused, unknown = paused_rules(settings, timeout)
+    secrets = _secrets(settings)
+    count = len(settings.rules)
+    state = f"paused: unknown ({unknown})" if unknown else f"{len(paused)} paused"
+    print(f"rules     {count} configured, {state}", file=out)
+    for rule in paused:
+        why = _scrub(rule.paused_reason or f"by the {rule.paused_by or 'operator'}", secrets)
+        since = f" since {rule.paused_at}" if rule.paused_at else ""
+        print(f"paused    {rule.name} ({rule.connection}){since}: {why}", file=out)
 
 
 def _platform_summary(platform: Platform) -> str:

@@ -159,8 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_import(commands)
     _add_replay(commands)
+    _add_compact(commands)
+    _add_rules(commands)
     _add_dashboard(commands)
     return parser
+
+
+def _add_rules(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from anomaly_desk.rules_cli import add_parser  # its own module: the parser is long
+
+    add_parser(commands)
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -247,6 +255,37 @@ def _add_import(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "the lock, else http://127.0.0.1:8787)",
     )
     parser.set_defaults(handler="anomaly_desk.importing:main")
+
+
+def _add_compact(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "compact",
+        help="move long-archived anomalies from the hot store to the cold archive",
+        description="Move every anomaly whose status is archived (Resolved, Duplicate, "
+        "Invalid, Discarded) and that has not changed for [retention] archive_after_days "
+        "(default 30) from the hot store to the cold archive in the data directory "
+        "(archive/YYYY-MM.jsonl.gz, one file per month, append-only, compressed). Anomalies "
+        "with notes still waiting (pending or dead) stay hot, and nothing moves while an import "
+        "is open. A cold anomaly is still found by id and by a search that includes the "
+        "archive (slower, marked cold), and comes back to the hot store when the platform "
+        "reopens it, its ticket changes or an operator acts on it. Nothing is deleted unless "
+        "[retention] delete_after_days is set: then archive months older than that go. "
+        "'anomaly-desk serve' compacts by itself every [retention] compact_every_h (default "
+        "24; the first run a few minutes after it starts). Interrupting it (even kill -9) "
+        "loses nothing: anomalies are written to the archive before they leave the hot store.",
+        epilog="With a receiver running on the data directory, the compaction runs inside it "
+        "(POST /api/compact). Prints progress on stderr and a summary, e.g. 'moved 812,000 "
+        "anomalies to the cold archive (3 months); hot store now 188,000'. Exit status: 0 "
+        "done; 1 the store or the receiver failed (run it again); 2 bad settings.",
+    )
+    _add_store_options(parser)
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="the receiver to ask when it holds the data directory (default: the one named in "
+        "the lock)",
+    )
+    parser.set_defaults(handler="anomaly_desk.compacting:main")
 
 
 def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -366,6 +405,15 @@ def _add_dashboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--token",
         default=None,
         help="operator API bearer token, for a receiver not on loopback (env ANOMALY_DESK_TOKEN)",
+    )
+    dashboard.add_argument(
+        "--as",
+        dest="raised_for",
+        default=None,
+        metavar="EMAIL",
+        help="who the tickets you create are raised for (ServiceNow caller, Jira reporter or "
+        "watcher): your address in the ticketing systems (default: the receiver's "
+        "operator_email setting)",
     )
     _add_store_options(dashboard)
     dashboard.set_defaults(handler="anomaly_desk.tui.launcher:main")

@@ -69,6 +69,7 @@ from pydantic_settings import (
 
 from anomaly_desk.core.connections import Connection, JiraConnection, Platform, ServiceNowConnection
 from anomaly_desk.core.models import error_path
+from anomaly_desk.core.rules import Rule
 from anomaly_desk.core.secrets import VAULT_TTL_S, VaultError, VaultLookup
 
 APP = "anomaly-desk"
@@ -172,6 +173,16 @@ class DashboardSettings(BaseModel):
     confirm_notes: bool = True  # ask before a key sends notes to linked tickets (a, x)
 
 
+class RetentionSettings(BaseModel):
+    """What leaves the hot store for the cold archive, and when (``[retention]``, issue #16)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    archive_after_days: int = Field(30, ge=0)  # archived anomalies unchanged this long go cold
+    delete_after_days: int | None = Field(None, ge=1)  # cold months older than this: deleted
+    compact_every_h: float = Field(24.0, ge=0)  # how often `serve` compacts; 0 = never by itself
+
+
 class Settings(BaseSettings):
     """Everything the desk is configured with; build it with ``load_settings``.
 
@@ -194,6 +205,8 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    rules: list[Rule] = Field(default_factory=list)  # [[rules]]: tickets raised automatically
     # who acts through the dashboard, as comments and history name them (default: the OS user)
     operator: str | None = Field(None, min_length=1, max_length=100)
     # the operator's address in the ticketing systems: ServiceNow caller, Jira reporter/watcher
@@ -211,6 +224,39 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"connection names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _rules_fit(self) -> Settings:
+        """Each rule names a configured connection, with the ticket type its provider has; no
+        two rules share a name (it keys their counters and their URL)."""
+        kinds = {c.name: c.provider for c in self.connections}
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            where = f"rules[{index}] ({rule.name})"
+            if rule.name in seen:
+                raise ValueError(
+                    f"{where}.name: duplicate rule name (already used by rules[{seen[rule.name]}])"
+                )
+            seen[rule.name] = index
+            action = rule.action
+            kind = kinds.get(action.connection)
+            if kind is None:
+                known = ", ".join(sorted(kinds)) or "none configured"
+                raise ValueError(
+                    f"{where}.action.connection: no connection named {action.connection!r} "
+                    f"(known: {known})"
+                )
+            if action.issue_type is not None and kind != "jira":
+                raise ValueError(
+                    f"{where}.action.issue_type: {action.connection} is {kind}; "
+                    "a ServiceNow ticket type is given as table"
+                )
+            if action.table is not None and kind != "servicenow":
+                raise ValueError(
+                    f"{where}.action.table: {action.connection} is {kind}; "
+                    "a Jira ticket type is given as issue_type"
+                )
         return self
 
     @property
@@ -274,11 +320,13 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     fresh_secrets: bool = False,
+    resolve_secrets: bool = True,
 ) -> Settings:
     """Read the file (``path``, env ``ANOMALY_DESK_CONFIG``, or the default places) and env.
 
     ``env`` stands in for ``os.environ`` when given. Connection secrets are resolved here, so a
     ``Settings`` that loaded is ready to connect; ``fresh_secrets`` reads Vault past its cache.
+    ``resolve_secrets=False`` leaves them unresolved, for jobs that never connect (a rules dry run).
     """
     environ = dict(os.environ if env is None else env)
     source = config_path(path, environ)
@@ -294,6 +342,8 @@ def load_settings(
     except SettingsError as exc:  # a source failed in a way of its own; never with a value
         raise ConfigError(f"{where}: {exc}") from None
     _check_urls(settings, where)
+    if not resolve_secrets:
+        return settings
     vault = VaultLookup(environ, settings.secrets.vault_ttl_s, fresh_secrets)
     settings.connections = _resolve_secrets(settings.connections, environ, where, vault)
     settings.platform = _resolve_platform(settings.platform, environ, where, vault)

@@ -19,15 +19,19 @@ How a connection authenticates is its ``auth``:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from anomaly_desk.core.templates import TemplateSet
 
 Direction = Literal["off", "to_ticket", "from_ticket", "both"]
 AuthMode = Literal["basic", "scoped_token", "oauth_client_credentials", "oauth_password"]
 OAUTH_MODES: frozenset[AuthMode] = frozenset({"oauth_client_credentials", "oauth_password"})
 # A secret field -> the ways the file may name it (the vault one is resolved by ``secrets``).
 SECRET_SOURCES = ("env", "keyring", "vault")
+TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
 
 
 def _url_value(value: str) -> str:
@@ -51,6 +55,7 @@ class _Connection(BaseModel):
     on_ticket_done: str | None = None  # "archive:Resolved": a done ticket archives the anomaly
     on_anomaly_archived: Literal["note", "transition"] = "note"  # transition: move the ticket
     on_recurrence: Literal["comment", "reopen", "new_ticket"] = "comment"
+    templates: TemplateSet | None = None  # ticket and note texts (core/templates.py)
     poll_s: float = Field(60.0, ge=0)  # read changed tickets this often (0: never)
     webhook_secret_env: str | None = None  # inbound hint webhooks: the HMAC secret's variable
     webhook_secret_vault: str | None = None  # …or its Vault reference (mount/path#key)
@@ -194,8 +199,20 @@ class ServiceNowConnection(_Connection):
     password_keyring: str | None = None
     password_vault: str | None = None
     password: SecretStr | None = None
-    table: str = "incident"
+    table: str = "incident"  # the default ticket type: a table extending ``task``
+    # the ticket types the create form offers (its ``table`` is offered too)
+    tables: list[str] = Field(default_factory=lambda: ["incident", "problem", "change_request"])
     close_code: str = "Solution provided"  # with state 6 (Resolved) when the anomaly is archived
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        return _table_identifier(value)
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_table_identifier(name) for name in value))
 
     def secret_fields(self) -> tuple[str, ...]:
         if self.auth == "oauth_client_credentials":
@@ -206,6 +223,14 @@ class ServiceNowConnection(_Connection):
 
     def keyring_user(self, field: str) -> str:
         return self.client_id or "" if field == "client_secret" else self.username
+
+
+def _table_identifier(value: str) -> str:
+    """A ServiceNow table name goes into URLs and queries: letters, digits and ``_`` only."""
+    name = value.strip()
+    if not TABLE_NAME.fullmatch(name):
+        raise ValueError(f"not a ServiceNow table name: {value!r} (letters, digits and _)")
+    return name
 
 
 Connection = Annotated[JiraConnection | ServiceNowConnection, Field(discriminator="provider")]

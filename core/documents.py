@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from anomaly_desk.core.jsontypes import JsonMap, JsonObject
@@ -61,6 +62,8 @@ __all__ = [
     "OtherEntry",
     "QuarantinedDelivery",
     "Received",
+    "RuleState",
+    "RuleTicket",
     "Stale",
     "StatusChanged",
     "StatusName",
@@ -135,6 +138,8 @@ class TicketLink(Document):
     provider: str  # jira | servicenow
     ticket_key: str
     ticket_id: str
+    # ServiceNow: the ticket's table; absent on links made before #15 (the connection's table)
+    table: str | None = Field(None, exclude_if=_is_none)
     url: str = ""
     summary: str = ""
     origin: LinkOrigin | str = Field(LinkOrigin.LINKED, union_mode="left_to_right")
@@ -146,6 +151,12 @@ class TicketLink(Document):
     # provider ids, the newest few hundred: a poll's overlap window sees some again)
     inbound_at: str | None = Field(None, exclude_if=_is_none)
     seen_comments: tuple[str, ...] = Field((), exclude_if=_is_empty)
+    # what the create could not do as asked (caller, reporter): told once in the create's
+    # answer, never stored
+    warnings: tuple[str, ...] = Field((), exclude=True)
+    # the new-ticket job (a rule's, a recurrence's) that created it: after a crash, that job
+    # recognises its own ticket, never another job's on the same connection
+    job_id: int | None = Field(None, exclude_if=_is_none)
 
 
 class _Entry(Document):
@@ -370,7 +381,13 @@ def with_comment(
 
 
 def new_link(
-    link_id: str, connection: str, provider: str, ticket: Ticket, origin: LinkOrigin, at: str
+    link_id: str,
+    connection: str,
+    provider: str,
+    ticket: Ticket,
+    origin: LinkOrigin,
+    at: str,
+    job_id: int | None = None,
 ) -> TicketLink:
     return TicketLink(
         id=link_id,
@@ -378,6 +395,7 @@ def new_link(
         provider=provider,
         ticket_key=ticket.key,
         ticket_id=ticket.id,
+        table=ticket.table,
         url=ticket.url,
         summary=ticket.summary,
         origin=origin,
@@ -385,6 +403,8 @@ def new_link(
         state_category=ticket.state_category,
         state_read_at=at,
         linked_at=at,
+        warnings=ticket.warnings,
+        job_id=job_id,
     )
 
 
@@ -488,6 +508,7 @@ class SyncJob(Document):
     provider: str = ""
     ticket_key: str
     ticket_id: str = ""  # empty: the queue and the provider go by ``ticket_key``
+    ticket_table: str | None = Field(None, exclude_if=_is_none)  # ServiceNow: the link's table
     kind: JobKind
     text: str
     nonce: str | None = Field(None, exclude_if=_is_none)  # absent: stored before jobs had one
@@ -504,6 +525,9 @@ class SyncJob(Document):
     # attempts made before a person last retried it: backoff starts again from there, while
     # attempt numbers go on (the log shows try 4 after tries 1-3, not try 1 again)
     retried_after: int | None = Field(None, exclude_if=_is_none)
+    # a ``[[rules]]`` ticket (kind new_ticket): the rule's name and the anomaly's dedup key
+    rule: str | None = Field(None, exclude_if=_is_none)
+    dedup_key: str | None = Field(None, exclude_if=_is_none)
 
 
 def new_job(
@@ -523,6 +547,7 @@ def new_job(
         provider=link.provider,
         ticket_key=link.ticket_key,
         ticket_id=link.ticket_id,
+        ticket_table=link.table,
         kind=kind,
         text=text,
         nonce=nonce,
@@ -702,8 +727,45 @@ class ImportState(Document):
     done: bool = False
 
 
+class RuleTicket(Document):
+    """The newest ticket a rule made for one dedup key: a later match within the rule's window
+    is linked to it instead of getting its own."""
+
+    ticket_key: str
+    ticket_id: str
+    anomaly_id: int
+    at: float  # Unix time it was made
+
+
+class RuleState(Document):
+    """What a ``[[rules]]`` entry has done and whether it is paused (the ``rules`` table, keyed
+    by the rule's name). Changed in the transactions that make its jobs and its tickets."""
+
+    name: str
+    paused: bool = False
+    paused_reason: str | None = None
+    paused_by: str | None = None  # "operator" or "failures"
+    paused_at: str | None = None
+    created: int = 0
+    linked: int = 0
+    throttled: int = 0
+    skipped: int = 0  # matched while paused
+    failures: int = 0  # consecutive permanent failures
+    failed_jobs: tuple[int, ...] = ()  # their jobs: a job counted once, even after a crash
+    tokens: float | None = None  # the max_per_hour bucket; None: full
+    tokens_at: float = 0.0  # Unix time ``tokens`` was counted
+    last_fired_at: str | None = None
+    tickets: dict[str, RuleTicket] = Field(default_factory=dict)  # by dedup key
+
+
 StoredDocument: TypeAlias = (
-    AnomalyDocument | SyncJob | SyncLogEntry | QuarantinedDelivery | DeliveryRecord | ImportState
+    AnomalyDocument
+    | SyncJob
+    | SyncLogEntry
+    | QuarantinedDelivery
+    | DeliveryRecord
+    | ImportState
+    | RuleState
 )
 """What ``Put`` takes besides a plain dict."""
 
@@ -716,24 +778,32 @@ D = TypeVar("D", bound=BaseModel)
 class DocumentCache(Generic[D]):
     """Stored rows read as documents, remembered by the row's identity.
 
-    The store never changes a stored dict in place (a change replaces it), so the same dict
-    always reads as the same document: a hit costs a lookup, a replaced row is read again. The
-    newest ``size`` rows are kept (a row is newest when read or written)."""
+    The store never changes a stored row in place (a change replaces it), so the same row
+    always reads as the same document: a hit costs a lookup, a replaced row is read again. A row
+    is a dict, or the orjson bytes of one (an encoded table): then the dict it was dumped from
+    is kept beside it, as the base of the next change. The newest ``size`` rows are kept (a row
+    is newest when read or written)."""
 
     def __init__(self, model: type[D], size: int) -> None:
         self.model = model
         self.size = size
-        self._rows: OrderedDict[str, tuple[JsonObject, D]] = OrderedDict()
+        # key → (the stored row, its document, its JSON when the row is bytes and it is at hand)
+        self._rows: OrderedDict[str, tuple[JsonObject | bytes, D, JsonObject | None]] = (
+            OrderedDict()
+        )
 
-    def read(self, key: str, raw: JsonObject, *, keep: bool = True) -> D:
+    def read(self, key: str, raw: JsonObject | bytes, *, keep: bool = True) -> D:
         """``raw`` (the row stored under ``key``) as a document; ``keep=False`` for a scan that
         should not push the rows in use out."""
         hit = self._rows.get(key)
         if hit is not None and hit[0] is raw:
             return hit[1]
-        doc = self.model.model_validate(raw)
+        if isinstance(raw, bytes):
+            doc = self.model.model_validate(orjson.loads(raw))
+        else:
+            doc = self.model.model_validate(raw)
         if keep:
-            self.remember(key, raw, doc)
+            self._keep(key, (raw, doc, None))
         return doc
 
     def dump(self, key: str, doc: D) -> JsonObject:
@@ -744,7 +814,10 @@ class DocumentCache(Generic[D]):
         :func:`dump_from`), so an update does not dump the whole history again."""
         hit = self._rows.get(key)
         if hit is not None and type(hit[1]) is type(doc):
-            raw = dump_from(hit[0], hit[1], doc)
+            stored, base, base_raw = hit
+            if base_raw is None:
+                base_raw = stored if isinstance(stored, dict) else orjson.loads(stored)
+            raw = dump_from(base_raw, base, doc)
         else:
             raw = doc.model_dump(mode="json")
         self.remember(key, raw, doc)
@@ -752,8 +825,17 @@ class DocumentCache(Generic[D]):
 
     def remember(self, key: str, raw: JsonObject, doc: D) -> None:
         """``doc`` is what ``raw`` reads as (it was dumped from it): no need to read it again."""
+        self._keep(key, (raw, doc, None))
+
+    def stored(self, key: str, raw: JsonObject, blob: bytes) -> None:
+        """``raw`` is stored as ``blob`` (an encoded table): reading ``blob`` back is a hit."""
+        hit = self._rows.get(key)
+        if hit is not None and hit[0] is raw:
+            self._rows[key] = (blob, hit[1], raw)
+
+    def _keep(self, key: str, entry: tuple[JsonObject | bytes, D, JsonObject | None]) -> None:
         rows = self._rows
-        rows[key] = (raw, doc)
+        rows[key] = entry
         rows.move_to_end(key)
         if len(rows) > self.size:
             rows.popitem(last=False)

@@ -86,8 +86,13 @@ class Poller:
                     continue
                 handle = link.ticket_id or link.ticket_key
                 linked.setdefault(handle, []).append((anomaly_id, link.id))
-                refs[handle] = TicketRef(link.ticket_key, link.ticket_id)
+                refs[handle] = TicketRef(link.ticket_key, link.ticket_id, table=link.table)
                 cursors.append(link.inbound_at or link.linked_at)
+        for cold in store.cold_links(name):  # cold anomalies' tickets: a change restores them
+            handle = cold.ticket_id or cold.ticket_key
+            linked.setdefault(handle, []).append((cold.anomaly_id, cold.link_id))
+            refs[handle] = TicketRef(cold.ticket_key, cold.ticket_id, table=cold.table)
+            cursors.append(cold.cursor)
         started = now_iso()
         if not refs:
             self.polled_at[name] = started

@@ -174,7 +174,8 @@ def plan_delivery(
     for anomaly in delivery.anomalies:
         existing = written.get(anomaly.id)
         if existing is None:
-            existing = store.anomaly_doc(anomaly.id)
+            # not hot: maybe cold (issue #16), then merged onto and hot again with this put
+            existing = store.anomaly_doc(anomaly.id) or store.cold_doc(anomaly.id)
         if existing is None and importing:
             first = imported(new_document(anomaly, at, sent_at), at, anomaly.status, created=True)
             written[anomaly.id] = first

@@ -8,18 +8,30 @@ ever lost":
   and appended to ``journal-NNNNNN.log`` as one orjson line; concurrent transactions are
   group-committed (one ``write`` + ``fsync`` per batch), so a burst costs a few file writes;
   once a batch is durable, the :meth:`Journal.on_commit` hooks hear each of its transactions;
-* when the journal has grown past the size of the data, a checkpoint writes the whole database
-  as a TinyDB file (``anomaly-desk.json``, through :class:`AtomicJSONStorage`: temp file, fsync,
-  ``os.replace``) from a background thread, then drops the old journal. Amortised, every write
-  costs O(1);
-* opening replays the journal over the checkpoint; a torn tail (bytes after the last newline: a
-  crash mid-write, never acknowledged) is cut off before the first new append, so the next
-  record never lands glued onto a fragment.
+* rows of the tables a subclass names in :attr:`Journal.encoded` are kept in memory as their
+  orjson bytes (the very bytes the journal line holds): a third of the memory of the dicts, and
+  what a checkpoint writes without serialising again; the subclass decodes what it reads;
+* a checkpoint is TinyDB JSON, written from a background thread (temp file, fsync,
+  ``os.replace``): the manifest ``anomaly-desk.json`` holds ``_meta`` (schema, the first journal
+  it does not cover, the segment files) and every small table; a table of
+  :attr:`Journal.segmented` with more than ``SEGMENT_ABOVE`` rows is written instead as segment
+  files ``<table>-<segment>.<journal>.json`` (rows whose integer key falls in one
+  ``SEGMENT_SPAN`` range; other keys in ``<table>-other``), each a TinyDB file of that one table
+  with one row per line, plus an optional summary ``….idx`` the subclass reads at open instead of
+  the rows. Only segments changed since the last checkpoint are written (under a new name); the
+  manifest, written last, names them with their size and CRC-32; only then are older journals
+  and files no manifest names removed. A checkpoint is due when the journal has grown past what
+  it would rewrite, so every write costs O(1) amortised;
+* opening reads the manifest and its segments (the rows stay bytes; the summaries spare the
+  subclass decoding them) and replays the journal over them; a torn tail (bytes after the last
+  newline: a crash mid-write, never acknowledged) is cut off before the first new append, so the
+  next record never lands glued onto a fragment.
 
-Damage is refused, never papered over: a checkpoint that is empty, not JSON or not ours, a lost
-one (journals that start after 000000 with no checkpoint before them) or an unreadable record
-inside a journal raises :class:`StoreDamaged`; ``repair=True`` sets the damaged file aside, keeps
-every readable record, checkpoints at once and logs what is lost.
+Damage is refused, never papered over: a manifest that is empty, not JSON or not ours, a lost
+one (journals that start after 000000 with no checkpoint before them), a segment that is missing
+or not what the manifest says (size, CRC) or an unreadable record inside a journal raises
+:class:`StoreDamaged`; ``repair=True`` sets the damaged file aside, keeps every readable record,
+checkpoints at once and logs what is lost. A damaged summary is only rebuilt.
 
 Memory never runs ahead of the disk: a transaction is applied at once (later ones plan on top of
 it) with its undo recorded; when a batch cannot be written it and every transaction queued behind
@@ -33,6 +45,7 @@ The directory is private (0700) and so is every file in it (0600). Documents han
 dicts), which lets a checkpoint serialise a consistent shallow copy.
 
 A subclass gives the tables meaning through a few hooks: :meth:`Journal._changed` (keep indexes),
+:meth:`Journal._loaded` and :meth:`Journal._summarize` (indexes at open, and their snapshot),
 :meth:`Journal._valid` (what a readable record holds), :meth:`Journal._after_load` and
 :meth:`Journal._before_snapshot` (retention), :meth:`Journal._checkpoint_threshold` and
 :meth:`Journal._describe`.
@@ -45,13 +58,15 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import stat
 import time
+import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypedDict
+from typing import Any, ClassVar, Self, TypedDict, cast
 
 import orjson
 from tinydb.storages import Storage
@@ -61,12 +76,18 @@ from anomaly_desk.core.runtime import refreeze
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest this version reads; a manifest without segments is written as 1
 DB_FILE = "anomaly-desk.json"
 LOCK_FILE = "anomaly-desk.lock"
 JOURNAL_GLOB = "journal-*.log"
 CHECKPOINT_MIN_RECORDS = 10_000
+CHECKPOINT_MAX_RECORDS = 100_000  # bounds what a restart after a crash replays
+SEGMENT_ABOVE = 20_000  # a segmented table with more rows than this leaves the manifest
+SEGMENT_SPAN = 16_384  # integer keys per segment file
+OTHER_SEGMENT = "other"  # the segment of keys that are not plain integers
+_SEGMENT_FILE = re.compile(r"^(?P<table>\w+)-(?P<seg>\d{5,}|other)\.(?P<seq>\d{6,})\.(?:json|idx)$")
 _CHUNK = 1000  # documents per orjson call while checkpointing, so the GIL changes hands often
+PROGRESS_EVERY_S = 2.0
 PROBE_FILE = ".anomaly-desk.probe"
 PROBE_BYTES = 64 * 1024  # a probe that fits leaves some headroom for the journal
 PROBE_INTERVAL_S = 1.0
@@ -77,6 +98,9 @@ REPAIR_HINT = (
 
 Doc = JsonObject  # a stored row
 Rows = dict[str, Doc]
+Stored = JsonObject | bytes  # a row as kept in memory: its JSON, or (encoded tables) its bytes
+StoredRows = dict[str, Stored]
+Undo = tuple[str, str, Stored | None]  # (table, key, what to put back; None: delete)
 
 
 class StoreError(Exception):
@@ -90,6 +114,18 @@ class Holder(TypedDict, total=False):
     pid: object
     url: object
     since: object
+
+
+class SegmentFile(TypedDict, total=False):
+    """A segment as the manifest names it: a checkpoint trusts nothing it cannot check."""
+
+    file: str
+    rows: int
+    bytes: int
+    crc: int
+    index: str  # the summary file, when the subclass writes one
+    index_bytes: int
+    index_crc: int
 
 
 class StoreLocked(StoreError):
@@ -122,7 +158,8 @@ class StoreDamaged(StoreError):
 class AtomicJSONStorage(Storage):
     """TinyDB storage that writes with orjson atomically: temp file, fsync, ``os.replace``.
 
-    ``write`` streams the tables in chunks so a large checkpoint never holds the GIL for long.
+    ``write`` streams the tables in chunks so a large checkpoint never holds the GIL for long;
+    a row given as bytes is already JSON and written as it is.
     """
 
     def __init__(self, path: str | Path, **_: Any) -> None:
@@ -145,7 +182,9 @@ class AtomicJSONStorage(Storage):
                     fh.write(orjson.dumps(table) + b":{")
                     items = list(rows.items())
                     for start in range(0, len(items), _CHUNK):
-                        chunk = orjson.dumps(dict(items[start : start + _CHUNK]))
+                        chunk = orjson.dumps(
+                            {k: _fragment(v) for k, v in items[start : start + _CHUNK]}
+                        )
                         fh.write(b"," if start else b"")
                         fh.write(chunk[1:-1])
                     fh.write(b"}")
@@ -180,6 +219,27 @@ CommitHook = Callable[[list[Op]], None]
 """Told about each transaction once it is on disk, in commit order."""
 
 
+@dataclass(slots=True)
+class Snapshot:
+    """A consistent shallow copy of what a checkpoint writes, taken between two flushes."""
+
+    seq: int  # the first journal it does not cover
+    inline: dict[str, StoredRows] = field(default_factory=dict)  # tables kept in the manifest
+    whole: dict[str, StoredRows] = field(
+        default_factory=dict
+    )  # segmented: every row (grouped later)
+    parts: dict[str, dict[str, StoredRows]] = field(default_factory=dict)  # segmented: dirty rows
+    keep: dict[str, dict[str, SegmentFile]] = field(default_factory=dict)  # files still current
+    dirty: dict[str, set[str]] = field(default_factory=dict)  # given back if the write fails
+
+    def rows_for(self, table: str, key: str) -> StoredRows | None:
+        if table in self.inline:
+            return self.inline[table]
+        if table in self.whole:
+            return self.whole[table]
+        return self.parts.get(table, {}).get(segment_of(key))
+
+
 class Journal:
     """Owns a data directory: lock, tables in memory, journal, checkpoints, degraded mode."""
 
@@ -188,6 +248,10 @@ class Journal:
     logger: ClassVar[logging.Logger] = log
     #: what the tables hold, in words, for what a repair reports lost
     what: ClassVar[str] = "documents"
+    #: tables whose rows are kept as orjson bytes (decoded by the subclass when read)
+    encoded: ClassVar[frozenset[str]] = frozenset()
+    #: tables written as segment files once they are large (see the module's docstring)
+    segmented: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -203,14 +267,18 @@ class Journal:
         self.path = self.data_dir / DB_FILE
         self.tables: tuple[str, ...] = tuple(tables)
         self.write_error: str | None = None  # why writes are refused right now; None when healthy
-        self._tables: dict[str, Rows] = {t: {} for t in self.tables}
+        self._tables: dict[str, Rows] = {t: {} for t in self.tables if t not in self.encoded}
+        self._blobs: dict[str, dict[str, bytes]] = {t: {} for t in self.tables if t in self.encoded}
+        self._layout: dict[str, dict[str, SegmentFile]] = {}  # segment files the manifest names
+        self._dirty: dict[str, set[str]] = {t: set() for t in self.segmented if t in self.tables}
+        self._others: dict[str, set[str]] = {t: set() for t in self._dirty}  # OTHER_SEGMENT keys
         self._lock_fd: int | None = None
         self._journal_fd: int | None = None
         self._journal_seq = 0
         self._journal_records = 0
         self._journal_size = 0  # bytes known to be on disk; a failed append is cut back to it
         self._pending: list[bytes] = []
-        self._pending_undo: list[list[Op]] = []  # inverse ops of each pending transaction
+        self._pending_undo: list[list[Undo]] = []  # what each pending transaction replaced
         self._pending_ops: list[list[Op]] = []  # each pending transaction, for the hooks
         self._batch: asyncio.Future[None] | None = None  # the batch being gathered
         self._inflight: asyncio.Future[None] | None = None  # the batch being written
@@ -222,8 +290,24 @@ class Journal:
 
     # -- what a subclass says about its tables ---------------------------------------------------
 
-    def _changed(self, table: str, old: Doc | None, new: Doc | None) -> None:
-        """A document was put (``new``) or deleted (``new`` is None); keep indexes in step."""
+    def _changed(
+        self, table: str, key: str, old: Stored | None, new: Stored | None, doc: Doc | None
+    ) -> None:
+        """A row was put (``new``; ``doc`` is its JSON when at hand) or deleted (``new`` is
+        None); ``old`` is what it replaced. Keep indexes in step."""
+
+    def _loaded(
+        self, table: str, rows: StoredRows, summary: bytes | None, docs: Rows | None
+    ) -> bool:
+        """Rows read from a checkpoint (a segment, or a table of the manifest), before the
+        journal is replayed; ``summary`` is what :meth:`_summarize` wrote for them and ``docs``
+        their JSON when it was parsed anyway. False when the summary was of no use (it is then
+        written again at the next checkpoint)."""
+        return summary is None
+
+    def _summarize(self, table: str, rows: StoredRows) -> bytes | None:
+        """What opening needs of a segment's rows, written beside it (in a background thread)."""
+        return None
 
     def _valid(self, table: str, doc: Doc) -> bool:
         """Whether a put read back from a journal holds what a put to ``table`` must."""
@@ -233,15 +317,61 @@ class Journal:
         """The tables are read (checkpoint + journal), before the first write."""
 
     def _before_snapshot(self) -> None:
-        """A checkpoint is about to copy the tables: drop what is kept no longer."""
+        """A checkpoint is about to copy the tables: drop what is kept no longer (with
+        :meth:`_drop`)."""
 
     def _checkpoint_threshold(self) -> int:
         """Journal records after which a checkpoint pays for itself."""
-        return max([CHECKPOINT_MIN_RECORDS, *(len(rows) for rows in self._tables.values())])
+        return min(CHECKPOINT_MAX_RECORDS, max(CHECKPOINT_MIN_RECORDS, self._rewrite_estimate()))
 
     def _describe(self) -> str:
         """What the tables hold, for a log line."""
-        return f"{sum(len(rows) for rows in self._tables.values())} documents"
+        return f"{sum(len(self._stored(t)) for t in self.tables)} documents"
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    def _stored(self, table: str) -> StoredRows:
+        """A table's rows as kept in memory (bytes for an encoded table)."""
+        blobs = self._blobs.get(table)
+        return (
+            cast(StoredRows, blobs) if blobs is not None else cast(StoredRows, self._tables[table])
+        )
+
+    def _set(self, table: str, key: str, value: Stored | None) -> Stored | None:
+        """Put (or with None, delete) one row; the old row. Marks its segment dirty."""
+        rows = self._stored(table)
+        if value is None:
+            old = rows.pop(key, None)
+        else:
+            old = rows.get(key)
+            rows[key] = value
+        dirty = self._dirty.get(table)
+        if dirty is not None:
+            segment = segment_of(key)
+            dirty.add(segment)
+            if segment == OTHER_SEGMENT:
+                if value is None:
+                    self._others[table].discard(key)
+                else:
+                    self._others[table].add(key)
+        return old
+
+    def _drop(self, table: str, key: str) -> Stored | None:
+        """Remove a row without a journal record (retention: what is kept no longer)."""
+        return self._set(table, key, None)
+
+    def _rewrite_estimate(self, tables: Iterable[str] | None = None) -> int:
+        """Rows of ``tables`` (all by default) the next checkpoint would write."""
+        total = 0
+        for table in self.tables if tables is None else tables:
+            files = self._layout.get(table)
+            if files is None:
+                total += len(self._stored(table))
+                continue
+            for segment in self._dirty.get(table, ()):
+                known = files.get(segment)
+                total += known["rows"] if known else SEGMENT_SPAN // 8
+        return total
 
     # -- hooks -------------------------------------------------------------------------------------
 
@@ -289,7 +419,7 @@ class Journal:
             await asyncio.gather(self._probe, return_exceptions=True)
         if self.write_error is None and self._journal_records:
             try:
-                await asyncio.to_thread(self._write_checkpoint, *self._rotate())
+                await asyncio.to_thread(self._write_checkpoint, self._rotate())
             except OSError as exc:
                 self.logger.error(
                     "final checkpoint failed (the journal keeps every change): %s", exc
@@ -307,7 +437,7 @@ class Journal:
             self._pending, self._pending_undo, self._pending_ops = [], [], []
             self._committed(transactions)
         if self.write_error is None and self._journal_records:
-            self._write_checkpoint(*self._rotate())
+            self._write_checkpoint(self._rotate())
         self._close_journal()
         self._release_lock()
 
@@ -325,12 +455,36 @@ class Journal:
             )
 
     def _remove_leftovers(self) -> None:
-        """A checkpoint or probe file a crash left half-written only holds disk space."""
-        for path in (_temp_path(self.path), self.data_dir / PROBE_FILE):
+        """A checkpoint, segment or probe file a crash left half-written only holds disk space."""
+        stale = [_temp_path(self.path), self.data_dir / PROBE_FILE]
+        for path in self.data_dir.glob(".*.tmp"):
+            if _SEGMENT_FILE.match(path.name[1:-4]):
+                stale.append(path)
+        for path in stale:
             with contextlib.suppress(FileNotFoundError):
                 size = path.stat().st_size
                 path.unlink()
                 self.logger.warning("removed %s (%d bytes) left unfinished by a crash", path, size)
+
+    def _segment_files(self) -> list[Path]:
+        """Segment and summary files in the data directory, named or not."""
+        return sorted(
+            path
+            for path in self.data_dir.iterdir()
+            if (m := _SEGMENT_FILE.match(path.name)) and m["table"] in self._dirty
+        )
+
+    def _remove_unnamed(self) -> None:
+        """Segment files no manifest names: older generations, or a checkpoint cut short."""
+        named = set()
+        for files in self._layout.values():
+            for entry in files.values():
+                named.add(entry["file"])
+                if "index" in entry:
+                    named.add(entry["index"])
+        for path in self._segment_files():
+            if path.name not in named:
+                path.unlink(missing_ok=True)
 
     def _acquire_lock(self) -> None:
         fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -368,9 +522,7 @@ class Journal:
     def _load(self) -> None:
         """Read everything first and refuse damage; only then change files (cut tails, repair)."""
         journals = self._journals()
-        data, first_seq, damaged = self._read_checkpoint(journals)
-        for table in self.tables:
-            self._tables[table] = data.get(table, {})
+        first_seq, damaged, bad_segments = self._read_checkpoint(journals)
         replayed = 0
         torn: list[tuple[Path, int, int]] = []
         unreadable: list[tuple[Path, list[tuple[int, int]]]] = []
@@ -393,10 +545,12 @@ class Journal:
         self._journal_records = replayed
         self._after_load()
         self._journal_fd, self._journal_size = self._open_journal(self._journal_seq)
-        if damaged or unreadable:
-            self._finish_repair(journals, damaged, unreadable)
-        elif self.repair:
-            self.logger.info("repair: nothing is damaged, nothing to do")
+        if damaged or unreadable or bad_segments:
+            self._finish_repair(journals, damaged, unreadable, bad_segments)
+        else:
+            self._remove_unnamed()
+            if self.repair:
+                self.logger.info("repair: nothing is damaged, nothing to do")
         self.logger.info(
             "store opened: %s, %d journal records replayed from %s",
             self._describe(),
@@ -404,8 +558,11 @@ class Journal:
             self.data_dir,
         )
 
-    def _read_checkpoint(self, journals: list[tuple[int, Path]]) -> tuple[Doc, int, str | None]:
-        """The checkpoint's tables, the first journal it does not cover, and what is wrong with it.
+    def _read_checkpoint(
+        self, journals: list[tuple[int, Path]]
+    ) -> tuple[int, str | None, list[tuple[Path, str]]]:
+        """Load the checkpoint; the first journal it does not cover, what is wrong with the
+        manifest, and (under repair) the damaged segments.
 
         Journal numbers only grow when a checkpoint is written, so without one every journal
         from 000000 on must be there: a first journal above 0 means a checkpoint went missing.
@@ -425,10 +582,100 @@ class Journal:
             data, problem = _parse_checkpoint(self.path, raw, self.tables)
             if data is not None:
                 meta = data.pop("_meta")["1"]
-                return data, meta["journal"], None
+                layout = meta.get("segments") or {}
+                problem = _check_layout(layout, self.tables)
+                if problem is None:
+                    return meta["journal"], None, self._load_tables(data, layout)
         if problem is not None and not self.repair:
             raise StoreDamaged(self.path, problem)
-        return {}, 0, problem
+        for table in self.tables:
+            self._loaded(table, {}, None, None)
+        return 0, problem, []
+
+    def _load_tables(
+        self, data: JsonObject, layout: dict[str, dict[str, SegmentFile]]
+    ) -> list[tuple[Path, str]]:
+        """The manifest's tables, then every segment it names, checked against it."""
+        for table in self.tables:
+            docs: Rows = data.get(table, {})
+            if table in self._blobs:
+                rows: StoredRows = {key: encode_row(doc) for key, doc in docs.items()}
+                self._blobs[table] = cast(dict[str, bytes], rows)
+            else:
+                rows = cast(StoredRows, docs)
+                self._tables[table] = docs
+            if table in self._others:
+                self._others[table].update(k for k in rows if segment_of(k) == OTHER_SEGMENT)
+            self._loaded(table, rows, None, docs if table in self._blobs else None)
+            if table in self._dirty and len(rows) > SEGMENT_ABOVE:
+                self.logger.info(
+                    "%s: %s rows of %s in the one file; the next checkpoint splits them into "
+                    "segments",
+                    self.path.name,
+                    f"{len(rows):,}",
+                    table,
+                )
+        damaged: list[tuple[Path, str]] = []
+        total = sum(entry.get("rows", 0) for files in layout.values() for entry in files.values())
+        done, started, said = 0, time.monotonic(), time.monotonic()
+        for table, files in layout.items():
+            kept: dict[str, SegmentFile] = {}
+            for segment, entry in sorted(files.items()):
+                path = self.data_dir / entry["file"]
+                problem = self._load_segment(table, segment, entry)
+                if problem is not None:
+                    if not self.repair:
+                        raise StoreDamaged(path, problem)
+                    damaged.append((path, problem))
+                    self._dirty[table].add(segment)
+                else:
+                    kept[segment] = entry
+                done += entry.get("rows", 0)
+                if time.monotonic() - said >= PROGRESS_EVERY_S:
+                    said = time.monotonic()
+                    self.logger.info("loading %s: %s of %s", table, f"{done:,}", f"{total:,}")
+            self._layout[table] = kept
+        if total and time.monotonic() - started >= PROGRESS_EVERY_S:
+            self.logger.info(
+                "loaded %s rows from %d segments in %.1f s",
+                f"{total:,}",
+                sum(len(f) for f in layout.values()),
+                time.monotonic() - started,
+            )
+        return damaged
+
+    def _load_segment(self, table: str, segment: str, entry: SegmentFile) -> str | None:
+        """Read one segment (and its summary) into the table; what is wrong with it, if anything."""
+        path = self.data_dir / entry["file"]
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return "the segment file is missing (the manifest names it)"
+        if len(raw) != entry["bytes"] or zlib.crc32(raw) != entry["crc"]:
+            return (
+                f"the segment is not what the manifest says ({len(raw)} bytes, expected "
+                f"{entry['bytes']}; or its CRC-32 differs)"
+            )
+        parsed = _split_segment(table, raw, table in self._blobs)
+        if parsed is None or len(parsed[0]) != entry["rows"]:
+            return "the segment is not a table of rows as anomaly-desk writes it"
+        rows, docs = parsed
+        target = self._stored(table)
+        target.update(rows)
+        if segment == OTHER_SEGMENT:
+            self._others[table].update(rows)
+        summary = None
+        if "index" in entry:
+            with contextlib.suppress(OSError):
+                raw_index = (self.data_dir / entry["index"]).read_bytes()
+                if len(raw_index) == entry.get("index_bytes") and zlib.crc32(
+                    raw_index
+                ) == entry.get("index_crc"):
+                    summary = raw_index
+        if not self._loaded(table, rows, summary, docs) or ("index" in entry and summary is None):
+            self.logger.warning("%s: its summary is unusable; rebuilt from the rows", path.name)
+            self._dirty[table].add(segment)
+        return None
 
     def _replay(
         self,
@@ -439,7 +686,7 @@ class Journal:
         """Apply a journal's records; note a torn tail, refuse (or under repair, skip) bad ones."""
         count = offset = 0
         bad: list[tuple[int, int]] = []  # (line, bytes)
-        tables = self._tables
+        tables = set(self.tables)
         with open(path, "rb") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.endswith(b"\n"):
@@ -456,10 +703,13 @@ class Journal:
                     bad.append((lineno, len(line)))
                 else:
                     for row in rows:
+                        table, key = row[1], row[2]
                         if row[0] == "p":
-                            tables[row[1]][row[2]] = row[3]
-                        else:
-                            tables[row[1]].pop(row[2], None)
+                            doc = row[3]
+                            value = encode_row(doc) if table in self._blobs else doc
+                            self._changed(table, key, self._set(table, key, value), value, doc)
+                        elif (old := self._set(table, key, None)) is not None:
+                            self._changed(table, key, old, None, None)
                     count += 1
                 offset += len(line)
         if bad:
@@ -471,6 +721,7 @@ class Journal:
         journals: list[tuple[int, Path]],
         damaged: str | None,
         unreadable: list[tuple[Path, list[tuple[int, int]]]],
+        bad_segments: list[tuple[Path, str]],
     ) -> None:
         """Set damaged files aside, checkpoint what was read at once, and say what is lost."""
         lost: list[str] = []
@@ -478,6 +729,10 @@ class Journal:
             if self.path.exists():
                 aside = _set_aside(self.path)
                 lost.append(f"{self.path.name} ({damaged}) moved aside to {aside.name}")
+            for path in self._segment_files():  # named by the unreadable manifest, maybe
+                lost.append(
+                    f"{path.name} (its manifest is unreadable) kept as {_set_aside(path).name}"
+                )
             recovered = f"{self._describe()} recovered from journals"
             if journals and journals[0][0] > 0:
                 lost.append(
@@ -491,6 +746,14 @@ class Journal:
                 )
             else:
                 lost.append("no journal is left: the store starts empty")
+        for path, problem in bad_segments:
+            if path.exists():
+                lost.append(f"{path.name} ({problem}) moved aside to {_set_aside(path).name}")
+            else:
+                lost.append(f"{path.name} ({problem})")
+            lost.append(
+                f"{self.what} recorded only in {path.name} are lost; its journals are replayed"
+            )
         for path, bad in unreadable:
             aside = _set_aside(path)
             records = "record" if len(bad) == 1 else "records"
@@ -500,7 +763,7 @@ class Journal:
                 f"{path.name} line{'s' if len(bad) > 1 else ''} {lines} dropped; the journal "
                 f"is kept as {aside.name}"
             )
-        self._write_checkpoint(*self._rotate())
+        self._write_checkpoint(self._rotate())
         for what in lost:
             self.logger.warning("repair: %s", what)
         self.logger.warning("repair: a fresh checkpoint holds everything that could be read")
@@ -525,20 +788,34 @@ class Journal:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def _apply(self, ops: list[Op], undo: list[Op] | None = None) -> None:
+    def _apply(
+        self, ops: list[Op], undo: list[Undo] | None = None, blobs: list[bytes | None] | None = None
+    ) -> None:
         """Apply ops to the tables (and, through ``_changed``, the indexes); with ``undo``,
-        append each op's inverse to it."""
-        for op in ops:
-            rows = self._tables[op.table]
-            old = rows.get(op.key)
-            if undo is not None:
-                undo.append(Delete(op.table, op.key) if old is None else Put(op.table, op.key, old))
+        append what each op replaced to it. ``blobs`` are the puts' encoded documents."""
+        for i, op in enumerate(ops):
+            table, key = op.table, op.key
             if isinstance(op, Put):
-                rows[op.key] = op.doc
-                self._changed(op.table, old, op.doc)
-            elif old is not None:
-                del rows[op.key]
-                self._changed(op.table, old, None)
+                doc = op.doc
+                value: Stored = doc
+                if table in self._blobs:
+                    blob = blobs[i] if blobs is not None else None
+                    value = blob if blob is not None else encode_row(doc)
+                old = self._set(table, key, value)
+                self._changed(table, key, old, value, doc)
+            else:
+                old = self._set(table, key, None)
+                if old is not None:
+                    self._changed(table, key, old, None, None)
+            if undo is not None:
+                undo.append((table, key, old))
+
+    def _undo(self, undo: list[Undo]) -> None:
+        """Put back what a transaction replaced, newest first."""
+        for table, key, old in reversed(undo):
+            current = self._set(table, key, old)
+            if current is not None or old is not None:
+                self._changed(table, key, current, old, old if isinstance(old, dict) else None)
 
     def _refusal(self) -> StoreFailed:
         return StoreFailed(f"the store is not accepting writes: {self.write_error}")
@@ -555,9 +832,9 @@ class Journal:
             raise self._refusal()
         if not ops:
             return
-        line = _encode(ops)
-        undo: list[Op] = []
-        self._apply(ops, undo)
+        line, blobs = _encode(ops)
+        undo: list[Undo] = []
+        self._apply(ops, undo, blobs)
         self._pending.append(line)
         self._pending_undo.append(undo)
         self._pending_ops.append(ops)
@@ -600,7 +877,7 @@ class Journal:
                 self._committed(transactions)
             self._maybe_checkpoint()
 
-    def _refuse(self, exc: OSError, batch: asyncio.Future[None], undo: list[list[Op]]) -> None:
+    def _refuse(self, exc: OSError, batch: asyncio.Future[None], undo: list[list[Undo]]) -> None:
         """Fail the batch and every transaction queued behind it, undoing them newest first.
 
         Later transactions were planned on top of the failed ones, so none of them may stand.
@@ -609,7 +886,7 @@ class Journal:
         undo += self._pending_undo
         self._pending, self._pending_undo, self._pending_ops = [], [], []
         for inverse in reversed(undo):
-            self._apply(inverse[::-1])
+            self._undo(inverse)
         self.write_error = f"journal write failed: {exc}"
         self.logger.error(
             "%s; %d transaction(s) refused and undone; writes are refused until the disk takes "
@@ -678,18 +955,18 @@ class Journal:
         if self._journal_records >= self._checkpoint_threshold() and not busy:
             # Rotate here, between two journal appends, never while one is in flight.
             try:
-                rotated = self._rotate()
+                snapshot = self._rotate()
             except OSError as exc:
                 self.logger.error(
                     "checkpoint skipped, no new journal (%s); the old one goes on", exc
                 )
                 return
-            self._checkpoint = asyncio.create_task(self._run_checkpoint(*rotated))
+            self._checkpoint = asyncio.create_task(self._run_checkpoint(snapshot))
 
-    async def _run_checkpoint(self, snapshot: dict[str, Rows], seq: int) -> None:
+    async def _run_checkpoint(self, snapshot: Snapshot) -> None:
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(self._write_checkpoint, snapshot, seq)
+            await asyncio.to_thread(self._write_checkpoint, snapshot)
         except OSError as exc:  # the journal still holds everything: only space is at stake
             self.logger.error("checkpoint failed (the journal keeps every change): %s", exc)
             return
@@ -698,46 +975,250 @@ class Journal:
             "checkpoint: %s in %.0f ms", self._describe(), (time.perf_counter() - started) * 1000
         )
 
-    def _rotate(self) -> tuple[dict[str, Rows], int]:
+    def _rotate(self) -> Snapshot:
         """Start a new journal and take a consistent shallow copy; runs between flushes.
 
-        Transactions still pending (in memory, not yet written) are undone in the copy: they go
-        to the new journal, so replay brings them back only once they are really on disk.
+        Only what the checkpoint writes is copied: the small tables, and of a segmented table
+        the segments changed since the last checkpoint (every row, when most changed). Pending
+        transactions (in memory, not yet written) are undone in the copy: they go to the new
+        journal, so replay brings them back only once they are really on disk; their segments
+        stay dirty for the next checkpoint.
         """
         fd, size = self._open_journal(self._journal_seq + 1)  # first: if it fails, nothing moved
         self._before_snapshot()
-        snapshot = {table: dict(rows) for table, rows in self._tables.items()}
-        for inverse in reversed(self._pending_undo):
-            for op in reversed(inverse):
-                if isinstance(op, Put):
-                    snapshot[op.table][op.key] = op.doc
+        snapshot = Snapshot(self._journal_seq + 1)
+        for table in self.tables:
+            rows = self._stored(table)
+            if table not in self._dirty or len(rows) <= SEGMENT_ABOVE:
+                snapshot.inline[table] = dict(rows)
+                continue
+            dirty = self._dirty[table]
+            current = self._layout.get(table)
+            snapshot.dirty[table] = set(dirty)
+            if current is None:
+                snapshot.whole[table] = dict(rows)
+                continue
+            snapshot.keep[table] = {s: f for s, f in current.items() if s not in dirty}
+            if len(dirty) * SEGMENT_SPAN > len(rows) // 8:  # copying all is quicker
+                snapshot.whole[table] = dict(rows)
+            else:
+                snapshot.parts[table] = {s: self._segment_rows(table, s) for s in dirty}
+        for undo in reversed(self._pending_undo):
+            for table, key, old in reversed(undo):
+                target = snapshot.rows_for(table, key)
+                if target is None:
+                    continue  # its segment is not written this time
+                if old is None:
+                    target.pop(key, None)
                 else:
-                    snapshot[op.table].pop(op.key, None)
+                    target[key] = old
         self._close_journal()
         self._journal_fd, self._journal_size = fd, size
         self._journal_seq += 1
         self._journal_records = 0
-        return snapshot, self._journal_seq
+        for dirty in self._dirty.values():
+            dirty.clear()
+        for undo in self._pending_undo:
+            for table, key, _ in undo:
+                if table in self._dirty:
+                    self._dirty[table].add(segment_of(key))
+        return snapshot
 
-    def _write_checkpoint(self, snapshot: dict[str, Rows], seq: int) -> None:
-        meta = {"1": {"schema": SCHEMA_VERSION, "journal": seq, "written": time.time()}}
-        AtomicJSONStorage(self.path).write({"_meta": meta, **snapshot})
+    def _segment_rows(self, table: str, segment: str) -> StoredRows:
+        """A copy of one segment's rows, found by key (never by scanning the table)."""
+        rows = self._stored(table)
+        if segment == OTHER_SEGMENT:
+            return {key: rows[key] for key in self._others[table] if key in rows}
+        found: StoredRows = {}
+        start = int(segment) * SEGMENT_SPAN
+        for n in range(start, start + SEGMENT_SPAN):
+            key = str(n)
+            row = rows.get(key)
+            if row is not None:
+                found[key] = row
+        return found
+
+    def _write_checkpoint(self, snapshot: Snapshot) -> None:
+        """Changed segments (under new names), then the manifest naming them, then clean up."""
+        try:
+            layout = self._write_segments(snapshot)
+            segments = {t: files for t, files in layout.items() if files}
+            meta: JsonObject = {
+                "schema": 2 if segments else 1,
+                "journal": snapshot.seq,
+                "written": time.time(),
+            }
+            if segments:
+                meta["segments"] = segments
+            AtomicJSONStorage(self.path).write({"_meta": {"1": meta}, **snapshot.inline})
+        except BaseException:
+            for table, dirty in snapshot.dirty.items():
+                self._dirty[table] |= dirty  # written again next time
+            raise
+        self._layout = segments
         for old_seq, path in self._journals():
-            if old_seq < seq:
+            if old_seq < snapshot.seq:
                 path.unlink(missing_ok=True)
+        self._remove_unnamed()
         self.stats["checkpoints"] += 1
 
+    def _write_segments(self, snapshot: Snapshot) -> dict[str, dict[str, SegmentFile]]:
+        layout: dict[str, dict[str, SegmentFile]] = {}
+        for table in snapshot.dirty:
+            files = dict(snapshot.keep.get(table, {}))
+            parts = snapshot.parts.get(table, {})
+            if table in snapshot.whole:
+                parts = {
+                    s: rows for s, rows in _group(snapshot.whole[table]).items() if s not in files
+                }
+                for segment in snapshot.dirty[table]:
+                    parts.setdefault(segment, {})
+            for segment, rows in sorted(parts.items()):
+                files.pop(segment, None)
+                if rows:
+                    files[segment] = self._write_segment(table, segment, snapshot.seq, rows)
+            layout[table] = files
+        return layout
 
-def _encode(ops: Iterable[Op]) -> bytes:
-    rows = [
-        ["p", op.table, op.key, op.doc] if isinstance(op, Put) else ["d", op.table, op.key]
-        for op in ops
-    ]
-    return orjson.dumps(rows) + b"\n"
+    def _write_segment(self, table: str, segment: str, seq: int, rows: StoredRows) -> SegmentFile:
+        """One segment as a TinyDB file of its table, one row per line, and its summary."""
+        name = f"{table}-{segment}.{seq:06d}.json"
+        keys = sorted(rows, key=_key_order)
+        lines = [b"{" + orjson.dumps(table) + b":{"]
+        for start in range(0, len(keys), _CHUNK):
+            for key in keys[start : start + _CHUNK]:
+                row = rows[key]
+                lines.append(
+                    orjson.dumps(key)
+                    + b":"
+                    + (row if isinstance(row, bytes) else orjson.dumps(row))
+                )
+        body = lines[0] + b"\n" + b",\n".join(lines[1:]) + b"\n}}\n"
+        _write_file(self.data_dir / name, body)
+        entry = SegmentFile(file=name, rows=len(keys), bytes=len(body), crc=zlib.crc32(body))
+        summary = self._summarize(table, {key: rows[key] for key in keys})
+        if summary is not None:
+            index = name.removesuffix(".json") + ".idx"
+            _write_file(self.data_dir / index, summary)
+            entry["index"] = index
+            entry["index_bytes"], entry["index_crc"] = len(summary), zlib.crc32(summary)
+        return entry
+
+
+def encode_row(doc: Doc) -> bytes:
+    """A row as an encoded table keeps it: orjson's bytes, copied to their exact size (orjson
+    hands back a buffer of at least 8 KiB, which would be kept whole)."""
+    return memoryview(orjson.dumps(doc)).tobytes()
+
+
+def segment_of(key: str) -> str:
+    """The segment a key belongs to: its integer's range, or the segment of all other keys."""
+    if key.isascii() and key.isdigit() and (key[0] != "0" or key == "0"):
+        return f"{int(key) // SEGMENT_SPAN:05d}"
+    return OTHER_SEGMENT
+
+
+def _key_order(key: str) -> tuple[int, int, str]:
+    return (0, int(key), "") if segment_of(key) != OTHER_SEGMENT else (1, 0, key)
+
+
+def _group(rows: StoredRows) -> dict[str, StoredRows]:
+    groups: dict[str, StoredRows] = {}
+    for key, row in rows.items():
+        segment = segment_of(key)
+        part = groups.get(segment)
+        if part is None:
+            part = groups[segment] = {}
+        part[key] = row
+    return groups
+
+
+def _split_segment(table: str, raw: bytes, encoded: bool) -> tuple[StoredRows, Rows | None] | None:
+    """A segment's rows, kept as their bytes for an encoded table: a file laid out as
+    :meth:`Journal._write_segment` writes it (its CRC already checked) is cut at its lines, no
+    row parsed; None when it is not a table."""
+    head = b"{" + orjson.dumps(table) + b":{\n"
+    if encoded and raw.startswith(head + b'"') and raw.endswith(b"\n}}\n"):
+        rows: StoredRows = {}
+        for line in raw[len(head) : -4].split(b",\n"):
+            key, found, row = line.partition(b'":')
+            if not found or not key[1:].isdigit():
+                break  # a key that needs JSON to read: read the file as JSON
+            rows[key[1:].decode()] = row
+        else:
+            return rows, None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get(table), dict):
+        return None
+    docs: Rows = data[table]
+    if any(not isinstance(doc, dict) for doc in docs.values()):
+        return None
+    if encoded:
+        return {key: encode_row(doc) for key, doc in docs.items()}, docs
+    return cast(StoredRows, docs), None
+
+
+def _check_layout(layout: object, tables: Iterable[str]) -> str | None:
+    """What is wrong with the manifest's list of segments, if anything."""
+    if not isinstance(layout, dict):
+        return "its _meta record's segments are not an object"
+    for table, files in layout.items():
+        if table not in tables or not isinstance(files, dict):
+            return f"its _meta record names segments of an unknown table {table!r}"
+        for entry in files.values():
+            if not (
+                isinstance(entry, dict)
+                and isinstance(entry.get("file"), str)
+                and _SEGMENT_FILE.match(entry["file"])
+                and all(isinstance(entry.get(k), int) for k in ("rows", "bytes", "crc"))
+            ):
+                return f"its _meta record names a segment of {table!r} it cannot read"
+    return None
+
+
+def _fragment(row: object) -> object:
+    return orjson.Fragment(row) if isinstance(row, bytes) else row
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write a new file atomically and durably: temp file, fsync, ``os.replace``, fsync dir."""
+    tmp = _temp_path(path)
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+            view = memoryview(data)
+            for start in range(0, len(view), 1 << 22):
+                fh.write(view[start : start + (1 << 22)])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _encode(ops: Iterable[Op]) -> tuple[bytes, list[bytes | None]]:
+    """The journal line of a transaction, and each put's document as the bytes in it (what an
+    encoded table keeps): the same bytes as ``orjson.dumps`` of the rows, built once."""
+    parts: list[bytes] = []
+    blobs: list[bytes | None] = []
+    for op in ops:
+        where = orjson.dumps(op.table) + b"," + orjson.dumps(op.key)
+        if isinstance(op, Put):
+            blob = encode_row(op.doc)
+            parts.append(b'["p",' + where + b"," + blob + b"]")
+            blobs.append(blob)
+        else:
+            parts.append(b'["d",' + where + b"]")
+            blobs.append(None)
+    return b"[" + b",".join(parts) + b"]\n", blobs
 
 
 def _decode(
-    line: bytes, tables: dict[str, Rows], valid: Callable[[str, Doc], bool]
+    line: bytes, tables: set[str], valid: Callable[[str, Doc], bool]
 ) -> list[list[Any]] | None:
     """A journal record's rows, or None when it is unreadable or not the shape ``_encode`` writes.
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from anomaly_desk.core.connections import Connection, Platform
 from anomaly_desk.core.documents import (
@@ -56,10 +57,18 @@ from anomaly_desk.core.providers import (
 from anomaly_desk.core.providers.platform import PlatformClient
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.sync import SyncWorker
+from anomaly_desk.core.templates import (
+    NoteVars,
+    TemplateContext,
+    TemplateField,
+    render_note,
+    render_ticket_text,
+)
 from anomaly_desk.core.views import (
     AnomalyDetail,
     AnomalySummary,
     AnomalyUpdated,
+    CreateFormView,
     DeliveryQuarantined,
     ImportProgressView,
     IngestResultView,
@@ -69,10 +78,15 @@ from anomaly_desk.core.views import (
     NoteCounts,
     SyncJobView,
     TicketLinkView,
+    TicketTypeView,
+    UserView,
 )
 from anomaly_desk.core.vocabulary import OPERATOR, EventName, JobKind, JobState, LinkOrigin
 from anomaly_desk.core.webhooks import Delivery
 from anomaly_desk.core.writeback import is_thin
+
+if TYPE_CHECKING:
+    from anomaly_desk.core.rule_runner import RuleRunner
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +190,7 @@ class Desk:
         platform_api: PlatformClient | None = None,
         connections: Mapping[str, Connection] | None = None,
         operator_email: str | None = None,
+        rules: RuleRunner | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -184,6 +199,8 @@ class Desk:
         self.outbox = outbox or Outbox(store)
         self.worker = worker
         self._options: dict[str, tuple[float, dict[str, list[Option]]]] = {}
+        self._types: dict[str, tuple[float, list[TicketTypeView]]] = {}
+        self._forms: dict[tuple[str, str], tuple[float, CreateFormView]] = {}
         self.monitor = health or HealthMonitor(providers, self.bus)
         self.operator = operator or default_operator()  # who the dashboard's actions are by
         self.name_operator = name_operator  # and whether the notes they send say so
@@ -193,6 +210,7 @@ class Desk:
         self.platform_api = platform_api  # import (and, through the worker, write-back)
         self.connections = connections or {}  # their two-way settings (none: one-way notes)
         self.polled_at: Mapping[str, str] = {}  # the poller's: each connection's last poll
+        self.rules = rules  # [[rules]]: tickets raised for the anomalies they match
         if worker is not None:
             worker.creator = self  # new-ticket jobs (a recurrence) are created through the desk
         self._import: asyncio.Task[ImportProgressView] | None = None
@@ -204,12 +222,15 @@ class Desk:
         map); drop-down values read with the old settings are forgotten."""
         self.connections = connections
         self._options.clear()
+        self._types.clear()
+        self._forms.clear()
 
     # -- helpers -------------------------------------------------------------------------------
 
     def anomaly(self, anomaly_id: int) -> AnomalyDocument:
-        """The anomaly as a typed document; NotFound if there is none."""
-        doc = self.store.anomaly_doc(anomaly_id)
+        """The anomaly as a typed document; NotFound if there is none. A cold one (issue #16)
+        comes back to the hot store with the change made to it."""
+        doc = self.store.anomaly_doc(anomaly_id) or self.store.cold_doc(anomaly_id)
         if doc is None:
             raise NotFound(f"no anomaly with id {anomaly_id}")
         return doc
@@ -248,15 +269,51 @@ class Desk:
         field: Literal["status", "comments"],
         origin: str | None = None,
         others: bool = True,
+        note: NoteVars | None = None,
     ) -> list[Put]:
         """Note jobs for the links whose connection takes ``field`` to its tickets; never to
-        ``origin`` (where the change came from), and to no other link unless ``others``."""
+        ``origin`` (where the change came from), and to no other link unless ``others``.
+        ``note``: the values of a connection's note template, rendered here, once: the job keeps
+        the text (a retry matches its earlier attempt by it)."""
         links = [
             link
             for link in doc.links
             if link.id != origin and (others or origin is None) and self._gives(link, field)
         ]
-        return self.outbox.jobs_for(doc, kind, text, links)
+        if note is None or not any(self._templated(link) for link in links):
+            return self.outbox.jobs_for(doc, kind, text, links)
+        puts: list[Put] = []
+        for link in links:
+            puts += self.outbox.jobs_for(doc, kind, self._note_text(doc, link, text, note), [link])
+        return puts
+
+    def _templated(self, link: TicketLink) -> bool:
+        conn = self.connections.get(link.connection)
+        return conn is not None and conn.templates is not None
+
+    def template_context(self, connection: str | None, rule: str | None = None) -> TemplateContext:
+        """What a template sees besides the anomaly (the platform's name and URL, never its
+        token)."""
+        return TemplateContext(
+            platform=self.platform.name,
+            platform_url=self.platform.url,
+            rule=rule,
+            operator=self.operator,
+            connection=connection,
+        )
+
+    def _note_text(
+        self, doc: AnomalyDocument, link: TicketLink, default: str, note: NoteVars
+    ) -> str:
+        conn = self.connections.get(link.connection)
+        if conn is None or conn.templates is None:
+            return default
+        name: TemplateField = "comment_note"
+        if note.comment is None:
+            name = "archive_note" if note.status in ARCHIVED else "status_note"
+        note = dataclasses.replace(note, ticket=link.ticket_key, ticket_url=link.url or None)
+        context = self.template_context(link.connection)
+        return render_note([conn.templates], name, doc, context, note, default)
 
     def _transitions(self, doc: AnomalyDocument, note: str, origin: str | None = None) -> list[Put]:
         """An archived anomaly moves the tickets of connections with on_anomaly_archived =
@@ -306,10 +363,15 @@ class Desk:
         ops, result, changed = plan_delivery(self.store, delivery, key, iso(at))
         for doc in changed:
             note = status_note(doc.status, at, self.platform.name)
-            ops += self._notes(doc, JobKind.STATUS, note, "status")
+            values = NoteVars(at=at, status=str(doc.status))
+            ops += self._notes(doc, JobKind.STATUS, note, "status", note=values)
             ops += self._transitions(doc, note)
         if self.connections:
             ops += self._recurrences(delivery, result, changed)
+        if self.rules is not None and result.created:
+            new_ids = set(result.created)
+            new = {a.id: a for a in delivery.anomalies if a.id in new_ids}
+            ops += self.rules.plan(new.values())  # jobs, counters and bucket: this transaction
         if self.enrich and delivery.kind != IMPORT:  # a job, delivered after the 2xx
             thin = {a.id for a in delivery.anomalies if is_thin(a)}
             for anomaly_id in result.created:
@@ -361,10 +423,12 @@ class Desk:
             new = with_comment(new, comment, at, by)
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         note = status_note(status.value, now, self.platform.name, self._author(by))
-        ops += self._notes(new, JobKind.STATUS, note, "status")
+        values = NoteVars(at=now, status=status.value, author=self._author(by))
+        ops += self._notes(new, JobKind.STATUS, note, "status", note=values)
         if comment:
             note = comment_note(comment, self.platform.name, self._author(by))
-            ops += self._notes(new, JobKind.COMMENT, note, "comments")
+            values = dataclasses.replace(values, comment=comment)
+            ops += self._notes(new, JobKind.COMMENT, note, "comments", note=values)
         ops += self._transitions(new, comment or note)
         if self.write_back:
             if comment and doc.status not in ARCHIVED:  # first: it refuses comments once archived
@@ -395,10 +459,12 @@ class Desk:
             raise Invalid(
                 "a comment needs text", [{"path": "text", "message": "must not be empty"}]
             )
-        new = with_comment(self.anomaly(anomaly_id), text, now_iso(), by)
+        now = datetime.now(UTC)
+        new = with_comment(self.anomaly(anomaly_id), text, iso(now), by)
         ops: list[Op] = [Put("anomalies", str(anomaly_id), new)]
         note = comment_note(text, self.platform.name, self._author(by))
-        ops += self._notes(new, JobKind.COMMENT, note, "comments")
+        values = NoteVars(at=now, comment=text, author=self._author(by))
+        ops += self._notes(new, JobKind.COMMENT, note, "comments", note=values)
         if self.write_back and new.status not in ARCHIVED:  # the platform refuses those
             ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, text))
         await self._commit(ops)
@@ -415,14 +481,27 @@ class Desk:
         *,
         operator_email: str | None = None,
         text: TicketText | None = None,
+        look_first: bool = False,
+        then: Callable[[TicketLink], list[Op]] | None = None,
+        job_id: int | None = None,
     ) -> TicketLink:
         """Create a ticket and link it; on an ambiguous failure, find it before giving up.
+        ``look_first``: an earlier attempt's fate is unknown (a crash mid-create): link the
+        ticket it made, if there is one, instead of making another. ``then``: ops committed with
+        the link (a rule's counters). ``job_id``: the new-ticket job creating it, recorded on
+        the link so that job knows its ticket after a crash.
 
         ``operator_email`` (``--as``, else the configured ``operator_email``) is who the ticket
-        is raised for; ``text`` the templated title and description, when templates are set."""
-        self.anomaly(anomaly_id)  # 404 before anything else
+        is raised for; ``text`` the templated title and description (a rule's); without it, the
+        connection's templates, when set. A summary the form sends wins over a template's."""
+        doc = self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         required = REQUIRED_FIELDS[provider.kind]
+        conn = self.connections.get(connection)
+        if text is None and conn is not None and conn.templates is not None:
+            text = render_ticket_text([conn.templates], doc, self.template_context(connection))
+        if text is not None and str(fields.get(required) or "").strip():
+            text = dataclasses.replace(text, title=None)  # the operator's own summary
         if not str(fields.get(required) or "").strip() and not (text and text.title):
             raise Invalid(
                 f"fields.{required} is required for a {provider.kind} ticket",
@@ -431,10 +510,12 @@ class Desk:
         email = operator_email or self.operator_email
         async with self._linking(anomaly_id, connection):
             anomaly = self.anomaly(anomaly_id)
+            ticket = await self._created_earlier(provider, anomaly_id) if look_first else None
             try:
-                ticket = await provider.create_ticket(
-                    anomaly, fields, text=text, operator_email=email
-                )
+                if ticket is None:
+                    ticket = await provider.create_ticket(
+                        anomaly, fields, text=text, operator_email=email
+                    )
             except UnavailableError as exc:
                 if not exc.ambiguous:
                     action = f"could not create the {provider.kind} ticket"
@@ -442,7 +523,9 @@ class Desk:
                 ticket = await self._recover_created(provider, anomaly_id, exc)
             except ProviderError as exc:
                 raise upstream_error(exc, f"{connection} refused the ticket") from None
-            link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.CREATED)
+            link = await self._add_link(
+                anomaly_id, provider, ticket, LinkOrigin.CREATED, then, job_id
+            )
             return link
 
     async def _recover_created(
@@ -469,7 +552,38 @@ class Desk:
             f"anomaly {anomaly_id}; creating again is safe"
         )
 
-    async def link_ticket(self, anomaly_id: int, connection: str, key: str) -> TicketLink:
+    async def _created_earlier(self, provider: Provider, anomaly_id: int) -> Ticket | None:
+        """A ticket an earlier attempt made for the anomaly and never linked (the process died
+        between the create and its commit), found by the integration's mark (Jira label,
+        ServiceNow correlation_id). Unable to look: a retry later, never a blind create."""
+        linked = {link.ticket_id for link in self.anomaly(anomaly_id).links}
+        for delay in (0.0, 1.0, 3.0):  # search indexes can lag a create by a moment
+            await asyncio.sleep(delay)
+            try:
+                found = [t for t in await provider.find_created(anomaly_id) if t.id not in linked]
+            except ProviderError as exc:
+                raise UpstreamUnavailable(
+                    f"cannot tell whether an earlier attempt created the ticket: {exc}"
+                ) from None
+            if found:
+                log.warning(
+                    "an earlier attempt created %s on %s for anomaly %d; linked it",
+                    found[-1].key,
+                    provider.name,
+                    anomaly_id,
+                )
+                earlier = "an earlier attempt had created it (its outcome was unknown): linked"
+                return dataclasses.replace(found[-1], warnings=(*found[-1].warnings, earlier))
+        return None
+
+    async def link_ticket(
+        self,
+        anomaly_id: int,
+        connection: str,
+        key: str,
+        *,
+        then: Callable[[TicketLink], list[Op]] | None = None,
+    ) -> TicketLink:
         self.anomaly(anomaly_id)  # 404 before anything else
         provider = self.provider(connection)
         key = key.strip()
@@ -489,7 +603,7 @@ class Desk:
                 ticket = await provider.link(doc, key)
             except ProviderError as exc:
                 raise upstream_error(exc, f"cannot link {key}") from None
-            link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.LINKED)
+            link = await self._add_link(anomaly_id, provider, ticket, LinkOrigin.LINKED, then)
             return link
 
     @contextlib.asynccontextmanager
@@ -513,7 +627,13 @@ class Desk:
                 self._linking_now[key] = (lock, users - 1)
 
     async def _add_link(
-        self, anomaly_id: int, provider: Provider, ticket: Ticket, origin: LinkOrigin
+        self,
+        anomaly_id: int,
+        provider: Provider,
+        ticket: Ticket,
+        origin: LinkOrigin,
+        then: Callable[[TicketLink], list[Op]] | None = None,
+        job_id: int | None = None,
     ) -> TicketLink:
         doc = self.anomaly(anomaly_id)  # read again: other changes may have landed meanwhile
         for link in doc.links:
@@ -521,9 +641,9 @@ class Desk:
                 raise Conflict(f"{ticket.key} is already linked to anomaly {anomaly_id}")
         at = now_iso()
         link_id = uuid.uuid4().hex[:12]
-        link = new_link(link_id, provider.name, provider.kind, ticket, origin, at)
+        link = new_link(link_id, provider.name, provider.kind, ticket, origin, at, job_id)
         put = Put("anomalies", str(anomaly_id), with_link(doc, link, at))
-        await self._commit([put])
+        await self._commit([put, *(then(link) if then is not None else [])])
         if self.bus.subscribers:
             self.bus.publish(
                 EventName.LINK_CREATED,
@@ -623,6 +743,68 @@ class Desk:
         self._options[connection] = (time.monotonic(), values)
         return values
 
+    async def ticket_types(self, connection: str, refresh: bool = False) -> list[TicketTypeView]:
+        """The issue types / tables a connection can create, cached like the drop-downs."""
+        provider = self.provider(connection)
+        cached = self._types.get(connection)
+        if cached and not refresh and time.monotonic() - cached[0] < OPTIONS_TTL_S:
+            return cached[1]
+        try:
+            types = await provider.ticket_types()
+        except ProviderError as exc:
+            raise upstream_error(exc, f"reading ticket types from {connection} failed") from None
+        self._types[connection] = (time.monotonic(), types)
+        return types
+
+    async def create_form(
+        self,
+        connection: str,
+        ticket_type: str | None = None,
+        refresh: bool = False,
+        anomaly_id: int | None = None,
+    ) -> CreateFormView:
+        """The create form of one ticket type (None: the connection's default), with who the
+        ticket is raised for; cached like the drop-downs (the provider's metadata changes
+        rarely, and the dashboard reloads it on every type change). For ``anomaly_id``, the
+        title field's default is the connection's title template rendered for it: the form
+        sends a summary, which wins over the template, so the template must be its default."""
+        provider = self.provider(connection)
+        key = (connection, ticket_type or "")
+        cached = self._forms.get(key)
+        if cached and not refresh and time.monotonic() - cached[0] < OPTIONS_TTL_S:
+            form = cached[1]
+        else:
+            try:
+                form = await provider.create_form(ticket_type)
+            except ProviderError as exc:
+                what = f"the {ticket_type} form" if ticket_type else "the create form"
+                raise upstream_error(exc, f"reading {what} from {connection} failed") from None
+            self._forms[key] = (time.monotonic(), form)
+        form = form.model_copy(update={"operator_email": self.operator_email})
+        conn = self.connections.get(connection)
+        if anomaly_id is None or conn is None or conn.templates is None:
+            return form
+        title = render_ticket_text(
+            [conn.templates], self.anomaly(anomaly_id), self.template_context(connection)
+        ).title
+        if title is None:
+            return form
+        required = REQUIRED_FIELDS[provider.kind]
+        fields = [
+            spec.model_copy(update={"default": title}) if spec.id == required else spec
+            for spec in form.fields
+        ]
+        return form.model_copy(update={"fields": fields})
+
+    async def find_users(self, connection: str, query: str, limit: int = 20) -> list[UserView]:
+        """People matching ``query`` on a connection (assignee fields search as one types):
+        never cached, a person added a minute ago must be found."""
+        provider = self.provider(connection)
+        try:
+            return await provider.find_users(query, limit)
+        except ProviderError as exc:
+            raise upstream_error(exc, f"searching people on {connection} failed") from None
+
     @property
     def health(self) -> Mapping[str, ConnectionCheck]:
         """Each connection's last known state (checked, or learnt from deliveries)."""
@@ -660,6 +842,17 @@ class Desk:
                     f"of anomaly {earlier_id}"
                 )
                 ops += self._recur(earlier, anomaly.id, text)
+            for earlier_id in self.store.cold_linked_with_fingerprint(anomaly.fingerprint):
+                cold = self.store.cold_doc(earlier_id)  # issue #16: back to the hot store with
+                if cold is None or earlier_id == anomaly.id:  # the jobs its tickets get
+                    continue
+                text = (
+                    f"Anomaly {anomaly.id} recurred in {self.platform.name} with the fingerprint "
+                    f"of anomaly {earlier_id}"
+                )
+                recurred = self._recur(cold, anomaly.id, text)
+                if recurred:
+                    ops += [Put("anomalies", str(earlier_id), cold), *recurred]
         return ops
 
     def _recur(self, doc: AnomalyDocument, anomaly_id: int, text: str) -> list[Op]:
@@ -681,9 +874,16 @@ class Desk:
     async def created_for(self, job: SyncJob) -> str | None:
         """A new-ticket job's ticket, when an earlier attempt created and linked it."""
         doc = self.store.anomaly_doc(job.anomaly_id)
-        for link in doc.links if doc else ():
+        links = doc.links if doc else []
+        for link in links:
+            if link.job_id == job.id:
+                return link.ticket_key
+        if job.rule is not None:
+            return None  # a rule's links always name their job: another rule's is not ours
+        for link in links:  # a job stored before links named their job
             if (
-                link.connection == job.connection
+                link.job_id is None
+                and link.connection == job.connection
                 and link.linked_at
                 and link.linked_at >= job.created_at
             ):
@@ -692,7 +892,11 @@ class Desk:
 
     async def create_for(self, job: SyncJob) -> str:
         """A new-ticket job: create the ticket (recovered, not doubled, after an ambiguous
-        create) and link it."""
+        create or a crash mid-create) and link it. A rule's job is the rule's to run."""
+        if job.rule is not None:
+            if self.rules is None:
+                raise ProviderError(f"rule {job.rule!r}: no rules are configured")
+            return await self.rules.run(self, job)
         provider = self.provider(job.connection)
         required = REQUIRED_FIELDS[provider.kind]
         fields: TicketFields = {
@@ -700,7 +904,9 @@ class Desk:
             "description": job.text,
         }
         try:
-            link = await self.create_ticket(job.anomaly_id, job.connection, fields)
+            link = await self.create_ticket(
+                job.anomaly_id, job.connection, fields, look_first=job.verify, job_id=job.id
+            )
         except Conflict as exc:
             return str(exc)
         except OperationError as exc:
@@ -717,9 +923,15 @@ class Desk:
         integration's own writes (``ours``, or by ``account``) are skipped, and nothing is sent
         back to the ticket it came from."""
         doc = self.store.anomaly_doc(anomaly_id)
+        cold = doc is None
+        if cold:  # a cold anomaly's ticket (issue #16): back to the hot store if it changed
+            doc = self.store.cold_doc(anomaly_id)
         link = None if doc is None else doc.link_by_id(link_id)
         if doc is None or link is None:
             return None  # unlinked meanwhile
+        unseen = [c for c in change.comments if c.id not in link.seen_comments]
+        if cold and change.ticket.updated == link.inbound_at and not unseen:
+            return None  # read again in a poll's overlap, not changed: it stays cold
         conn = self.connections.get(link.connection)
         at = now_iso()
         key = link.ticket_key
@@ -744,7 +956,10 @@ class Desk:
                 by = f"from {key} ({comment.author})"
                 new = with_comment(new, comment.text, at, by, origin=link_id)
                 note = comment_note(comment.text, f"{key} ({comment.author})")
-                ops += self._notes(new, JobKind.COMMENT, note, "comments", link_id, others)
+                values = NoteVars(
+                    at=datetime.now(UTC), comment=comment.text, author=comment.author, source=key
+                )
+                ops += self._notes(new, JobKind.COMMENT, note, "comments", link_id, others, values)
                 if self.write_back and new.status not in ARCHIVED:
                     text = f"{comment.text}\n— {comment.author} on {key}"
                     ops.append(self.outbox.platform_job(anomaly_id, JobKind.COMMENT, text))
@@ -766,7 +981,8 @@ class Desk:
             now = datetime.now(UTC)
             new = with_status(new, status, iso(now), by)
             note = status_note(status.value, now, self.platform.name)
-            ops += self._notes(new, JobKind.STATUS, note, "status", link_id)
+            values = NoteVars(at=now, status=status.value, source=key)
+            ops += self._notes(new, JobKind.STATUS, note, "status", link_id, note=values)
             ops += self._transitions(new, f"{key} was done: archived as {status.value}", link_id)
             if self.write_back:
                 ops.append(self.outbox.platform_job(anomaly_id, JobKind.STATUS, status.value))
@@ -798,7 +1014,7 @@ class Desk:
     def anomaly_view(self, anomaly_id: int) -> AnomalyDetail | None:
         """The anomaly as the API shows it: stored, each link's notes, the platform's (zero
         counts when write-back is on and nothing was sent yet), its link in the platform."""
-        detail = self.store.anomaly_detail(anomaly_id)
+        detail = self.store.anomaly_detail(anomaly_id) or self.store.cold_detail(anomaly_id)
         if detail is None:
             return None
         if detail.platform_notes is None and self.write_back:

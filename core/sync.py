@@ -148,7 +148,7 @@ NOTE_KINDS = frozenset({JobKind.STATUS, JobKind.COMMENT})
 
 
 def _ref(job: SyncJob) -> TicketRef:
-    return TicketRef(job.ticket_key, job.ticket_id)
+    return TicketRef(job.ticket_key, job.ticket_id, table=job.ticket_table)
 
 
 class SyncWorker:

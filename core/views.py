@@ -94,6 +94,9 @@ class AnomalySummary(View):
     stuck_notes: int = Field(
         0, description="Notes that wait for a person: dead, or held behind a dead one"
     )
+    cold: bool = Field(
+        False, description="In the cold archive (found by a search that included it)"
+    )
 
     @classmethod
     def of(cls, doc: object, **more: object) -> Self:
@@ -122,6 +125,7 @@ class AnomalySummary(View):
                 "updated_at": get("updated_at"),
                 "tickets": tickets or [],
                 "stuck_notes": 0,  # the store knows: it fills this in where it can
+                "cold": False,  # a search that includes the cold archive marks its rows
                 **more,
             }
         )
@@ -200,6 +204,7 @@ class TicketLinkView(View):
     provider: str
     ticket_key: str
     ticket_id: str
+    table: str | None = Field(None, description="ServiceNow: the ticket's table (ticket type)")
     url: str | None = None
     summary: str | None = None
     origin: str | None = Field(None, description="created or linked")
@@ -248,6 +253,11 @@ class AnomalyDetail(View):
     platform_notes: NoteCounts | None = Field(
         None, description="Write-back to the platform: what became of this anomaly's changes"
     )
+    cold: bool = Field(
+        False,
+        description="In the cold archive (archived long ago); a change or an action brings it "
+        "back to the hot store",
+    )
 
     def summary(self) -> AnomalySummary:
         """This anomaly's list row."""
@@ -260,6 +270,24 @@ class AnomalyDetail(View):
 class AnomalyPage(View):
     items: list[AnomalySummary]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: done")
+
+
+class CompactView(View):
+    """What a compaction did: archived anomalies moved from the hot store to the cold archive
+    (``POST /api/compact``, ``anomaly-desk compact``)."""
+
+    moved: int = Field(description="Anomalies moved to the cold archive by this run")
+    months: list[str] = Field(default_factory=list, description="The months they went to")
+    skipped_waiting: int = Field(0, description="Old enough but with notes still waiting")
+    skipped_changed: int = Field(0, description="Changed while the run was writing them")
+    hot: int = Field(description="Anomalies in the hot store now")
+    cold: int = Field(description="Anomalies in the cold archive now (not hot again)")
+    deleted_months: list[str] = Field(
+        default_factory=list, description="Archive months deleted (delete_after_days)"
+    )
+    deleted: int = Field(0, description="Anomalies in the deleted months")
+    not_run: str | None = Field(None, description="Why nothing was moved (an open import)")
+    seconds: float = 0.0
 
 
 # -- quarantine and ingestion ---------------------------------------------------------------
@@ -519,7 +547,11 @@ class RuleView(View):
     created: int = 0  # tickets it created
     linked: int = 0  # inside the dedup window: linked the open ticket and noted it
     throttled: int = 0  # matched but over max_per_hour
+    skipped: int = 0  # matched while paused (nothing done)
     failures: int = 0  # consecutive permanent failures
+    pause_after: int = 3  # …that pause it
+    max_per_hour: int | None = None  # tickets an hour; None: no limit
+    paused_at: Timestamp | None = None
     last_fired_at: Timestamp | None = None
 
 
@@ -618,6 +650,7 @@ EventView: TypeAlias = (
     | DeliveryQuarantined
     | ConnectionHealthChanged
     | ImportProgressView
+    | RuleView
     | StreamLagged
 )
 
@@ -632,6 +665,7 @@ EVENT_VIEWS: dict[str, type[EventView]] = {
     "delivery.quarantined": DeliveryQuarantined,
     "connection.health": ConnectionHealthChanged,
     "import.progress": ImportProgressView,
+    "rule.changed": RuleView,
     EventName.STREAM_LAGGED.value: StreamLagged,
 }
 
@@ -676,6 +710,9 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "POST /api/connections/check": ConnectionChecks,
     "GET /api/connections/{name}/search": TicketPage,
     "GET /api/connections/{name}/options": OptionsView,
+    "GET /api/connections/{name}/types": TicketTypePage,
+    "GET /api/connections/{name}/form": CreateFormView,
+    "GET /api/connections/{name}/users": UserPage,
     "GET /api/sync-log": SyncLogPage,
     "GET /api/sync-jobs": SyncJobPage,
     "POST /api/sync-jobs/{job_id}/retry": SyncJobView,
@@ -683,6 +720,10 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "POST /api/import": ImportProgressView,
     "POST /api/reload": ReloadView,
     "GET /api/import": ImportProgressView,
+    "POST /api/compact": CompactView,
+    "GET /api/rules": RulePage,
+    "POST /api/rules/{name}/pause": RuleView,
+    "POST /api/rules/{name}/resume": RuleView,
 }
 
 VIEWS: tuple[type[BaseModel], ...] = tuple(

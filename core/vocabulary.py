@@ -99,6 +99,7 @@ class EventName(StrEnum):
     DELIVERY_QUARANTINED = "delivery.quarantined"
     CONNECTION_HEALTH = "connection.health"
     IMPORT_PROGRESS = "import.progress"
+    RULE_CHANGED = "rule.changed"  # a [[rules]] entry's counters or pause (its RuleView)
     STREAM_LAGGED = "stream.lagged"
 
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from anomaly_desk.core.models import ARCHIVED, OPEN, Status
+from anomaly_desk.core.retention import with_cold
 from anomaly_desk.core.views import (
     AnomalyPage,
     HealthView,
@@ -120,9 +121,25 @@ async def quarantine(request: Request) -> Response:
 
 
 async def list_anomalies(request: Request) -> Response:
+    """A page, newest first. ``archive=1`` includes the cold archive (issue #16): a scan, so
+    slower; its rows are marked ``cold``."""
     params = request.query_params
-    items, position = request.app.state.store.list_anomalies(
-        statuses=parse_statuses(params.get("status"), request.app.state.store.status_counts()),
+    store = request.app.state.store
+    statuses = parse_statuses(params.get("status"), store.status_counts())
+    archive = params.get("archive", "0")
+    if archive not in ("0", "1", "true", "false"):
+        raise Problem(400, "Bad archive", f"archive={archive!r}; use 1 or 0", kind="bad-query")
+    if archive in ("1", "true"):
+        items, position = await with_cold(
+            store,
+            statuses,
+            params.get("q"),
+            _limit(params.get("limit")),
+            decode_cursor(params.get("cursor")),
+        )
+        return view_response(AnomalyPage(items=items, next_cursor=encode_cursor(position)))
+    items, position = store.list_anomalies(
+        statuses=statuses,
         q=params.get("q"),
         limit=_limit(params.get("limit")),
         after=decode_cursor(params.get("cursor")),

@@ -24,11 +24,14 @@ from anomaly_desk.core.operations import Desk, OperationError
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import Provider, make_provider
 from anomaly_desk.core.providers.platform import make_platform_client
+from anomaly_desk.core.retention import Compactor
+from anomaly_desk.core.rule_runner import RuleRunner
 from anomaly_desk.core.runtime import tune_for_service
 from anomaly_desk.core.store import Store, StoreFailed
 from anomaly_desk.core.sync import SyncWorker
 from anomaly_desk.core.writeback import PlatformSender
-from anomaly_desk.receiver import api, hints, operator
+from anomaly_desk.receiver import api, compaction, forms, hints, operator
+from anomaly_desk.receiver import rules as rules_api
 from anomaly_desk.receiver.api import bearer_matches
 from anomaly_desk.receiver.auth import WebhookAuth
 from anomaly_desk.receiver.events import events
@@ -120,6 +123,8 @@ def create_app(
         platform_api = make_platform_client(settings.platform)
         sender = PlatformSender(platform_api, store_, bus) if platform_api else None
         worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health, sender)
+        rules = RuleRunner(store_, outbox, bus, settings.rules, clients, worker.wake)
+        app.state.rules = rules
         app.state.desk = Desk(
             store_,
             clients,
@@ -135,6 +140,7 @@ def create_app(
             enrich=platform_api is not None,
             platform_api=platform_api,
             connections={conn.name: conn for conn in settings.connections},
+            rules=rules,
         )
         app.state.worker = worker
         tune_for_service()
@@ -144,6 +150,11 @@ def create_app(
             app.state.desk.start_import(ImportRequest())  # open anomalies, resumed if cut
         if settings.sync.refresh_interval_s and clients:
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
+        desk_ = app.state.desk
+        app.state.compactor = compactor = Compactor(  # issue #16: old archived ones go cold
+            store_, settings.retention, lambda: bool((v := desk_.import_status()) and v.running)
+        )
+        background.append(asyncio.create_task(compactor.run_forever(), name="compact"))
         # the poller, reloads (SIGHUP, POST /api/reload), secrets re-read from Vault
         app.state.live = live = LiveConfig(app.state, loader or _same_again(settings), clients)
         worker.refresher = live  # a refused credential: its secrets re-read, tried once more
@@ -185,12 +196,19 @@ def create_app(
             Route("/api/connections/check", operator.check_connections, methods=["POST"]),
             Route("/api/connections/{name}/search", operator.search),
             Route("/api/connections/{name}/options", operator.options),
+            Route("/api/connections/{name}/types", forms.ticket_types),
+            Route("/api/connections/{name}/form", forms.create_form),
+            Route("/api/connections/{name}/users", forms.find_users),
             Route("/api/sync-log", operator.sync_log),
             Route("/api/sync-jobs", operator.sync_jobs),
             Route("/api/sync-jobs/{job_id:int}/retry", operator.retry_job, methods=["POST"]),
             Route("/api/import", operator.start_import, methods=["POST"]),
             Route("/api/import", operator.import_status, methods=["GET"]),
+            Route("/api/rules", rules_api.list_rules),
+            Route("/api/rules/{name}/pause", rules_api.pause, methods=["POST"]),
+            Route("/api/rules/{name}/resume", rules_api.resume, methods=["POST"]),
             Route("/api/reload", operator.reload, methods=["POST"]),
+            Route("/api/compact", compaction.compact, methods=["POST"]),
             Route("/api/quarantine", api.quarantine),
             Route("/api/schema", api.schema),
             Route("/api/events", events),

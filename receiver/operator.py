@@ -65,9 +65,14 @@ class CommentBody(_Body):
     text: str = Field(min_length=1)
 
 
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"  # the operator_email setting's shape
+
+
 class TicketBody(_Body):
     connection: str
     fields: TicketFields = Field(default_factory=dict)
+    # who the ticket is raised for (the dashboard's --as), else the operator_email setting
+    as_: str | None = Field(None, alias="as", min_length=3, max_length=254, pattern=EMAIL_PATTERN)
 
 
 class LinkBody(_Body):
@@ -151,7 +156,10 @@ def _detail(request: Request, doc: AnomalyDocument) -> AnomalyDetail:
 
 
 def _link(link: TicketLink) -> TicketLinkView:
-    return TicketLinkView.model_validate(link.model_dump(mode="json"))
+    view = TicketLinkView.model_validate(link.model_dump(mode="json"))
+    if link.warnings:  # not stored: only the create's answer says
+        view.warnings = list(link.warnings)
+    return view
 
 
 def _job(job: SyncJob) -> SyncJobView:
@@ -177,7 +185,9 @@ async def comment(request: Request) -> Response:
 
 async def create_ticket(request: Request) -> Response:
     body = await read_json(request, TicketBody)
-    link = await _desk(request).create_ticket(_anomaly_id(request), body.connection, body.fields)
+    link = await _desk(request).create_ticket(
+        _anomaly_id(request), body.connection, body.fields, operator_email=body.as_
+    )
     return view_response(_link(link), 201)
 
 

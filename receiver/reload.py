@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 RETIRE_AFTER_S = 120.0  # an old client is closed this long after it was replaced
 # Keys of the running settings that only a restart changes (their consumers were built with them)
-RESTART_KEYS = ("data_dir", "operator", "sync")
+RESTART_KEYS = ("data_dir", "operator", "sync", "retention")
 RESTART_RECEIVER_KEYS = ("host", "port", "allowed_hosts")
 
 
@@ -219,6 +219,7 @@ class LiveConfig:
 
         self.state.settings = new
         self.state.desk.reconfigured(after)
+        self.state.rules.configure(new.rules)  # [[rules]]: their counters stay by name
         if _schedule(old) != _schedule(new):
             await self._restart_poller()
         if view.added or view.changed:

@@ -3,15 +3,18 @@
 It answers the way Jira Cloud answers: the ``{"errorMessages", "errors"}`` envelope with Jira's
 own wording, ADF-only rich text (a plain string description is a 400), Jira's timestamp format,
 ``self`` links built from the request's base URL, the enhanced search with ``nextPageToken``
-pagination, and 410 Gone for the removed ``/search`` endpoints. State is in memory.
+pagination, and 410 Gone for the removed ``/search`` endpoints; createmeta with each field's
+schema, custom fields judged by it, watchers. State is in memory.
 
 Where things are:
 
 * ``jira_data``   the records (users, issues, comments), the seed and the site's state;
 * ``jira_text``   Jira's own rules for text: lengths in UTF-16 units, the plain text of ADF;
 * ``jql``         the query language and the search over a site's issues;
-* ``jira_workflows`` the projects (company-managed DQ, team-managed TM), their statuses and
-  transitions;
+* ``jira_workflows`` the projects (company-managed DQ, FIN and OPS, team-managed TM), their
+  statuses and transitions;
+* ``jira_screens`` the create screens: custom fields of every schema type (FIN), a project
+  without ``reporter`` (OPS), and how a create's values are judged;
 * ``jira_beans``  the records as Jira's JSON;
 * ``jira_auth``   who is calling: API tokens on the site, OAuth bearer and scoped tokens under
   the API gateway's ``/ex/jira/{cloudId}``; ``POST /oauth/token`` and ``/_edge/tenant_info``;

@@ -19,6 +19,7 @@ from anomaly_desk.sandbox.jira_data import (
     User,
     issue_type,
 )
+from anomaly_desk.sandbox.jira_screens import custom_meta_json, custom_values_json, screen_of
 from anomaly_desk.sandbox.jira_text import plain_text
 from anomaly_desk.sandbox.jira_workflows import (
     RESOLUTIONS,
@@ -45,7 +46,7 @@ def user_json(user: User, base: str) -> Json:
         "emailAddress": user.email,
         "avatarUrls": {size: f"{avatar}&size={size}" for size in ("48x48", "24x24", "16x16")},
         "displayName": user.display_name,
-        "active": True,
+        "active": user.active,
         "timeZone": user.time_zone,
         "locale": "en_US",
     }
@@ -254,6 +255,12 @@ def issue_fields(issue: Issue, base: str) -> Json:
         "resolution": resolution_json(issue.resolution, base) if issue.resolution else None,
         "resolutiondate": jira_time(issue.resolution_date) if issue.resolution_date else None,
         "comment": comments_page(issue, base),
+        "watches": {
+            "self": f"{base}{API}/issue/{issue.key}/watchers",
+            "watchCount": len(issue.watchers),
+            "isWatching": False,
+        },
+        **custom_values_json(project.key, issue.custom, base, user_json, jira_time),
     }
 
 
@@ -336,7 +343,18 @@ SYSTEM_FIELDS = [
 
 
 def create_fields_json(project: Project, issuetype: Json, base: str) -> list[Json]:
-    """The fields of the create screen (``createmeta``) for one issue type."""
+    """The fields of the create screen (``createmeta``) for one issue type: the system fields
+    (``reporter`` where the project's screen has it), then its custom fields."""
+    screen = screen_of(project.key)
+    return [
+        *system_create_fields_json(project, issuetype, base, screen.reporter),
+        *(custom_meta_json(f, f.id in screen.required, base) for f in screen.custom),
+    ]
+
+
+def system_create_fields_json(
+    project: Project, issuetype: Json, base: str, reporter: bool
+) -> list[Json]:
 
     def meta(fid: str, name: str, schema: Json, required: bool, **extra: object) -> Json:
         return {
@@ -388,5 +406,18 @@ def create_fields_json(project: Project, issuetype: Json, base: str) -> list[Jso
             {"type": "user"},
             False,
             autoCompleteUrl=f"{base}{API}/user/assignable/search?project={project.key}&query=",
+        ),
+        *(
+            [
+                meta(
+                    "reporter",
+                    "Reporter",
+                    {"type": "user"},
+                    True,
+                    autoCompleteUrl=f"{base}{API}/user/search?query=",
+                )
+            ]
+            if reporter
+            else []
         ),
     ]

@@ -1,4 +1,4 @@
-"""The Jira emulator's data: the seeded site (two projects, its users) and the issues made on it.
+"""The Jira emulator's data: the seeded site (its projects and users) and the issues made on it.
 
 No HTTP here: ``jira_routes`` answers requests about these records, ``jql`` searches them and
 ``jira_beans`` renders them as Jira's JSON. The projects and their workflows are in
@@ -10,7 +10,9 @@ Users: ``demo@example.com`` (the integration: classic API token ``demo-token``, 
 ``demo-scoped-token`` for the API gateway), ``alice@example.com`` (a person, ``alice-token``),
 two without tokens, ``readonly@example.com`` (reads only) and the service account
 ``desk-service@serviceaccount.atlassian.com`` (``accountType`` app, no API token: reached through
-the OAuth client ``desk-client``; writes in DQ only).
+the OAuth client ``desk-client``; writes in DQ only). For the operator as reporter or watcher:
+``dana@example.com`` (one active account, and a deactivated one with the same email) and
+``sam@example.com`` (two active accounts).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class User:
     scoped_token: str | None = None  # a scoped API token: only through /ex/jira/{cloudId}
     account_type: str = "atlassian"  # "app": a service account (OAuth 2.0 client credentials)
     write_projects: frozenset[str] | None = None  # the projects it may change; None: all
+    active: bool = True  # a deactivated account: still found, never assignable
 
     def may_write(self, project: str) -> bool:
         """Whether the user may create, comment, edit and transition in ``project`` (a key)."""
@@ -106,6 +109,8 @@ class Issue:
     resolution_date: datetime | None = None
     category_changed: datetime | None = None  # statuscategorychangedate; None: created
     histories: list[History] = field(default_factory=list)
+    custom: dict[str, Any] = field(default_factory=dict)  # custom field id → stored value
+    watchers: list[User] = field(default_factory=list)
 
     @property
     def workflow(self) -> Project:
@@ -161,6 +166,21 @@ def seed_users() -> list[User]:
             account_type="app",
             write_projects=frozenset({"DQ"}),
             time_zone="Etc/UTC",
+        ),
+        # People for the create form's reporter and watcher: Dana has one active account (and
+        # an old, deactivated one with the same email); Sam has two active accounts.
+        User("712020:8c1f4e2a-6b3d-4a5e-9f70-2d4c6b8a0e13", "dana@example.com", "Dana Whitfield"),
+        User(
+            "5c9e1a7b3d2f4e6a8b0c1d2e",
+            "dana@example.com",
+            "Dana Whitfield (old)",
+            active=False,
+        ),
+        User("712020:3a5c7e9b-1d2f-4b6a-8c0e-5f7a9b1c3d24", "sam@example.com", "Sam Park"),
+        User(
+            "712020:9e7c5a3b-2d4f-4a6b-8e0c-1f3a5b7c9d35",
+            "sam@example.com",
+            "Sam Park (contractor)",
         ),
     ]
 
@@ -282,8 +302,11 @@ class JiraSite:
         labels: list[str],
         assignee: User | None,
         project: str = PROJECT["key"],
+        custom: dict[str, Any] | None = None,
+        creator: User | None = None,
     ) -> Issue:
-        """A new issue in ``project``, in its initial status, with the next id and key."""
+        """A new issue in ``project``, in its initial status, with the next id and key; its
+        reporter and creator watch it (Jira's default "watch issues you create")."""
         now = datetime.now(UTC)
         workflow = project_of(project)
         issue = Issue(
@@ -300,6 +323,8 @@ class JiraSite:
             status=workflow.initial_status,
             created=now,
             updated=now,
+            custom=dict(custom or {}),
+            watchers=list({u.account_id: u for u in (reporter, creator or reporter)}.values()),
         )
         self.next_issue_id += 1
         self.next_numbers[workflow.key] += 1

@@ -43,6 +43,7 @@ from anomaly_desk.sandbox.jira_data import (
     User,
 )
 from anomaly_desk.sandbox.jira_events import JiraEvents
+from anomaly_desk.sandbox.jira_screens import NOT_ON_SCREEN, judge, screen_of
 from anomaly_desk.sandbox.jira_text import (
     SUMMARY_LIMIT,
     TEXT_LIMIT,
@@ -137,6 +138,9 @@ class JiraApi:
             (f"{API}/issue/{{key}}/comment", self.add_comment, ["POST"]),
             (f"{API}/issue/{{key}}/comment", self.list_comments, ["GET"]),
             (f"{API}/issue/{{key}}/comment/{{cid}}", self.get_comment, ["GET"]),
+            (f"{API}/issue/{{key}}/watchers", self.watchers, ["GET"]),
+            (f"{API}/issue/{{key}}/watchers", self.add_watcher, ["POST"]),
+            (f"{API}/issue/{{key}}/watchers", self.remove_watcher, ["DELETE"]),
             (f"{API}/search/jql", self.search, ["GET", "POST"]),
         ]
 
@@ -237,7 +241,8 @@ class JiraApi:
         query = params.get("query", "")
         if not query and not params.get("accountId"):
             return error(400, ["The query parameter 'query' is required."])
-        users = self.site.matching_users(query)
+        # a query finds active accounts only (Cloud's user search); an accountId finds any
+        users = [u for u in self.site.matching_users(query) if u.active or not query]
         if params.get("accountId"):
             users = [u for u in users if u.account_id == params["accountId"]]
         limit = _int(params.get("maxResults"), 50)
@@ -255,18 +260,17 @@ class JiraApi:
             return error(404, [f"No project could be found with key '{project}'."])
         if issue_key and self.site.find(issue_key) is None:
             return error(404, [NO_ISSUE])
-        users = self.site.matching_users(params.get("query", ""))
+        users = [u for u in self.site.matching_users(params.get("query", "")) if u.active]
         limit = _int(params.get("maxResults"), 50)
         return JSONResponse([user_json(u, base_url(request)) for u in users[:limit]])
 
     async def createmeta_types(self, request: Request) -> Response:
+        """``{"startAt", "maxResults", "total", "issueTypes"}``, paged by ``startAt``."""
         project = request.path_params["project"]
         if find_project(project) is None:
             return error(404, [f"No project could be found with key '{project}'."])
         types = all_issuetypes_json(base_url(request))
-        return JSONResponse(
-            {"startAt": 0, "maxResults": 50, "total": len(types), "issueTypes": types}
-        )
+        return JSONResponse(_page(request, types, "issueTypes"))
 
     async def createmeta_fields(self, request: Request) -> Response:
         key, type_id = request.path_params["project"], request.path_params["type_id"]
@@ -277,9 +281,7 @@ class JiraApi:
         if issuetype is None:
             return error(404, [f"Issue type with id '{type_id}' does not exist."])
         fields = create_fields_json(project, issuetype, base_url(request))
-        return JSONResponse(
-            {"startAt": 0, "maxResults": 50, "total": len(fields), "fields": fields}
-        )
+        return JSONResponse(_page(request, fields, "fields"))
 
     # -- issues ----------------------------------------------------------------------------
 
@@ -316,16 +318,24 @@ class JiraApi:
         priority = _priority(fields.get("priority"), errors)
         labels = _labels(fields.get("labels"), errors)
         assignee = self._assignee(fields.get("assignee"), errors)
+        screen = screen_of(project.key if project else "")
+        on_screen = CREATE_FIELDS | {f.id for f in screen.custom}
+        if screen.reporter:
+            on_screen |= {"reporter"}
         for name in fields:
-            if name not in CREATE_FIELDS:
-                errors[name] = (
-                    f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
-                )
+            if name not in on_screen:
+                errors[name] = NOT_ON_SCREEN.format(name=name)
+        reporter = user
+        if screen.reporter and fields.get("reporter") is not None:
+            reporter = self._user_field("reporter", fields["reporter"], errors) or user
+        custom = judge(screen, fields, errors, self.site.find_user, _adf_problem)
         if errors or not isinstance(summary, str) or project is None:
             return error(400, [], errors)
         issue = self.site.create_issue(
             project=project.key,
-            reporter=user,
+            reporter=reporter,
+            creator=user,
+            custom=custom,
             issuetype=issuetype or "Task",
             summary=summary,
             description=description if isinstance(description, dict) else None,
@@ -343,14 +353,19 @@ class JiraApi:
     def _assignee(self, ref: JsonValue, errors: dict[str, str]) -> User | None:
         if ref is None:
             return None
-        if not isinstance(ref, dict) or "accountId" not in ref:
-            errors["assignee"] = "Specify the user by accountId"
+        if isinstance(ref, dict) and ref.get("accountId") in (None, "-1"):
             return None
-        if ref["accountId"] in (None, "-1"):
+        return self._user_field("assignee", ref, errors)
+
+    def _user_field(self, name: str, ref: JsonValue, errors: dict[str, str]) -> User | None:
+        """The active user ``{"accountId"}`` names; else Jira's complaint under ``name``."""
+        if not isinstance(ref, dict) or not ref.get("accountId"):
+            errors[name] = "Specify the user by accountId"
             return None
         user = self.site.find_user(str(ref["accountId"]))
-        if user is None:
-            errors["assignee"] = "Specify a valid value for assignee"
+        if user is None or not user.active:
+            errors[name] = f"Specify a valid value for {name}"
+            return None
         return user
 
     async def get_issue(self, request: Request) -> Response:
@@ -422,6 +437,60 @@ class JiraApi:
         if comment is None:
             return error(404, ["Can not find a comment for the id: " + request.path_params["cid"]])
         return JSONResponse(comment_json(issue, comment, base_url(request), _expand(request)))
+
+    # -- watchers --------------------------------------------------------------------------
+
+    async def watchers(self, request: Request) -> Response:
+        issue = self.site.find(request.path_params["key"])
+        if issue is None:
+            return error(404, [NO_ISSUE])
+        base = base_url(request)
+        caller: User = request.state.jira_user
+        return JSONResponse(
+            {
+                "self": f"{base}{API}/issue/{issue.key}/watchers",
+                "isWatching": any(w.account_id == caller.account_id for w in issue.watchers),
+                "watchCount": len(issue.watchers),
+                "watchers": [user_json(w, base) for w in issue.watchers],
+            }
+        )
+
+    async def add_watcher(self, request: Request) -> Response:
+        """The body is the account id as a JSON string; no body: the caller watches."""
+        caller: User = request.state.jira_user
+        issue = self.site.find(request.path_params["key"])
+        if issue is None:
+            return error(404, [NO_ISSUE])
+        raw = await request.body()
+        account: JsonValue = caller.account_id
+        if raw.strip():
+            body = await _json_body(request)
+            if isinstance(body, Response):
+                return body
+            if not isinstance(body, str):
+                return error(
+                    400, ["The request body must be the account ID of a user, as a string."]
+                )
+            account = body
+        watcher = self.site.find_user(str(account))
+        if watcher is None or not watcher.active:
+            return error(404, [f"The user with account ID '{account}' does not exist."])
+        if watcher is not caller and not caller.may_write(issue.project):
+            return error(403, ["You do not have the permission to manage the watcher list."])
+        if all(w.account_id != watcher.account_id for w in issue.watchers):
+            issue.watchers.append(watcher)
+        return Response(status_code=204)
+
+    async def remove_watcher(self, request: Request) -> Response:
+        caller: User = request.state.jira_user
+        issue = self.site.find(request.path_params["key"])
+        if issue is None:
+            return error(404, [NO_ISSUE])
+        account = request.query_params.get("accountId") or caller.account_id
+        if account != caller.account_id and not caller.may_write(issue.project):
+            return error(403, ["You do not have the permission to manage the watcher list."])
+        issue.watchers = [w for w in issue.watchers if w.account_id != account]
+        return Response(status_code=204)
 
     # -- search ----------------------------------------------------------------------------
 
@@ -565,6 +634,18 @@ def _field_list(raw: list[str]) -> list[str] | None:
     if not names or "*all" in names or "*navigable" in names:
         return None if names else []
     return names
+
+
+def _page(request: Request, items: list[Json], key: str) -> Json:
+    """Offset paging as createmeta does it: ``startAt``, ``maxResults`` (default 50)."""
+    start = max(0, _int(request.query_params.get("startAt"), 0))
+    size = max(1, min(_int(request.query_params.get("maxResults"), 50), 200))
+    return {
+        "startAt": start,
+        "maxResults": size,
+        "total": len(items),
+        key: items[start : start + size],
+    }
 
 
 def _int(value: JsonValue, default: int) -> int:

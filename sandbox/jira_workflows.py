@@ -1,6 +1,6 @@
 """The Jira emulator's projects and their workflows: statuses, categories, transitions, screens.
 
-Two projects, like the two kinds a Jira Cloud site has:
+Two kinds of project, like a Jira Cloud site has:
 
 * ``DQ`` (Data Quality) is *company-managed*: site-wide statuses, and a workflow whose "Done"
   transition has a screen with the Resolution field on it (required, with the site's
@@ -9,6 +9,8 @@ Two projects, like the two kinds a Jira Cloud site has:
 * ``TM`` (Team Managed) is *team-managed*: its statuses belong to the project (their own ids,
   ``scope`` PROJECT), every transition is global ("any status may move here") and none has a
   screen, so its "Done" sets no resolution: issues stay unresolved in Done.
+* ``FIN`` and ``OPS`` are company-managed with DQ's workflow; they differ in their create
+  screens (``jira_screens``).
 
 What a transition screen means for a client, as on Jira Cloud: a field in ``fields`` or
 ``update`` that is not on the screen is a 400 ("cannot be set. It is not on the appropriate
@@ -142,7 +144,25 @@ TM = Project(
         Transition("31", "Done", "Done"),
     ),
 )
-PROJECTS = (DQ, TM)
+# Company-managed like DQ, with its workflow; their create screens differ (``jira_screens``):
+# FIN has custom fields of every type, OPS has no reporter field.
+FIN = Project(
+    id="10002",
+    key="FIN",
+    name="Finance Data",
+    team_managed=False,
+    statuses=COMPANY_STATUSES,
+    transitions=DQ.transitions,
+)
+OPS = Project(
+    id="10003",
+    key="OPS",
+    name="Operations",
+    team_managed=False,
+    statuses=COMPANY_STATUSES,
+    transitions=DQ.transitions,
+)
+PROJECTS = (DQ, TM, FIN, OPS)
 
 
 def find_project(key_or_id: str) -> Project | None:

@@ -1,4 +1,5 @@
-"""A ServiceNow Table API emulator: incident, journal, choices, users and groups in memory.
+"""A ServiceNow Table API emulator: incident and the other task tables (problem, change_request,
+rm_defect, rm_enhancement), journal, dictionary, choices, users and groups in memory.
 
 It answers like a real instance for what our client and ``pysnc`` use: ``{"result": ...}``
 envelopes with every value a string, reference fields as ``{"link", "value"}``, the three
@@ -9,6 +10,7 @@ envelopes with every value a string, reference fields as ``{"link", "value"}``, 
 Where things are:
 
 * ``snow_data``   the tables, the seed rows and what an insert or update does to them;
+* ``snow_tables`` the task tables besides incident: states, dictionary, data policies;
 * ``snow_query``  the encoded query language (``sysparm_query``);
 * ``snow_auth``   who is calling (Basic auth under the Basic-auth restriction, OAuth bearer
   tokens) and the token endpoint ``/oauth_token.do``;

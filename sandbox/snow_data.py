@@ -5,15 +5,17 @@ Everything is stored as a string, as on an instance. Inserts and updates go thro
 column's size, priority derived from impact x urgency, journal fields (``work_notes``,
 ``comments``) written to ``sys_journal_field`` instead of the record (``sys_created_by`` the
 writer's user_name), and two data policies: a short description is mandatory, and a Resolved
-(6) or Closed (7) incident needs a close code and close notes. A close code that is not an active
+(6) or Closed (7) incident needs a close code and close notes (the other task tables' are in
+``snow_tables``). A close code that is not an active
 ``sys_choice`` of ``incident.close_code`` is dropped silently before the policy looks, as on an
 instance. No HTTP here: ``snow_routes`` answers requests, ``snow_query`` reads ``sysparm_query``.
 
 Users (password ``demo`` for all): ``admin`` (everything), ``bob.martin`` (itil: creates and
 updates incidents, writes work notes and comments, deletes nothing), ``desk.integration`` (itil
 and ``snc_basic_auth_api_access``: keeps Basic auth when the restriction is enforced) and
-``viewer`` (reads only). Roles are rows of ``sys_user_has_role`` (an admin may add some through
-the Table API); ``sys_properties`` holds the Basic-auth restriction
+``viewer`` (reads only); ``ana.lopez`` and ``ana.lopez2`` share ``ana@example.com`` and
+``old.timer`` is inactive (the caller lookup's fallbacks). Roles are rows of
+``sys_user_has_role`` (an admin may add some through the Table API); ``sys_properties`` holds the Basic-auth restriction
 (``glide.authenticate.basic_auth.restriction.{active,enforce,enforcement_date}``, inactive on a
 fresh instance): once ``enforce`` is true and the date has passed, Basic auth is refused to users
 without ``snc_basic_auth_api_access`` who are not Web-Service-Access-Only (``snow_auth``).
@@ -29,6 +31,23 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from anomaly_desk.sandbox.snow_query import EncodedQuery, sort_key
+from anomaly_desk.sandbox.snow_tables import (
+    DATA_POLICIES,
+    INACTIVE_STATES,
+    NEW_STATE,
+    NUMBERS,
+    OWN_COLUMNS,
+    PARENT,
+    TABLE_CHOICES,
+    TABLE_LABELS,
+    TASK_COLUMNS,
+    TASK_TABLES,
+    chain,
+    columns,
+    label_of,
+    state_label,
+    task_schema,
+)
 
 if TYPE_CHECKING:
     from anomaly_desk.sandbox.oauth import AuthState
@@ -60,7 +79,7 @@ PROPERTIES = [  # name, value, type, description
         "When enforcement begins (UTC, yyyy-MM-dd HH:mm:ss)",
     ),
 ]
-ITIL_WRITES = frozenset({("incident", "Insert"), ("incident", "Update")})
+ITIL_WRITES = frozenset((table, action) for table in TASK_TABLES for action in ("Insert", "Update"))
 RESOLVED_STATES = frozenset({"6", "7"})  # Resolved, Closed: the close information is mandatory
 MAX_LENGTH = {("incident", "short_description"): 160, ("incident", "description"): 4000}
 
@@ -171,7 +190,32 @@ SCHEMA: dict[str, dict[str, str]] = {
         "sys_updated_on": "datetime",
     },
 }
+SCHEMA.update({table: task_schema(table) for table in TASK_TABLES if table != "incident"})
+SCHEMA["sys_dictionary"] = {
+    "sys_id": "string",
+    "name": "string",
+    "element": "string",
+    "column_label": "string",
+    "internal_type": "string",
+    "max_length": "int",
+    "mandatory": "bool",
+    "reference": "string",
+    "choice": "int",
+    "default_value": "string",
+    "read_only": "bool",
+    "active": "bool",
+}
+SCHEMA["sys_db_object"] = {
+    "sys_id": "string",
+    "name": "string",
+    "label": "string",
+    "super_class": "ref:sys_db_object",
+    "number_ref": "string",
+}
 DISPLAY_FIELD = {
+    **{table: "number" for table in TASK_TABLES},
+    "sys_dictionary": "column_label",
+    "sys_db_object": "label",
     "incident": "number",
     "sys_user": "name",
     "sys_user_group": "name",
@@ -181,7 +225,7 @@ DISPLAY_FIELD = {
     "sys_user_has_role": "sys_id",
     "sys_properties": "name",
 }
-NUMBER_PREFIX = {"incident": "INC"}
+NUMBER_PREFIX = {table: prefix for table, (prefix, _) in NUMBERS.items()}
 
 # the default priority lookup rules: (impact, urgency) -> priority
 PRIORITY_MATRIX = {
@@ -283,6 +327,13 @@ USERS = [  # user_name, first, last, title
     ("desk.integration", "Anomaly Desk", "Integration", "Integration user"),
     ("viewer", "Read", "Only", "Auditor"),
 ]
+# people whose email is not their own: two active users share one address (as after a merger),
+# and a former colleague's account is inactive
+ODD_USERS = [  # user_name, first, last, title, email, active
+    ("ana.lopez", "Ana", "Lopez", "Data Steward", "ana@example.com", "true"),
+    ("ana.lopez2", "Ana", "Lopez", "Data Steward (EMEA)", "ana@example.com", "true"),
+    ("old.timer", "Olga", "Timer", "Former DBA", "olga.timer@example.com", "false"),
+]
 GROUPS = [  # name, description, manager user_name
     ("Data Platform", "Owns pipelines, warehouses and data quality", "carla.diaz"),
     ("Service Desk", "First line support", "admin"),
@@ -332,6 +383,14 @@ def parse_glide_date(value: str) -> datetime | None:
     return None
 
 
+def _column_length(table: str, field: str) -> int | None:
+    """A task table's column size from its dictionary (None: not a task table's column)."""
+    if table not in PARENT or table == "incident":
+        return None  # incident keeps its own sizes (MAX_LENGTH)
+    column = columns(table).get(field)
+    return column[3] if column and column[2] in ("string", "html") else None
+
+
 def check_login(user: str, password: str) -> bool:
     return user in CREDENTIALS and CREDENTIALS[user] == password
 
@@ -351,7 +410,7 @@ class ServiceNowInstance:
 
     def reset(self) -> None:
         self.tables = {name: {} for name in SCHEMA}
-        self.counters = {"incident": 10000}
+        self.counters = {table: start for table, (_, start) in NUMBERS.items()}
         stamp = "2024-01-01 09:00:00"
         for user_name, first, last, title in USERS:
             self.put(
@@ -365,6 +424,23 @@ class ServiceNowInstance:
                     "email": f"{user_name}@example.com",
                     "title": title,
                     "active": "true",
+                    "web_service_access_only": "false",
+                    "sys_created_on": stamp,
+                    "sys_updated_on": stamp,
+                },
+            )
+        for user_name, first, last, title, email, active in ODD_USERS:
+            self.put(
+                "sys_user",
+                {
+                    "sys_id": seed_id("sys_user", user_name),
+                    "user_name": user_name,
+                    "name": f"{first} {last}",
+                    "first_name": first,
+                    "last_name": last,
+                    "email": email,
+                    "title": title,
+                    "active": active,
                     "web_service_access_only": "false",
                     "sys_created_on": stamp,
                     "sys_updated_on": stamp,
@@ -436,6 +512,57 @@ class ServiceNowInstance:
                         "sequence": str(sequence),
                         "dependent_value": dependent,
                         "inactive": "true" if (element, value) in INACTIVE_CHOICES else "false",
+                        "language": "en",
+                    },
+                )
+        self._seed_tables()
+
+    def _seed_tables(self) -> None:
+        """``sys_db_object``, ``sys_dictionary`` and the other tables' ``sys_choice`` rows."""
+        for name, label in TABLE_LABELS.items():
+            parent = PARENT.get(name)
+            self.put(
+                "sys_db_object",
+                {
+                    "sys_id": seed_id("sys_db_object", name),
+                    "name": name,
+                    "label": label,
+                    "super_class": seed_id("sys_db_object", parent) if parent else "",
+                },
+            )
+            own = TASK_COLUMNS if name == "task" else OWN_COLUMNS.get(name, [])
+            entries = [("", label, "collection", 40, False, "", "0", ""), *own]
+            for element, column_label, kind, length, mandatory, ref, choice, default in entries:
+                self.put(
+                    "sys_dictionary",
+                    {
+                        "sys_id": seed_id("sys_dictionary", name, element),
+                        "name": name,
+                        "element": element,
+                        "column_label": column_label,
+                        "internal_type": kind,
+                        "max_length": str(length),
+                        "mandatory": "true" if mandatory else "false",
+                        "reference": ref,
+                        "choice": choice,
+                        "default_value": default,
+                        "read_only": "true" if element.startswith("sys_") else "false",
+                        "active": "true",
+                    },
+                )
+        for (name, element), rows in TABLE_CHOICES.items():
+            for sequence, (value, label) in enumerate(rows, start=1):
+                self.put(
+                    "sys_choice",
+                    {
+                        "sys_id": seed_id("sys_choice", name, element, value),
+                        "name": name,
+                        "element": element,
+                        "value": value,
+                        "label": label,
+                        "sequence": str(sequence * 100),  # after incident's on a shared list
+                        "dependent_value": "",
+                        "inactive": "false",
                         "language": "en",
                     },
                 )
@@ -590,9 +717,16 @@ class ServiceNowInstance:
         if kind == "journal":
             return ""
         if kind == "choice":
-            for row in self.tables["sys_choice"].values():
-                if row["name"] == table and row["element"] == field and row["value"] == value:
-                    return row["label"]
+            if field == "state" and table != "incident" and table in PARENT:
+                return state_label(table, value) or value
+            for owner in chain(table):  # a table without its own choices has its parent's
+                rows = [
+                    row
+                    for row in self.tables["sys_choice"].values()
+                    if row["name"] == owner and row["element"] == field
+                ]
+                if rows:
+                    return next((row["label"] for row in rows if row["value"] == value), value)
             return value
         if kind.startswith("ref:"):
             target = kind[4:]
@@ -615,7 +749,7 @@ class ServiceNowInstance:
         stamp = now()
         sys_id = as_string(body.get("sys_id")) or uuid.uuid4().hex
         if sys_id in self.tables[table]:
-            raise SnError(403, "Operation Failed", "Error during insert of incident (duplicate)")
+            raise SnError(403, "Operation Failed", f"Error during insert of {table} (duplicate)")
         record = {field: "" for field in SCHEMA[table]}
         record.update({"sys_id": sys_id, "sys_created_on": stamp, "sys_updated_on": stamp})
         record.update({"sys_created_by": user, "sys_updated_by": user, "sys_mod_count": "0"})
@@ -630,6 +764,22 @@ class ServiceNowInstance:
                 opened_at=stamp,
                 opened_by=seed_id("sys_user", user),
                 sys_class_name="incident",
+            )
+        elif table in NUMBERS:
+            self.counters[table] += 1
+            defaults = {
+                name: column[7]
+                for name, column in columns(table).items()
+                if column[7] and not column[7].startswith("javascript:")
+            }
+            record.update(defaults)
+            record.update(
+                number=f"{NUMBER_PREFIX[table]}{self.counters[table]:07d}",
+                state=NEW_STATE[table],
+                active="true",
+                opened_at=stamp,
+                opened_by=seed_id("sys_user", user),
+                sys_class_name=table,
             )
         journal = self._apply(table, record, body, user, stamp)
         self._check_policy(table, record)
@@ -677,11 +827,23 @@ class ServiceNowInstance:
                 and not self.is_choice(table, field, value)
             ):
                 continue  # not one of the instance's close codes: dropped without a word
-            limit = MAX_LENGTH.get((table, field))
+            limit = MAX_LENGTH.get((table, field)) or _column_length(table, field)
             record[field] = value[:limit] if limit else value
         if table == "incident":
             self._incident_rules(record, before, user, stamp)
+        elif table in INACTIVE_STATES:
+            self._task_rules(table, record, before, user, stamp)
         return journal
+
+    @staticmethod
+    def _task_rules(table: str, record: Record, before: str, user: str, stamp: str) -> None:
+        """``active`` follows the state; closing stamps who and when."""
+        closed = record["state"] in INACTIVE_STATES[table]
+        record["active"] = "false" if closed else "true"
+        if closed and before not in INACTIVE_STATES[table]:
+            record.update(closed_at=stamp, closed_by=seed_id("sys_user", user))
+        if not closed:
+            record.update(closed_at="", closed_by="")
 
     @staticmethod
     def _incident_rules(record: Record, before: str, user: str, stamp: str) -> None:
@@ -712,16 +874,21 @@ class ServiceNowInstance:
 
     @staticmethod
     def _check_policy(table: str, record: Record) -> None:
-        """The data policies: the fields a save must have, or the instance's 403."""
-        if table != "incident":
-            return
+        """The data policies: the fields a save must have, or the instance's 403 naming them by
+        label. The dictionary's mandatory flag is not one: forms enforce it, the API does not."""
         missing = []
-        if not record["short_description"].strip():
-            missing.append("short_description")
-        if record["state"] in RESOLVED_STATES:
-            missing += [f for f in ("close_code", "close_notes") if not record[f].strip()]
+        if table == "incident":
+            if not record["short_description"].strip():
+                missing.append("short_description")
+            if record["state"] in RESOLVED_STATES:
+                missing += [f for f in ("close_code", "close_notes") if not record[f].strip()]
+        for name, states, fields in DATA_POLICIES:
+            if name == table and (not states or record.get("state") in states):
+                missing += [f for f in fields if not record.get(f, "").strip() and f not in missing]
         if missing:
-            labels = ", ".join(LABELS[(table, field)] for field in missing)
+            labels = ", ".join(
+                LABELS.get((table, field)) or label_of(table, field) for field in missing
+            )
             raise SnError(
                 403,
                 "Operation Failed",

@@ -4,7 +4,9 @@
 "value"}``, the three ``sysparm_display_value`` modes, ``sysparm_fields`` (dot-walks included),
 ``sysparm_query``, pagination with ``Link`` and ``X-Total-Count`` headers, Basic auth or an OAuth
 bearer token (``snow_auth``, which also serves ``/oauth_token.do``), and the ``{"error":
-{"message", "detail"}, "status": "failure"}`` error body.
+{"message", "detail"}, "status": "failure"}`` error body. The Change Management API's
+``POST /api/sn_chg_rest/change/normal`` creates a normal change request and answers every field
+as ``{"value", "display_value"}``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class ServiceNowApi:
         for prefix in ("/api/now/table", "/api/now/v1/table", "/api/now/v2/table"):
             routes.append(Route(prefix + "/{table}", self._collection, methods=METHODS))
             routes.append(Route(prefix + "/{table}/{sys_id}", self._member, methods=METHODS))
+        for prefix in ("/api/sn_chg_rest/change", "/api/sn_chg_rest/v1/change"):
+            routes.append(Route(prefix + "/normal", self._normal_change, methods=["POST"]))
         routes.append(Route("/api/now/{rest:path}", self._unknown, methods=METHODS))
         return [*routes, *self.auth.routes()]
 
@@ -96,6 +100,27 @@ class ServiceNowApi:
                 self.instance.delete(table, sys_id, user)
                 return Response(status_code=204)
             raise SnError(405, "Method not Supported", "Requested method is not supported")
+        except SnError as error:
+            return error_response(error)
+
+    async def _normal_change(self, request: Request) -> Response:
+        """The Change Management API: a normal change, every field as value and display."""
+        try:
+            user = self.auth.caller(request)
+            body = dict(await _body(request))
+            body["type"] = "normal"
+            record = self.instance.insert("change_request", user, body)
+            self._notify("change_request", record, "insert")
+            result = {
+                field: {
+                    "value": "" if kind == "journal" else record.get(field, ""),
+                    "display_value": self.instance.display(
+                        "change_request", field, record.get(field, "")
+                    ),
+                }
+                for field, kind in SCHEMA["change_request"].items()
+            }
+            return json_response({"result": result})
         except SnError as error:
             return error_response(error)
 

@@ -75,12 +75,13 @@ def run_dashboard(
     *,
     confirm_notes: bool = True,
     demo_info: str | None = None,
+    raised_for: str | None = None,
 ) -> int:
     """Run the dashboard against the receiver at ``url`` until the user quits; the exit status.
     ``confirm_notes``: ask before a key sends notes to the linked tickets. ``demo_info``: the
-    demo's banner, which ``i`` then shows."""
-    app = DashboardApp(
-        DeskClient(url, token), address=url, confirm_notes=confirm_notes, demo_info=demo_info
-    )
+    demo's banner, which ``i`` then shows. ``raised_for`` (``--as``): who the tickets created
+    here are for, sent with each create."""
+    client = DeskClient(url, token, raised_for=raised_for)
+    app = DashboardApp(client, address=url, confirm_notes=confirm_notes, demo_info=demo_info)
     result = app.run()
     return int(result or app.return_code or 0)

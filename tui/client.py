@@ -7,13 +7,15 @@ receiver it started itself and one running on a server. Every answer comes back 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date
 from typing import TypeVar
+from urllib.parse import quote
 
 import httpx
 import pydantic
 from httpx_sse import aconnect_sse
+from pydantic import JsonValue
 
 from anomaly_desk.core.views import (
     EVENT_VIEWS,
@@ -23,6 +25,7 @@ from anomaly_desk.core.views import (
     ConnectionHealth,
     ConnectionPage,
     ConnectionView,
+    CreateFormView,
     EventView,
     FieldError,
     HealthView,
@@ -32,13 +35,19 @@ from anomaly_desk.core.views import (
     ProblemView,
     QuarantineItem,
     QuarantinePage,
+    RulePage,
+    RuleView,
     SyncJobPage,
     SyncJobView,
     SyncLogEntryView,
     SyncLogPage,
     TicketLinkView,
     TicketPage,
+    TicketTypePage,
+    TicketTypeView,
     TicketView,
+    UserPage,
+    UserView,
 )
 
 V = TypeVar("V", bound=pydantic.BaseModel)
@@ -63,9 +72,16 @@ class ApiError(Exception):
 
 
 class DeskClient:
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        raised_for: str | None = None,
+    ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
+        self.raised_for = raised_for  # --as: who the tickets this dashboard creates are for
         self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
 
     def __repr__(self) -> str:
@@ -132,11 +148,19 @@ class DeskClient:
         return self._answer(HealthView, response)
 
     async def list_anomalies(
-        self, status: str = "open", q: str = "", limit: int = 100, cursor: str | None = None
+        self,
+        status: str = "open",
+        q: str = "",
+        limit: int = 100,
+        cursor: str | None = None,
+        archive: bool = False,
     ) -> AnomalyPage:
+        """A page of the list; ``archive``: the cold archive too (a scan: slower)."""
         params: Params = {"status": status, "limit": limit}
         if q:
             params["q"] = q
+        if archive:
+            params["archive"] = 1
         if cursor:
             params["cursor"] = cursor
         return await self._call(AnomalyPage, "GET", "/api/anomalies", params=params)
@@ -163,6 +187,37 @@ class DeskClient:
     async def options(self, connection: str) -> dict[str, list[OptionView]]:
         path = f"/api/connections/{connection}/options"
         return (await self._call(OptionsView, "GET", path)).root
+
+    async def ticket_types(self, connection: str) -> list[TicketTypeView]:
+        """Jira issue types / ServiceNow tables the connection can create."""
+        path = f"/api/connections/{connection}/types"
+        return (await self._call(TicketTypePage, "GET", path)).items
+
+    async def create_form(
+        self, connection: str, ticket_type: str | None = None, anomaly: int | None = None
+    ) -> CreateFormView:
+        """The create form of one ticket type (None: the connection's default); for
+        ``anomaly``, its title default is the connection's title template for it."""
+        params: Params = {"type": ticket_type} if ticket_type else {}
+        if anomaly is not None:
+            params["anomaly"] = anomaly
+        path = f"/api/connections/{connection}/form"
+        return await self._call(CreateFormView, "GET", path, params=params)
+
+    async def find_users(self, connection: str, q: str, limit: int = 20) -> list[UserView]:
+        """People on the connection whose name or address matches ``q``."""
+        params: Params = {"q": q, "limit": limit}
+        path = f"/api/connections/{connection}/users"
+        return (await self._call(UserPage, "GET", path, params=params)).items
+
+    async def rules(self) -> list[RuleView]:
+        """Every ``[[rules]]`` entry with its counters and whether it is paused."""
+        return (await self._call(RulePage, "GET", "/api/rules")).items
+
+    async def pause_rule(self, name: str, pause: bool = True) -> RuleView:
+        """Pause a rule (or resume it, ``pause=False``); the rule as it is now."""
+        path = f"/api/rules/{quote(name, safe='')}/{'pause' if pause else 'resume'}"
+        return await self._call(RuleView, "POST", path)
 
     async def sync_log(self, after: int | None = None, limit: int = 200) -> list[SyncLogEntryView]:
         params: Params = {"limit": limit}
@@ -197,9 +252,17 @@ class DeskClient:
         return await self._call(AnomalyDetail, "POST", path, json={"text": text})
 
     async def create_ticket(
-        self, anomaly_id: int, connection: str, fields: dict[str, str]
+        self,
+        anomaly_id: int,
+        connection: str,
+        fields: Mapping[str, JsonValue],
+        raised_for: str | None = None,
     ) -> TicketLinkView:
-        body = {"connection": connection, "fields": fields}
+        """``raised_for``: the operator's address (default ``--as``); else the receiver's
+        ``operator_email`` setting."""
+        body: dict[str, object] = {"connection": connection, "fields": dict(fields)}
+        if raised_for or self.raised_for:
+            body["as"] = raised_for or self.raised_for
         path = f"/api/anomalies/{anomaly_id}/tickets"
         return await self._call(TicketLinkView, "POST", path, json=body)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from anomaly_desk.core.processes import (
 DEFAULT_URL = "http://127.0.0.1:8787"
 START_TIMEOUT_S = 60.0  # a large store takes a few seconds to load
 EXIT_FAILED, EXIT_USAGE = 1, 2
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")  # --as: the operator_email setting's shape
 
 
 class BadUrl(ValueError):
@@ -206,6 +208,10 @@ def main(args: argparse.Namespace) -> int:
         _say(str(exc))
         return EXIT_USAGE
     token = getattr(args, "token", None) or os.environ.get("ANOMALY_DESK_TOKEN")
+    raised_for = getattr(args, "raised_for", None)
+    if raised_for is not None and not EMAIL.match(raised_for):
+        _say(f"--as wants an email address (name@example.com), not {raised_for!r}")
+        return EXIT_USAGE
     start = bool(getattr(args, "start", False))
     host = urlsplit(url).hostname or ""
     if start and not _is_loopback(host):
@@ -240,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
     )
 
     try:
-        return run_dashboard(url, token, confirm_notes=_confirm_notes(args))
+        return run_dashboard(url, token, confirm_notes=_confirm_notes(args), raised_for=raised_for)
     finally:
         if child is not None:
             child.stop()

@@ -23,6 +23,8 @@ class TicketRef:
 
     key: str  # DQ-12 / INC0010001
     id: str  # Jira issue id / ServiceNow sys_id
+    # ServiceNow: the record's table ("problem", "u_dq_task"); None: the connection's default
+    table: str | None = field(default=None, kw_only=True, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from anomaly_desk.core.providers.base import (
     TicketComment,
     TicketFields,
     TicketRef,
+    TicketText,
 )
 from anomaly_desk.core.providers.errors import (
     AuthError,
@@ -63,6 +65,15 @@ from anomaly_desk.core.providers.http import (
     basic_auth_client,
 )
 from anomaly_desk.core.providers.http import public_url as public_url  # check.py's, too
+from anomaly_desk.core.providers.jira_fields import (
+    SUMMARY_LIMIT,
+    FieldShape,
+    FieldValueError,
+    JiraForm,
+    convert,
+    is_empty,
+    jira_form,
+)
 from anomaly_desk.core.providers.oauth import OAuth
 from anomaly_desk.core.providers.payloads import (
     JiraBulkChangelogPage,
@@ -71,6 +82,7 @@ from anomaly_desk.core.providers.payloads import (
     JiraComment,
     JiraCommentPage,
     JiraCreated,
+    JiraFieldMeta,
     JiraFieldsPage,
     JiraIssue,
     JiraIssueFields,
@@ -86,12 +98,19 @@ from anomaly_desk.core.providers.payloads import (
     JiraTransitionsPage,
     JiraUser,
 )
+from anomaly_desk.core.views import CreateFormView, TicketTypeView, UserView
+from anomaly_desk.core.vocabulary import FieldKind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 API = "/rest/api/3"
-SUMMARY_LIMIT = 255
+FORM_TTL = 300.0  # seconds a project's issue types and create screens are reused
+CREATEMETA_PAGE = 50
+# Fields build_fields fills from the connection or converts itself; the rest follow the screen.
+SYSTEM_FIELDS = frozenset(
+    {"project", "issuetype", "issue_type", "summary", "description", "labels", "priority"}
+)
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 TICKET_FIELDS = "summary,status,updated,created,priority,assignee,issuetype,project,labels"
 NOTE_LOOKBACK = 100  # newest comments searched by has_note
@@ -161,6 +180,11 @@ async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int) -> li
             return await call()
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+def _more(batch: list[T], seen: int, total: int | None) -> bool:
+    """Whether an offset-paged answer has another page (no ``total``: it had them all)."""
+    return bool(batch) and total is not None and seen < int(total)
 
 
 def _category(status: JiraStatus | None) -> str | None:
@@ -259,6 +283,9 @@ class JiraClient:
         self._cloud_lock = asyncio.Lock()
         self._me: JiraUser | None = None  # /myself, read once
         self._bulkfetch = True  # False once the site answered 404 to /changelog/bulkfetch
+        # createmeta, read again after FORM_TTL: project → issue types, (project, type) → screen
+        self._types_cache: dict[str, tuple[float, list[JiraIssueType]]] = {}
+        self._form_cache: dict[tuple[str, str], tuple[float, JiraForm]] = {}
         oauth = conn.auth == "oauth_client_credentials"
         held = conn.client_secret if oauth else conn.token
         secret = held.get_secret_value() if held else ""
@@ -389,32 +416,122 @@ class JiraClient:
         me = await self._answer(JiraUser, "GET", f"{API}/myself")
         return str(me.get("emailAddress") or me.get("displayName") or me.get("accountId"))
 
-    async def create_ticket(self, anomaly: Anomaly, fields: TicketFields) -> Ticket:
-        payload = await self.build_fields(anomaly, fields)
-        created = await self._answer(
-            JiraCreated, "POST", f"{API}/issue", json={"fields": payload}, expect=(200, 201)
-        )
-        key, issue_id = str(created["key"]), str(created["id"])
+    async def create_ticket(
+        self,
+        anomaly: Anomaly,
+        fields: TicketFields,
+        *,
+        text: TicketText | None = None,
+        operator_email: str | None = None,
+    ) -> Ticket:
+        """Create the issue; the operator becomes its reporter where the screen has one, else a
+        watcher. What could not be done is in the ticket's ``warnings``, never a failed create."""
+        extra = set(fields) - SYSTEM_FIELDS - {"assignee"}
+        email = (operator_email or "").strip()
+        form = await self._form_for(fields) if extra or email else None
+        payload = await self.build_fields(anomaly, fields, text=text, form=form)
+        warnings: list[str] = []
+        account: str | None = None
+        chosen = not is_empty(fields.get("reporter"))  # a reporter the form names wins
+        if email and not chosen:
+            account, problem = await self._operator_account(email)
+            if problem:
+                warnings.append(problem)
+            elif form is not None and form.reporter_settable:
+                payload["reporter"] = {"accountId": account}
         try:
-            return await self.get_ticket(key)
+            created = await self._create(payload)
+        except ValidationError as exc:
+            # listed on the screen, but not settable after all (no Modify Reporter permission)
+            if chosen or "reporter" not in exc.field_errors or "reporter" not in payload:
+                raise
+            payload.pop("reporter", None)
+            created = await self._create(payload)
+        key, issue_id = str(created["key"]), str(created["id"])
+        if account and "reporter" not in payload:
+            warnings.append(await self._watch(key, account, email, payload))
+        try:
+            ticket = await self.get_ticket(key)
         except ProviderError:
             # The issue exists; a failed read-back must not look like a failed create.
-            return Ticket(
+            ticket = Ticket(
                 key=key, id=issue_id, url=self.browse_url(key), summary=str(payload["summary"])
             )
+        return replace(ticket, warnings=tuple(warnings)) if warnings else ticket
 
-    async def build_fields(self, anomaly: Anomaly, fields: TicketFields) -> dict[str, JsonValue]:
-        """The ``fields`` object of a create request, from the form's loose values."""
+    async def _create(self, payload: dict[str, JsonValue]) -> JiraCreated:
+        return await self._answer(
+            JiraCreated, "POST", f"{API}/issue", json={"fields": payload}, expect=(200, 201)
+        )
+
+    async def _watch(self, key: str, account: str, email: str, payload: TicketFields) -> str:
+        """The operator as a watcher; a failure is told, not raised (the issue exists)."""
+        project = payload.get("project")
+        where = (
+            str(project.get("key") or project.get("id"))
+            if isinstance(project, dict)
+            else self.conn.project
+        )
+        try:
+            await self._request(
+                "POST",
+                f"{API}/issue/{quote(key, safe='')}/watchers",
+                json=account,
+                expect=(200, 204),
+            )
+        except ProviderError as exc:
+            return (
+                f"reporter is not settable in {where}; {email} could not be added as a "
+                f"watcher: {exc.plain()}"
+            )
+        return f"reporter is not settable in {where}; {email} added as a watcher"
+
+    async def _operator_account(self, email: str) -> tuple[str | None, str | None]:
+        """The one active Jira account with this email, or why there is none to use."""
+        try:
+            found = await self._answer(
+                list[JiraUser],
+                "GET",
+                f"{API}/user/search",
+                params={"query": email, "maxResults": 50},
+            )
+        except ProviderError as exc:
+            return None, f"reporter not set: cannot look up {email} in Jira ({exc.plain()})"
+        wanted = email.casefold()
+        matches = [
+            u
+            for u in found or []
+            if u.get("active", True) and str(u.get("emailAddress") or "").casefold() == wanted
+        ]
+        if len(matches) == 1:
+            return str(matches[0]["accountId"]), None
+        if not matches:
+            return None, f"reporter not set: no active Jira account has {email}"
+        return None, f"reporter not set: {len(matches)} Jira accounts have {email}"
+
+    async def build_fields(
+        self,
+        anomaly: Anomaly,
+        fields: TicketFields,
+        *,
+        text: TicketText | None = None,
+        form: JiraForm | None = None,
+    ) -> dict[str, JsonValue]:
+        """The ``fields`` object of a create request, from the form's loose values.
+
+        With the issue type's create screen (``form``), every other field is converted by its
+        schema; without it, or for a field not on it, values go as given and Jira judges them.
+        """
         extra = dict(fields)
-        block = anomaly_block(anomaly, self.platform.name, self.platform.url)
-        summary = extra.pop("summary", None) or self.default_summary(anomaly)
-        summary = " ".join(str(summary).split())  # Jira refuses newlines in a summary
+        summary = extra.pop("summary", None) or (text.title if text else None)
+        summary = " ".join(str(summary or self.default_summary(anomaly)).split())
         intro = extra.pop("description", None)
         payload: dict[str, JsonValue] = {
             "project": self._project(extra.pop("project", None)),
             "issuetype": self._issuetype(extra.pop("issuetype", extra.pop("issue_type", None))),
-            "summary": truncate_text(summary, SUMMARY_LIMIT),
-            "description": adf_json(block_to_adf(block, str(intro) if intro else None)),
+            # Jira refuses newlines in a summary, and more than 255 characters
+            "summary": truncate_text(summary or "?", SUMMARY_LIMIT),
+            "description": self._description(anomaly, intro, text),
             "labels": [*self._labels(extra.pop("labels", None), anomaly.id)],
         }
         priority = extra.pop("priority", None)
@@ -422,9 +539,43 @@ class JiraClient:
             payload["priority"] = self._priority(priority)
         assignee = extra.pop("assignee", None)
         if assignee:
-            payload["assignee"] = await self.resolve_assignee(assignee)
-        payload.update(extra)  # custom fields go through as given; Jira judges them
+            payload["assignee"] = await self.resolve_user(assignee, "assignee")
+        shapes = form.shapes if form else {}
+        for name, value in extra.items():
+            shape = shapes.get(name)
+            if shape is None and name != "reporter":
+                payload[name] = value  # not on the screen we know: Jira judges it
+            elif not is_empty(value):
+                payload[name] = await self._field_value(shape, name, value)
         return payload
+
+    def _description(
+        self, anomaly: Anomaly, intro: JsonValue, text: TicketText | None
+    ) -> dict[str, JsonValue]:
+        """The operator's words, then the anomaly block (or the template's text instead)."""
+        words = str(intro).strip() if intro else ""
+        if text and text.description and text.description.strip():
+            body = "\n\n".join(part for part in (words, text.description.strip()) if part)
+            return adf_json(truncate_doc(text_to_adf(body)))
+        block = anomaly_block(anomaly, self.platform.name, self.platform.url)
+        return adf_json(block_to_adf(block, words or None))
+
+    async def _field_value(
+        self, shape: FieldShape | None, name: str, value: JsonValue
+    ) -> JsonValue:
+        """One screen field's value as Jira takes it; a value of the wrong kind is refused
+        here, naming the field."""
+        if shape is None or shape.spec.kind == FieldKind.USER:
+            if shape is not None and shape.many:
+                items = value if isinstance(value, list) else str(value).split(",")
+                return [await self.resolve_user(v, name) for v in items if not is_empty(v)]
+            return await self.resolve_user(value, name)
+        try:
+            return convert(shape, value)
+        except FieldValueError as exc:
+            raise ValidationError(
+                exc.message, field_errors={exc.field: exc.message}, connection=self.name
+            ) from None
 
     def default_summary(self, anomaly: Anomaly) -> str:
         what = anomaly.message or anomaly.description or anomaly.location or anomaly.type
@@ -470,6 +621,10 @@ class JiraClient:
 
     async def resolve_assignee(self, value: JsonValue) -> dict[str, JsonValue]:
         """``{"accountId": ...}`` from an account id, an email or a display name."""
+        return await self.resolve_user(value, "assignee")
+
+    async def resolve_user(self, value: JsonValue, field: str) -> dict[str, JsonValue]:
+        """``{"accountId": ...}`` for a user field from an account id, an email or a name."""
         if isinstance(value, dict):
             return value
         wanted = str(value).strip()
@@ -478,7 +633,11 @@ class JiraClient:
         found = await self._answer(
             list[JiraUser], "GET", f"{API}/user/search", params={"query": wanted}
         )
-        users = [u for u in found or [] if u.get("accountType", "atlassian") == "atlassian"]
+        users = [
+            u
+            for u in found or []
+            if u.get("accountType", "atlassian") == "atlassian" and u.get("active", True)
+        ]
         exact = [
             u
             for u in users
@@ -493,7 +652,122 @@ class JiraClient:
             if not chosen
             else f"'{wanted}' matches {len(chosen)} Jira users; choose one"
         )
-        raise ValidationError(problem, field_errors={"assignee": problem}, connection=self.name)
+        raise ValidationError(problem, field_errors={field: problem}, connection=self.name)
+
+    # ------------------------------------------------------------------ forms and people
+
+    async def ticket_types(self) -> list[TicketTypeView]:
+        """The project's issue types that can be created on their own (no sub-tasks); read
+        afresh (the desk caches the answer), and kept for the creates that follow."""
+        types = await self._issue_types(self.conn.project, fresh=True)
+        return [
+            TicketTypeView(id=str(t["id"]), name=str(t["name"]))
+            for t in types
+            if not t.get("subtask")
+        ]
+
+    async def create_form(self, ticket_type: str | None = None) -> CreateFormView:
+        """The create screen of an issue type (an id or a name; None: the connection's), read
+        afresh like ``ticket_types``."""
+        project = self.conn.project
+        wanted = (ticket_type or self.conn.issue_type).strip()
+        chosen = await self._issue_type(project, wanted, fresh=True)
+        if chosen is None:
+            names = ", ".join(t.name for t in await self.ticket_types()) or "none"
+            raise NotFoundError(
+                f"{project} has no issue type {wanted!r} (it has: {names})",
+                status=404,
+                connection=self.name,
+            )
+        form = await self._form(project, str(chosen["id"]), fresh=True)
+        return CreateFormView(
+            connection=self.name,
+            ticket_type=TicketTypeView(id=str(chosen["id"]), name=str(chosen["name"])),
+            fields=form.visible(),
+            reporter_settable=form.reporter_settable,
+        )
+
+    async def find_users(self, query: str, limit: int = 20) -> list[UserView]:
+        """Active people (not apps) whose name or email starts with ``query``."""
+        wanted = query.strip()
+        if not wanted:
+            return []
+        found = await self._answer(
+            list[JiraUser],
+            "GET",
+            f"{API}/user/search",
+            params={"query": wanted, "maxResults": max(1, min(limit, 1000))},
+        )
+        people = [
+            UserView(
+                id=str(u["accountId"]),
+                name=str(u.get("displayName") or u["accountId"]),
+                email=u.get("emailAddress") or None,
+            )
+            for u in found or []
+            if u.get("active", True) and u.get("accountType", "atlassian") == "atlassian"
+        ]
+        return people[:limit]
+
+    async def _form_for(self, fields: TicketFields) -> JiraForm | None:
+        """The create screen of the project and issue type ``fields`` name (the connection's
+        by default); None when Jira does not know them (the create then says why)."""
+        project = self._project(fields.get("project"))
+        where = str(project.get("key") or project.get("id") or self.conn.project)
+        kind = fields.get("issuetype", fields.get("issue_type"))
+        if isinstance(kind, dict):
+            kind = kind.get("id") or kind.get("name")
+        try:
+            chosen = await self._issue_type(where, str(kind or self.conn.issue_type).strip())
+            return await self._form(where, str(chosen["id"])) if chosen else None
+        except (NotFoundError, ValidationError) as exc:
+            log.info("%s: no create screen for %s: %s", self.name, where, exc)
+            return None
+
+    async def _issue_type(
+        self, project: str, wanted: str, *, fresh: bool = False
+    ) -> JiraIssueType | None:
+        types = await self._issue_types(project, fresh=fresh)
+        exact = next((t for t in types if str(t["id"]) == wanted or t["name"] == wanted), None)
+        folded = wanted.casefold()
+        return exact or next((t for t in types if str(t["name"]).casefold() == folded), None)
+
+    async def _issue_types(self, project: str, *, fresh: bool = False) -> list[JiraIssueType]:
+        """``createmeta/{project}/issuetypes``, every page, reused for ``FORM_TTL``."""
+        cached = self._types_cache.get(project)
+        if cached and not fresh and time.monotonic() - cached[0] < FORM_TTL:
+            return cached[1]
+        path = f"{API}/issue/createmeta/{quote(project, safe='')}/issuetypes"
+        found: list[JiraIssueType] = []
+        while True:
+            params = {"startAt": len(found), "maxResults": CREATEMETA_PAGE}
+            page = await self._answer(JiraIssueTypesPage, "GET", path, params=params)
+            batch = page.get("issueTypes") or page.get("values") or []
+            found.extend(batch)
+            if not _more(batch, len(found), page.get("total")):
+                break
+        self._types_cache[project] = (time.monotonic(), found)
+        return found
+
+    async def _form(self, project: str, type_id: str, *, fresh: bool = False) -> JiraForm:
+        """``createmeta/{project}/issuetypes/{id}``, every page, reused for ``FORM_TTL``."""
+        cached = self._form_cache.get((project, type_id))
+        if cached and not fresh and time.monotonic() - cached[0] < FORM_TTL:
+            return cached[1]
+        path = (
+            f"{API}/issue/createmeta/{quote(project, safe='')}/issuetypes/{quote(type_id, safe='')}"
+        )
+        metas: list[JiraFieldMeta] = []
+        while True:
+            params = {"startAt": len(metas), "maxResults": CREATEMETA_PAGE}
+            page = await self._answer(JiraFieldsPage, "GET", path, params=params)
+            batch = page.get("fields") or page.get("results") or []
+            metas.extend(batch)
+            if not _more(batch, len(metas), page.get("total")):
+                break
+        form = jira_form(metas)
+        self._form_cache[(project, type_id)] = (time.monotonic(), form)
+        return form
 
     async def find_created(self, anomaly_id: int) -> list[Ticket]:
         jql = (

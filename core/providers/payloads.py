@@ -208,24 +208,61 @@ class JiraChangelogPage(TypedDict, total=False):
 
 
 class JiraIssueTypesPage(TypedDict, total=False):
-    """``GET /issue/createmeta/{project}/issuetypes`` (``issueTypes``; older sites: ``values``)."""
+    """``GET /issue/createmeta/{project}/issuetypes`` (``issueTypes``; older sites: ``values``),
+    offset paging (``startAt``, ``maxResults``, ``total``)."""
 
     issueTypes: list[JiraIssueType] | None
     values: list[JiraIssueType] | None
+    startAt: int
+    maxResults: int
+    total: int
+
+
+class JiraAllowedOption(TypedDict, total=False):
+    """An entry of a createmeta field's ``allowedValues``: a custom field option (``value``,
+    a cascading parent's ``children``), a priority, version or component (``name``)."""
+
+    id: str
+    name: str
+    value: str
+    disabled: bool
+    children: list[JiraAllowedOption] | None
+
+
+class JiraFieldSchema(TypedDict, total=False):
+    """A field's ``schema``: ``type`` (string, number, date, datetime, option, option-with-child,
+    user, array…), ``items`` of an array, ``system`` or ``custom`` (the custom field type key)."""
+
+    type: str
+    items: str
+    system: str
+    custom: str
+    customId: int
 
 
 class JiraFieldMeta(TypedDict, total=False):
-    """A field of an issue type's create screen; only the priority field's values are read."""
+    """A field of an issue type's create screen."""
 
     fieldId: str
-    allowedValues: list[JiraPriority] | None
+    key: str
+    name: str
+    required: bool
+    schema: JiraFieldSchema | None
+    allowedValues: list[JiraAllowedOption] | None
+    hasDefaultValue: bool
+    defaultValue: JsonValue
+    operations: list[str] | None
 
 
 class JiraFieldsPage(TypedDict, total=False):
-    """``GET /issue/createmeta/{project}/issuetypes/{id}`` (``fields``; older: ``results``)."""
+    """``GET /issue/createmeta/{project}/issuetypes/{id}`` (``fields``; older: ``results``),
+    offset paging."""
 
     fields: list[JiraFieldMeta] | None
     results: list[JiraFieldMeta] | None
+    startAt: int
+    maxResults: int
+    total: int
 
 
 # -- ServiceNow Table API -----------------------------------------------------------------------
@@ -250,7 +287,9 @@ ReferenceField = Literal["assignment_group", "assigned_to", "caller_id"]
 
 
 class Incident(TypedDict, total=False):
-    """An incident row read with ``READ_FIELDS`` and ``sysparm_display_value=all``."""
+    """A task row (incident, problem, change_request…) read with ``READ_FIELDS`` and
+    ``sysparm_display_value=all``; the Change Management API answers in this shape too. A
+    table without a field leaves it out."""
 
     sys_id: ServiceNowField
     number: ServiceNowField
@@ -268,3 +307,4 @@ class Incident(TypedDict, total=False):
     correlation_id: ServiceNowField
     sys_updated_on: ServiceNowField
     sys_updated_by: ServiceNowField  # a user_name: who wrote the row last (``changes``)
+    sys_class_name: ServiceNowField  # the record's table

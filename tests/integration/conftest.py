@@ -22,6 +22,15 @@ from tests.support import FIXTURES, ThreadedServer, free_port
 ENV = {"JIRA_TOKEN": "demo-token", "SNOW_PASSWORD": "demo", "PLATFORM_TOKEN": "demo-platform-token"}
 
 
+# A rule that matches nothing, for the tests that only need one to exist (pause, resume, events)
+INERT_RULE = """
+[[rules]]
+name = "inert"
+match = { datastores = ["no-such-datastore"] }
+action = { connection = "jira" }
+"""
+
+
 def status_note(status: str) -> str:
     """The pattern of a status note: its timestamp is the moment of the change."""
     return r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Qualytics Anomaly Status: " + status + "$"
@@ -33,6 +42,7 @@ def write_config(
     platform: bool = False,
     jira: str = "",
     servicenow: str = "",
+    rules: str = "",
     **sync: float,
 ) -> Path:
     """Jira and ServiceNow on the sandbox; with ``platform``, the platform's API too (the
@@ -81,6 +91,7 @@ username = "admin"
 password_env = "SNOW_PASSWORD"
 timeout = 2
 {servicenow}
+{rules}
 """)
     return path
 
@@ -198,7 +209,9 @@ def desk(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
 @pytest.fixture
 def pdesk(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
     """A receiver with the platform's API configured: write-back and enrichment on."""
-    config = write_config(tmp_path / "anomaly-desk-platform.toml", sandbox.url, platform=True)
+    config = write_config(
+        tmp_path / "anomaly-desk-platform.toml", sandbox.url, platform=True, rules=INERT_RULE
+    )
     data = tmp_path / "platform-data"  # beside a `desk` a test may also use
     receiver = start_receiver(config, data, ENV)
     api = httpx.Client(base_url=receiver.url, timeout=30)

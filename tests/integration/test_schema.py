@@ -190,6 +190,7 @@ def test_every_event_fits_its_view(pdesk: Desk, schema: dict[str, Any]) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     desk.api.post("/api/anomalies/10261/refresh")
+    assert desk.api.post("/api/rules/inert/pause").status_code == 200  # rule.changed
     desk.api.delete(f"/api/anomalies/10261/links/{link['id']}")
     assert done.wait(20)
 

@@ -68,3 +68,30 @@ def test_jira_library_sees_jiras_errors(jira: JIRA) -> None:
     with pytest.raises(JIRAError) as missing:
         jira.issue("DQ-404")
     assert missing.value.status_code == 404
+
+
+def test_jira_library_sets_custom_fields_and_watchers(jira: JIRA) -> None:
+    """The library passes custom field values through; the emulator judges and keeps them."""
+    issue = jira.create_issue(
+        fields={
+            "project": {"key": "FIN"},
+            "issuetype": {"name": "Task"},
+            "summary": "Library-made finance issue",
+            "customfield_10050": {"value": "EMEA"},
+            "customfield_10054": {"value": "Data", "child": {"value": "Platform"}},
+            "customfield_10056": 12.5,
+        }
+    )
+    again = jira.issue(issue.key)
+    assert again.raw["fields"]["customfield_10050"]["value"] == "EMEA"
+    assert again.raw["fields"]["customfield_10054"]["child"]["value"] == "Platform"
+    assert again.raw["fields"]["customfield_10056"] == 12.5
+    jira.add_watcher(issue.key, "Dana Whitfield")  # found through /user/search
+    names = [w.displayName for w in jira.watchers(issue.key).watchers]
+    assert names == ["Demo User", "Dana Whitfield"]
+    with pytest.raises(JIRAError) as caught:
+        jira.create_issue(
+            fields={"project": {"key": "FIN"}, "issuetype": {"name": "Task"}, "summary": "x"}
+        )
+    assert caught.value.status_code == 400
+    assert "Region is required." in str(caught.value.text)

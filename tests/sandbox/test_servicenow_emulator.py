@@ -256,3 +256,129 @@ def test_seeded_choices_groups_and_users(sn: httpx.Client) -> None:
     assert {"Data Platform", "Service Desk"} <= {g["name"] for g in groups.json()["result"]}
     user = sn.get(f"/api/now/table/sys_user/{ALICE}").json()["result"]
     assert (user["user_name"], user["name"]) == ("alice.nguyen", "Alice Nguyen")
+
+
+# -- the other task tables (issue #15) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "fields", "number", "state", "label"),
+    [
+        ("problem", {}, "PRB0040001", "101", "New"),
+        ("change_request", {"risk_impact_analysis": "low"}, "CHG0030001", "-5", "New"),
+        ("rm_defect", {}, "DFCT0010001", "1", "Open"),
+        ("rm_enhancement", {}, "ENHC0010001", "1", "Open"),
+    ],
+)
+def test_each_task_table_numbers_states_and_journals(
+    sandbox: ThreadedServer,
+    table: str,
+    fields: dict[str, str],
+    number: str,
+    state: str,
+    label: str,
+) -> None:
+    with httpx.Client(base_url=sandbox.url, auth=("bob.martin", "demo")) as bob:  # itil
+        made = bob.post(
+            f"/api/now/table/{table}",
+            json={"short_description": "x", "correlation_id": "77", **fields},
+            params={"sysparm_display_value": "all"},
+        )
+        assert made.status_code == 201, made.text
+        row = made.json()["result"]
+        assert row["number"]["value"] == number
+        assert row["state"] == {"display_value": label, "value": state}
+        assert row["sys_class_name"]["value"] == table
+        sys_id = row["sys_id"]["value"]
+        patched = bob.patch(f"/api/now/table/{table}/{sys_id}", json={"work_notes": "a note"})
+        assert patched.status_code == 200, patched.text
+        journal = bob.get(
+            "/api/now/table/sys_journal_field",
+            params={"sysparm_query": f"element_id={sys_id}^element=work_notes"},
+        ).json()["result"]
+        assert [(j["name"], j["value"], j["sys_created_by"]) for j in journal] == [
+            (table, "a note", "bob.martin")
+        ]
+        found = bob.get(f"/api/now/table/{table}", params={"sysparm_query": "correlation_id=77"})
+        assert [r["sys_id"] for r in found.json()["result"]] == [sys_id]
+
+
+def test_data_policies_of_the_other_tables_name_fields_by_label(sn: httpx.Client) -> None:
+    refused = sn.post("/api/now/table/problem", json={"description": "no statement"})
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": {
+            "message": "Operation Failed",
+            "detail": "Data Policy Exception: \n\tThe following fields are mandatory: "
+            "Problem statement\n",
+        },
+        "status": "failure",
+    }
+    change = sn.post("/api/now/table/change_request", json={"short_description": "x"})
+    assert change.status_code == 403
+    assert "mandatory: Risk and impact analysis" in change.json()["error"]["detail"]
+    # the dictionary's mandatory flag is the form's business: the Table API takes the row
+    defect = sn.post("/api/now/table/rm_defect", json={"short_description": "no priority"})
+    assert defect.status_code == 201, defect.text
+    assert defect.json()["result"]["priority"] == ""
+    made = sn.post("/api/now/table/problem", json={"short_description": "p"}).json()["result"]
+    closing = sn.patch(f"/api/now/table/problem/{made['sys_id']}", json={"state": "107"})
+    assert closing.status_code == 403
+    assert "mandatory: Close notes" in closing.json()["error"]["detail"]
+
+
+def test_the_change_api_makes_a_normal_change_and_wraps_every_value(sn: httpx.Client) -> None:
+    answer = sn.post(
+        "/api/sn_chg_rest/change/normal",
+        json={"short_description": "Reload", "risk_impact_analysis": "low", "type": "standard"},
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert result["number"] == {"value": "CHG0030001", "display_value": "CHG0030001"}
+    assert result["type"] == {"value": "normal", "display_value": "Normal"}
+    assert result["state"] == {"value": "-5", "display_value": "New"}
+    assert all(set(cell) == {"value", "display_value"} for cell in result.values())
+    refused = sn.post("/api/sn_chg_rest/v1/change/normal", json={"short_description": "x"})
+    assert refused.status_code == 403
+    assert "Data Policy Exception" in refused.json()["error"]["detail"]
+
+
+def test_dictionary_tables_and_choices_are_readable(sn: httpx.Client) -> None:
+    tables = sn.get(
+        "/api/now/table/sys_db_object",
+        params={
+            "sysparm_query": "nameINrm_defect,rm_task",
+            "sysparm_fields": "name,label,super_class.name",
+        },
+    ).json()["result"]
+    assert {(t["name"], t["label"], t["super_class.name"]) for t in tables} == {
+        ("rm_defect", "Defect", "rm_task"),
+        ("rm_task", "Planning Task", "task"),
+    }
+    columns = sn.get(
+        "/api/now/table/sys_dictionary",
+        params={
+            "sysparm_query": "nameINrm_defect,task^element=priority",
+            "sysparm_fields": "name,mandatory,default_value,choice,internal_type",
+        },
+    ).json()["result"]
+    assert sorted((c["name"], c["mandatory"], c["default_value"]) for c in columns) == [
+        ("rm_defect", "true", ""),
+        ("task", "false", "4"),
+    ]
+    codes = sn.get(
+        "/api/now/table/sys_choice",
+        params={"sysparm_query": "name=change_request^element=close_code^ORDERBYsequence"},
+    ).json()["result"]
+    assert [c["value"] for c in codes] == ["successful", "successful_issues", "unsuccessful"]
+
+
+def test_users_with_a_shared_email_and_an_inactive_one(sn: httpx.Client) -> None:
+    shared = sn.get(
+        "/api/now/table/sys_user", params={"sysparm_query": "email=ana@example.com^active=true"}
+    ).json()["result"]
+    assert sorted(u["user_name"] for u in shared) == ["ana.lopez", "ana.lopez2"]
+    gone = sn.get(
+        "/api/now/table/sys_user", params={"sysparm_query": "email=olga.timer@example.com"}
+    ).json()["result"]
+    assert [(u["user_name"], u["active"]) for u in gone] == [("old.timer", "false")]

@@ -22,7 +22,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Select, Static, TextArea
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TextArea
 
 from anomaly_desk.core.formatting.adf import adf_to_text
 from anomaly_desk.core.views import AnomalyDetail, ConnectionPage, ConnectionView, RefView
@@ -210,6 +210,21 @@ async def other(pilot: Pilot, name: str, text: str) -> None:
     await paste(pilot, text)
 
 
+async def pick_user(pilot: Pilot, name: str, text: str, label: str) -> None:
+    """Type ``text`` into a person field, wait for the live search to list ``label``, pick it
+    (down into the list, Enter)."""
+    await type_into(pilot, f"#{name}", text)
+    people = pilot.app.screen.query_one(f"#{name}-results", OptionList)
+    await until(pilot, lambda: any(str(o.prompt) == label for o in people.options))
+    await pilot.press("down")
+    for _ in range(people.option_count):
+        if str(people.get_option_at_index(people.highlighted or 0).prompt) == label:
+            break
+        await pilot.press("down")
+    await pilot.press("enter")
+    await until(pilot, lambda: pilot.app.screen.query_one(f"#field-{name}").picked is not None)  # type: ignore[attr-defined]
+
+
 def no_cursor_blink(app: App[Any]) -> None:
     """A blinking cursor would make a screenshot depend on the moment it is taken."""
     for widget in app.screen.query("Input, TextArea"):
@@ -232,14 +247,18 @@ async def test_jira_create_with_every_field(live: Live) -> None:
         await settle(pilot)
         assert field(app, "summary").value == ("[DQ] orders: customer_id is null in 1,204 records")
         assert field(app, "project").value == "DQ"
-        assert field(app, "issuetype").value == "Task"  # the connection's default type
+        # the connection's default type, Task, by its id (the form of #15: types from Jira)
+        assert field(app, "issuetype").value == "10001"
         assert "Reading drop-down" not in screen_text(app)
 
         await type_into(pilot, "#summary", "Null customer ids in orders")
         await type_into(pilot, "#description", "Loaded by the nightly job.")
         await choose(pilot, "issuetype", "Bug")
+        await settle(pilot)  # the Bug form replaces the Task one, what was typed kept
+        assert field(app, "summary").value == "Null customer ids in orders"
         await choose(pilot, "priority", "High")
-        await choose(pilot, "assignee", "Alice Émond <alice@example.com>")
+        # people are searched as one types (#15), no longer a drop-down of assignable users
+        await pick_user(pilot, "assignee", "alice", "Alice Émond <alice@example.com>")
         await type_into(pilot, "#labels", "pipeline, urgent fix")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.result is not NOT_YET)
@@ -277,17 +296,17 @@ async def test_jira_unknown_values_show_the_providers_message_on_the_field(live:
         assert app.result is NOT_YET  # the dialog stays open for a fix
         assert app.screen.query_one("#submit").disabled is False
 
-        # a person Jira does not know, typed as free text
+        # a person Jira does not know, typed as free text (nobody picked from the search)
         await choose(pilot, "priority", "Low")
         assert field(app, "priority").error is None  # a change clears the provider's error
-        await other(pilot, "assignee", "nobody@example.com")
+        await type_into(pilot, "#assignee", "nobody@example.com")
         await pilot.press("enter")  # Enter in a field submits too
         await until(pilot, lambda: field(app, "assignee").error is not None)
         assert field(app, "assignee").error == "no Jira user matches 'nobody@example.com'"
         assert app.result is NOT_YET
 
         # typed as an email the provider resolves, it goes through
-        await type_into(pilot, "#assignee-other", "bob@example.com")
+        await type_into(pilot, "#assignee", "bob@example.com")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.result is not NOT_YET)
     assert app.result.ticket_key == "DQ-1"
@@ -308,8 +327,9 @@ async def test_required_fields_are_checked_before_sending(live: Live) -> None:
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert field(app, "project").error == "Project is required"
-        assert "Fix the marked fields." in screen_text(app)
-        assert app.focused is app.screen.query_one("#summary")  # the first bad field
+        assert "Fix the marked fields. Required: Project, Summary." in screen_text(app)
+        # the first bad field: the project, above the form since the type picker came (#15)
+        assert app.focused is app.screen.query_one("#project")
         assert app.result is NOT_YET
         await pilot.press("escape")
         await until(pilot, lambda: app.result is not NOT_YET)
@@ -369,15 +389,18 @@ async def test_servicenow_create_with_category_group_and_people(live: Live) -> N
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         sub = app.screen.query_one("#field-subcategory", ChoiceField)
-        assert sub.options == []  # no category yet: nothing to depend on
+        # the instance's default category (read from its dictionary since #15) gives its own
+        assert field(app, "category").value == "inquiry"
+        assert [label for label, _ in sub.options][:1] == ["Antivirus"]
         await choose(pilot, "category", "Data Quality")
         assert [label for label, _ in sub.options] == ["Completeness", "Validity", "Freshness"]
         await choose(pilot, "subcategory", "Completeness")
         await choose(pilot, "impact", "2 - Medium")
         await choose(pilot, "urgency", "1 - High")
         await choose(pilot, "assignment_group", "Data Platform")
-        await choose(pilot, "assigned_to", "Alice Nguyen (alice.nguyen)")
-        await other(pilot, "caller_id", "carla.diaz")
+        # people are searched as one types (#15); a user name typed and not picked is sent as is
+        await pick_user(pilot, "assigned_to", "alice", "Alice Nguyen <alice.nguyen@example.com>")
+        await type_into(pilot, "#caller_id", "carla.diaz")
         await type_into(pilot, "#description", "Seen after the 02:00 load.")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.result is not NOT_YET)
@@ -568,7 +591,7 @@ def test_snapshot_jira_form(live: Live, snap_compare: Any) -> None:
     async def fill(pilot: Pilot) -> None:
         await settle(pilot)
         await choose(pilot, "priority", "High")
-        await choose(pilot, "assignee", "Alice Émond <alice@example.com>")
+        await pick_user(pilot, "assignee", "alice", "Alice Émond <alice@example.com>")
         await type_into(pilot, "#labels", "pipeline")
         no_cursor_blink(app)
         await settle(pilot)

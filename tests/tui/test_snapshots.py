@@ -7,18 +7,24 @@ dashboard does. Update with ``pytest tests/tui/test_snapshots.py --snapshot-upda
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static
 
 from anomaly_desk.core.views import ImportProgressView
+from anomaly_desk.tui.screens.create_ticket import CreateTicketScreen, SpecForm
 from anomaly_desk.tui.screens.import_platform import ImportScreen
 from anomaly_desk.tui.screens.keymap import KeyMapScreen
-from tests.integration.conftest import Desk
-from tests.tui.conftest import SIZE, dashboard, main_screen, ready, wait_for
+from tests.integration.conftest import ENV, Desk, start_receiver, write_config
+from tests.support import ThreadedServer
+from tests.tui.conftest import SIZE, dashboard, main_screen, ready, seed_frozen, wait_for
 
 ADDRESS = "http://127.0.0.1:8787"
 
@@ -217,3 +223,70 @@ def test_import_dialog_options_with_an_error_80x24(frozen_desk: Desk, snap_compa
 
     app = dashboard(frozen_desk, address=ADDRESS)
     assert snap_compare(app, terminal_size=(80, 24), run_before=options)
+
+
+# -- the create form built from the provider's fields (#15) -----------------------------------
+
+
+@pytest.fixture
+def frozen_finance(tmp_path: Path, sandbox: ThreadedServer) -> Iterator[Desk]:
+    """The frozen store, its Jira connection creating in FIN: custom fields of every type."""
+    seed_frozen(tmp_path / "data")
+    config = write_config(tmp_path / "anomaly-desk.toml", sandbox.url)
+    config.write_text(config.read_text().replace('project = "DQ"', 'project = "FIN"'))
+    receiver = start_receiver(config, tmp_path / "data", ENV)
+    api = httpx.Client(base_url=receiver.url, timeout=30)
+    try:
+        deadline = time.monotonic() + 10
+        while any(c["health"] is None for c in api.get("/api/connections").json()["items"]):
+            assert time.monotonic() < deadline, "connection checks did not finish"
+            time.sleep(0.05)
+        yield Desk(receiver, sandbox, api, tmp_path / "data", config)
+    finally:
+        api.close()
+        receiver.stop()
+
+
+async def open_create_form(pilot: Pilot[Any]) -> CreateTicketScreen:
+    """`c` on the newest anomaly, the jira connection: its FIN form read and shown."""
+    await settle(pilot)
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CreateTicketScreen), what="form")
+    dialog = pilot.app.screen
+    assert isinstance(dialog, CreateTicketScreen)
+    await wait_for(pilot, lambda: bool(dialog.query("#connections")), what="connections")
+    await pilot.press("enter")
+    status = dialog.query_one("#status")
+    await wait_for(
+        pilot,
+        lambda: bool(dialog.query(SpecForm)) and not status.has_class("-busy"),
+        what="the FIN form",
+    )
+    for widget in dialog.query("Input, TextArea"):
+        widget.cursor_blink = False  # type: ignore[attr-defined]
+    await pilot.pause()
+    return dialog
+
+
+def test_create_form_from_createmeta_80x24(frozen_finance: Desk, snap_compare: Any) -> None:
+    """The type row, then the required fields first and marked (Region, a custom select, above
+    the summary), the rest below to scroll to."""
+    app = dashboard(frozen_finance, address=ADDRESS)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_create_form)
+
+
+def test_create_form_required_refused_200x60(frozen_finance: Desk, snap_compare: Any) -> None:
+    """A submit with Region empty is refused before anything is sent: the status names it, the
+    field is marked and focused; below, the custom fields of other kinds."""
+
+    async def refused(pilot: Pilot[Any]) -> None:
+        dialog = await open_create_form(pilot)
+        await pilot.press("ctrl+s")
+        await wait_for(
+            pilot, lambda: "Required: Region" in str(dialog.query_one("#status").render())
+        )
+        assert dialog.sent == 0
+        await pilot.pause()
+
+    app = dashboard(frozen_finance, address=ADDRESS)
+    assert snap_compare(app, terminal_size=(200, 60), run_before=refused)

@@ -271,7 +271,9 @@ async def test_servicenow_priority_is_derived_from_impact_and_urgency(live: Live
     async with app.run_test(size=(100, 60)) as pilot:
         await settle(pilot)
         priority = app.screen.query_one("#field-priority", DerivedField)
-        assert priority.shown == ""  # nothing chosen: the instance decides
+        # the instance's defaults, read from its dictionary since #15: 3 - Low and 3 - Low
+        assert (field(app, "impact").value, field(app, "urgency").value) == ("3", "3")
+        assert priority.shown == "5 - Planning"
         expected = {
             ("1 - High", "1 - High"): "1 - Critical",
             ("2 - Medium", "1 - High"): "2 - High",

@@ -140,6 +140,16 @@ MAIN_COMMANDS: tuple[Command, ...] = (
     ),
     _filter("5", "all", "All", "Show all", "Every anomaly"),
     Command(
+        "toggle_archive",
+        "6",
+        "Cold",
+        "Include the cold archive",
+        "List and search the cold archive too (anomalies archived long ago): slower; its rows "
+        "are marked ❄, and acting on one brings it back",
+        "View",
+        show=False,
+    ),
+    Command(
         "reload",
         "ctrl+r",
         "Reload",
@@ -168,6 +178,15 @@ MAIN_COMMANDS: tuple[Command, ...] = (
         "Show quarantine",
         "Delivered items kept aside: no usable anomaly id",
         "View",
+    ),
+    Command(
+        "rules",
+        "R",
+        "Rules",
+        "Show rules",
+        "The rules that raise tickets by themselves: what each did; pause or resume one",
+        "Tickets",
+        show=False,
     ),
     Command(
         "zoom",

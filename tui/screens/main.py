@@ -257,6 +257,8 @@ class MainScreen(Screen[None]):
         title = f"Anomalies · {label} · {shown:,}{more} loaded"
         if self.model.query.q:
             title += f" · search “{self.model.query.q}”"
+        if self.model.query.archive:
+            title += " · with the cold archive"
         self.query_one("#list-pane").border_title = Text(title)  # typed text: `[/]` is no tag
 
     @work(exclusive=True, group="rows")
@@ -269,7 +271,9 @@ class MainScreen(Screen[None]):
         generation = self.model.reset(query)
         limit = min(MORE_PAGE, max(FIRST_PAGE, window))
         try:
-            page = await self.client.list_anomalies(query.status, query.q, limit)
+            page = await self.client.list_anomalies(
+                query.status, query.q, limit, archive=query.archive
+            )
         except ApiError as exc:
             if self.gone():
                 return
@@ -307,7 +311,9 @@ class MainScreen(Screen[None]):
                 self.model.query,
             )
             try:
-                page = await self.client.list_anomalies(query.status, query.q, MORE_PAGE, cursor)
+                page = await self.client.list_anomalies(
+                    query.status, query.q, MORE_PAGE, cursor, archive=query.archive
+                )
             except ApiError as exc:
                 self.notify(exc.detail, title="Cannot load more anomalies", severity="error")
                 return
@@ -688,7 +694,7 @@ class MainScreen(Screen[None]):
 
     @on(FilterBar.Changed)
     def filters_changed(self, message: FilterBar.Changed) -> None:
-        query = Query(message.status, message.q.strip())
+        query = Query(message.status, message.q.strip(), message.archive)
         if query == self.model.query:
             return
         self.load_rows(query, delay=SEARCH_DELAY_S if query.q != self.model.query.q else 0.0)
@@ -709,6 +715,9 @@ class MainScreen(Screen[None]):
     def action_filter(self, status: str) -> None:
         self.query_one(FilterBar).set_status(status)
 
+    def action_toggle_archive(self) -> None:
+        self.query_one(FilterBar).toggle_archive()
+
     def action_sort(self) -> None:
         order = list(SORTS)
         current = self.table.current
@@ -721,6 +730,11 @@ class MainScreen(Screen[None]):
 
     def action_quarantine(self) -> None:
         self.app.push_screen(QuarantineScreen(self.client))
+
+    def action_rules(self) -> None:
+        from anomaly_desk.tui.screens.rules import RulesScreen
+
+        self.app.push_screen(RulesScreen(self.client))
 
     def action_keys(self) -> None:
         """The key map, from the live bindings: this screen's, the panes' and the app's."""

@@ -47,6 +47,7 @@ class Query:
 
     filter: str = "open"
     q: str = ""
+    archive: bool = False  # the cold archive searched too (slower; its rows marked cold)
 
     @property
     def status(self) -> str:

@@ -40,6 +40,9 @@ STUCK_STYLE = Style(color="bright_white", bgcolor="red", bold=True)
 Cell = list[tuple[str, Style]]
 
 
+COLD_STYLE = Style(color="cyan", bold=True)
+
+
 def weight_style(weight: float | None) -> Style:
     value = weight or 0
     if value >= 50:
@@ -206,7 +209,10 @@ class AnomalyTable(ScrollView, can_focus=True):
             ticket_cell.append((f" ⚠{row.stuck_notes} ", STUCK_STYLE))
         return [
             [(str(row.id), Style(bold=True))],
-            [(status, STATUS_STYLES.get(status, UNKNOWN_STATUS if status else Style()))],
+            [
+                (status, STATUS_STYLES.get(status, UNKNOWN_STATUS if status else Style())),
+                *([(" ❄", COLD_STYLE)] if row.cold else []),  # from the cold archive
+            ],
             [(row.type or "", Style())],
             [(str(row.weight if row.weight is not None else "—"), weight_style(row.weight))],
             [(place(row), Style())],

@@ -392,6 +392,14 @@ def render_detail(doc: AnomalyDetail, now: datetime | None = None) -> Renderable
 
     alert = stuck_line(doc)
     head: list[RenderableType] = [title] if alert is None else [title, alert]
+    if doc.cold:
+        head.append(
+            Text(
+                "❄ in the cold archive (archived long ago); an action here, a change on the "
+                "platform or on its ticket brings it back",
+                style="bold cyan",
+            )
+        )
     odd = _odd(doc)
     kept: list[RenderableType] = []
     if odd is not None:

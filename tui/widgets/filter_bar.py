@@ -39,14 +39,17 @@ class FilterBar(Horizontal):
     """
 
     class Changed(Message):
-        def __init__(self, status: str, q: str) -> None:
+        def __init__(self, status: str, q: str, archive: bool = False) -> None:
             super().__init__()
             self.status = status
             self.q = q
+            self.archive = archive  # the cold archive searched too
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.status = "open"
+        self.archive = False
+        self._sort = SORTS["newest"]
 
     def compose(self) -> ComposeResult:
         tabs = Tabs(
@@ -66,15 +69,30 @@ class FilterBar(Horizontal):
         self.query_one(Tabs).active = status
 
     def set_sort_label(self, sort: str) -> None:
-        self.query_one("#sort", Label).update(f"sort: {SORTS[sort]}")
+        self._sort = SORTS[sort]
+        self._label()
+
+    def _label(self) -> None:
+        cold = " · + cold archive (slower)" if self.archive else ""
+        self.query_one("#sort", Label).update(f"sort: {self._sort}{cold}")
+
+    def toggle_archive(self) -> None:
+        """Search the cold archive too, or no longer (the label says which). It holds archived
+        anomalies only: from an open tab, the list goes to All."""
+        self.archive = not self.archive
+        self._label()
+        if self.archive and self.status not in ("archived", "all"):
+            self.set_status("all")  # the tab posts the change, the archive included
+            return
+        self.post_message(self.Changed(self.status, self.q, self.archive))
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()
         if event.tab is None or event.tab.id == self.status:
             return
         self.status = event.tab.id or "open"
-        self.post_message(self.Changed(self.status, self.q))
+        self.post_message(self.Changed(self.status, self.q, self.archive))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Changed(self.status, event.value))
+        self.post_message(self.Changed(self.status, event.value, self.archive))

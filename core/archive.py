@@ -1,0 +1,684 @@
+"""The cold archive: anomalies archived long ago, out of the hot store (issue #16).
+
+Why: a store of a million anomalies, most of them archived for good, must still open in seconds
+and keep a webhook's cost flat. The hot store holds every row in memory; this archive holds only
+a sorted ``array('q')`` of ids and one of *locations* (8 bytes each), plus the links of the
+anomalies that have tickets (the poller reads those tickets back).
+
+On disk, under ``<data_dir>/archive/`` (0700, every file 0600):
+
+* ``YYYY-MM.jsonl.gz``: the anomalies archived (by their ``updated_at``) in that month,
+  append-only. Each compaction appends gzip members of up to :data:`MEMBER_ROWS` lines and
+  fsyncs them; concatenated members are one valid gzip file (``zcat`` reads it). A line is
+  ``{"id":…,"seq":…,"doc":{…}}``: the stored row as it was, and the run that wrote it.
+* ``index``: the ids, their locations (month and member offset of the *last* record of each id,
+  the one with the highest ``seq``), the links, and how many bytes of each month file it
+  covers; written atomically (temp file, fsync, rename) at the end of a run.
+
+Opening reads the index only. A month file longer than the index says (a crash after the
+append, before the index) has its tail scanned; a member cut short by a crash (it never got to
+the hot store's deletion, which follows the fsync) is cut off. A missing or unreadable index is
+rebuilt by scanning every month.
+
+Rows here are stored JSON (``JsonObject``) like the journal's; the store turns them into
+documents and views at its boundary. An id both hot and here is hot: the hot store wins
+(:class:`anomaly_desk.core.store.Store` asks here only for ids it does not hold).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import heapq
+import logging
+import os
+import re
+import threading
+import time
+import zlib
+from array import array
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Self
+
+import orjson
+
+from anomaly_desk.core.jsontypes import JsonObject
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_DIR = "archive"
+INDEX_FILE = "index"
+MAGIC = b"anomaly-desk cold archive 1\n"
+MEMBER_ROWS = 256  # lines per gzip member: a lookup decompresses one member, never a month
+COMPRESS_LEVEL = 6
+_MONTH_FILE = re.compile(r"^(\d{4})-(\d{2})\.jsonl\.gz$")
+_PREFIX = re.compile(rb'\{"id":(-?\d+),"seq":(\d+),')
+_READ = 1 << 16
+_OFFSET_BITS = 40  # a location: month code above, member offset below (months up to 1 TiB)
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+
+
+class ColdLink(NamedTuple):
+    """A ticket linked to a cold anomaly: enough for the poller to read it back."""
+
+    anomaly_id: int
+    link_id: str
+    connection: str
+    ticket_key: str
+    ticket_id: str
+    cursor: str | None  # the ticket's ``updated`` when last read (inbound_at), else linked_at
+    table: str | None = None  # ServiceNow: the record's table, when not the connection's default
+    fingerprint: str | None = None  # the anomaly's: a new one with it is a recurrence (#13)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthInfo:
+    name: str  # 2026-10
+    bytes: int
+    anomalies: int  # current records (the last of their id) in this month
+
+
+def month_of(row: JsonObject) -> str:
+    """The month an anomaly was archived in: of its ``updated_at`` (its last change)."""
+    for key in ("updated_at", "received_at", "created"):
+        value = row.get(key)
+        if isinstance(value, str) and len(value) >= 7 and value[4] == "-":
+            year, month = value[:4], value[5:7]
+            if year.isdigit() and month.isdigit() and 1 <= int(month) <= 12:
+                return f"{year}-{month}"
+    return time.strftime("%Y-%m", time.gmtime())
+
+
+def _code(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:7]) - 1
+
+
+def _name(code: int) -> str:
+    return f"{code // 12:04d}-{code % 12 + 1:02d}"
+
+
+def search_text(row: JsonObject) -> str:
+    """What ``q`` matches, as the hot store's search index holds it: id, where, fields,
+    message, type and linked ticket keys (lower-cased)."""
+    parts = [
+        str(row.get("id")),
+        (row.get("datastore") or {}).get("name") or "",
+        (row.get("container") or {}).get("name") or "",
+        " ".join(row.get("fields") or ()),
+        row.get("message") or "",
+        row.get("type") or "",
+        " ".join(link.get("ticket_key", "") for link in row.get("links") or ()),
+    ]
+    return "\n".join(str(p) for p in parts).lower()
+
+
+def sort_key(row: JsonObject) -> tuple[str, int]:
+    """Newest first, as the hot list orders: detection time, then id."""
+    return (row.get("created") or row.get("received_at") or "", int(row["id"]))
+
+
+def _links_of(row: JsonObject) -> tuple[ColdLink, ...]:
+    found = []
+    for link in row.get("links") or ():
+        if isinstance(link, dict) and link.get("id") and link.get("connection"):
+            found.append(
+                ColdLink(
+                    int(row["id"]),
+                    str(link["id"]),
+                    str(link["connection"]),
+                    str(link.get("ticket_key") or ""),
+                    str(link.get("ticket_id") or ""),
+                    link.get("inbound_at") or link.get("linked_at"),
+                    link.get("table"),
+                    None if row.get("fingerprint") is None else str(row["fingerprint"]),
+                )
+            )
+    return tuple(found)
+
+
+class ArchiveDamaged(Exception):
+    """A month file cannot be read where the index says a record is."""
+
+
+class ColdArchive:
+    """The archive of one data directory; its owner holds the data directory's lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        # sorted ids and the location of each one's last record, replaced together (one
+        # assignment), so a reader in another thread never pairs an id with another's location
+        self._sorted: tuple[array[int], array[int]] = (array("q"), array("q"))
+        self._recent: dict[int, int] = {}  # added since the arrays were built (id → location)
+        self._link_map: dict[int, tuple[ColdLink, ...]] | None = {}  # None: not read yet
+        self._link_bytes = b"[]"  # the index's links, read when first asked for (the poller)
+        self._link_lock = threading.Lock()
+        self._fingerprints: dict[str, set[int]] | None = None  # built from the links on demand
+        self._covered: dict[str, int] = {}  # month → bytes the index accounts for
+        self.generation = 0  # changes with every append or deletion (caches of searches)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self) -> Self:
+        """Read the index (scan only what it does not cover). No directory: an empty archive."""
+        if not self.path.is_dir():
+            return self
+        _private_dir(self.path)
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / f".{INDEX_FILE}.tmp").unlink()
+        if not self._read_index():
+            started = time.perf_counter()
+            self._rebuild()
+            log.warning(
+                "cold archive: index missing or unreadable, rebuilt from %d month file(s) "
+                "(%d anomalies) in %.1f s",
+                len(self._covered),
+                len(self),
+                time.perf_counter() - started,
+            )
+            self.save_index()
+            return self
+        behind = False
+        for month, path in self._month_files():
+            covered = self._covered.get(month, 0)
+            size = path.stat().st_size
+            if size < covered:  # shorter than indexed: trust nothing, read everything again
+                log.warning("cold archive: %s is shorter than its index says; rebuilding", path)
+                self._rebuild()
+                self.save_index()
+                return self
+            if size > covered:
+                self._scan_tail(month, path, covered)
+                behind = True
+        missing = [m for m in self._covered if not self._month_path(m).exists()]
+        if missing:  # deleted (delete_after_days) before the index said so, or by hand
+            log.warning("cold archive: month file(s) gone: %s; forgotten", ", ".join(missing))
+            self._drop_months(set(missing))
+            behind = True
+        if behind:
+            self._merge()
+            self.save_index()
+        return self
+
+    def _read_index(self) -> bool:
+        try:
+            raw = (self.path / INDEX_FILE).read_bytes()
+        except FileNotFoundError:
+            return False
+        if not raw.startswith(MAGIC):
+            return False
+        end = raw.find(b"\n", len(MAGIC))
+        try:
+            header = orjson.loads(raw[len(MAGIC) : end])
+            count = int(header["count"])
+            body = raw[end + 1 : end + 1 + 16 * count]
+            link_bytes = raw[end + 1 + 16 * count :]
+            if len(body) != 16 * count or zlib.crc32(body) != header["crc"]:
+                return False
+            if zlib.crc32(link_bytes) != header["links_crc"]:
+                return False
+            ids, locs = array("q"), array("q")
+            ids.frombytes(body[: 8 * count])
+            locs.frombytes(body[8 * count :])
+            covered = {str(k): int(v) for k, v in header["months"].items()}
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+            return False
+        self._sorted, self._covered = (ids, locs), covered
+        self._link_map, self._link_bytes = None, link_bytes
+        self._recent = {}
+        return True
+
+    def _links(self) -> dict[int, tuple[ColdLink, ...]]:
+        """Cold anomalies' links by anomaly id; parsed from the index on first use, so opening
+        pays only for the id arrays."""
+        with self._link_lock:  # the poller (event loop) and an append (a thread) may both ask
+            if self._link_map is None:
+                found: dict[int, tuple[ColdLink, ...]] = {}
+                for entry in orjson.loads(self._link_bytes):
+                    link = ColdLink(*entry)
+                    found[link.anomaly_id] = (*found.get(link.anomaly_id, ()), link)
+                self._link_map, self._link_bytes = found, b""
+            return self._link_map
+
+    def save_index(self) -> None:
+        """Write the index atomically (everything appended so far is in it)."""
+        self._merge()
+        ids, locs = self._sorted
+        body = ids.tobytes() + locs.tobytes()
+        link_bytes = orjson.dumps(
+            [list(link) for links in self._links().values() for link in links]
+        )
+        header = {
+            "count": len(ids),
+            "crc": zlib.crc32(body),
+            "links_crc": zlib.crc32(link_bytes),
+            "months": self._covered,
+            "written": time.time(),
+        }
+        self._ensure_dir()
+        tmp = self.path / f".{INDEX_FILE}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with open(fd, "wb") as fh:
+                fh.write(MAGIC + orjson.dumps(header) + b"\n" + body + link_bytes)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path / INDEX_FILE)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path)
+
+    def _rebuild(self) -> None:
+        """Every month file scanned: for each id its record with the highest ``seq``."""
+        self._sorted, self._recent, self._link_map, self._covered = (
+            (array("q"), array("q")),
+            {},
+            {},
+            {},
+        )
+        best: dict[int, tuple[int, int]] = {}  # id → (seq, location)
+        links: dict[int, tuple[ColdLink, ...]] = {}
+        for month, path in self._month_files():
+            end = 0
+            for offset, member_end, data in self._members(path, 0, cut=True):
+                loc = (_code(month) << _OFFSET_BITS) | offset
+                for line in data.splitlines():
+                    found = _PREFIX.match(line)
+                    if found is None:
+                        continue
+                    anomaly_id, seq = int(found[1]), int(found[2])
+                    if anomaly_id in best and best[anomaly_id][0] > seq:
+                        continue
+                    best[anomaly_id] = (seq, loc)
+                    links.pop(anomaly_id, None)
+                    if b'"links":[{' in line:
+                        row_links = _links_of(orjson.loads(line)["doc"])
+                        if row_links:
+                            links[anomaly_id] = row_links
+                end = member_end
+            self._covered[month] = end
+        self._recent = {anomaly_id: loc for anomaly_id, (_, loc) in best.items()}
+        self._link_map = links
+        self._merge()
+        self.generation += 1
+        self._fingerprints = None
+
+    def _scan_tail(self, month: str, path: Path, start: int) -> None:
+        """Records appended after the index was written (a crash in between): the newest."""
+        end = start
+        for offset, member_end, data in self._members(path, start, cut=True):
+            loc = (_code(month) << _OFFSET_BITS) | offset
+            for line in data.splitlines():
+                found = _PREFIX.match(line)
+                if found is None:
+                    continue
+                anomaly_id = int(found[1])
+                self._recent[anomaly_id] = loc
+                self._links().pop(anomaly_id, None)
+                if b'"links":[{' in line:
+                    row_links = _links_of(orjson.loads(line)["doc"])
+                    if row_links:
+                        self._links()[anomaly_id] = row_links
+            end = member_end
+        self._covered[month] = end
+        log.warning(
+            "cold archive: %s had %d bytes past its index (a compaction was cut short); "
+            "read them back",
+            path.name,
+            end - start,
+        )
+
+    def _members(
+        self, path: Path, start: int, *, cut: bool = False, stop: int | None = None
+    ) -> Iterator[tuple[int, int, bytes]]:
+        """``(offset, end, decompressed)`` of each complete member from ``start`` (to ``stop``).
+
+        With ``cut``, a member cut short at the end of the file (a crash mid-append: its rows
+        never left the hot store, which waits for the fsync) is cut off, durably; anything else
+        unreadable is damage, refused (:class:`ArchiveDamaged`)."""
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below; a generator holds it
+        except FileNotFoundError:
+            return
+        with fh:
+            fh.seek(start)
+            offset = start
+            buffer = b""
+            limit = stop
+            while True:
+                if not buffer:
+                    want = _READ if limit is None else min(_READ, limit - offset)
+                    buffer = fh.read(want) if want > 0 else b""
+                    if not buffer:
+                        return
+                inflater = zlib.decompressobj(31)
+                parts: list[bytes] = []
+                consumed = 0
+                try:
+                    while True:
+                        parts.append(inflater.decompress(buffer))
+                        if inflater.eof:
+                            consumed += len(buffer) - len(inflater.unused_data)
+                            buffer = inflater.unused_data
+                            break
+                        consumed += len(buffer)
+                        want = _READ if limit is None else min(_READ, limit - offset - consumed)
+                        buffer = fh.read(want) if want > 0 else b""
+                        if not buffer:
+                            raise EOFError("member cut short")
+                except (zlib.error, EOFError) as exc:
+                    torn = isinstance(exc, EOFError) or _zeros_from(path, offset)
+                    if not (cut and torn):
+                        raise ArchiveDamaged(
+                            f"{path}: unreadable at byte {offset} ({exc}); restore the file from "
+                            "a backup (or move it aside: the anomalies in it are then lost)"
+                        ) from None
+                    size = path.stat().st_size
+                    log.warning(
+                        "cold archive: %s: cut %d bytes at %d left by an interrupted "
+                        "compaction (%s); the hot store still holds what they were",
+                        path.name,
+                        size - offset,
+                        offset,
+                        exc,
+                    )
+                    _cut(path, offset)
+                    return
+                yield offset, offset + consumed, b"".join(parts)
+                offset += consumed
+
+    def _month_files(self) -> list[tuple[str, Path]]:
+        found = []
+        for path in self.path.glob("*.jsonl.gz"):
+            if _MONTH_FILE.match(path.name):
+                found.append((path.name[:7], path))
+        return sorted(found)
+
+    def _month_path(self, month: str) -> Path:
+        return self.path / f"{month}.jsonl.gz"
+
+    def _ensure_dir(self) -> None:
+        if not self.path.is_dir():
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _fsync_dir(self.path.parent)
+        _private_dir(self.path)
+
+    # -- the in-memory index -----------------------------------------------------------------
+
+    def _merge(self) -> None:
+        """Fold the ids added lately into the sorted arrays (once per run, not per id)."""
+        if not self._recent:
+            return
+        recent = dict(self._recent)
+        merged = dict(zip(*self._sorted, strict=True))
+        merged.update(recent)
+        ids = sorted(merged)
+        self._sorted = (array("q", ids), array("q", (merged[i] for i in ids)))
+        for anomaly_id, loc in recent.items():  # only what was merged: never a newer one
+            if self._recent.get(anomaly_id) == loc:
+                del self._recent[anomaly_id]
+
+    def _loc(self, anomaly_id: int) -> int | None:
+        loc = self._recent.get(anomaly_id)
+        if loc is not None:
+            return loc
+        ids, locs = self._sorted
+        i = bisect.bisect_left(ids, anomaly_id)
+        if i < len(ids) and ids[i] == anomaly_id:
+            return locs[i]
+        return None
+
+    def __contains__(self, anomaly_id: object) -> bool:
+        """The membership test a webhook pays for: a dict lookup and a bisect."""
+        return isinstance(anomaly_id, int) and self._loc(anomaly_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._sorted[0]) + sum(1 for i in self._recent if not self._in_arrays(i))
+
+    def _in_arrays(self, anomaly_id: int) -> bool:
+        ids = self._sorted[0]
+        i = bisect.bisect_left(ids, anomaly_id)
+        return i < len(ids) and ids[i] == anomaly_id
+
+    def ids(self) -> Iterator[int]:
+        """Every archived id, ascending (restored ones too: the store tells which are hot)."""
+        self._merge()
+        return iter(self._sorted[0])
+
+    def with_fingerprint(self, fingerprint: str) -> set[int]:
+        """Cold anomalies with tickets that carry this fingerprint (a recurrence finds them);
+        a dict lookup once built (again after each change of the links)."""
+        found = self._fingerprints
+        if found is None:
+            found = {}
+            for links in list(self._links().values()):
+                for link in links:
+                    if link.fingerprint is not None:
+                        found.setdefault(link.fingerprint, set()).add(link.anomaly_id)
+            self._fingerprints = found
+        return found.get(fingerprint, set())
+
+    def links(self, connection: str | None = None) -> list[ColdLink]:
+        return [
+            link
+            for links in self._links().values()
+            for link in links
+            if connection is None or link.connection == connection
+        ]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, anomaly_id: int) -> JsonObject | None:
+        """The last record of ``anomaly_id``: one member read and decompressed."""
+        loc = self._loc(anomaly_id)
+        if loc is None:
+            return None
+        path = self._month_path(_name(loc >> _OFFSET_BITS))
+        prefix = b'{"id":%d,' % anomaly_id
+        for _, _, data in self._members(path, loc & _OFFSET_MASK):
+            if data.startswith(prefix):
+                start = 0
+            else:
+                start = data.find(b"\n" + prefix) + 1
+                if start == 0:
+                    break
+            end = data.find(b"\n", start)
+            doc: JsonObject = orjson.loads(data[start : end if end >= 0 else None])["doc"]
+            return doc
+        raise ArchiveDamaged(f"{path}: anomaly {anomaly_id} is not where the index says")
+
+    def months(self) -> list[MonthInfo]:
+        self._merge()
+        counts: dict[int, int] = {}
+        for loc in self._sorted[1]:
+            code = loc >> _OFFSET_BITS
+            counts[code] = counts.get(code, 0) + 1
+        return [
+            MonthInfo(month, size, counts.get(_code(month), 0))
+            for month, size in sorted(self._covered.items())
+        ]
+
+    def search(
+        self,
+        needle: str,
+        statuses: Collection[str] | None,
+        limit: int,
+        after: tuple[str, int] | None = None,
+        hot: Callable[[int], bool] = lambda _: False,
+    ) -> tuple[list[JsonObject], tuple[str, int] | None]:
+        """A page of current records that match, newest first, and where the next page starts.
+
+        A scan of every month (slower than the hot store, which the API says): a member whose
+        bytes do not hold the needle is skipped before any line is parsed. ``hot`` says which
+        ids the hot store holds again (they are not cold any more)."""
+        text = needle.strip().lower()
+        raw = text.encode()
+        quick = bool(raw) and not any(c in text for c in '"\\') and text.isascii()
+        covered = dict(self._covered)
+        heap: list[tuple[tuple[str, int], int, JsonObject]] = []  # the newest limit + 1
+        n = 0
+        for month in sorted(covered, reverse=True):
+            code = _code(month)
+            path = self._month_path(month)
+            for offset, _, data in self._members(path, 0, stop=covered[month]):
+                if quick and raw not in data.lower():
+                    continue
+                loc = (code << _OFFSET_BITS) | offset
+                for line in data.splitlines():
+                    found = _PREFIX.match(line)
+                    if found is None:
+                        continue
+                    anomaly_id = int(found[1])
+                    if self._loc(anomaly_id) != loc or hot(anomaly_id):
+                        continue  # an older record of it, or it is hot again
+                    if quick and raw not in line.lower():
+                        continue
+                    row: JsonObject = orjson.loads(line)["doc"]
+                    if statuses is not None and row.get("status") not in statuses:
+                        continue
+                    if text and text not in search_text(row):
+                        continue
+                    key = sort_key(row)
+                    if after is not None and key >= after:
+                        continue
+                    n += 1
+                    item = (key, n, row)
+                    if len(heap) <= limit:
+                        heapq.heappush(heap, item)
+                    elif key > heap[0][0]:
+                        heapq.heapreplace(heap, item)
+        found_rows = [row for _, _, row in sorted(heap, key=lambda item: item[0], reverse=True)]
+        more = len(found_rows) > limit
+        page = found_rows[:limit]
+        return page, (sort_key(page[-1]) if more and page else None)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def append(self, rows: list[JsonObject], seq: int) -> dict[str, int]:
+        """Append rows (a run's next batch) to their months' files, durably; only then are they
+        found here. How many went to each month. The index file is written by
+        :meth:`save_index` (a crash before it costs a scan of the tail, nothing else)."""
+        by_month: dict[str, list[JsonObject]] = {}
+        for row in rows:
+            by_month.setdefault(month_of(row), []).append(row)
+        self._ensure_dir()
+        placed: dict[int, int] = {}
+        linked: dict[int, tuple[ColdLink, ...]] = {}
+        for month, month_rows in sorted(by_month.items()):
+            path = self._month_path(month)
+            existed = path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                offset = os.fstat(fd).st_size
+                if offset != self._covered.get(month, 0):
+                    offset = self._covered.get(month, 0)  # a cut tail never stays behind
+                    os.ftruncate(fd, offset)
+                chunks = []
+                size = offset
+                for start in range(0, len(month_rows), MEMBER_ROWS):
+                    part = month_rows[start : start + MEMBER_ROWS]
+                    lines = b"".join(
+                        orjson.dumps({"id": row["id"], "seq": seq, "doc": row}) + b"\n"
+                        for row in part
+                    )
+                    member = _gzip(lines)
+                    loc = (_code(month) << _OFFSET_BITS) | size
+                    for row in part:
+                        placed[int(row["id"])] = loc
+                        linked[int(row["id"])] = _links_of(row)
+                    chunks.append(member)
+                    size += len(member)
+                _write_all(fd, b"".join(chunks))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if not existed:
+                _fsync_dir(self.path)
+            self._covered[month] = size
+            self._recent.update(placed)  # durable now: found from here on
+            for anomaly_id, row_links in linked.items():
+                if row_links:
+                    self._links()[anomaly_id] = row_links
+                else:
+                    self._links().pop(anomaly_id, None)
+            placed, linked = {}, {}
+            self.generation += 1
+            self._fingerprints = None
+        return {month: len(month_rows) for month, month_rows in by_month.items()}
+
+    def delete_months(self, before: str) -> list[MonthInfo]:
+        """Delete the month files older than ``before`` (``YYYY-MM``, excluded): what
+        ``delete_after_days`` asks for. Forgotten here first, then the files, then the index (a
+        crash before it: the next open drops the months whose files are gone)."""
+        self._merge()
+        old = [info for info in self.months() if info.name < before]
+        if not old:
+            return []
+        self._drop_months({info.name for info in old})
+        for info in old:
+            self._month_path(info.name).unlink(missing_ok=True)
+        _fsync_dir(self.path)
+        self.save_index()
+        return old
+
+    def _drop_months(self, months: set[str]) -> None:
+        self._merge()
+        codes = {_code(m) for m in months}
+        ids, locs = array("q"), array("q")
+        for anomaly_id, loc in zip(*self._sorted, strict=True):
+            if loc >> _OFFSET_BITS in codes:
+                self._links().pop(anomaly_id, None)
+            else:
+                ids.append(anomaly_id)
+                locs.append(loc)
+        self._sorted = (ids, locs)
+        for month in months:
+            self._covered.pop(month, None)
+        self.generation += 1
+        self._fingerprints = None
+
+
+def _zeros_from(path: Path, offset: int) -> bool:
+    """Whether the file holds only zero bytes from ``offset``: space a crash allocated but never
+    wrote (a torn end, like a member cut short), not damage."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while chunk := fh.read(_READ):
+            if chunk.count(0) != len(chunk):
+                return False
+    return True
+
+
+def _gzip(data: bytes) -> bytes:
+    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, 31)
+    return packer.compress(data) + packer.flush()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _private_dir(path: Path) -> None:
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def _cut(path: Path, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
