@@ -44,6 +44,7 @@ from typing import NamedTuple, Self
 
 import orjson
 
+from anomaly_desk.core.journal import fsync_dir
 from anomaly_desk.core.jsontypes import JsonObject
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ class ColdArchive:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def _rebuild(self) -> None:
         """Every month file scanned: for each id its record with the highest ``seq``."""
@@ -402,7 +403,7 @@ class ColdArchive:
     def _ensure_dir(self) -> None:
         if not self.path.is_dir():
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         _private_dir(self.path)
 
     # -- the in-memory index -----------------------------------------------------------------
@@ -595,7 +596,7 @@ class ColdArchive:
             finally:
                 os.close(fd)
             if not existed:
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
             self._covered[month] = size
             self._recent.update(placed)  # durable now: found from here on
             for anomaly_id, row_links in linked.items():
@@ -619,7 +620,7 @@ class ColdArchive:
         self._drop_months({info.name for info in old})
         for info in old:
             self._month_path(info.name).unlink(missing_ok=True)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         self.save_index()
         return old
 
@@ -660,14 +661,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _private_dir(path: Path) -> None:

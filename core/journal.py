@@ -61,6 +61,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -87,6 +88,10 @@ SEGMENT_SPAN = 16_384  # integer keys per segment file
 OTHER_SEGMENT = "other"  # the segment of keys that are not plain integers
 _SEGMENT_FILE = re.compile(r"^(?P<table>\w+)-(?P<seg>\d{5,}|other)\.(?P<seq>\d{6,})\.(?:json|idx)$")
 _CHUNK = 1000  # documents per orjson call while checkpointing, so the GIL changes hands often
+# While a checkpoint thread runs, the event loop waits for the GIL at every await that gave it
+# up; Python's default 5 ms switch interval made each of those waits up to 5 ms (tens of ms a
+# webhook). A shorter interval for the checkpoint's duration hands it back sooner.
+CHECKPOINT_SWITCH_S = 0.0005
 PROGRESS_EVERY_S = 2.0
 PROBE_FILE = ".anomaly-desk.probe"
 PROBE_BYTES = 64 * 1024  # a probe that fits leaves some headroom for the journal
@@ -195,7 +200,7 @@ class AtomicJSONStorage(Storage):
         except BaseException:
             tmp.unlink(missing_ok=True)  # a partial checkpoint only holds disk space we lack
             raise
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def close(self) -> None:
         pass
@@ -775,7 +780,7 @@ class Journal:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             if not existed:
-                _fsync_dir(self.data_dir)
+                fsync_dir(self.data_dir)
             return fd, os.fstat(fd).st_size
         except BaseException:
             os.close(fd)
@@ -965,11 +970,15 @@ class Journal:
 
     async def _run_checkpoint(self, snapshot: Snapshot) -> None:
         started = time.perf_counter()
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, CHECKPOINT_SWITCH_S))
         try:
             await asyncio.to_thread(self._write_checkpoint, snapshot)
         except OSError as exc:  # the journal still holds everything: only space is at stake
             self.logger.error("checkpoint failed (the journal keeps every change): %s", exc)
             return
+        finally:
+            sys.setswitchinterval(switch)
         refreeze()
         self.logger.info(
             "checkpoint: %s in %.0f ms", self._describe(), (time.perf_counter() - started) * 1000
@@ -1197,7 +1206,7 @@ def _write_file(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _encode(ops: Iterable[Op]) -> tuple[bytes, list[bytes | None]]:
@@ -1247,7 +1256,8 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (the directory entry itself)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -1271,7 +1281,7 @@ def _set_aside(path: Path) -> Path:
         os.link(path, aside)
     except OSError:  # a file system without hard links
         shutil.copyfile(path, aside)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return aside
 
 

@@ -58,7 +58,7 @@ from tests.benchmarks import scale_docs
 from tests.benchmarks.ingest import cpu_seconds
 from tests.benchmarks.loadgen import encode_post
 from tests.benchmarks.scale_load import Paced, WebhookMix, paced, percentile
-from tests.benchmarks.scale_trees import Tree, extract_commit, kill_group, prepare
+from tests.benchmarks.scale_trees import ChildFailed, Tree, extract_commit, kill_group, prepare
 from tests.support import ROOT, free_port
 
 BASELINE = "9bcb6b0"
@@ -192,11 +192,16 @@ def run(args: argparse.Namespace) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         trees: list[Tree] = []
-        if "today" in args.trees:
-            source = extract_commit(args.baseline, work / "today-src")
-            trees.append(prepare("today", f"today ({args.baseline})", source, work))
-        if "now" in args.trees:
-            trees.append(prepare("now", "now (working tree)", ROOT, work))
+        wanted = {"today": f"today ({args.baseline})", "now": "now (working tree)"}
+        for name in (n for n in wanted if n in args.trees):
+            try:
+                source = (
+                    extract_commit(args.baseline, work / "today-src") if name == "today" else ROOT
+                )
+                trees.append(prepare(name, wanted[name], source, work))
+            except (ChildFailed, subprocess.CalledProcessError) as exc:  # a tree that cannot start
+                report["trees"][name] = {"label": wanted[name], "error": str(exc)}
+                log(f"{wanted[name]}: left out: {exc}")
         for tree in trees:
             report["trees"][tree.name] = {
                 "label": tree.label,
@@ -661,6 +666,9 @@ def render(report: Result, trees_order: list[str]) -> list[str]:
         f"the tree's own, headless, median of {plan['dashboard_runs']} starts.",
         "",
     ]
+    for about in report["trees"].values():
+        if "error" in about:
+            lines.append(f"*{about['label']}* could not run at all: {about['error'][-300:]}")
     for tree in trees_order:
         if not report["trees"][tree]["compact"]:
             lines.append(
