@@ -33,6 +33,12 @@ def desk(start_receiver: Callable[..., ThreadedServer]) -> ThreadedServer:
         ("GET", "/api/events"),
         ("POST", "/api/anomalies/93001/acknowledge"),
         ("POST", "/webhooks/qualytics"),
+        ("GET", "/api/rules"),
+        ("POST", "/api/rules/any/pause"),
+        ("POST", "/api/compact"),
+        ("GET", "/api/connections/jira/form"),
+        ("GET", "/api/connections/jira/users?q=ana"),
+        ("GET", "/api/anomalies?q=a&archive=1"),
     ],
 )
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8787", "localhost.evil.example"])
@@ -74,6 +80,10 @@ def test_a_cross_origin_write_is_refused_and_changes_nothing(
         ("/api/anomalies/93001/acknowledge", None),
         ("/api/anomalies/93001/comments", b'{"text": "pwned"}'),
         ("/webhooks/qualytics", b'{"id": 93002}'),
+        ("/api/rules/any/pause", None),
+        ("/api/rules/any/resume", None),
+        ("/api/compact", None),
+        ("/api/anomalies/93001/tickets", b'{"connection": "jira", "fields": {}}'),
     ]:
         response = httpx.post(desk.url + path, content=body, headers=headers)
         assert response.status_code == 403, (path, response.text)

@@ -199,3 +199,37 @@ def test_a_reload_takes_new_rules_and_keeps_the_counters(
     post(desk.api, FIXTURES / "webhooks" / "02-flow-field-string-variant.json")
     desk.wait_idle()
     assert jira_anomalies(desk.sandbox) == [10231, 10232, 10240]  # the new rule's ticket
+
+
+ODD = [
+    {"id": 77001, "status": "Active", "weight": "high", "type": ["record"]},
+    {
+        "id": 77002,
+        "status": 3,
+        "weight": None,
+        "container": ["orders"],
+        "datastore": "warehouse_prod",
+    },
+    {"id": 77003, "weight": 99, "global_tags": [1, None, {"x": 1}], "container": {"name": 5}},
+    {"id": 77004, "weight": 1e308, "failed_checks": [{"rule_type": 7}, "notNull", None]},
+    {
+        "id": 77005,
+        "weight": 50,
+        "datastore": {"name": "warehouse_prod"},
+        "container": {"name": "orders_eu"},
+        "type": "record",
+    },
+]
+
+
+def test_values_of_the_wrong_type_never_fail_a_delivery_with_rules(rules_desk: StartDesk) -> None:
+    """Rules read the anomaly as stored, odd values included: a rule that cannot judge a value
+    does not match it, and the delivery is stored whole (never a 500 for the envelope)."""
+    desk = rules_desk(TWO_RULES)
+    response = desk.api.post("/webhooks/qualytics", json=ODD)
+    assert response.status_code == 200, response.text
+    desk.wait_idle()
+    for anomaly in ODD:
+        assert desk.api.get(f"/api/anomalies/{anomaly['id']}").status_code == 200
+    assert 77005 in jira_anomalies(desk.sandbox)  # the one usable match still made its ticket
+    assert not {77001, 77002, 77003, 77004} & set(jira_anomalies(desk.sandbox))

@@ -85,7 +85,8 @@ class FormField(Vertical):
 
     def compose(self) -> ComposeResult:
         star = " *" if self.spec.required else ""
-        yield Label(f"{self.spec.label}{star}", classes="field-label")
+        # a provider's field name is text, never markup ("[@click=app.quit]" stays as written)
+        yield Label(Text(f"{self.spec.label}{star}"), classes="field-label")
         yield from self.compose_control()
         yield Static("", classes="field-error")
 
@@ -426,7 +427,7 @@ class MultiOptionField(FormField):
     def compose_control(self) -> ComposeResult:
         chosen = set(self.default.split(",")) if self.default else set()
         yield SelectionList[str](
-            *[(c.label, c.value, c.value in chosen) for c in self.spec.choices],
+            *[(Text(c.label), c.value, c.value in chosen) for c in self.spec.choices],
             id=self.spec.name,
         )
 
