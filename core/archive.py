@@ -178,7 +178,7 @@ class ColdArchive:
                 len(self),
                 time.perf_counter() - started,
             )
-            self.save_index()
+            self._save_index_if_possible()
             return self
         behind = False
         for month, path in self._month_files():
@@ -187,7 +187,7 @@ class ColdArchive:
             if size < covered:  # shorter than indexed: trust nothing, read everything again
                 log.warning("cold archive: %s is shorter than its index says; rebuilding", path)
                 self._rebuild()
-                self.save_index()
+                self._save_index_if_possible()
                 return self
             if size > covered:
                 self._scan_tail(month, path, covered)
@@ -199,8 +199,16 @@ class ColdArchive:
             behind = True
         if behind:
             self._merge()
-            self.save_index()
+            self._save_index_if_possible()
         return self
+
+    def _save_index_if_possible(self) -> None:
+        """At open the index is an optimisation (what it says is in memory now): a full disk
+        must not keep the desk from starting; the next compaction or open writes it."""
+        try:
+            self.save_index()
+        except OSError as exc:
+            log.warning("cold archive: index not saved (%s); it is rebuilt at the next open", exc)
 
     def _read_index(self) -> bool:
         try:

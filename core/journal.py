@@ -441,10 +441,12 @@ class Journal:
             transactions = self._pending_ops
             self._pending, self._pending_undo, self._pending_ops = [], [], []
             self._committed(transactions)
-        if self.write_error is None and self._journal_records:
-            self._write_checkpoint(self._rotate())
-        self._close_journal()
-        self._release_lock()
+        try:
+            if self.write_error is None and self._journal_records:
+                self._write_checkpoint(self._rotate())
+        finally:  # a failed checkpoint leaves the journal as it is; the lock is released anyway
+            self._close_journal()
+            self._release_lock()
 
     def _prepare_dir(self) -> None:
         """Create the data directory 0700; tighten one of ours that others may read."""
@@ -502,7 +504,10 @@ class Journal:
         os.fchmod(fd, 0o600)  # one made by an older version may be readable by others
         os.ftruncate(fd, 0)
         holder = Holder(pid=os.getpid(), url=self.owner_url, since=time.time())
-        os.pwrite(fd, orjson.dumps(holder), 0)
+        try:
+            os.pwrite(fd, orjson.dumps(holder), 0)
+        except OSError as exc:  # a full disk: the flock is the lock, who holds it only a hint
+            self.logger.warning("could not name this process in the lock file: %s", exc)
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
