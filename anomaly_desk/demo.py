@@ -6,6 +6,10 @@ dashboard. The receiver uses the sandbox's emulation of the data-quality platfor
 imports the platform's open anomalies at start and writes the desk's acknowledgements, archives
 and comments back to it. The fixtures' anomalies are given to that platform before the replay
 (the platform is where the webhooks come from), so write-back and enrichment find them.
+The configuration shows the rest too: two ``[[rules]]`` that raise tickets for the import's and
+the replay's anomalies (one with a dedup window), ServiceNow's title and status note as
+templates, the ticket types the create form offers, and ``operator_email`` (alice, given her one
+ServiceNow account here, so the caller is set as well as Jira's reporter).
 
 ``--headless`` replaces the dashboard with a scripted tour through the operator API and proves
 the result by reading every note back from the sandbox's own REST APIs, and every write-back from
@@ -55,15 +59,20 @@ from anomaly_desk.demo_setup import (
     IMPORT_TIMEOUT_S,
     JIRA_LOGIN,
     JIRA_PERSON,
+    JIRA_RULE,
     JIRA_TOKEN_ENV,
+    OPERATOR,
+    OPERATOR_SNOW_USER,
     PLATFORM,
     PLATFORM_CONTROL,
     PLATFORM_TOKEN,
     PLATFORM_TOKEN_ENV,
     POLL_S,
+    RULE_TYPES,
     SERVICENOW_LOGIN,
     SERVICENOW_PERSON,
     SNOW_PASSWORD_ENV,
+    SNOW_RULE,
     START_TIMEOUT_S,
     Child,
     DemoError,
@@ -149,8 +158,13 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 def write_config(path: Path, sandbox_url: str) -> Path:
     """The platform's API and the Jira + ServiceNow connections, all in the sandbox; the secrets
     are named, never written. Two-way sync is on: people's comments on either come back, and a
-    Jira issue a person moves to Done archives its anomaly; the desk polls every ``POLL_S``."""
+    Jira issue a person moves to Done archives its anomaly; the desk polls every ``POLL_S``.
+    Tickets are raised for ``OPERATOR`` (one account in each system), two ``[[rules]]`` raise
+    tickets without a key pressed, and ServiceNow's texts come from templates."""
     path.write_text(f"""# Written by `anomaly-desk demo`: the platform and both connections point at the sandbox.
+# Who the tickets made here are raised for: Jira reporter, ServiceNow caller (one account each).
+operator_email = "{OPERATOR}"
+
 [platform]
 name = "{PLATFORM}"
 url = "{sandbox_url}"
@@ -189,6 +203,26 @@ timeout = 5
 comments = "both"                   # a person's comment on an incident becomes the anomaly's
 on_anomaly_archived = "note"
 poll_s = {POLL_S}
+table = "incident"                  # the default ticket type; the create form offers these:
+tables = ["incident", "problem", "change_request"]
+
+[connections.templates]             # Jinja2; see "Templates" in the README
+title = "[{{{{ anomaly.datastore.name or 'no datastore' }}}}] {{{{ anomaly.container.name or 'no container' }}}}: {{{{ anomaly.failed_checks[0].message if anomaly.failed_checks else anomaly.message }}}}"
+status_note = "{{{{ platform.name }}}} anomaly {{{{ anomaly.id }}}} is now {{{{ status }}}} ({{{{ at.strftime('%Y-%m-%d %H:%M') }}}} UTC)"
+
+# Tickets raised without a key pressed, when an anomaly is first stored (webhook or import).
+# Try them: anomaly-desk rules test fixtures/webhooks --config THIS_FILE
+[[rules]]
+name = "{JIRA_RULE}"
+match = {{ datastores = ["warehouse_prod"], containers = ["orders"], types = ["record"], check_types = ["notNull", "between"], min_weight = 30 }}
+action = {{ connection = "jira", issue_type = "{RULE_TYPES[JIRA_RULE]}", fields = {{ priority = "High", labels = ["dq", "orders"] }} }}
+dedup = {{ key = "container", window = "24h" }}  # one open Bug per container: later ones link to it, with a note
+max_per_hour = 20
+
+[[rules]]
+name = "{SNOW_RULE}"
+match = {{ datastores = ["crm_*"], containers = ["accounts"], tags_all = ["crm", "pii"] }}
+action = {{ connection = "servicenow", table = "{RULE_TYPES[SNOW_RULE]}", fields = {{ urgency = "2" }} }}
 """)
     return path
 
@@ -279,6 +313,7 @@ def start(
         work / "sandbox.log",
         "/_sandbox/faults",
     )
+    add_operator_to_servicenow(sandbox.url)
     config = write_config(work / "anomaly-desk.toml", sandbox.url)
     webhook_secret = secrets.token_urlsafe(18)
     env = child_env(
@@ -313,6 +348,36 @@ def start(
     setup.imported = wait_for_import(receiver)
     setup.registered = register_with_platform(sandbox.url, payloads)
     return setup
+
+
+def add_operator_to_servicenow(sandbox_url: str) -> None:
+    """``OPERATOR``'s one ServiceNow account, added by its admin through the Table API (the
+    sandbox seeds her in Jira only), so the caller of the incidents made here is set too."""
+    user_name, first, last = OPERATOR_SNOW_USER
+    row = {
+        "user_name": user_name,
+        "first_name": first,
+        "last_name": last,
+        "name": f"{first} {last}",
+        "email": OPERATOR,
+        "title": "Data Engineer",
+        "active": "true",
+    }
+    try:
+        response = httpx.post(
+            f"{sandbox_url}/api/now/table/sys_user",
+            json=row,
+            auth=SERVICENOW_LOGIN,
+            headers={"accept": "application/json"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        raise DemoError(f"adding {OPERATOR} to ServiceNow: {exc}") from None
+    if response.status_code != 201:
+        raise DemoError(
+            f"ServiceNow refused the user {user_name} ({response.status_code}): "
+            f"{response.text[:300]}"
+        )
 
 
 # ------------------------------------------------------------------------------ the platform
@@ -468,6 +533,18 @@ Anomaly Desk demo
               {imported_line(setup.imported)}
               write-back on: acknowledge, archive and comments made in the desk go to {PLATFORM}
               ({setup.registered} anomalies of the fixtures were added to it before the replay)
+  Rules       [[rules]] in the config raise tickets with no key pressed, at the import and the replay:
+                '{JIRA_RULE}' → one Jira {RULE_TYPES[JIRA_RULE]} per container (later anomalies are linked to it, with a note)
+                '{SNOW_RULE}' → a ServiceNow {RULE_TYPES[SNOW_RULE]}
+              R in the dashboard lists them with their counters (p pauses one); what they would do:
+              anomaly-desk rules test {setup.fixtures} --config {setup.config}
+  Tickets     c creates one: the form offers each connection's types (Jira DQ's issue types; ServiceNow
+              incident, problem, change_request) with their fields as the sandbox describes them
+  People      operator_email {OPERATOR}: the Jira reporter and the caller of ServiceNow incidents (the
+              demo gave her one ServiceNow account); assignee and other people fields search as you type
+  Templates   ServiceNow titles and status notes come from [connections.templates] in the config
+  Retention   archived anomalies unchanged for 30 days move to a cold archive (anomaly-desk compact;
+              serve does it daily); 6 in the dashboard includes it in searches, rows marked ❄
   Data        {setup.data_dir}   ({kept})
   Config      {setup.config}
   Logs        {setup.sandbox.log}, {setup.receiver.log}   (removed at exit)

@@ -24,6 +24,15 @@ SERVICENOW_LOGIN = ("admin", "demo")
 JIRA_PERSON = ("alice@example.com", "alice-token")
 SERVICENOW_PERSON = ("bob.martin", "demo")
 POLL_S = 2  # the demo's connections read their tickets back this often (seconds)
+# The operator tickets are raised for (operator_email): alice has one Jira account; the demo
+# gives her the one ServiceNow account (as an admin would) so the caller is set there too.
+OPERATOR = JIRA_PERSON[0]
+OPERATOR_SNOW_USER = ("alice.emond", "Alice", "Émond")  # user_name, first, last
+# The demo's [[rules]]: warehouse orders anomalies to one Jira Bug (dedup by container), CRM
+# accounts carrying personal data to a ServiceNow problem.
+JIRA_RULE = "warehouse orders"
+SNOW_RULE = "CRM personal data"
+RULE_TYPES = {JIRA_RULE: "Bug", SNOW_RULE: "problem"}  # the ticket type each rule raises
 JIRA_TOKEN_ENV = "DEMO_JIRA_TOKEN"
 SNOW_PASSWORD_ENV = "DEMO_SNOW_PASSWORD"
 PLATFORM = "Qualytics"

@@ -1,6 +1,10 @@
 """The headless demo's tour: drive the operator API as a person would, then prove every note.
 
-Creates a Jira issue and a ServiceNow incident, links an existing ticket of each kind,
+First the rules' tickets (``tour_rules``): each exists once in the sandbox, every anomaly a rule
+took is linked to it, and each one its dedup joined has its note there once.
+
+Then creates a Jira issue and a ServiceNow incident (raised for the operator: reporter, caller),
+links an existing ticket of each kind,
 acknowledges, comments and archives, waits for the sync worker, and reads every note back from
 the sandbox's own REST APIs: exactly once each, in order, or the demo fails. Then the platform's
 side: the import at start is done, and the platform accepted each toured anomaly's write-back
@@ -33,6 +37,7 @@ from anomaly_desk.demo_setup import (
     IMPORT_TIMEOUT_S,
     JIRA_LOGIN,
     JIRA_PERSON,
+    OPERATOR,
     PLATFORM,
     PLATFORM_CONTROL,
     POLL_S,
@@ -45,6 +50,14 @@ from anomaly_desk.demo_setup import (
 )
 from anomaly_desk.pacing import delays, paced_replay
 from anomaly_desk.replay import Auth, Result, Sender, Unreachable, progress_line, status_counts
+from anomaly_desk.tour_rules import (
+    RaisedFor,
+    RulesCheck,
+    RulesStep,
+    print_rules_summary,
+    raised_for,
+    report,
+)
 
 if TYPE_CHECKING:
     from anomaly_desk.core.views import AnomalyDetail, SyncJobView, TicketLinkView
@@ -80,6 +93,15 @@ def status_pattern(status: str) -> tuple[str, re.Pattern[str]]:
             r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] "
             + re.escape(f"{PLATFORM} Anomaly Status: {status}")
         ),
+    )
+
+
+def templated_status_pattern(anomaly_id: int, status: str) -> tuple[str, re.Pattern[str]]:
+    """ServiceNow's status note, from the demo config's ``status_note`` template."""
+    note = f"{PLATFORM} anomaly {anomaly_id} is now {status}"
+    return (
+        f"{note} (<time> UTC)",
+        re.compile(re.escape(note) + r" \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)"),
     )
 
 
@@ -321,6 +343,7 @@ class Tour:
         self.platform: list[PlatformExpect] = []
         self.two_way: TwoWay | None = None
         self.steps: dict[int, Step] = {}
+        self.created: list[TicketLinkView] = []  # the tour's own creates (raised for OPERATOR)
 
     async def aclose(self) -> None:
         await asyncio.gather(
@@ -404,6 +427,7 @@ class Tour:
             ),
         )
         say(f"    created {jira_a.ticket_key} and {snow_a.ticket_key}")
+        self.created = [jira_a, snow_a]
         try:
             issue_b, incident_b = await asyncio.gather(
                 self.existing_jira_issue(), self.existing_incident()
@@ -434,10 +458,19 @@ class Tour:
         self.platform = [PlatformExpect(i, step) for i, step in steps.items()]
         for anomaly_id, link in ((a, jira_a), (a, snow_a), (b, jira_b), (b, snow_b)):
             step = steps[anomaly_id]
+            templated = link.provider == "servicenow"  # its status_note is a template
+            acknowledged, archived = (
+                (
+                    templated_status_pattern(anomaly_id, "Acknowledged"),
+                    templated_status_pattern(anomaly_id, step.archive_as),
+                )
+                if templated
+                else (status_pattern("Acknowledged"), status_pattern(step.archive_as))
+            )
             patterns = [
-                status_pattern("Acknowledged"),
+                acknowledged,
                 comment_pattern(step.comment),
-                status_pattern(step.archive_as),
+                archived,
                 comment_pattern(step.archive_comment),
             ]
             if link.provider == "servicenow" and link.origin == "linked":
@@ -795,10 +828,22 @@ async def headless(setup: Setup, speed: float | None) -> int:
         return EXIT_FAILED
 
     tour = Tour(setup)
+    rules = RulesCheck()
+    people: list[RaisedFor] = []
     try:
+        say(
+            "\n== Rules: tickets raised without a key pressed, at the import and the replay "
+            "(read back from the sandbox)"
+        )
+        rules = await RulesStep(tour).run()
+        report(rules)
         say("\n== Tour through the operator API")
         a, b, c = await tour.pick(results)
         await tour.run(a, b)
+        people = [await raised_for(tour, link) for link in tour.created]
+        say(f"  raised for the operator ({OPERATOR}, operator_email):")
+        for person in people:
+            say("  " + person.line())
         total = sum(len(e.patterns) for e in tour.expect)
         say(f"\n== Notes arriving on the tickets ({total} expected, read back from the sandbox)")
         idle = await tour.watch()
@@ -824,6 +869,7 @@ async def headless(setup: Setup, speed: float | None) -> int:
         say("\n== Sync log")
         await tour.print_sync_log()
         say()
+        print_rules_summary(rules)
         print_summary(tour.expect)
         print_platform_summary(tour.platform, imported.total if imported else None)
         if tour.two_way is not None:
@@ -846,8 +892,22 @@ async def headless(setup: Setup, speed: float | None) -> int:
             say(f"✗ sync job {job.id} to {job.ticket_key} is dead: {job.last_error}")
     two_way = tour.two_way
     person_problem = two_way is None or not two_way.complete
-    if problems or platform_problems or dead or not idle or imported is None or person_problem:
+    operator_problem = not people or not all(p.ok for p in people)
+    if (
+        problems
+        or platform_problems
+        or dead
+        or not idle
+        or imported is None
+        or person_problem
+        or not rules.complete
+        or operator_problem
+    ):
         failed = []
+        if not rules.complete:
+            failed.append("not every rule's ticket is in the sandbox once, linked and noted")
+        if operator_problem:
+            failed.append(f"not every ticket the tour created is raised for {OPERATOR}")
         if problems or any(j.connection != PLATFORM_QUEUE for j in dead):
             failed.append("not every note reached its ticket exactly once and in order")
         if platform_problems or any(j.connection == PLATFORM_QUEUE for j in dead):
@@ -866,7 +926,9 @@ async def headless(setup: Setup, speed: float | None) -> int:
         return EXIT_FAILED
     assert two_way is not None  # person_problem otherwise
     say(
-        f"Demo passed: {total} notes on {len(tour.expect)} tickets and {writes} writes to "
+        f"Demo passed: {len(rules.tickets)} tickets raised by {len(rules.views)} rules for "
+        f"{rules.anomalies} anomalies, each once and linked; "
+        f"{total} notes on {len(tour.expect)} tickets and {writes} writes to "
         f"{PLATFORM} for {len(tour.platform)} anomalies, each exactly once and in order; "
         f"{imported.total} anomalies imported from the platform; {PERSON}'s comment and Done "
         f"on {two_way.key} came to anomaly {two_way.anomaly_id} and {PLATFORM} once each, "

@@ -49,6 +49,13 @@ A subclass gives the tables meaning through a few hooks: :meth:`Journal._changed
 :meth:`Journal._valid` (what a readable record holds), :meth:`Journal._after_load` and
 :meth:`Journal._before_snapshot` (retention), :meth:`Journal._checkpoint_threshold` and
 :meth:`Journal._describe`.
+
+This module is the engine (the :class:`Journal` class and its errors); it is built from
+:mod:`anomaly_desk.core.journal_codec` (the ops of a transaction and its journal line),
+:mod:`anomaly_desk.core.segments` (the segment layout: naming, grouping, splitting, checking,
+writing one segment and its summary) and :mod:`anomaly_desk.core.durable_files` (atomic writes,
+``fsync_dir``, setting damage aside, cutting a file back). Their public names are importable
+from here too.
 """
 
 from __future__ import annotations
@@ -58,22 +65,81 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
-import shutil
 import stat
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypedDict, cast
+from typing import ClassVar, Self, TypedDict, cast
 
 import orjson
-from tinydb.storages import Storage
 
+from anomaly_desk.core import segments
+from anomaly_desk.core.durable_files import AtomicJSONStorage, cut, fsync_dir, set_aside, temp_path
+from anomaly_desk.core.journal_codec import (
+    Delete,
+    Doc,
+    Op,
+    Put,
+    Rows,
+    Stored,
+    StoredRows,
+    decode_line,
+    encode_line,
+    encode_row,
+)
 from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.runtime import refreeze
+from anomaly_desk.core.segments import (
+    OTHER_SEGMENT,
+    SEGMENT_FILE,
+    SegmentFile,
+    Snapshot,
+    check_layout,
+    read_segment,
+    segment_of,
+    write_segments,
+)
+
+# What callers import from here (the store, the archive, tests): the engine and its errors, and
+# the parts it is built from. SEGMENT_ABOVE and SEGMENT_SPAN are read through
+# :mod:`anomaly_desk.core.segments` only, so they are patched there, not here.
+__all__ = [
+    "CHECKPOINT_MAX_RECORDS",
+    "CHECKPOINT_MIN_RECORDS",
+    "CHECKPOINT_SWITCH_S",
+    "DB_FILE",
+    "JOURNAL_GLOB",
+    "LOCK_FILE",
+    "OTHER_SEGMENT",
+    "PROBE_BYTES",
+    "PROBE_FILE",
+    "PROBE_INTERVAL_S",
+    "PROGRESS_EVERY_S",
+    "REPAIR_HINT",
+    "SCHEMA_VERSION",
+    "AtomicJSONStorage",
+    "CommitHook",
+    "Delete",
+    "Doc",
+    "Holder",
+    "Journal",
+    "Op",
+    "Put",
+    "Rows",
+    "SegmentFile",
+    "Snapshot",
+    "StoreDamaged",
+    "StoreError",
+    "StoreFailed",
+    "StoreLocked",
+    "Stored",
+    "StoredRows",
+    "Undo",
+    "encode_row",
+    "fsync_dir",
+    "segment_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +149,6 @@ LOCK_FILE = "anomaly-desk.lock"
 JOURNAL_GLOB = "journal-*.log"
 CHECKPOINT_MIN_RECORDS = 10_000
 CHECKPOINT_MAX_RECORDS = 100_000  # bounds what a restart after a crash replays
-SEGMENT_ABOVE = 20_000  # a segmented table with more rows than this leaves the manifest
-SEGMENT_SPAN = 16_384  # integer keys per segment file
-OTHER_SEGMENT = "other"  # the segment of keys that are not plain integers
-_SEGMENT_FILE = re.compile(r"^(?P<table>\w+)-(?P<seg>\d{5,}|other)\.(?P<seq>\d{6,})\.(?:json|idx)$")
-_CHUNK = 1000  # documents per orjson call while checkpointing, so the GIL changes hands often
 # While a checkpoint thread runs, the event loop waits for the GIL at every await that gave it
 # up; Python's default 5 ms switch interval made each of those waits up to 5 ms (tens of ms a
 # webhook). A shorter interval for the checkpoint's duration hands it back sooner.
@@ -101,10 +162,6 @@ REPAIR_HINT = (
     "file aside, keeps every readable record, and reports what is lost)"
 )
 
-Doc = JsonObject  # a stored row
-Rows = dict[str, Doc]
-Stored = JsonObject | bytes  # a row as kept in memory: its JSON, or (encoded tables) its bytes
-StoredRows = dict[str, Stored]
 Undo = tuple[str, str, Stored | None]  # (table, key, what to put back; None: delete)
 
 
@@ -119,18 +176,6 @@ class Holder(TypedDict, total=False):
     pid: object
     url: object
     since: object
-
-
-class SegmentFile(TypedDict, total=False):
-    """A segment as the manifest names it: a checkpoint trusts nothing it cannot check."""
-
-    file: str
-    rows: int
-    bytes: int
-    crc: int
-    index: str  # the summary file, when the subclass writes one
-    index_bytes: int
-    index_crc: int
 
 
 class StoreLocked(StoreError):
@@ -160,89 +205,8 @@ class StoreDamaged(StoreError):
         super().__init__(f"{path}: {problem}. The store refuses to start: {REPAIR_HINT}")
 
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that writes with orjson atomically: temp file, fsync, ``os.replace``.
-
-    ``write`` streams the tables in chunks so a large checkpoint never holds the GIL for long;
-    a row given as bytes is already JSON and written as it is.
-    """
-
-    def __init__(self, path: str | Path, **_: Any) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, JsonObject] | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        return orjson.loads(raw) if raw.strip() else None
-
-    def write(self, data: dict[str, JsonObject]) -> None:
-        tmp = _temp_path(self.path)
-        try:
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-                fh.write(b"{")
-                for t, (table, rows) in enumerate(data.items()):
-                    fh.write(b"," if t else b"")
-                    fh.write(orjson.dumps(table) + b":{")
-                    items = list(rows.items())
-                    for start in range(0, len(items), _CHUNK):
-                        chunk = orjson.dumps(
-                            {k: _fragment(v) for k, v in items[start : start + _CHUNK]}
-                        )
-                        fh.write(b"," if start else b"")
-                        fh.write(chunk[1:-1])
-                    fh.write(b"}")
-                fh.write(b"}")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a partial checkpoint only holds disk space we lack
-            raise
-        fsync_dir(self.path.parent)
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass(frozen=True, slots=True)
-class Put:
-    table: str
-    key: str
-    doc: JsonObject
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    table: str
-    key: str
-
-
-Op = Put | Delete
 CommitHook = Callable[[list[Op]], None]
 """Told about each transaction once it is on disk, in commit order."""
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """A consistent shallow copy of what a checkpoint writes, taken between two flushes."""
-
-    seq: int  # the first journal it does not cover
-    inline: dict[str, StoredRows] = field(default_factory=dict)  # tables kept in the manifest
-    whole: dict[str, StoredRows] = field(
-        default_factory=dict
-    )  # segmented: every row (grouped later)
-    parts: dict[str, dict[str, StoredRows]] = field(default_factory=dict)  # segmented: dirty rows
-    keep: dict[str, dict[str, SegmentFile]] = field(default_factory=dict)  # files still current
-    dirty: dict[str, set[str]] = field(default_factory=dict)  # given back if the write fails
-
-    def rows_for(self, table: str, key: str) -> StoredRows | None:
-        if table in self.inline:
-            return self.inline[table]
-        if table in self.whole:
-            return self.whole[table]
-        return self.parts.get(table, {}).get(segment_of(key))
 
 
 class Journal:
@@ -375,7 +339,7 @@ class Journal:
                 continue
             for segment in self._dirty.get(table, ()):
                 known = files.get(segment)
-                total += known["rows"] if known else SEGMENT_SPAN // 8
+                total += known["rows"] if known else segments.SEGMENT_SPAN // 8
         return total
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -463,9 +427,9 @@ class Journal:
 
     def _remove_leftovers(self) -> None:
         """A checkpoint, segment or probe file a crash left half-written only holds disk space."""
-        stale = [_temp_path(self.path), self.data_dir / PROBE_FILE]
+        stale = [temp_path(self.path), self.data_dir / PROBE_FILE]
         for path in self.data_dir.glob(".*.tmp"):
-            if _SEGMENT_FILE.match(path.name[1:-4]):
+            if SEGMENT_FILE.match(path.name[1:-4]):
                 stale.append(path)
         for path in stale:
             with contextlib.suppress(FileNotFoundError):
@@ -478,7 +442,7 @@ class Journal:
         return sorted(
             path
             for path in self.data_dir.iterdir()
-            if (m := _SEGMENT_FILE.match(path.name)) and m["table"] in self._dirty
+            if (m := SEGMENT_FILE.match(path.name)) and m["table"] in self._dirty
         )
 
     def _remove_unnamed(self) -> None:
@@ -543,7 +507,7 @@ class Journal:
             if seq < first_seq:
                 path.unlink()  # already folded into the checkpoint
         for path, offset, dropped in torn:
-            _cut(path, offset)
+            cut(path, offset)
             self.logger.warning(
                 "%s: cut a torn write at byte %d (%d bytes dropped; a crash mid-write, never "
                 "acknowledged)",
@@ -593,7 +557,7 @@ class Journal:
             if data is not None:
                 meta = data.pop("_meta")["1"]
                 layout = meta.get("segments") or {}
-                problem = _check_layout(layout, self.tables)
+                problem = check_layout(layout, self.tables)
                 if problem is None:
                     return meta["journal"], None, self._load_tables(data, layout)
         if problem is not None and not self.repair:
@@ -617,7 +581,7 @@ class Journal:
             if table in self._others:
                 self._others[table].update(k for k in rows if segment_of(k) == OTHER_SEGMENT)
             self._loaded(table, rows, None, docs if table in self._blobs else None)
-            if table in self._dirty and len(rows) > SEGMENT_ABOVE:
+            if table in self._dirty and len(rows) > segments.SEGMENT_ABOVE:
                 self.logger.info(
                     "%s: %s rows of %s in the one file; the next checkpoint splits them into "
                     "segments",
@@ -656,34 +620,16 @@ class Journal:
 
     def _load_segment(self, table: str, segment: str, entry: SegmentFile) -> str | None:
         """Read one segment (and its summary) into the table; what is wrong with it, if anything."""
-        path = self.data_dir / entry["file"]
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return "the segment file is missing (the manifest names it)"
-        if len(raw) != entry["bytes"] or zlib.crc32(raw) != entry["crc"]:
-            return (
-                f"the segment is not what the manifest says ({len(raw)} bytes, expected "
-                f"{entry['bytes']}; or its CRC-32 differs)"
-            )
-        parsed = _split_segment(table, raw, table in self._blobs)
-        if parsed is None or len(parsed[0]) != entry["rows"]:
-            return "the segment is not a table of rows as anomaly-desk writes it"
-        rows, docs = parsed
+        found = read_segment(self.data_dir, table, entry, table in self._blobs)
+        if isinstance(found, str):
+            return found
+        rows, docs, summary = found
         target = self._stored(table)
         target.update(rows)
         if segment == OTHER_SEGMENT:
             self._others[table].update(rows)
-        summary = None
-        if "index" in entry:
-            with contextlib.suppress(OSError):
-                raw_index = (self.data_dir / entry["index"]).read_bytes()
-                if len(raw_index) == entry.get("index_bytes") and zlib.crc32(
-                    raw_index
-                ) == entry.get("index_crc"):
-                    summary = raw_index
         if not self._loaded(table, rows, summary, docs) or ("index" in entry and summary is None):
-            self.logger.warning("%s: its summary is unusable; rebuilt from the rows", path.name)
+            self.logger.warning("%s: its summary is unusable; rebuilt from the rows", entry["file"])
             self._dirty[table].add(segment)
         return None
 
@@ -702,7 +648,7 @@ class Journal:
                 if not line.endswith(b"\n"):
                     torn.append((path, offset, len(line)))
                     break
-                rows = _decode(line, tables, self._valid)
+                rows = decode_line(line, tables, self._valid)
                 if rows is None:
                     if not self.repair:
                         raise StoreDamaged(
@@ -737,11 +683,11 @@ class Journal:
         lost: list[str] = []
         if damaged is not None:
             if self.path.exists():
-                aside = _set_aside(self.path)
+                aside = set_aside(self.path)
                 lost.append(f"{self.path.name} ({damaged}) moved aside to {aside.name}")
             for path in self._segment_files():  # named by the unreadable manifest, maybe
                 lost.append(
-                    f"{path.name} (its manifest is unreadable) kept as {_set_aside(path).name}"
+                    f"{path.name} (its manifest is unreadable) kept as {set_aside(path).name}"
                 )
             recovered = f"{self._describe()} recovered from journals"
             if journals and journals[0][0] > 0:
@@ -758,14 +704,14 @@ class Journal:
                 lost.append("no journal is left: the store starts empty")
         for path, problem in bad_segments:
             if path.exists():
-                lost.append(f"{path.name} ({problem}) moved aside to {_set_aside(path).name}")
+                lost.append(f"{path.name} ({problem}) moved aside to {set_aside(path).name}")
             else:
                 lost.append(f"{path.name} ({problem})")
             lost.append(
                 f"{self.what} recorded only in {path.name} are lost; its journals are replayed"
             )
         for path, bad in unreadable:
-            aside = _set_aside(path)
+            aside = set_aside(path)
             records = "record" if len(bad) == 1 else "records"
             lines = ", ".join(str(lineno) for lineno, _ in bad)
             lost.append(
@@ -842,7 +788,7 @@ class Journal:
             raise self._refusal()
         if not ops:
             return
-        line, blobs = _encode(ops)
+        line, blobs = encode_line(ops)
         undo: list[Undo] = []
         self._apply(ops, undo, blobs)
         self._pending.append(line)
@@ -956,7 +902,7 @@ class Journal:
                 os.close(fd)
         finally:
             probe.unlink(missing_ok=True)
-        _cut(self._journal_path(self._journal_seq), self._journal_size)
+        cut(self._journal_path(self._journal_seq), self._journal_size)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -1003,7 +949,7 @@ class Journal:
         snapshot = Snapshot(self._journal_seq + 1)
         for table in self.tables:
             rows = self._stored(table)
-            if table not in self._dirty or len(rows) <= SEGMENT_ABOVE:
+            if table not in self._dirty or len(rows) <= segments.SEGMENT_ABOVE:
                 snapshot.inline[table] = dict(rows)
                 continue
             dirty = self._dirty[table]
@@ -1013,7 +959,7 @@ class Journal:
                 snapshot.whole[table] = dict(rows)
                 continue
             snapshot.keep[table] = {s: f for s, f in current.items() if s not in dirty}
-            if len(dirty) * SEGMENT_SPAN > len(rows) // 8:  # copying all is quicker
+            if len(dirty) * segments.SEGMENT_SPAN > len(rows) // 8:  # copying all is quicker
                 snapshot.whole[table] = dict(rows)
             else:
                 snapshot.parts[table] = {s: self._segment_rows(table, s) for s in dirty}
@@ -1044,8 +990,8 @@ class Journal:
         if segment == OTHER_SEGMENT:
             return {key: rows[key] for key in self._others[table] if key in rows}
         found: StoredRows = {}
-        start = int(segment) * SEGMENT_SPAN
-        for n in range(start, start + SEGMENT_SPAN):
+        start = int(segment) * segments.SEGMENT_SPAN
+        for n in range(start, start + segments.SEGMENT_SPAN):
             key = str(n)
             row = rows.get(key)
             if row is not None:
@@ -1055,7 +1001,7 @@ class Journal:
     def _write_checkpoint(self, snapshot: Snapshot) -> None:
         """Changed segments (under new names), then the manifest naming them, then clean up."""
         try:
-            layout = self._write_segments(snapshot)
+            layout = write_segments(self.data_dir, snapshot, self._summarize)
             segments = {t: files for t, files in layout.items() if files}
             meta: JsonObject = {
                 "schema": 2 if segments else 1,
@@ -1075,229 +1021,6 @@ class Journal:
                 path.unlink(missing_ok=True)
         self._remove_unnamed()
         self.stats["checkpoints"] += 1
-
-    def _write_segments(self, snapshot: Snapshot) -> dict[str, dict[str, SegmentFile]]:
-        layout: dict[str, dict[str, SegmentFile]] = {}
-        for table in snapshot.dirty:
-            files = dict(snapshot.keep.get(table, {}))
-            parts = snapshot.parts.get(table, {})
-            if table in snapshot.whole:
-                parts = {
-                    s: rows for s, rows in _group(snapshot.whole[table]).items() if s not in files
-                }
-                for segment in snapshot.dirty[table]:
-                    parts.setdefault(segment, {})
-            for segment, rows in sorted(parts.items()):
-                files.pop(segment, None)
-                if rows:
-                    files[segment] = self._write_segment(table, segment, snapshot.seq, rows)
-            layout[table] = files
-        return layout
-
-    def _write_segment(self, table: str, segment: str, seq: int, rows: StoredRows) -> SegmentFile:
-        """One segment as a TinyDB file of its table, one row per line, and its summary."""
-        name = f"{table}-{segment}.{seq:06d}.json"
-        keys = sorted(rows, key=_key_order)
-        lines = [b"{" + orjson.dumps(table) + b":{"]
-        for start in range(0, len(keys), _CHUNK):
-            for key in keys[start : start + _CHUNK]:
-                row = rows[key]
-                lines.append(
-                    orjson.dumps(key)
-                    + b":"
-                    + (row if isinstance(row, bytes) else orjson.dumps(row))
-                )
-        body = lines[0] + b"\n" + b",\n".join(lines[1:]) + b"\n}}\n"
-        _write_file(self.data_dir / name, body)
-        entry = SegmentFile(file=name, rows=len(keys), bytes=len(body), crc=zlib.crc32(body))
-        summary = self._summarize(table, {key: rows[key] for key in keys})
-        if summary is not None:
-            index = name.removesuffix(".json") + ".idx"
-            _write_file(self.data_dir / index, summary)
-            entry["index"] = index
-            entry["index_bytes"], entry["index_crc"] = len(summary), zlib.crc32(summary)
-        return entry
-
-
-def encode_row(doc: Doc) -> bytes:
-    """A row as an encoded table keeps it: orjson's bytes, copied to their exact size (orjson
-    hands back a buffer of at least 8 KiB, which would be kept whole)."""
-    return memoryview(orjson.dumps(doc)).tobytes()
-
-
-def segment_of(key: str) -> str:
-    """The segment a key belongs to: its integer's range, or the segment of all other keys."""
-    if key.isascii() and key.isdigit() and (key[0] != "0" or key == "0"):
-        return f"{int(key) // SEGMENT_SPAN:05d}"
-    return OTHER_SEGMENT
-
-
-def _key_order(key: str) -> tuple[int, int, str]:
-    return (0, int(key), "") if segment_of(key) != OTHER_SEGMENT else (1, 0, key)
-
-
-def _group(rows: StoredRows) -> dict[str, StoredRows]:
-    groups: dict[str, StoredRows] = {}
-    for key, row in rows.items():
-        segment = segment_of(key)
-        part = groups.get(segment)
-        if part is None:
-            part = groups[segment] = {}
-        part[key] = row
-    return groups
-
-
-def _split_segment(table: str, raw: bytes, encoded: bool) -> tuple[StoredRows, Rows | None] | None:
-    """A segment's rows, kept as their bytes for an encoded table: a file laid out as
-    :meth:`Journal._write_segment` writes it (its CRC already checked) is cut at its lines, no
-    row parsed; None when it is not a table."""
-    head = b"{" + orjson.dumps(table) + b":{\n"
-    if encoded and raw.startswith(head + b'"') and raw.endswith(b"\n}}\n"):
-        rows: StoredRows = {}
-        for line in raw[len(head) : -4].split(b",\n"):
-            key, found, row = line.partition(b'":')
-            if not found or not key[1:].isdigit():
-                break  # a key that needs JSON to read: read the file as JSON
-            rows[key[1:].decode()] = row
-        else:
-            return rows, None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get(table), dict):
-        return None
-    docs: Rows = data[table]
-    if any(not isinstance(doc, dict) for doc in docs.values()):
-        return None
-    if encoded:
-        return {key: encode_row(doc) for key, doc in docs.items()}, docs
-    return cast(StoredRows, docs), None
-
-
-def _check_layout(layout: object, tables: Iterable[str]) -> str | None:
-    """What is wrong with the manifest's list of segments, if anything."""
-    if not isinstance(layout, dict):
-        return "its _meta record's segments are not an object"
-    for table, files in layout.items():
-        if table not in tables or not isinstance(files, dict):
-            return f"its _meta record names segments of an unknown table {table!r}"
-        for entry in files.values():
-            if not (
-                isinstance(entry, dict)
-                and isinstance(entry.get("file"), str)
-                and _SEGMENT_FILE.match(entry["file"])
-                and all(isinstance(entry.get(k), int) for k in ("rows", "bytes", "crc"))
-            ):
-                return f"its _meta record names a segment of {table!r} it cannot read"
-    return None
-
-
-def _fragment(row: object) -> object:
-    return orjson.Fragment(row) if isinstance(row, bytes) else row
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write a new file atomically and durably: temp file, fsync, ``os.replace``, fsync dir."""
-    tmp = _temp_path(path)
-    try:
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-            view = memoryview(data)
-            for start in range(0, len(view), 1 << 22):
-                fh.write(view[start : start + (1 << 22)])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def _encode(ops: Iterable[Op]) -> tuple[bytes, list[bytes | None]]:
-    """The journal line of a transaction, and each put's document as the bytes in it (what an
-    encoded table keeps): the same bytes as ``orjson.dumps`` of the rows, built once."""
-    parts: list[bytes] = []
-    blobs: list[bytes | None] = []
-    for op in ops:
-        where = orjson.dumps(op.table) + b"," + orjson.dumps(op.key)
-        if isinstance(op, Put):
-            blob = encode_row(op.doc)
-            parts.append(b'["p",' + where + b"," + blob + b"]")
-            blobs.append(blob)
-        else:
-            parts.append(b'["d",' + where + b"]")
-            blobs.append(None)
-    return b"[" + b",".join(parts) + b"]\n", blobs
-
-
-def _decode(
-    line: bytes, tables: set[str], valid: Callable[[str, Doc], bool]
-) -> list[list[Any]] | None:
-    """A journal record's rows, or None when it is unreadable or not the shape ``_encode`` writes.
-
-    Checked whole before any row is applied, so a damaged record is dropped entirely or not at all.
-    """
-    try:
-        rows = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(rows, list):
-        return None
-    for row in rows:
-        if not (isinstance(row, list) and len(row) in (3, 4) and isinstance(row[2], str)):
-            return None
-        if not isinstance(row[1], str) or row[1] not in tables:
-            return None
-        if row[0] == "p" and len(row) == 4 and isinstance(row[3], dict):
-            if not valid(row[1], row[3]):
-                return None
-        elif not (row[0] == "d" and len(row) == 3):
-            return None
-    return rows
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable (the directory entry itself)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _set_aside(path: Path) -> Path:
-    """Keep a damaged file under a new name, never deleting it.
-
-    A hard link, so the original name stays until the repair's fresh checkpoint replaces (or
-    folds away) it: a crash mid-repair leaves the damage in place, to be refused again.
-    """
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
-    try:
-        os.link(path, aside)
-    except OSError:  # a file system without hard links
-        shutil.copyfile(path, aside)
-    fsync_dir(path.parent)
-    return aside
-
-
-def _cut(path: Path, size: int) -> None:
-    """Truncate ``path`` to ``size`` bytes, durably."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _parse_checkpoint(

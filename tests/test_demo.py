@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import io
 import json
 import os
 import re
@@ -15,16 +18,21 @@ import httpx
 import pytest
 
 from anomaly_desk.core.config import load_settings
+from anomaly_desk.core.connections import ServiceNowConnection
 from anomaly_desk.core.views import AnomalyDetail, TicketLinkView
 from anomaly_desk.demo import platform_anomalies, write_config
 from anomaly_desk.demo_setup import default_fixtures
 from anomaly_desk.replay import Payload, collect_files, load_payloads
+from anomaly_desk.rules_cli import DryRun, payload_files
 from anomaly_desk.tour import PERSON_SAYS, Call, PlatformExpect, Step, TwoWay, call_text
+from anomaly_desk.tour_rules import RaisedFor, RuleTicket
 from tests.support import ROOT
 
 BANNER_URL = re.compile(r"^\s+(Sandbox|Receiver)\s+(http://127\.0\.0\.1:\d+)", re.MULTILINE)
 DATA_DIR = re.compile(r"^\s+Data\s+(\S+)", re.MULTILINE)
 STATUS = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] Qualytics Anomaly Status: "
+# ServiceNow's status note in the demo: its connection's status_note template
+SNOW_STATUS = r"Qualytics anomaly \d+ is now (\w+) \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)"
 SYNC_LOG_DONE = re.compile(r"^\s+#\d+\s+\S+\s+(platform \d+|\S+)\s+(\w+)\s.*\bdone\b", re.MULTILINE)
 
 
@@ -75,7 +83,37 @@ def test_headless_demo_shows_every_note_and_write_back_arriving_and_cleans_up() 
     assert "user bob.martin  password demo" in output
     # every fixture accepted by the receiver, with the demo's webhook secret
     assert "200 ×9" in output
+    # the rules: at the import, 'warehouse orders' made one Jira Bug for the seeded platform's
+    # first orders anomaly and linked the next ones to it (dedup by container); the replay's
+    # 10231 and 10232 joined it, each with its note; 10260 got a ServiceNow problem, titled by
+    # the connection's title template; all found once in the sandbox by the integration's mark
+    rules = output.partition("\n== Rules")[2].partition("\n== Tour")[0]
+    assert re.search(
+        r"^✓ DQ-1\s+Bug for anomaly \d+ by rule 'warehouse orders', once, reporter "
+        r"alice@example\.com: ",
+        rules,
+        re.MULTILINE,
+    ), rules
+    for joined in (10231, 10232):
+        assert re.search(
+            rf"^✓ DQ-1\s+linked {joined}, noted: Anomaly {joined} matched rule 'warehouse "
+            r"orders' \(same container as anomaly \d+\)$",
+            rules,
+            re.MULTILINE,
+        ), rules
+    assert re.search(
+        r"^✓ PRB\d{7}\s+problem for anomaly 10260 by rule 'CRM personal data', once: "
+        r"\[crm_replica\] accounts: 312 records fail satisfiesExpression$",
+        rules,
+        re.MULTILINE,
+    ), rules
+    assert "Rules: tickets raised without a key pressed" in output  # its summary table
+    # operator_email: the tour's own tickets are raised for alice in both systems
+    assert re.search(r"✓ DQ-2\s+reporter alice@example\.com", output), output
+    assert re.search(r"✓ INC\d{7}\s+caller alice@example\.com", output), output
+
     tour, _, two_way = output.partition("\n== Two-way")
+    tour = tour.partition("\n== Tour")[2]  # the tour's tickets, the rules' above them
     assert two_way, output
     confirmed = re.findall(r"^✓ (\S+)\s+(.+)$", tour, re.MULTILINE)
     by_ticket: dict[str, list[str]] = {}
@@ -97,8 +135,8 @@ def test_headless_demo_shows_every_note_and_write_back_arriving_and_cleans_up() 
     for key in snow:
         notes = by_ticket[key][1:] if key in linked else by_ticket[key]
         assert len(notes) == 4, notes
-        assert re.fullmatch(STATUS + "Acknowledged", notes[0]), notes
-        assert re.fullmatch(STATUS + "(Resolved|Duplicate)", notes[2]), notes
+        assert re.fullmatch(SNOW_STATUS.replace(r"(\w+)", "Acknowledged"), notes[0]), notes
+        assert re.fullmatch(SNOW_STATUS.replace(r"(\w+)", "(Resolved|Duplicate)"), notes[2])
     assert "Zoë" in output  # non-ASCII survives the trip through both providers
 
     # the platform's side, read from its log of accepted calls: the import, then per anomaly
@@ -134,24 +172,24 @@ def test_headless_demo_shows_every_note_and_write_back_arriving_and_cleans_up() 
     assert "MISSING" not in output
     assert "✗" not in output
     assert (
-        "Demo passed: 17 notes on 4 tickets and 8 writes to Qualytics for 2 anomalies, each "
-        "exactly once and in order; 196 anomalies imported from the platform; alice's comment "
-        "and Done on DQ-3 came to anomaly 10250 and Qualytics once each, and nothing was "
-        "echoed." in output
+        "Demo passed: 2 tickets raised by 2 rules for 6 anomalies, each once and linked; 17 "
+        "notes on 4 tickets and 8 writes to Qualytics for 2 anomalies, each exactly once and in "
+        "order; 196 anomalies imported from the platform; alice's comment and Done on DQ-4 came "
+        "to anomaly 10250 and Qualytics once each, and nothing was echoed." in output
     )
 
     # two-way: alice, through Jira's own API, comments on a third anomaly's issue and moves it
     # to Done; the desk follows (archive, her comment), the platform too, nothing comes back
     checked = re.findall(r"^✓ (.+)$", two_way.partition("\n== Sync log")[0], re.MULTILINE)
     assert checked == [
-        "DQ-3 alice moved it to Done → anomaly 10250 archived as Resolved",
+        "DQ-4 alice moved it to Done → anomaly 10250 archived as Resolved",
         "alice's comment is on the anomaly, once",
         "the platform archived it too",
-        "nothing was echoed back to DQ-3: its comments are alice's only",
+        "nothing was echoed back to DQ-4: its comments are alice's only",
         "our own notes did not come back: 10233 and 10240 have only the comments made in the desk",
     ], two_way
-    assert re.search(r"history: Active → Resolved by DQ-3 \(\w+\)", two_way), two_way
-    assert "from DQ-3 (alice@example.com): Looking at the loader now — alice" in two_way
+    assert re.search(r"history: Active → Resolved by DQ-4 \(\w+\)", two_way), two_way
+    assert "from DQ-4 (alice@example.com): Looking at the loader now — alice" in two_way
     assert "archived as Resolved  (DELETE /api/anomalies/10250?archive=true&status=Resolved)" in (
         two_way
     )
@@ -252,6 +290,33 @@ def test_the_demo_config_turns_on_two_way_sync(tmp_path: Path) -> None:
     assert not jira.fan_out_ticket_comments
 
 
+def test_the_demo_config_has_rules_templates_ticket_types_and_an_operator(tmp_path: Path) -> None:
+    """What `anomaly-desk rules test fixtures/webhooks --config <demo config>` says the rules do
+    with the fixtures: a Jira Bug for 10231 that 10232 joins (dedup by container), a ServiceNow
+    problem for 10260; tickets raised for alice; ServiceNow's title and status note templated."""
+    config = write_config(tmp_path / "anomaly-desk.toml", "http://127.0.0.1:9")
+    env = {"DEMO_JIRA_TOKEN": "j", "DEMO_SNOW_PASSWORD": "s", "DEMO_PLATFORM_TOKEN": "t"}
+    settings = load_settings(config, env=env)
+    assert settings.operator_email == "alice@example.com"
+    snow = settings.connections[1]
+    assert isinstance(snow, ServiceNowConnection)
+    assert snow.tables == ["incident", "problem", "change_request"]
+    assert snow.templates is not None
+    assert sorted(snow.templates.defined()) == ["status_note", "title"]
+    out = io.StringIO()
+    assert DryRun(settings).run(payload_files([default_fixtures()]), out) == 0
+    text = out.getvalue()
+    assert (
+        "anomaly 10231 (warehouse_prod › orders, record, weight 54, Active)\n"
+        "  rule 'warehouse orders': create a ticket on jira (jira): Bug" in text
+    ), text
+    assert "rule 'warehouse orders': link the ticket of anomaly 10231 (same container" in text
+    assert "rule 'CRM personal data': create a ticket on servicenow (servicenow): problem" in text
+    assert "rule 'warehouse orders': 1 to create, 1 to link, 0 throttled" in text
+    assert "rule 'CRM personal data': 1 to create, 0 to link, 0 throttled" in text
+    assert "10250 (warehouse_prod › orders, shape, weight 90, Active)\n  no rule matches" in text
+
+
 def _two_way(
     comments: list[tuple[str, str]] | None = None,
     writes: list[Call] | None = None,
@@ -331,3 +396,43 @@ def test_write_back_counts_only_when_exactly_once_and_in_order() -> None:
     assert call_text(calls[3]) == (
         "archived as Resolved  (DELETE /api/anomalies/7?archive=true&status=Resolved)"
     )
+
+
+def test_a_rule_ticket_counts_only_when_once_of_its_type_raised_for_alice_and_noted_once() -> None:
+    link = TicketLinkView(
+        id="L1", connection="jira", provider="jira", ticket_key="DQ-1", ticket_id="10001"
+    )
+    note = "Anomaly 10231 matched rule 'warehouse orders' (same container as anomaly 20070)"
+
+    good = RuleTicket(
+        "warehouse orders",
+        link,
+        created_for=[20070],
+        joined=[10231],
+        marked=["DQ-1"],
+        type_name="Bug",
+        raised_for="alice@example.com",
+        notes=["[…] Qualytics Anomaly Status: Active", note],
+    )
+    ticket = functools.partial(dataclasses.replace, good)
+
+    assert ticket().complete
+    assert not ticket(marked=["DQ-1", "DQ-5"]).complete  # created twice in Jira
+    assert not ticket(marked=[]).complete  # not found by the integration's mark
+    assert not ticket(created_for=[20070, 20075]).complete  # two anomalies claim to have made it
+    assert not ticket(type_name="Task").complete  # not the rule's issue type
+    assert not ticket(raised_for="demo@example.com").complete  # not for the operator
+    assert not ticket(notes=[note, note]).complete  # the dedup's note twice
+    assert not ticket(notes=[]).complete  # ... or not at all
+    assert ticket(joined=[]).complete  # a ticket nobody joined needs no note
+
+
+def test_a_ticket_is_raised_for_the_operator_only_without_warnings() -> None:
+    link = TicketLinkView(
+        id="L2", connection="servicenow", provider="servicenow", ticket_key="INC0010001",
+        ticket_id="abc",
+    )  # fmt: skip
+    assert RaisedFor(link, "alice@example.com").ok
+    assert not RaisedFor(link, None).ok
+    warned = link.model_copy(update={"warnings": ["caller left empty: 2 active users"]})
+    assert not RaisedFor(warned, "alice@example.com").ok

@@ -24,6 +24,7 @@ from tinydb import TinyDB
 from tinydb.storages import JSONStorage
 
 from anomaly_desk.core import journal
+from anomaly_desk.core import segments as segments_module
 from anomaly_desk.core.store import Put, Store, StoreDamaged
 
 SPAN = 100
@@ -43,8 +44,8 @@ def doc(i: int, status: str = "Active", message: str | None = None) -> dict[str,
 
 @pytest.fixture(autouse=True)
 def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(journal, "SEGMENT_ABOVE", 50)
-    monkeypatch.setattr(journal, "SEGMENT_SPAN", SPAN)
+    monkeypatch.setattr(segments_module, "SEGMENT_ABOVE", 50)
+    monkeypatch.setattr(segments_module, "SEGMENT_SPAN", SPAN)
 
 
 def seeded(data: Path, n: int = 1000) -> None:
@@ -260,19 +261,19 @@ def test_long_loads_say_how_far_they_are(
 WRITER = """
 import asyncio, sys, time
 from pathlib import Path
-from anomaly_desk.core import journal, store as store_module
+from anomaly_desk.core import segments, store as store_module
 from anomaly_desk.core.store import Put, Store
 
-journal.SEGMENT_ABOVE, journal.SEGMENT_SPAN = 50, 100
+segments.SEGMENT_ABOVE, segments.SEGMENT_SPAN = 50, 100
 store_module.CHECKPOINT_MIN_RECORDS = 40
-real = journal._write_file
+real = segments.write_file
 
 def slow(path, data):  # a checkpoint takes a while: the kill lands in the middle of one
     say(f"checkpointing {path.name}")
     real(path, data)
     time.sleep(0.05)
 
-journal._write_file = slow
+segments.write_file = slow
 
 
 def say(line):  # one write per line: the checkpoint's thread says things too

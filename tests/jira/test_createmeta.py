@@ -16,7 +16,7 @@ import pytest
 from anomaly_desk.core.connections import Platform
 from anomaly_desk.core.formatting.adf import TRUNCATION_MARKER, adf_to_text
 from anomaly_desk.core.models import Anomaly
-from anomaly_desk.core.providers import jira as jira_module
+from anomaly_desk.core.providers import jira_forms
 from anomaly_desk.core.providers.base import TicketText
 from anomaly_desk.core.providers.errors import NotFoundError, ValidationError
 from anomaly_desk.core.providers.jira import JiraClient
@@ -126,7 +126,7 @@ async def test_form_reads_every_page(
     sandbox: ThreadedServer, fin: JiraClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = await fin.create_form("10002")
-    monkeypatch.setattr(jira_module, "CREATEMETA_PAGE", 2)
+    monkeypatch.setattr(jira_forms, "CREATEMETA_PAGE", 2)
     paged = JiraClient(connection(sandbox.url, project="FIN", issue_type="Bug"), Platform())
     try:
         assert await paged.create_form() == whole
