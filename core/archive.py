@@ -12,8 +12,16 @@ On disk, under ``<data_dir>/archive/`` (0700, every file 0600):
   fsyncs them; concatenated members are one valid gzip file (``zcat`` reads it). A line is
   ``{"id":…,"seq":…,"doc":{…}}``: the stored row as it was, and the run that wrote it.
 * ``index``: the ids, their locations (month and member offset of the *last* record of each id,
-  the one with the highest ``seq``), the links, and how many bytes of each month file it
-  covers; written atomically (temp file, fsync, rename) at the end of a run.
+  the one with the highest ``seq``), the links, how many bytes of each month file it covers,
+  each month's highest sort key, and the *listing*: every current record's sort key and status,
+  newest first; written atomically (temp file, fsync, rename) at the end of a run.
+
+A page newest first without text walks the listing (read from the index when first asked for)
+and reads only the members of the rows it shows; a search with text scans the months in the
+order of their highest key, only the members that hold a current record, inflated by
+:data:`SCAN_THREADS` threads at once, and stops once the page is full and no month left can hold
+a newer row. An index written before the listing existed is rebuilt from the months on opening
+(once).
 
 Opening reads the index only. A month file longer than the index says (a crash after the
 append, before the index) has its tail scanned; a member cut short by a crash (it never got to
@@ -37,10 +45,12 @@ import threading
 import time
 import zlib
 from array import array
-from collections.abc import Callable, Collection, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 import orjson
 
@@ -48,15 +58,19 @@ from anomaly_desk.core.journal import fsync_dir
 from anomaly_desk.core.jsontypes import JsonObject
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 ARCHIVE_DIR = "archive"
 INDEX_FILE = "index"
 MAGIC = b"anomaly-desk cold archive 1\n"
+UNKNOWN_STATUS = 255  # a listing status code: not in its table (read the row to know)
 MEMBER_ROWS = 256  # lines per gzip member: a lookup decompresses one member, never a month
 COMPRESS_LEVEL = 6
 _MONTH_FILE = re.compile(r"^(\d{4})-(\d{2})\.jsonl\.gz$")
 _PREFIX = re.compile(rb'\{"id":(-?\d+),"seq":(\d+),')
 _READ = 1 << 16
+SCAN_THREADS = 2  # a search with text inflates this many members at once
+SCAN_MEMBERS = 8  # members a scan thread takes at a time (fewer hand-overs)
 _OFFSET_BITS = 40  # a location: month code above, member offset below (months up to 1 TiB)
 _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 
@@ -116,8 +130,98 @@ def search_text(row: JsonObject) -> str:
 
 
 def sort_key(row: JsonObject) -> tuple[str, int]:
-    """Newest first, as the hot list orders: detection time, then id."""
-    return (row.get("created") or row.get("received_at") or "", int(row["id"]))
+    """Newest first, as the hot list orders: detection time, then id (a time that is not a
+    string, in odd data, compares as its text)."""
+    value = row.get("created") or row.get("received_at") or ""
+    return (value if isinstance(value, str) else str(value), int(row["id"]))
+
+
+Key = tuple[bytes, int]
+"""A sort key as the listing holds it: the time UTF-8 encoded (which orders as the str)."""
+Entry = tuple[Key, str | None]
+"""A listing entry: a record's key and status (None: not a string; read the row)."""
+
+
+def _key(row: JsonObject) -> Key:
+    text, anomaly_id = sort_key(row)
+    return (text.encode(), anomaly_id)
+
+
+def _status(row: JsonObject) -> str | None:
+    value = row.get("status")
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """Every current record's sort key and status, newest first: a page without text is a walk
+    of this, not a scan of the months. Rebuilt (from itself and what came since) when the index
+    is written."""
+
+    ids: array[int]
+    ends: array[int]  # where each key ends in ``keys``
+    keys: bytes
+    statuses: bytes  # a code per record: an index in ``names``, or UNKNOWN_STATUS
+    names: tuple[str, ...]
+
+    def key(self, i: int) -> Key:
+        return (self.keys[self.ends[i - 1] if i else 0 : self.ends[i]], self.ids[i])
+
+    def status(self, i: int) -> str | None:
+        code = self.statuses[i]
+        return None if code == UNKNOWN_STATUS else self.names[code]
+
+    def after(self, position: Key | None) -> int:
+        """The first index whose key is below ``position`` (descending order)."""
+        lo, hi = 0, len(self.ids)
+        if position is None:
+            return 0
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.key(mid) >= position:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def to_bytes(self) -> bytes:
+        return self.ids.tobytes() + self.ends.tobytes() + self.statuses + self.keys
+
+    @classmethod
+    def of(cls, entries: list[tuple[Key, str | None]]) -> _Listing:
+        """From ``(key, status)`` newest first."""
+        names: dict[str, int] = {}
+        ids, ends, codes = array("q"), array("i"), bytearray()
+        parts: list[bytes] = []
+        end = 0
+        for (text, anomaly_id), status in entries:
+            ids.append(anomaly_id)
+            end += len(text)
+            ends.append(end)
+            parts.append(text)
+            if status is None:
+                code = UNKNOWN_STATUS
+            else:
+                code = names.setdefault(status, len(names))
+                if code >= UNKNOWN_STATUS:
+                    code = UNKNOWN_STATUS
+            codes.append(code)
+        table = tuple(name for name, code in names.items() if code < UNKNOWN_STATUS)
+        return cls(ids, ends, b"".join(parts), bytes(codes), table)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, count: int, names: tuple[str, ...]) -> _Listing:
+        ids, ends = array("q"), array("i")
+        ids.frombytes(raw[: 8 * count])
+        ends.frombytes(raw[8 * count : 12 * count])
+        statuses = raw[12 * count : 13 * count]
+        keys = raw[13 * count :]
+        if len(statuses) != count or (count and ends[-1] != len(keys)):
+            raise ValueError("listing: sizes do not agree")
+        return cls(ids, ends, keys, statuses, names)
+
+
+_EMPTY = _Listing(array("q"), array("i"), b"", b"", ())
 
 
 def _links_of(row: JsonObject) -> tuple[ColdLink, ...]:
@@ -158,6 +262,19 @@ class ColdArchive:
         self._fingerprints: dict[str, set[int]] | None = None  # built from the links on demand
         self._covered: dict[str, int] = {}  # month → bytes the index accounts for
         self.generation = 0  # changes with every append or deletion (caches of searches)
+        # the listing: None while it is still only in the index file (at _listing_at: offset,
+        # length, crc, count, status names); _listed holds what came since (id → key, status)
+        self._listing_snap: _Listing | None = _EMPTY
+        self._listing_at: tuple[int, int, int, int, tuple[str, ...]] | None = None
+        self._listed: dict[int, tuple[Key, str | None]] = {}
+        self._listed_sorted: tuple[int, list[tuple[Key, str | None]]] = (-1, [])
+        self._listing_stale = False  # months dropped: the listing may name ids gone since
+        self._listing_lock = threading.RLock()  # a search (a thread) and an append (another)
+        # per month an upper bound of its records' sort keys: a search stops before a month
+        # that cannot hold a newer row than its page's last (a month without one: scanned)
+        self._month_max: dict[str, Key] = {}
+        self._old_format = False
+        self._span_cache: tuple[int, dict[int, list[int]]] = (-1, {})
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -172,8 +289,8 @@ class ColdArchive:
             started = time.perf_counter()
             self._rebuild()
             log.warning(
-                "cold archive: index missing or unreadable, rebuilt from %d month file(s) "
-                "(%d anomalies) in %.1f s",
+                "cold archive: index %s, rebuilt from %d month file(s) (%d anomalies) in %.1f s",
+                "of an older format (no listing)" if self._old_format else "missing or unreadable",
                 len(self._covered),
                 len(self),
                 time.perf_counter() - started,
@@ -221,22 +338,97 @@ class ColdArchive:
         try:
             header = orjson.loads(raw[len(MAGIC) : end])
             count = int(header["count"])
+            if "listing" not in header:  # written before the listing: rebuilt, once
+                self._old_format = True
+                return False
             body = raw[end + 1 : end + 1 + 16 * count]
-            link_bytes = raw[end + 1 + 16 * count :]
+            links_at = end + 1 + 16 * count
+            listing_at = links_at + int(header["links_len"])
+            link_bytes = raw[links_at:listing_at]
             if len(body) != 16 * count or zlib.crc32(body) != header["crc"]:
                 return False
             if zlib.crc32(link_bytes) != header["links_crc"]:
                 return False
+            listing = header["listing"]
+            at = (
+                listing_at,
+                len(raw) - listing_at,
+                int(listing["crc"]),
+                int(listing["count"]),
+                tuple(str(name) for name in listing["statuses"]),
+            )
             ids, locs = array("q"), array("q")
             ids.frombytes(body[: 8 * count])
             locs.frombytes(body[8 * count :])
             covered = {str(k): int(v) for k, v in header["months"].items()}
-        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+            month_max = {str(k): (str(v[0]).encode(), int(v[1])) for k, v in header["max"].items()}
+        except (KeyError, TypeError, ValueError, IndexError, orjson.JSONDecodeError):
             return False
         self._sorted, self._covered = (ids, locs), covered
         self._link_map, self._link_bytes = None, link_bytes
         self._recent = {}
+        with self._listing_lock:
+            self._listing_snap, self._listing_at, self._listed = None, at, {}
+            self._listing_stale = False
+        self._month_max = month_max
         return True
+
+    def _listing(self) -> _Listing:
+        """The listing as the index last wrote it; read from the file when first asked for (a
+        start pays nothing for it). Unreadable there: built by a scan of the months."""
+        with self._listing_lock:
+            if self._listing_snap is not None:
+                return self._listing_snap
+            snap = None
+            if self._listing_at is not None:
+                offset, length, crc, count, names = self._listing_at
+                with open(self.path / INDEX_FILE, "rb") as fh:
+                    fh.seek(offset)
+                    raw = fh.read(length)
+                if len(raw) == length and zlib.crc32(raw) == crc:
+                    with contextlib.suppress(ValueError):
+                        snap = _Listing.from_bytes(raw, count, names)
+            if snap is None:
+                log.warning("cold archive: the index's listing is unreadable; scanning the months")
+                snap = self._scan_listing()
+                self._listed = {}
+            self._listing_snap, self._listing_at = snap, None
+            return snap
+
+    def _scan_listing(self) -> _Listing:
+        """Every current record's key and status, read from the months (the index lost it)."""
+        entries: list[tuple[Key, str | None]] = []
+        for month, size in sorted(self._covered.items()):
+            code = _code(month)
+            for offset, _, data in self._members(self._month_path(month), 0, stop=size):
+                loc = (code << _OFFSET_BITS) | offset
+                for line in data.splitlines():
+                    found = _PREFIX.match(line)
+                    if found is not None and self._loc(int(found[1])) == loc:
+                        row: JsonObject = orjson.loads(line)["doc"]
+                        entries.append((_key(row), _status(row)))
+        entries.sort(reverse=True)
+        return _Listing.of(entries)
+
+    def _fold_listing(self) -> _Listing:
+        """The listing with what came since merged in (newest first), and ids gone dropped."""
+        with self._listing_lock:
+            base = self._listing()
+            if not self._listed and not self._listing_stale:
+                return base
+            listed = self._listed
+            stale = self._listing_stale
+            newer = sorted(((key, status) for key, status in listed.values()), reverse=True)
+            if stale:
+                newer = [entry for entry in newer if self._loc(entry[0][1]) is not None]
+            kept = (
+                (base.key(i), base.status(i))
+                for i, anomaly_id in enumerate(base.ids)
+                if anomaly_id not in listed and (not stale or self._loc(anomaly_id) is not None)
+            )
+            snap = _Listing.of(list(heapq.merge(kept, newer, reverse=True)))
+            self._listing_snap, self._listed, self._listing_stale = snap, {}, False
+            return snap
 
     def _links(self) -> dict[int, tuple[ColdLink, ...]]:
         """Cold anomalies' links by anomaly id; parsed from the index on first use, so opening
@@ -258,11 +450,24 @@ class ColdArchive:
         link_bytes = orjson.dumps(
             [list(link) for links in self._links().values() for link in links]
         )
+        listing = self._fold_listing()
+        listing_bytes = listing.to_bytes()
         header = {
             "count": len(ids),
             "crc": zlib.crc32(body),
+            "links_len": len(link_bytes),
             "links_crc": zlib.crc32(link_bytes),
             "months": self._covered,
+            "max": {
+                month: [key.decode(), anomaly_id]
+                for month, (key, anomaly_id) in self._month_max.items()
+                if month in self._covered
+            },
+            "listing": {
+                "count": len(listing.ids),
+                "crc": zlib.crc32(listing_bytes),
+                "statuses": listing.names,
+            },
             "written": time.time(),
         }
         self._ensure_dir()
@@ -271,6 +476,7 @@ class ColdArchive:
         try:
             with open(fd, "wb") as fh:
                 fh.write(MAGIC + orjson.dumps(header) + b"\n" + body + link_bytes)
+                fh.write(listing_bytes)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path / INDEX_FILE)
@@ -287,10 +493,12 @@ class ColdArchive:
             {},
             {},
         )
-        best: dict[int, tuple[int, int]] = {}  # id → (seq, location)
+        best: dict[int, tuple[int, int, Key, str | None]] = {}  # id → (seq, location, key, status)
         links: dict[int, tuple[ColdLink, ...]] = {}
+        self._month_max = {}
         for month, path in self._month_files():
             end = 0
+            top: Key | None = None
             for offset, member_end, data in self._members(path, 0, cut=True):
                 loc = (_code(month) << _OFFSET_BITS) | offset
                 for line in data.splitlines():
@@ -300,16 +508,25 @@ class ColdArchive:
                     anomaly_id, seq = int(found[1]), int(found[2])
                     if anomaly_id in best and best[anomaly_id][0] > seq:
                         continue
-                    best[anomaly_id] = (seq, loc)
+                    row: JsonObject = orjson.loads(line)["doc"]
+                    key = _key(row)
+                    top = key if top is None else max(top, key)
+                    best[anomaly_id] = (seq, loc, key, _status(row))
                     links.pop(anomaly_id, None)
-                    if b'"links":[{' in line:
-                        row_links = _links_of(orjson.loads(line)["doc"])
-                        if row_links:
-                            links[anomaly_id] = row_links
+                    row_links = _links_of(row)
+                    if row_links:
+                        links[anomaly_id] = row_links
                 end = member_end
             self._covered[month] = end
-        self._recent = {anomaly_id: loc for anomaly_id, (_, loc) in best.items()}
+            if top is not None:
+                self._month_max[month] = top
+        self._recent = {anomaly_id: loc for anomaly_id, (_, loc, _, _) in best.items()}
         self._link_map = links
+        with self._listing_lock:
+            self._listing_snap = _Listing.of(
+                sorted(((key, status) for _, _, key, status in best.values()), reverse=True)
+            )
+            self._listing_at, self._listed, self._listing_stale = None, {}, False
         self._merge()
         self.generation += 1
         self._fingerprints = None
@@ -326,10 +543,11 @@ class ColdArchive:
                 anomaly_id = int(found[1])
                 self._recent[anomaly_id] = loc
                 self._links().pop(anomaly_id, None)
-                if b'"links":[{' in line:
-                    row_links = _links_of(orjson.loads(line)["doc"])
-                    if row_links:
-                        self._links()[anomaly_id] = row_links
+                row: JsonObject = orjson.loads(line)["doc"]
+                self._list(month, [row])
+                row_links = _links_of(row)
+                if row_links:
+                    self._links()[anomaly_id] = row_links
             end = member_end
         self._covered[month] = end
         log.warning(
@@ -339,9 +557,23 @@ class ColdArchive:
             end - start,
         )
 
+    def _list(self, month: str, rows: list[JsonObject]) -> None:
+        """Records just appended (or read back from a tail): in the listing, and in their
+        month's highest key."""
+        entries = [(_key(row), _status(row)) for row in rows]
+        if not entries:
+            return
+        with self._listing_lock:
+            for entry in entries:
+                self._listed[entry[0][1]] = entry
+        newest = max(key for key, _ in entries)
+        top = self._month_max.get(month)
+        if top is None or newest > top:
+            self._month_max[month] = newest
+
     def _members(
         self, path: Path, start: int, *, cut: bool = False, stop: int | None = None
-    ) -> Iterator[tuple[int, int, bytes]]:
+    ) -> Generator[tuple[int, int, bytes], None, None]:
         """``(offset, end, decompressed)`` of each complete member from ``start`` (to ``stop``).
 
         With ``cut``, a member cut short at the end of the file (a crash mid-append: its rows
@@ -519,49 +751,211 @@ class ColdArchive:
     ) -> tuple[list[JsonObject], tuple[str, int] | None]:
         """A page of current records that match, newest first, and where the next page starts.
 
-        A scan of every month (slower than the hot store, which the API says): a member whose
-        bytes do not hold the needle is skipped before any line is parsed. ``hot`` says which
-        ids the hot store holds again (they are not cold any more)."""
+        Without text, a walk of the listing (newest first) that reads only the members of the
+        rows shown. With text, a scan of the months (slower than the hot store, which the API
+        says). ``hot`` says which ids the hot store holds again (they are not cold any more)."""
         text = needle.strip().lower()
-        raw = text.encode()
-        quick = bool(raw) and not any(c in text for c in '"\\') and text.isascii()
-        covered = dict(self._covered)
-        heap: list[tuple[tuple[str, int], int, JsonObject]] = []  # the newest limit + 1
-        n = 0
-        for month in sorted(covered, reverse=True):
-            code = _code(month)
-            path = self._month_path(month)
-            for offset, _, data in self._members(path, 0, stop=covered[month]):
-                if quick and raw not in data.lower():
-                    continue
-                loc = (code << _OFFSET_BITS) | offset
-                for line in data.splitlines():
-                    found = _PREFIX.match(line)
-                    if found is None:
-                        continue
-                    anomaly_id = int(found[1])
-                    if self._loc(anomaly_id) != loc or hot(anomaly_id):
-                        continue  # an older record of it, or it is hot again
-                    if quick and raw not in line.lower():
-                        continue
-                    row: JsonObject = orjson.loads(line)["doc"]
-                    if statuses is not None and row.get("status") not in statuses:
-                        continue
-                    if text and text not in search_text(row):
-                        continue
-                    key = sort_key(row)
-                    if after is not None and key >= after:
-                        continue
-                    n += 1
-                    item = (key, n, row)
-                    if len(heap) <= limit:
-                        heapq.heappush(heap, item)
-                    elif key > heap[0][0]:
-                        heapq.heapreplace(heap, item)
-        found_rows = [row for _, _, row in sorted(heap, key=lambda item: item[0], reverse=True)]
+        if text:
+            found_rows = self._scan(text, statuses, limit, after, hot)
+        else:
+            found_rows = self._walk(statuses, limit, after, hot)
         more = len(found_rows) > limit
         page = found_rows[:limit]
         return page, (sort_key(page[-1]) if more and page else None)
+
+    def _newer(self) -> tuple[_Listing, dict[int, tuple[Key, str | None]], list[Entry]]:
+        """The listing, what came since (by id), and that sorted newest first (kept until the
+        next append)."""
+        with self._listing_lock:
+            base = self._listing()
+            generation, newer = self._listed_sorted
+            if generation != self.generation or len(newer) != len(self._listed):
+                newer = sorted(self._listed.values(), reverse=True)
+                self._listed_sorted = (self.generation, newer)
+            return base, dict(self._listed), newer
+
+    def _walk(
+        self,
+        statuses: Collection[str] | None,
+        limit: int,
+        after: tuple[str, int] | None,
+        hot: Callable[[int], bool],
+    ) -> list[JsonObject]:
+        """The newest ``limit + 1`` current records below ``after`` in these statuses."""
+        base, listed, newer = self._newer()
+        wanted = None if statuses is None else set(statuses)
+        position = None if after is None else (after[0].encode(), after[1])
+        i, j = base.after(position), _below(newer, position)
+        mask = None  # with statuses: 1 where the listing's status may be one of them
+        if wanted is not None:
+            codes = [1 if name in wanted else 0 for name in base.names]
+            table = bytes(codes + [0] * (UNKNOWN_STATUS - len(codes)) + [1])
+            mask = base.statuses.translate(table)
+        picked: list[int] = []
+        rows: dict[int, JsonObject] = {}
+        while len(picked) <= limit:
+            if mask is not None and i < len(base.ids) and not mask[i]:
+                i = mask.find(1, i)  # a run of other statuses skipped at C speed
+                if i < 0:
+                    i = len(base.ids)
+            if i < len(base.ids) and (j >= len(newer) or base.key(i) > newer[j][0]):
+                anomaly_id, status = base.ids[i], base.status(i)
+                i += 1
+                if anomaly_id in listed:
+                    continue  # written again since: its entry in ``newer`` counts
+            elif j < len(newer):
+                (_, anomaly_id), status = newer[j]
+                j += 1
+            else:
+                break
+            if self._loc(anomaly_id) is None or hot(anomaly_id):
+                continue  # gone with its month, or hot again
+            if wanted is not None:
+                if status is None:
+                    row = self.get(anomaly_id)
+                    if row is None or row.get("status") not in wanted:
+                        continue
+                    rows[anomaly_id] = row
+                elif status not in wanted:
+                    continue
+            picked.append(anomaly_id)
+        rows.update(self._rows([i for i in picked if i not in rows]))
+        return [rows[anomaly_id] for anomaly_id in picked]
+
+    def _rows(self, wanted: list[int]) -> dict[int, JsonObject]:
+        """The last records of these ids, each member read once."""
+        by_loc: dict[int, set[int]] = {}
+        for anomaly_id in wanted:
+            loc = self._loc(anomaly_id)
+            if loc is not None:
+                by_loc.setdefault(loc, set()).add(anomaly_id)
+        found: dict[int, JsonObject] = {}
+        for loc, ids in sorted(by_loc.items()):
+            path = self._month_path(_name(loc >> _OFFSET_BITS))
+            members = self._members(path, loc & _OFFSET_MASK)
+            try:
+                _, _, data = next(members)
+            except StopIteration:
+                data = b""
+            finally:
+                members.close()
+            for line in data.splitlines():
+                hit = _PREFIX.match(line)
+                if hit is not None and int(hit[1]) in ids and int(hit[1]) not in found:
+                    found[int(hit[1])] = orjson.loads(line)["doc"]
+            missing = ids - found.keys()
+            if missing:
+                raise ArchiveDamaged(f"{path}: anomaly {min(missing)} is not where the index says")
+        return found
+
+    def _spans(self) -> dict[int, list[int]]:
+        """Per month code, the offsets of the members that hold a current record (a search reads
+        only those); kept until the next change."""
+        generation, spans = self._span_cache
+        if generation != self.generation:
+            generation = self.generation
+            recent = list(self._recent.values())  # before the arrays: a merge moves them there
+            found: dict[int, list[int]] = {}
+            for loc in sorted({*recent, *self._sorted[1]}):
+                found.setdefault(loc >> _OFFSET_BITS, []).append(loc & _OFFSET_MASK)
+            spans = found
+            self._span_cache = (generation, spans)
+        return spans
+
+    def _scan(
+        self,
+        text: str,
+        statuses: Collection[str] | None,
+        limit: int,
+        after: tuple[str, int] | None,
+        hot: Callable[[int], bool],
+    ) -> list[JsonObject]:
+        """Matches of ``text``, the newest ``limit + 1``: the months in the order of their
+        highest key, until the page is full and the next month cannot hold a newer row; a
+        member whose bytes do not hold the needle is skipped before any line is parsed."""
+        raw = text.encode()
+        quick = not any(c in text for c in '"\\') and text.isascii()
+        covered = dict(self._covered)
+        tops = dict(self._month_max)
+        order = sorted(covered, key=lambda m: (m not in tops, tops.get(m, (b"", 0))), reverse=True)
+        heap: list[tuple[tuple[str, int], int, JsonObject]] = []  # the newest limit + 1
+        n = 0
+        spans = self._spans()
+
+        def work() -> Iterator[tuple[str, list[tuple[int, memoryview]]]]:
+            for month in order:
+                offsets = spans.get(_code(month), [])
+                if not offsets:
+                    continue  # no current record in it
+                try:
+                    with open(self._month_path(month), "rb") as fh:
+                        blob = memoryview(fh.read(covered[month]))
+                except FileNotFoundError:
+                    continue  # deleted meanwhile (delete_after_days)
+                ends = [*offsets[1:], len(blob)]
+                parts = [(o, blob[o:e]) for o, e in zip(offsets, ends, strict=True)]
+                for start in range(0, len(parts), SCAN_MEMBERS):
+                    yield month, parts[start : start + SCAN_MEMBERS]
+
+        def inflate_all(month: str, members: list[tuple[int, memoryview]]) -> list[bytes]:
+            return [inflate(month, offset, member) for offset, member in members]
+
+        def inflate(month: str, offset: int, member: memoryview) -> bytes:
+            """The member's lines, or nothing when its bytes cannot hold the needle."""
+            inflater = zlib.decompressobj(31)
+            try:
+                data = inflater.decompress(member)
+            except zlib.error as exc:
+                data, reason = b"", str(exc)
+            else:
+                reason = "" if inflater.eof else "member cut short"
+            if reason:
+                raise ArchiveDamaged(
+                    f"{self._month_path(month)}: unreadable at byte {offset} ({reason}); restore "
+                    "the file from a backup (or move it aside: the anomalies in it are then lost)"
+                )
+            return b"" if quick and raw not in data.lower() else data
+
+        reading = _in_order(inflate_all, work())
+        current = None
+        try:
+            for (month, members), datas in reading:
+                if month != current:
+                    current, code, top = month, _code(month), tops.get(month)
+                    if top is not None and len(heap) > limit:
+                        lowest = heap[0][0]
+                        if top <= (lowest[0].encode(), lowest[1]):
+                            break  # this month and every one after it hold nothing newer
+                for (offset, _), data in zip(members, datas, strict=True):
+                    if not data:
+                        continue
+                    loc = (code << _OFFSET_BITS) | offset
+                    for line in data.splitlines():
+                        found = _PREFIX.match(line)
+                        if found is None:
+                            continue
+                        anomaly_id = int(found[1])
+                        if self._loc(anomaly_id) != loc or hot(anomaly_id):
+                            continue  # an older record of it, or it is hot again
+                        if quick and raw not in line.lower():
+                            continue
+                        row: JsonObject = orjson.loads(line)["doc"]
+                        if statuses is not None and row.get("status") not in statuses:
+                            continue
+                        if text not in search_text(row):
+                            continue
+                        key = sort_key(row)
+                        if after is not None and key >= after:
+                            continue
+                        n += 1
+                        item = (key, n, row)
+                        if len(heap) <= limit:
+                            heapq.heappush(heap, item)
+                        elif key > heap[0][0]:
+                            heapq.heapreplace(heap, item)
+        finally:
+            reading.close()
+        return [row for _, _, row in sorted(heap, key=lambda item: item[0], reverse=True)]
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -607,6 +1001,7 @@ class ColdArchive:
                 fsync_dir(self.path)
             self._covered[month] = size
             self._recent.update(placed)  # durable now: found from here on
+            self._list(month, month_rows)
             for anomaly_id, row_links in linked.items():
                 if row_links:
                     self._links()[anomaly_id] = row_links
@@ -645,8 +1040,49 @@ class ColdArchive:
         self._sorted = (ids, locs)
         for month in months:
             self._covered.pop(month, None)
+            self._month_max.pop(month, None)
+        with self._listing_lock:
+            self._listing_stale = True
+            for anomaly_id in [i for i in self._listed if self._loc(i) is None]:
+                del self._listed[anomaly_id]
         self.generation += 1
         self._fingerprints = None
+
+
+def _in_order(
+    call: Callable[..., R], items: Iterator[tuple[Any, ...]], window: int = 4
+) -> Generator[tuple[tuple[Any, ...], R], None, None]:
+    """``(item, call(*item))`` in the order of ``items``, computed by :data:`SCAN_THREADS` threads
+    at most ``window`` ahead: a scan inflates members side by side (zlib lets go of the GIL).
+    Closing this cancels what is not started; what a call raised is raised here."""
+    pending: deque[tuple[tuple[Any, ...], Future[R]]] = deque()
+    with ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="cold-archive-scan") as pool:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(call, *item)))
+                if len(pending) >= window:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _below(entries: list[Entry], position: Key | None) -> int:
+    """The first index (in ``entries``, newest first) whose key is below ``position``."""
+    lo, hi = 0, len(entries)
+    if position is None:
+        return 0
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if entries[mid][0] >= position:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _zeros_from(path: Path, offset: int) -> bool:

@@ -221,7 +221,8 @@ async def with_cold(
     after: tuple[str, int] | None,
 ) -> tuple[list[AnomalySummary], tuple[str, int] | None]:
     """A page of the list over the hot store *and* the cold archive, newest first, cold rows
-    marked ``cold``. The archive is scanned (in a thread): slower, and the API says so."""
+    marked ``cold``. The archive's part runs in a thread: without text a walk of its listing
+    (about as fast as the hot page), with text a scan of its months (slower, the API says so)."""
     hot, hot_more = store.list_anomalies(statuses=statuses, q=q, limit=limit, after=after)
     rows, cold_more = await asyncio.to_thread(
         store.cold.search, q or "", statuses, limit, after, store.is_hot

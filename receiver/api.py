@@ -121,8 +121,8 @@ async def quarantine(request: Request) -> Response:
 
 
 async def list_anomalies(request: Request) -> Response:
-    """A page, newest first. ``archive=1`` includes the cold archive (issue #16): a scan, so
-    slower; its rows are marked ``cold``."""
+    """A page, newest first. ``archive=1`` includes the cold archive (issue #16): with ``q``
+    a scan of it, so slower; its rows are marked ``cold``."""
     params = request.query_params
     store = request.app.state.store
     statuses = parse_statuses(params.get("status"), store.status_counts())
