@@ -54,7 +54,8 @@ from typing import Any, NamedTuple, Self, TypeVar
 
 import orjson
 
-from anomaly_desk.core.journal import fsync_dir
+from anomaly_desk.core import durable_files
+from anomaly_desk.core.durable_files import fsync_dir
 from anomaly_desk.core.jsontypes import JsonObject
 
 log = logging.getLogger(__name__)
@@ -625,7 +626,7 @@ class ColdArchive:
                         offset,
                         exc,
                     )
-                    _cut(path, offset)
+                    durable_files.cut(path, offset)
                     return
                 yield offset, offset + consumed, b"".join(parts)
                 offset += consumed
@@ -1110,12 +1111,3 @@ def _write_all(fd: int, data: bytes) -> None:
 def _private_dir(path: Path) -> None:
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
-
-
-def _cut(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

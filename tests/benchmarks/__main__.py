@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("ingest", "sync", "tui", "scale")
+BENCHMARKS = ("ingest", "sync", "tui", "scale", "checkpoint")
 DEFAULT = ("ingest", "sync", "tui")
 
 

@@ -424,6 +424,10 @@ def measure(
     events = work / f"events-{tree.name}-{size}.jsonl"
     mix = WebhookMix(size, seeded_at)
     probe = orjson.dumps(scale_docs.platform_anomaly(PROBE_ID))
+    # the previous tree's (or the data build's) dirty pages are written back before this one
+    # starts: at 1M a checkpoint of today's store leaves a gigabyte to flush, and that flush
+    # would land in the next tree's fsyncs
+    os.sync()
     started = time.perf_counter()
     proc = serve(tree, data, config, port, log_path, events)
     offset = time.time() - time.perf_counter()
