@@ -31,7 +31,9 @@ def _say(message: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.config, overrides={"data_dir": args.data_dir})
+        settings = load_settings(  # compacting connects to no ticketing system
+            args.config, overrides={"data_dir": args.data_dir}, resolve_secrets=False
+        )
     except ConfigError as exc:
         _say(str(exc))
         return EXIT_USAGE

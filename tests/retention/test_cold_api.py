@@ -235,3 +235,26 @@ def test_compact_help_explains_what_moves_and_what_is_kept() -> None:
         "--data-dir",
     ):
         assert words in text, words
+
+
+def test_the_command_needs_no_ticketing_secret(tmp_path: Path) -> None:
+    """A maintenance job on the data directory: the connections' tokens may not be set there."""
+    data = tmp_path / "data"
+    seed(data, mixed(50))
+    config = tmp_path / "anomaly-desk.toml"
+    config.write_text(
+        '[[connections]]\nname = "jira"\nprovider = "jira"\nurl = "https://acme.atlassian.net"\n'
+        'email = "bot@acme.com"\ntoken_env = "JIRA_TOKEN_NOT_SET_HERE"\n',
+        encoding="utf-8",
+    )
+    command = ["compact", "--data-dir", str(data), "--config", str(config)]
+    done = subprocess.run(
+        [sys.executable, "-m", "anomaly_desk", *command],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("moved 40 anomalies to the cold archive")
