@@ -257,6 +257,15 @@ class Settings(BaseSettings):
                     f"{where}.action.table: {action.connection} is {kind}; "
                     "a Jira ticket type is given as issue_type"
                 )
+            conn = next(c for c in self.connections if c.name == action.connection)
+            if action.table is not None and isinstance(conn, ServiceNowConnection):
+                offered = [conn.table, *conn.tables]
+                if action.table not in offered:
+                    raise ValueError(
+                        f"{where}.action.table: {action.table} is not one of "
+                        f"{action.connection}'s tables ({', '.join(dict.fromkeys(offered))}); "
+                        "add it to that connection's tables"
+                    )
         return self
 
     @property

@@ -766,6 +766,7 @@ StoredDocument: TypeAlias = (
     | DeliveryRecord
     | ImportState
     | RuleState
+    | RuleTicket
 )
 """What ``Put`` takes besides a plain dict."""
 

@@ -6,11 +6,13 @@ One delivery is one store transaction, so a webhook is stored whole or not at al
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from datetime import UTC, datetime
 
 import orjson
 
+from anomaly_desk.core.archive import ArchiveDamaged
 from anomaly_desk.core.documents import (
     LOCAL_KEYS,
     AnomalyDocument,
@@ -29,6 +31,24 @@ from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.views import IngestResultView, QuarantineNote
 from anomaly_desk.core.vocabulary import PLATFORM, IngestOutcome
 from anomaly_desk.core.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+
+
+def _cold(store: Store, anomaly_id: int) -> AnomalyDocument | None:
+    """The cold record a delivery merges onto. One the archive cannot read (damage, a month
+    deleted meanwhile) must not refuse the whole delivery, which the platform would retry
+    forever: the delivery starts the anomaly afresh, and the archive keeps the old record (it
+    is append-only) for a person to recover."""
+    try:
+        return store.cold_doc(anomaly_id)
+    except (ArchiveDamaged, OSError, ValueError) as exc:
+        log.error(
+            "anomaly %d: its cold archive record cannot be read (%s); stored afresh",
+            anomaly_id,
+            exc,
+        )
+        return None
 
 
 def delivery_key(webhook_id: str | None, body: bytes) -> str:
@@ -175,7 +195,7 @@ def plan_delivery(
         existing = written.get(anomaly.id)
         if existing is None:
             # not hot: maybe cold (issue #16), then merged onto and hot again with this put
-            existing = store.anomaly_doc(anomaly.id) or store.cold_doc(anomaly.id)
+            existing = store.anomaly_doc(anomaly.id) or _cold(store, anomaly.id)
         if existing is None and importing:
             first = imported(new_document(anomaly, at, sent_at), at, anomaly.status, created=True)
             written[anomaly.id] = first

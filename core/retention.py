@@ -100,6 +100,7 @@ async def compact(
             if not rows:
                 if progress is not None:
                     progress(min(start + BATCH, len(candidates)), len(candidates))
+                await asyncio.sleep(0)  # a batch read on the loop: let webhooks in between
                 continue
             placed = await asyncio.to_thread(store.cold.append, rows, seq)
             # From here to the commit no await: a change that landed during the append keeps

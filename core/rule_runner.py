@@ -83,6 +83,11 @@ def _done(ticket: Ticket) -> bool:
     )
 
 
+def ticket_row(rule: str, key: str) -> str:
+    """A ``rule_tickets`` key: the rule's name and the dedup key (a name never holds a newline)."""
+    return f"{rule}\n{key}"
+
+
 class RuleRunner:
     """The configured rules, their durable state (the store's ``rules`` table) and their jobs."""
 
@@ -112,6 +117,11 @@ class RuleRunner:
 
     def state(self, name: str) -> RuleState:
         return self.store.rule_state(name) or RuleState(name=name)
+
+    def ticket_for(self, rule: str, key: str) -> RuleTicket | None:
+        """The rule's last ticket for a dedup key (what a later anomaly with the key joins)."""
+        raw = self.store.get("rule_tickets", ticket_row(rule, key))
+        return None if raw is None else RuleTicket.model_validate(raw)
 
     def rule(self, name: str) -> Rule:
         rule = self.rules.get(name)
@@ -234,7 +244,7 @@ class RuleRunner:
         note why; None: create a ticket instead."""
         if rule.dedup is None or job.dedup_key is None:
             return None
-        earlier = state.tickets.get(job.dedup_key)
+        earlier = self.ticket_for(rule.name, job.dedup_key) or state.tickets.get(job.dedup_key)
         if earlier is None or earlier.anomaly_id == job.anomaly_id:
             return None
         if time.time() - earlier.at > rule.dedup.window_s:
@@ -289,24 +299,25 @@ class RuleRunner:
 
         def created(link: TicketLink) -> list[Op]:
             state = self.state(rule.name)
-            tickets = state.tickets
-            if rule.dedup is not None and job.dedup_key is not None:
-                now = time.time()
-                window = rule.dedup.window_s
-                tickets = {k: t for k, t in tickets.items() if now - t.at <= window}
-                tickets[job.dedup_key] = RuleTicket(
-                    ticket_key=link.ticket_key,
-                    ticket_id=link.ticket_id,
-                    anomaly_id=job.anomaly_id,
-                    at=now,
-                )
             update = {
                 "created": state.created + 1,
                 "failures": 0,
                 "failed_jobs": (),
-                "tickets": tickets,
+                "tickets": {},  # kept in rule_tickets now (a state written before had them)
             }
-            return [Put("rules", rule.name, state.model_copy(update=update))]
+            ops: list[Op] = [Put("rules", rule.name, state.model_copy(update=update))]
+            key = job.dedup_key
+            if rule.dedup is not None and key is not None and not key.startswith("anomaly:"):
+                # one row per rule and key, out of the rule's state: the state is written with
+                # every matching webhook, and must not grow with the tickets the rule made
+                ticket = RuleTicket(
+                    ticket_key=link.ticket_key,
+                    ticket_id=link.ticket_id,
+                    anomaly_id=job.anomaly_id,
+                    at=time.time(),
+                )
+                ops.append(Put("rule_tickets", ticket_row(rule.name, key), ticket))
+            return ops
 
         link = await desk.create_ticket(
             job.anomaly_id,

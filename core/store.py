@@ -100,7 +100,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TABLES = ("anomalies", "deliveries", "links", "jobs", "sync_log", "counters", "quarantine", "rules")
+TABLES = (
+    "anomalies",
+    "deliveries",
+    "links",
+    "jobs",
+    "sync_log",
+    "counters",
+    "quarantine",
+    "rules",
+    "rule_tickets",
+)
 CHECKPOINT_MIN_RECORDS = 10_000  # a checkpoint once the journal outgrows this or the anomalies
 DELIVERY_RETENTION_S = 7 * 24 * 3600
 SYNC_LOG_KEEP = 50_000
@@ -109,7 +119,15 @@ RAW_ROWS_KEPT = 256  # anomalies read as raw JSON lately (tests and tools compar
 SEARCH_SORT_LIMIT = 20_000  # matches sorted directly; more than that, walking the order is faster
 
 Table = Literal[
-    "anomalies", "deliveries", "links", "jobs", "sync_log", "counters", "quarantine", "rules"
+    "anomalies",
+    "deliveries",
+    "links",
+    "jobs",
+    "sync_log",
+    "counters",
+    "quarantine",
+    "rules",
+    "rule_tickets",  # a rule's last ticket per dedup key: read only when its job runs
 ]
 
 

@@ -48,8 +48,9 @@ TEMPLATE_FIELDS: tuple[TemplateField, ...] = (
     "archive_note",
 )
 _PADDING = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "format", "format_map"})
-# A %-format width of a million characters or more, or taken from the arguments (``%*s``).
-_WIDE = re.compile(r"%[-#0 +]*(\*|\d{6,})")
+# A %-format width or precision of a million characters or more, or taken from the arguments
+# (``%*s``, ``%.*d``), after an optional mapping key (``%(a)0999999d``).
+_WIDE = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{6,}|\d*\.(?:\*|\d{6,}))")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # plain text keeps \t and \n only
 
 
@@ -412,6 +413,7 @@ def try_render(source: str, values: dict[str, object]) -> tuple[str | None, str 
         LookupError,
         RecursionError,
         AttributeError,
+        MemoryError,  # a size the guards did not foresee: this template's text, not the desk
     ) as exc:
         line = getattr(exc, "lineno", None) or template_line(exc)
         where = f"line {line}: " if line else ""

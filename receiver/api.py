@@ -87,7 +87,7 @@ def decode_cursor(raw: str | None) -> tuple[str, int] | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise Problem(400, "Bad limit", f"limit={raw!r}; use 1..{MAX_LIMIT}", kind="bad-query")
     return int(raw)
 

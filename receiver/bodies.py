@@ -42,7 +42,7 @@ async def read_json_body(request: Request, limit: int) -> bytes:
             kind="media-type",
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(
             413, "Body too large", f"{declared} bytes; the limit is {limit}", kind="too-large"
         )

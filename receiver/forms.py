@@ -40,7 +40,7 @@ async def create_form(request: Request) -> Response:
     if wanted is not None and len(wanted) > MAX_QUERY:
         raise Problem(400, "Bad type", f"type is {len(wanted)} characters long", kind="bad-query")
     anomaly = request.query_params.get("anomaly", "").strip()
-    if anomaly and not anomaly.isdigit():
+    if anomaly and not (anomaly.isascii() and anomaly.isdigit()):
         raise Problem(400, "Bad anomaly", "anomaly must be an anomaly id", kind="bad-query")
     form = await _desk(request).create_form(
         request.path_params["name"], wanted, _refresh(request), int(anomaly) if anomaly else None
@@ -54,7 +54,7 @@ async def find_users(request: Request) -> Response:
     if not query or len(query) > MAX_QUERY:
         raise Problem(400, "Bad q", f"q={query!r}: 1..{MAX_QUERY} characters", kind="bad-query")
     limit = request.query_params.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100:
         raise Problem(400, "Bad limit", f"limit={limit!r}; use 1..100", kind="bad-query")
     users = await _desk(request).find_users(request.path_params["name"], query, int(limit))
     return view_response(UserPage(items=users))

@@ -237,7 +237,7 @@ async def check_connections(request: Request) -> Response:
 async def search(request: Request) -> Response:
     text = request.query_params.get("q", "")
     limit = request.query_params.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100:
         raise Problem(400, "Bad limit", f"limit={limit!r}; use 1..100", kind="bad-query")
     tickets = await _desk(request).search(request.path_params["name"], text, int(limit))
     return view_response(TicketPage(items=[TicketView.model_validate(t) for t in tickets]))
@@ -253,7 +253,7 @@ def _int_param(request: Request, name: str, default: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) > high:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > high:
         raise Problem(400, f"Bad {name}", f"{name}={raw!r}; use 0..{high}", kind="bad-query")
     return int(raw)
 

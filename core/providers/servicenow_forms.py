@@ -62,6 +62,12 @@ class ServiceNowForms(ServiceNowBase):
         if not IDENTIFIER.match(name):
             message = f"not a ServiceNow table name: {name!r}"
             raise ValidationError(message, field_errors={"table": message}, connection=self.name)
+        if name not in self.tables:
+            # an interrupted create is looked for on these tables only (find_created): a ticket
+            # on another one could be made twice
+            offered = ", ".join(self.tables)
+            message = f"{name} is not one of this connection's tables ({offered}); add it to tables"
+            raise ValidationError(message, field_errors={"table": message}, connection=self.name)
         return name
 
     async def _form_or_none(self, table: str) -> TableForm | None:

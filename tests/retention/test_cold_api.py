@@ -258,3 +258,37 @@ def test_the_command_needs_no_ticketing_secret(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("moved 40 anomalies to the cold archive")
+
+
+def test_an_unreadable_cold_record_never_refuses_the_delivery(api: httpx.Client) -> None:
+    """A damaged month file: the webhook for a cold anomaly in it is still stored (the platform
+    would retry a refused delivery forever); the rest of the envelope too."""
+    send(api, anomaly(40, "Resolved"))
+    assert compact(api)["moved"] == 1
+    receiver = api.receiver  # type: ignore[attr-defined]
+    (month,) = (Path(receiver.data_dir) / "archive").glob("*.jsonl.gz")
+    raw = bytearray(month.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 16] = b"\xff" * 16  # inside the compressed data
+    month.write_bytes(bytes(raw))
+    answer = api.post(
+        "/webhooks/qualytics",
+        json=[anomaly(40, "Active"), anomaly(41, "Active")],
+        headers={"x-qualytics-secret": SECRET},
+    )
+    assert answer.status_code == 200, answer.text
+    assert api.get("/api/anomalies/40").json()["status"] == "Active"
+    assert api.get("/api/anomalies/41").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/anomalies?limit=²",
+        "/api/connections/jira/form?anomaly=²",
+        "/api/connections/jira/users?q=a&limit=²",
+        "/api/sync-log?limit=³",
+    ],
+)
+def test_unicode_digits_are_a_bad_request_not_a_crash(api: httpx.Client, path: str) -> None:
+    answer = api.get(path)
+    assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)

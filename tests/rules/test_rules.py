@@ -186,6 +186,14 @@ def test_the_issue_example_loads(tmp_path: Path) -> None:
         (RULES.replace("max_per_hour = 20", "max_per_hour = 0"), "rules[0].max_per_hour"),
         (RULES.replace("min_weight", "min_wieght"), "rules[0].match.min_wieght"),
         (RULES.replace('"finance anomalies to Jira"', '"a/b"'), "rules[0].name"),
+        (
+            RULES.replace(
+                'connection = "jira", issue_type = "Bug"',
+                'connection = "servicenow", table = "u_dq_issue"',
+            ),
+            "action.table: u_dq_issue is not one of servicenow's tables (incident, problem, "
+            "change_request); add it to that connection's tables",
+        ),
     ],
 )
 def test_config_mistakes_are_named(tmp_path: Path, rules: str, message: str) -> None:

@@ -211,6 +211,16 @@ async def test_a_change_request_goes_through_the_change_api(
 # -- refusals -------------------------------------------------------------------------------
 
 
+async def test_a_table_the_connection_does_not_offer_is_refused_before_the_write(
+    snc: ServiceNowClient,
+) -> None:
+    """An interrupted create is looked for on the connection's tables only: a ticket on any
+    other table could be made twice after a crash, so none is made there."""
+    with pytest.raises(ValidationError) as caught:
+        await snc.create_ticket(make_anomaly(), {"table": "sc_task", "short_description": "x"})
+    assert "not one of this connection's tables" in caught.value.field_errors["table"]
+
+
 async def test_a_mandatory_dictionary_field_is_refused_before_the_write(
     snc: ServiceNowClient, sandbox: ThreadedServer
 ) -> None:

@@ -205,6 +205,10 @@ def test_the_output_is_text_as_written(anomaly: Anomaly) -> None:
         "{{ 'x'|indent(10**9) }}",
         "{{ '%999999999s'|format(1) }}",
         "{{ '%*s' % (10**9, 1) }}",
+        "{{ '%.2000000000d' % 1 }}",  # a precision, not a width
+        "{{ '%(a)0999999999d' % {'a': 1} }}",  # after a mapping key
+        "{{ '%.999999999d'|format(1) }}",
+        "{{ '%.*d' % (10**9, 1) }}",
         "{{ 'x'.ljust(10**9) }}",
         "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
         "{% macro d(s, n) %}{{ d(s ~ s, n - 1) if n else s }}{% endmacro %}{{ d('x', 60) }}",
