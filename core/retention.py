@@ -90,7 +90,9 @@ async def compact(
                 row = store.get("anomalies", str(anomaly_id))
                 if row is None or row.get("status") not in ARCHIVED:
                     continue  # changed since the list was taken: not a candidate now
-                if not (row.get("updated_at") or row.get("received_at") or "") < cutoff:
+                # unchanged for archive_after_days or longer (0: every archived one, even one
+                # changed in this very millisecond, which the stamps' precision cannot tell)
+                if not (row.get("updated_at") or row.get("received_at") or "") <= cutoff:
                     continue  # archived, or changed, too recently
                 if store.waiting_jobs(anomaly_id):
                     waiting += 1
