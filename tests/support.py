@@ -7,8 +7,10 @@ launcher use them too); these are the tests' defaults on top.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,7 +22,6 @@ from anomaly_desk.core.processes import (
     AsgiApp,
     ExitedEarly,
     NoAnswer,
-    free_port,
     running_cli,
     wait_until_answers,
 )
@@ -30,6 +31,31 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
 __all__ = ["FIXTURES", "ROOT", "ThreadedServer", "cli_process", "fill", "free_port", "wait_http"]
+
+
+#: Ports for servers a test starts itself and may restart on the same port: below the kernel's
+#: ephemeral range (32768 and up here), a thousand per xdist worker, handed out in order. A port
+#: from ``bind(0)`` is free only until somebody else takes it: after a ``kill -9`` another
+#: worker's server (or an outgoing connection) could take it before the restarted receiver
+#: does, and the test would talk to that one instead (CI saw it: a 404 from a stranger).
+PORTS_FROM, PORTS_PER_WORKER = 20_000, 1_000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORTS = itertools.count(PORTS_FROM + PORTS_PER_WORKER * _WORKER)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that no other test worker hands out, free right now, never handed out
+    twice in this run."""
+    for port in _PORTS:
+        if port >= PORTS_FROM + PORTS_PER_WORKER * (_WORKER + 1):
+            break
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # somebody outside the tests holds it
+            return port
+    raise RuntimeError(f"worker {_WORKER} used up its {PORTS_PER_WORKER} test ports")
 
 
 class ThreadedServer(_ThreadedServer):
