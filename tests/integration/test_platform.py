@@ -97,7 +97,9 @@ def test_an_import_cut_by_kill_9_resumes_where_it_stopped(
             cli_process(*args, url=f"{url}/healthz", env=ENV),
             httpx.Client(base_url=url, timeout=30) as api,
         ):
-            cut = api.get("/api/import").json()
+            answer = api.get("/api/import")
+            assert answer.status_code == 200, answer.text
+            cut = answer.json()
             assert not cut["done"]
             assert 1 <= cut["page"] < 3
             assert api.post("/api/import", json={"archived": True}).status_code == 202
