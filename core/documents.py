@@ -727,6 +727,15 @@ class ImportState(Document):
     done: bool = False
 
 
+class RulesWaiting(Document):
+    """A new anomaly a webhook delivered thin, whose rules wait for its enrichment (the
+    ``rules_waiting`` table, keyed by its id): a rule on containers, check types or weight could
+    not judge it yet. Deleted in the transaction that matches the rules, so they run once."""
+
+    since: str  # when it arrived
+    enrich_job: int  # the enrichment job that will match them
+
+
 class RuleTicket(Document):
     """The newest ticket a rule made for one dedup key: a later match within the rule's window
     is linked to it instead of getting its own."""
@@ -767,6 +776,7 @@ StoredDocument: TypeAlias = (
     | ImportState
     | RuleState
     | RuleTicket
+    | RulesWaiting
 )
 """What ``Put`` takes besides a plain dict."""
 

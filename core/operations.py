@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from anomaly_desk.core.connections import Connection, Platform
 from anomaly_desk.core.documents import (
     AnomalyDocument,
+    RulesWaiting,
     StatusChanged,
     SyncJob,
     TicketLink,
@@ -368,15 +369,21 @@ class Desk:
             ops += self._transitions(doc, note)
         if self.connections:
             ops += self._recurrences(delivery, result, changed)
-        if self.rules is not None and result.created:
-            new_ids = set(result.created)
-            new = {a.id: a for a in delivery.anomalies if a.id in new_ids}
-            ops += self.rules.plan(new.values())  # jobs, counters and bucket: this transaction
+        waiting: set[int] = set()  # thin: their rules are matched once they are enriched
         if self.enrich and delivery.kind != IMPORT:  # a job, delivered after the 2xx
             thin = {a.id for a in delivery.anomalies if is_thin(a)}
             for anomaly_id in result.created:
                 if anomaly_id in thin:
-                    ops.append(self.outbox.platform_job(anomaly_id, JobKind.ENRICH))
+                    job = self.outbox.platform_job(anomaly_id, JobKind.ENRICH)
+                    ops.append(job)
+                    if self.rules is not None and self.rules.rules:
+                        waiting.add(anomaly_id)
+                        wait = RulesWaiting(since=iso(at), enrich_job=int(job.key))
+                        ops.append(Put("rules_waiting", str(anomaly_id), wait))
+        if self.rules is not None and result.created:
+            new_ids = set(result.created) - waiting
+            new = {a.id: a for a in delivery.anomalies if a.id in new_ids}
+            ops += self.rules.plan(new.values())  # jobs, counters and bucket: this transaction
         if extra is not None:
             ops += extra(result)
         if ops:

@@ -110,6 +110,7 @@ TABLES = (
     "quarantine",
     "rules",
     "rule_tickets",
+    "rules_waiting",
 )
 CHECKPOINT_MIN_RECORDS = 10_000  # a checkpoint once the journal outgrows this or the anomalies
 DELIVERY_RETENTION_S = 7 * 24 * 3600
@@ -128,6 +129,7 @@ Table = Literal[
     "quarantine",
     "rules",
     "rule_tickets",  # a rule's last ticket per dedup key: read only when its job runs
+    "rules_waiting",  # new thin anomalies whose rules are matched once they are enriched
 ]
 
 

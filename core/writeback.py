@@ -11,14 +11,22 @@ before the first send) and only then sends again.
 Changes that came *from* the platform (a webhook, an import, an enrichment) never make such a
 job: nothing is echoed back.
 
-Enrichment completes an anomaly a webhook delivered thin (no failed checks, no weight) from
-``GET /api/anomalies/{id}``, off the webhook's hot path; it fills only what is missing and says
-so in the history (``enriched``).
+Enrichment completes an anomaly a webhook delivered thin (no failed checks, no weight, a
+container without its name) from ``GET /api/anomalies/{id}``, off the webhook's hot path; it
+fills only what is missing and says so in the history (``enriched``).
+
+The ``[[rules]]`` of a thin anomaly wait for it (``rules_waiting``): a rule on containers, check
+types or weight cannot judge an anomaly that lacks them. They are matched in the transaction
+that stores the enrichment (or finds nothing to add), and deleted from ``rules_waiting`` in it,
+so they run once even if the job is tried again. When the platform cannot complete it (no such
+anomaly, a refusal for good, or still unreachable after :data:`RULES_WAIT_ATTEMPTS` tries) the
+rules are matched against what the webhook gave: late, never lost.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import pydantic
@@ -26,16 +34,25 @@ import pydantic
 from anomaly_desk.core.documents import AnomalyDocument, Enriched, SyncJob
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
-from anomaly_desk.core.models import Anomaly, NoUsableId
-from anomaly_desk.core.providers import NoteTag, NotFoundError, ProviderError, ValidationError
+from anomaly_desk.core.models import Anomaly, NoUsableId, Ref
+from anomaly_desk.core.providers import (
+    NoteTag,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    UnavailableError,
+    ValidationError,
+)
 from anomaly_desk.core.providers.platform import PlatformClient
 from anomaly_desk.core.providers.platform_payloads import ArchiveStatus
 from anomaly_desk.core.salvage import tolerant
-from anomaly_desk.core.store import Put, Store
+from anomaly_desk.core.store import Delete, Op, Put, Store
 from anomaly_desk.core.views import AnomalyUpdated
 from anomaly_desk.core.vocabulary import ARCHIVED, EventName, JobKind, Status
 
 log = logging.getLogger(__name__)
+
+RULES_WAIT_ATTEMPTS = 3  # tries of an unreachable platform before rules take the thin anomaly
 
 # What a ticket needs and a thin webhook may lack; enrichment fills these when they are empty.
 ENRICHED_FIELDS = (
@@ -57,7 +74,8 @@ ENRICHED_FIELDS = (
 
 def is_thin(anomaly: Anomaly) -> bool:
     """Whether a ticket for this anomaly would lack what it needs (checks, weight)."""
-    return not anomaly.failed_checks or anomaly.weight is None
+    container = anomaly.container
+    return not anomaly.failed_checks or anomaly.weight is None or not (container and container.name)
 
 
 def _message(comment: Any) -> str | None:
@@ -73,19 +91,35 @@ def with_enrichment(doc: AnomalyDocument, full: Anomaly, at: str) -> AnomalyDocu
         mine, theirs = getattr(doc, name, None), getattr(full, name, None)
         if mine in (None, [], "", ()) and theirs not in (None, [], "", ()):
             update[name] = theirs
+        elif isinstance(mine, Ref) and isinstance(theirs, Ref) and (ref := _named(mine, theirs)):
+            update[name] = ref
     if not update:
         return None
     entry = Enriched(at=at, fields=sorted(update))
     return doc.model_copy(update={**update, "history": (*doc.history, entry), "updated_at": at})
 
 
+def _named(mine: Ref, theirs: Ref) -> Ref | None:
+    """A reference the webhook gave by id alone, with the platform's name for the same id."""
+    if mine.name or not theirs.name or mine.id is None or mine.id != theirs.id:
+        return None
+    return mine.model_copy(update={"name": theirs.name})
+
+
 class PlatformSender:
     """Delivers the platform queue's jobs (see the module's docstring)."""
 
-    def __init__(self, api: PlatformClient, store: Store, bus: EventBus) -> None:
+    def __init__(
+        self,
+        api: PlatformClient,
+        store: Store,
+        bus: EventBus,
+        plan_rules: Callable[[Iterable[Anomaly]], list[Op]] | None = None,
+    ) -> None:
         self.api = api
         self.store = store
         self.bus = bus
+        self.plan_rules = plan_rules  # the rules of anomalies that waited for enrichment
 
     async def _identical(self, job: SyncJob) -> int:
         found = await self.api.comments(job.anomaly_id)
@@ -137,22 +171,36 @@ class PlatformSender:
         try:
             raw = await self.api.get_anomaly(job.anomaly_id)
         except NotFoundError:  # nothing to complete it from; retrying cannot help
-            return f"the platform has no anomaly {job.anomaly_id}: nothing to enrich"
+            ruled = await self._rules_without(job)
+            return f"the platform has no anomaly {job.anomaly_id}: nothing to enrich{ruled}"
+        except (UnavailableError, RateLimitedError):
+            if job.attempts >= RULES_WAIT_ATTEMPTS:
+                await self._rules_without(job)
+            raise
+        except ProviderError:
+            await self._rules_without(job)
+            raise
         try:
             full = tolerant(raw)
         except (NoUsableId, pydantic.ValidationError) as exc:
+            await self._rules_without(job)
             raise ProviderError(
                 f"the platform's anomaly {job.anomaly_id} is not usable: {exc}",
                 connection="platform",
             ) from None
         current = self.store.anomaly_doc(job.anomaly_id)
         if current is None:
+            await self._rules_without(job)
             return "the anomaly is gone here: nothing to enrich"
         at = now_iso()
         new = with_enrichment(current, full, at)
+        rules = self._rules(new or current)
         if new is None:
+            if rules:
+                await self.store.commit(rules)
+                return "nothing was missing; its rules matched"
             return "nothing was missing"
-        await self.store.commit([Put("anomalies", str(new.id), new)])
+        await self.store.commit([Put("anomalies", str(new.id), new), *rules])
         if self.bus.subscribers:
             row = self.store.anomaly_summary(new.id, AnomalyUpdated)
             if row is not None:
@@ -160,4 +208,26 @@ class PlatformSender:
                 self.bus.publish(EventName.ANOMALY_UPDATED, row)
         added = new.history[-1]
         assert isinstance(added, Enriched)
-        return f"enriched: {', '.join(added.fields)}"
+        return f"enriched: {', '.join(added.fields)}{'; its rules matched' if rules else ''}"
+
+    def _rules(self, doc: AnomalyDocument) -> list[Op]:
+        """The rules of an anomaly that waited for enrichment, to commit with what it became."""
+        if self.store.get("rules_waiting", str(doc.id)) is None:
+            return []
+        planned = self.plan_rules([doc]) if self.plan_rules is not None else []
+        return [*planned, Delete("rules_waiting", str(doc.id))]
+
+    async def _rules_without(self, job: SyncJob) -> str:
+        """The waiting rules matched against what the webhook gave: enrichment cannot be had."""
+        doc = self.store.anomaly_doc(job.anomaly_id)
+        if doc is not None:
+            ops = self._rules(doc)
+        elif self.store.get("rules_waiting", str(job.anomaly_id)) is not None:
+            ops = [Delete("rules_waiting", str(job.anomaly_id))]
+        else:
+            ops = []
+        if not ops:
+            return ""
+        await self.store.commit(ops)
+        log.info("anomaly %d: its rules matched without enrichment", job.anomaly_id)
+        return "; its rules matched with what the webhook gave"

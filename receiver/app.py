@@ -125,6 +125,8 @@ def create_app(
         worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health, sender)
         rules = RuleRunner(store_, outbox, bus, settings.rules, clients, worker.wake)
         app.state.rules = rules
+        if sender is not None:
+            sender.plan_rules = rules.plan  # thin anomalies: their rules, once enriched
         app.state.desk = Desk(
             store_,
             clients,

@@ -234,7 +234,8 @@ class LiveConfig:
         desk.platform_api = api
         desk.write_back = new.platform.writes_back and api is not None
         desk.enrich = api is not None
-        worker.platform = PlatformSender(api, self.state.store, desk.bus) if api else None
+        rules = self.state.rules.plan
+        worker.platform = PlatformSender(api, self.state.store, desk.bus, rules) if api else None
         self._reread_for.pop(PLATFORM, None)
 
     def _retire(self, client: Closable | None) -> None:
