@@ -26,7 +26,7 @@ from anomaly_desk.core.documents import (
     with_stale,
 )
 from anomaly_desk.core.jsontypes import JsonMap, JsonObject
-from anomaly_desk.core.models import Anomaly
+from anomaly_desk.core.models import Anomaly, Ref
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.views import IngestResultView, QuarantineNote
 from anomaly_desk.core.vocabulary import PLATFORM, IngestOutcome
@@ -86,7 +86,12 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
     values, current = anomaly.__dict__, existing.__dict__
     for key in anomaly.model_fields_set:  # declared fields (and extras, compared below)
         if key in values and key not in _PLATFORM_SKIPS and current.get(key) != values[key]:
-            changed[key] = values[key]
+            value = values[key]
+            if isinstance(value, Ref) and isinstance(mine := current.get(key), Ref):
+                value = _same_ref(mine, value)
+                if value == mine:
+                    continue  # the same container by id alone: its known name stays
+            changed[key] = value
     extra = anomaly.__pydantic_extra__
     if extra:
         stored = existing.__pydantic_extra__ or {}
@@ -94,6 +99,14 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
             if key not in _PLATFORM_SKIPS and stored.get(key) != value:
                 changed[key] = value
     return changed
+
+
+def _same_ref(mine: Ref, sent: Ref) -> Ref:
+    """A reference sent without its name (a Flow's ``container_id``) keeps the name stored for
+    the same id; another id, or a name, is taken as sent."""
+    if sent.name is None and sent.id is not None and sent.id == mine.id and mine.name:
+        return sent.model_copy(update={"name": mine.name})
+    return sent
 
 
 def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> JsonMap:

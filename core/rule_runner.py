@@ -55,7 +55,7 @@ from anomaly_desk.core.providers import (
     UnavailableError,
 )
 from anomaly_desk.core.rules import DEDUP_REASONS, Rule, dedup_key, matches, take_token
-from anomaly_desk.core.store import Delete, Op, Put, Store
+from anomaly_desk.core.store import Delete, Op, Put, Store, StoreFailed
 from anomaly_desk.core.templates import render_ticket_text
 from anomaly_desk.core.views import RulePage, RuleView, SyncJobView
 from anomaly_desk.core.vocabulary import EventName, JobKind, JobState
@@ -185,6 +185,23 @@ class RuleRunner:
                 states[rule.name] = state.model_copy(update=update)
         ops += [Put("rules", name, state) for name, state in states.items()]
         return ops
+
+    async def release_waiting(self) -> int:
+        """Match the rules of anomalies that wait for an enrichment that cannot come (the
+        platform's API is not configured any more) against what they have; how many."""
+        waiting = self.store.rules_waiting()
+        if not waiting:
+            return 0
+        docs = [doc for i in waiting if (doc := self.store.anomaly_doc(i)) is not None]
+        try:
+            await self.store.commit(
+                [*self.plan(docs), *(Delete("rules_waiting", str(i)) for i in waiting)]
+            )
+        except StoreFailed as exc:  # they keep waiting: the next start or reload tries again
+            log.error("rules: %d anomalies still wait for enrichment: %s", len(waiting), exc)
+            return 0
+        log.info("rules: %d anomalies waiting for enrichment matched without it", len(waiting))
+        return len(waiting)
 
     def _job(self, rule: Rule, anomaly: Anomaly, at: str) -> Put:
         key = dedup_key(rule.dedup.key, anomaly) if rule.dedup else f"anomaly:{anomaly.id}"

@@ -720,6 +720,10 @@ class Store(Journal):
 
     # -- rules (issue #15) -------------------------------------------------------------------
 
+    def rules_waiting(self) -> list[int]:
+        """New thin anomalies whose rules wait for their enrichment (see core.writeback)."""
+        return sorted(int(key) for key in self._tables["rules_waiting"])
+
     def rule_state(self, name: str) -> RuleState | None:
         """What a ``[[rules]]`` entry has done (``rules`` table); None: nothing yet."""
         raw = self._tables["rules"].get(name)

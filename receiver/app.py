@@ -147,6 +147,8 @@ def create_app(
         app.state.worker = worker
         tune_for_service()
         worker.start()
+        if sender is None:
+            await rules.release_waiting()  # the platform's API went from the configuration
         background = [asyncio.create_task(health.run())]
         if platform_api is not None and settings.platform.import_on_start:
             app.state.desk.start_import(ImportRequest())  # open anomalies, resumed if cut

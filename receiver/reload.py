@@ -236,6 +236,8 @@ class LiveConfig:
         desk.enrich = api is not None
         rules = self.state.rules.plan
         worker.platform = PlatformSender(api, self.state.store, desk.bus, rules) if api else None
+        if api is None:  # no enrichment to wait for any more
+            self._spawn(self.state.rules.release_waiting(), "rules-released")
         self._reread_for.pop(PLATFORM, None)
 
     def _retire(self, client: Closable | None) -> None:

@@ -567,3 +567,16 @@ def test_put_takes_documents_and_the_store_reads_them_back(tmp_path: Path) -> No
         reopened.close_sync()
 
     asyncio.run(run())
+
+
+def test_a_container_sent_by_id_alone_keeps_the_name_stored_for_it() -> None:
+    named = Anomaly.model_validate({"id": 7, "container": {"id": 301, "name": "orders"}})
+    doc, _ = merge(None, named, AT)
+    assert doc is not None
+    by_id = Anomaly.model_validate({"id": 7, "container_id": 301, "weight": 3})
+    kept, _ = merge(doc, by_id, LATER)
+    assert kept is not None and kept.container is not None
+    assert (kept.container.id, kept.container.name, kept.weight) == (301, "orders", 3)
+    moved, _ = merge(doc, Anomaly.model_validate({"id": 7, "container_id": 302}), LATER)
+    assert moved is not None and moved.container is not None
+    assert (moved.container.id, moved.container.name) == (302, None)  # another container

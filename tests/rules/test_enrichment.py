@@ -145,3 +145,45 @@ def test_rules_do_not_wait_forever_for_a_platform_that_is_down(
     finally:
         faults.reset()
         stop(desk)
+
+
+def test_anomalies_waiting_for_enrichment_are_judged_once_the_platform_is_unconfigured(
+    tmp_path: Path, sandbox: ThreadedServer, platform: Any
+) -> None:
+    platform.add(id=THIN_ID, weight=55)
+    faults = sandbox.app.state.faults  # type: ignore[attr-defined]
+    config = write_config(
+        tmp_path / "desk.toml", sandbox.url, platform=True, rules=LOOSE, backoff_base_s=60
+    )
+    receiver = start_receiver(config, tmp_path / "data", ENV)
+    api = httpx.Client(base_url=receiver.url, timeout=30)
+    try:
+        faults.update({"fail_rate": 1.0, "path_prefix": PLATFORM_PATHS})  # the platform down
+        thin(api)
+        wait_for(
+            lambda: any(j["kind"] == "enrich" and j["attempts"] == 1 for j in jobs(api)),
+            "a first, failed enrichment",
+        )
+        assert jira_anomalies(sandbox) == []  # the rule waits (next try in a minute)
+    finally:
+        api.close()
+        receiver.stop()
+        faults.reset()
+    # the operator removes the platform's API: nothing will enrich it, the rule judges it now
+    config = write_config(tmp_path / "desk.toml", sandbox.url, platform=False, rules=LOOSE)
+    receiver = start_receiver(config, tmp_path / "data", ENV)
+    api = httpx.Client(base_url=receiver.url, timeout=30)
+    desk = Desk(receiver, sandbox, api, tmp_path, config)
+    try:
+        wait_for(lambda: jira_anomalies(sandbox) == [THIN_ID], "the rule's ticket")
+        desk.wait_idle()
+        assert rules_by_name(desk.api)["anything active"]["created"] == 1
+    finally:
+        stop(desk)
+
+
+def jobs(api: httpx.Client) -> list[dict[str, Any]]:
+    answer = api.get("/api/sync-jobs", params={"anomaly_id": THIN_ID})
+    answer.raise_for_status()
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
