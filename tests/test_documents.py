@@ -575,8 +575,10 @@ def test_a_container_sent_by_id_alone_keeps_the_name_stored_for_it() -> None:
     assert doc is not None
     by_id = Anomaly.model_validate({"id": 7, "container_id": 301, "weight": 3})
     kept, _ = merge(doc, by_id, LATER)
-    assert kept is not None and kept.container is not None
+    assert kept is not None
+    assert kept.container is not None
     assert (kept.container.id, kept.container.name, kept.weight) == (301, "orders", 3)
     moved, _ = merge(doc, Anomaly.model_validate({"id": 7, "container_id": 302}), LATER)
-    assert moved is not None and moved.container is not None
+    assert moved is not None
+    assert moved.container is not None
     assert (moved.container.id, moved.container.name) == (302, None)  # another container
