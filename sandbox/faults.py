@@ -50,10 +50,17 @@ class Faults:
     # only paths starting with one of these comma-separated prefixes; None: every path
     path_prefix: str | None = None
     _bucket: TokenBucket | None = field(default=None, repr=False, compare=False)
+    # writes (POST, PUT, PATCH) that began waiting out ``latency_ms``: a test that must kill a
+    # client while one of its writes is surely on its way waits for this to grow
+    writes_held: int = field(default=0, repr=False, compare=False, metadata={"counter": True})
     _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def settings(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not f.name.startswith("_") and "counter" not in f.metadata
+        }
 
     def update(self, values: dict[str, Any]) -> None:
         known = set(self.settings())
@@ -244,6 +251,8 @@ class FaultMiddleware:
             # gives up waiting must not stop the write from happening (that is the ambiguous
             # case clients have to handle).
             receive = await buffered(receive)
+            if scope.get("method") in ("POST", "PUT", "PATCH"):
+                faults.writes_held += 1
             await asyncio.sleep(faults.latency_ms / 1000)
         forced = faults.take_forced()
         if forced == 429:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.conftest import ENV, Desk, start_receiver, status_note, write_config
-from tests.support import FIXTURES, ThreadedServer, cli_process, free_port
+from tests.support import FIXTURES, ThreadedServer, cli_process, free_port, wait_for
 
 
 def comments(n: int) -> list[str]:
@@ -191,11 +191,12 @@ def test_kill_9_with_jobs_pending_delivers_each_note_once(
             ).json()
             for c, f in (("jira", "summary"), ("servicenow", "short_description"))
         ]
-        faults.update({"latency_ms": 150})  # slow enough that notes are in flight at the kill
+        faults.update({"latency_ms": 1000})  # slow enough that notes are in flight at the kill
+        held = faults.writes_held
         for text in texts:
             assert api.post("/api/anomalies/10260/comments", json={"text": text}).status_code == 201
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGKILL)
+        wait_for(lambda: faults.writes_held > held, "a note on its way to a ticket")
+        proc.send_signal(signal.SIGKILL)  # while the sandbox holds it: surely in flight
         proc.wait(10)
         api.close()
     faults.update({"latency_ms": 0})
