@@ -17,6 +17,12 @@ archive's index is written at the end of a run (a crash before it: the next open
 
 Nothing is deleted unless ``delete_after_days`` is set: then archive months wholly older than it
 go (the whole month file, index first).
+
+Dashboards hear of a run that moved anomalies by ONE ``anomalies.compacted`` event at its end
+(with their ids, up to ``EVENT_IDS_MAX``): not one per batch, since a batch (2,000) is past the
+bound anyway, so a big run would make every dashboard reload once per batch; and the moved rows
+are unchanged archived ones, so a list that still shows them hot for the length of a run is only
+late: anything done to one of them brings it back hot (and says so, as ``anomaly.updated``).
 """
 
 from __future__ import annotations
@@ -29,17 +35,19 @@ from datetime import UTC, datetime
 
 from anomaly_desk.core.archive import sort_key
 from anomaly_desk.core.config import RetentionSettings
+from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import iso
 from anomaly_desk.core.jsontypes import JsonObject
 from anomaly_desk.core.store import Delete, Store
-from anomaly_desk.core.views import AnomalySummary, CompactView
-from anomaly_desk.core.vocabulary import ARCHIVED
+from anomaly_desk.core.views import AnomaliesCompacted, AnomalySummary, CompactView
+from anomaly_desk.core.vocabulary import ARCHIVED, EventName
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000  # anomalies per append + delete transaction: bounded memory, short steps
 DAY_S = 86_400.0
 FIRST_RUN_S = 300.0  # `serve` compacts this long after it starts, then every compact_every_h
+EVENT_IDS_MAX = 1_000  # an anomalies.compacted event names at most this many; beyond: reload
 
 Progress = Callable[[int, int], None]
 """Told ``(looked at, archived hot anomalies)`` after each batch."""
@@ -65,11 +73,13 @@ async def compact(
     now: float | None = None,
     importing: bool = False,
     progress: Progress | None = None,
+    bus: EventBus | None = None,
 ) -> CompactView:
-    """One compaction run (see the module doc); what it did."""
+    """One compaction run (see the module doc); what it did. ``bus``: told what moved."""
     started = time.perf_counter()
     now = time.time() if now is None else now
     moved, waiting, changed = 0, 0, 0
+    moved_ids: list[int] | None = []  # for the event; None once past EVENT_IDS_MAX
     months: set[str] = set()
     not_run = None
     state = store.import_state()
@@ -118,6 +128,9 @@ async def compact(
             if deletes:
                 await store.commit(list(deletes))
             moved += len(deletes)
+            if moved_ids is not None:
+                moved_ids += [int(op.key) for op in deletes]
+                moved_ids = moved_ids if len(moved_ids) <= EVENT_IDS_MAX else None
             months |= set(placed)  # (a month whose every row changed meanwhile counts too)
             if progress is not None:
                 progress(min(start + BATCH, len(candidates)), len(candidates))
@@ -143,6 +156,16 @@ async def compact(
         seconds=round(time.perf_counter() - started, 3),
     )
     log.info("compaction: %s", summary(view))
+    if bus is not None and moved:
+        bus.publish(
+            EventName.ANOMALIES_COMPACTED,
+            AnomaliesCompacted(
+                moved=moved,
+                ids=moved_ids or [],
+                reload=moved_ids is None,
+                finished_at=iso(datetime.now(UTC)),
+            ),
+        )
     return view
 
 
@@ -175,10 +198,12 @@ class Compactor:
         store: Store,
         settings: RetentionSettings,
         importing: Callable[[], bool] = lambda: False,
+        bus: EventBus | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.importing = importing
+        self.bus = bus  # dashboards hear what a run moved (anomalies.compacted)
         self.last: CompactView | None = None
         self._running = False
 
@@ -193,7 +218,11 @@ class Compactor:
         self._running = True
         try:
             self.last = await compact(
-                self.store, self.settings, importing=self.importing(), progress=progress
+                self.store,
+                self.settings,
+                importing=self.importing(),
+                progress=progress,
+                bus=self.bus,
             )
         finally:
             self._running = False

@@ -640,6 +640,21 @@ class StreamLagged(View):
     dropped: int
 
 
+class AnomaliesCompacted(View):
+    """``anomalies.compacted``: one compaction run moved these archived anomalies from the hot
+    store to the cold archive (one event per run, only when it moved some). A dashboard drops
+    them from a list without the archive and marks them cold in one with it; past 1,000
+    (``EVENT_IDS_MAX`` in core.retention) the ids are left out and ``reload`` says to read the
+    list again."""
+
+    moved: int = Field(description="Anomalies this run moved to the cold archive")
+    ids: list[int] = Field(
+        default_factory=list, description="Their ids; empty when ``reload`` (too many to name)"
+    )
+    reload: bool = Field(False, description="Too many to name: read the list again")
+    finished_at: Timestamp = Field(description="When the run finished")
+
+
 EventView: TypeAlias = (
     AnomalySummary
     | LinkCreated
@@ -651,6 +666,7 @@ EventView: TypeAlias = (
     | ConnectionHealthChanged
     | ImportProgressView
     | RuleView
+    | AnomaliesCompacted
     | StreamLagged
 )
 
@@ -666,6 +682,7 @@ EVENT_VIEWS: dict[str, type[EventView]] = {
     "connection.health": ConnectionHealthChanged,
     "import.progress": ImportProgressView,
     "rule.changed": RuleView,
+    EventName.ANOMALIES_COMPACTED.value: AnomaliesCompacted,
     EventName.STREAM_LAGGED.value: StreamLagged,
 }
 

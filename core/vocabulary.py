@@ -100,6 +100,7 @@ class EventName(StrEnum):
     CONNECTION_HEALTH = "connection.health"
     IMPORT_PROGRESS = "import.progress"
     RULE_CHANGED = "rule.changed"  # a [[rules]] entry's counters or pause (its RuleView)
+    ANOMALIES_COMPACTED = "anomalies.compacted"  # a compaction run moved these to the archive
     STREAM_LAGGED = "stream.lagged"
 
 

@@ -156,7 +156,10 @@ def create_app(
             background.append(asyncio.create_task(_refresh_forever(app.state.desk, settings)))
         desk_ = app.state.desk
         app.state.compactor = compactor = Compactor(  # issue #16: old archived ones go cold
-            store_, settings.retention, lambda: bool((v := desk_.import_status()) and v.running)
+            store_,
+            settings.retention,
+            lambda: bool((v := desk_.import_status()) and v.running),
+            bus,  # anomalies.compacted: open dashboards drop or mark what moved
         )
         background.append(asyncio.create_task(compactor.run_forever(), name="compact"))
         # the poller, reloads (SIGHUP, POST /api/reload), secrets re-read from Vault

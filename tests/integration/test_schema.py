@@ -191,6 +191,12 @@ def test_every_event_fits_its_view(pdesk: Desk, schema: dict[str, Any]) -> None:
         time.sleep(0.05)
     desk.api.post("/api/anomalies/10261/refresh")
     assert desk.api.post("/api/rules/inert/pause").status_code == 200  # rule.changed
+    compactor = desk.receiver.app.state.compactor  # anomalies.compacted: archived is old now
+    compactor.settings = compactor.settings.model_copy(update={"archive_after_days": 0})
+    check = {"check_id": 1, "rule_type": "notNull", "fields": ["a"], "message": "x"}
+    gone = {"id": 91003, "status": "Resolved", "weight": 5, "container": {"id": 1, "name": "t"}}
+    desk.api.post("/webhooks/qualytics", json=[{**gone, "failed_checks": [check]}])  # not thin
+    assert desk.api.post("/api/compact").json()["moved"] >= 1
     desk.api.delete(f"/api/anomalies/10261/links/{link['id']}")
     assert done.wait(20)
 

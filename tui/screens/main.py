@@ -24,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Input
 
 from anomaly_desk.core.views import (
+    AnomaliesCompacted,
     AnomalyDetail,
     AnomalySummary,
     AnomalyUpdated,
@@ -79,6 +80,7 @@ WIDE_AT = 120  # columns from which the detail sits beside the list, not below i
 TALL_AT = 40  # rows from which a narrow terminal has room for the detail below the list
 PANES = ("list-pane", "detail", "log-pane")  # what `z` maximises: the pane holding the focus
 IMPORT_POLL_S = 1.0  # a watched import with no event for this long is asked about (GET)
+COMPACTED_NOTE_S = 4.0  # how long "N anomalies moved to the archive" stays: news, not an alarm
 
 # (action, title, help) in the order the command palette lists them; keys: see commands.py
 ACTIONS: list[tuple[str, str, str]] = palette(MAIN_COMMANDS)
@@ -101,8 +103,15 @@ def held_behind_dead(doc: AnomalyDetail) -> list[str]:
 
 def row_of(doc: AnomalyDetail) -> AnomalySummary:
     """``doc``'s list row (its stuck notes count the platform's write-back too, as the
-    receiver's rows do)."""
-    return doc.summary()
+    receiver's rows do; a cold one stays marked cold)."""
+    row = doc.summary()
+    row.cold = doc.cold
+    return row
+
+
+def moved_note(moved: int) -> str:
+    """The one notification of a compaction run."""
+    return f"{moved:,} anomal{'y' if moved == 1 else 'ies'} moved to the archive"
 
 
 class MainScreen(Screen[None]):
@@ -135,6 +144,7 @@ class MainScreen(Screen[None]):
         self._created: list[AnomalySummary] = []
         self._updated: dict[int, AnomalyUpdated] = {}
         self._linked_rows: dict[int, AnomalySummary] = {}  # rows as the link events left them
+        self._compacted: list[AnomaliesCompacted] = []  # anomalies.compacted: rows gone cold
         self._log: list[SyncLogEntryView] = []
         self._jobs: dict[int, SyncJobView] = {}
         self._health: dict[str, ConnectionHealth] = {}  # connection.health events, newest kept
@@ -519,11 +529,23 @@ class MainScreen(Screen[None]):
             case ImportProgressView():
                 self._import_event = data
                 self._import_event_at = time.monotonic()
+            case AnomaliesCompacted():
+                self._compacted.append(data)
+                self._counts_dirty = True
+                if data.reload:  # too many to name: read the list again
+                    self._refetch = True
+                    self._detail_dirty |= self.detail_doc is not None and not self.detail_doc.cold
+                else:
+                    self._detail_dirty |= detail_id in data.ids
             case StreamLagged():
                 self._refetch = True
 
     def flush(self) -> None:
         """Apply the changes noted since the last tick, in one redraw."""
+        compacted, self._compacted = self._compacted, []
+        if compacted:  # one quiet line per run, whatever it moved
+            for run in compacted:
+                self.notify(moved_note(run.moved), title="Retention", timeout=COMPACTED_NOTE_S)
         if self._refetch:
             self._refetch = False
             self._created.clear()
@@ -535,6 +557,8 @@ class MainScreen(Screen[None]):
         keep = current.id if current else None
         changed = False
         query = self.model.query
+        if compacted:  # before the updates: one that came after the move brought it back
+            changed |= self._gone_cold({i for run in compacted for i in run.ids})
         if self._created:
             fresh = [row for row in self._created if query.admits(row)]
             self._created.clear()
@@ -583,6 +607,20 @@ class MainScreen(Screen[None]):
             self.run_worker(self.load_quarantine_count(), group="quarantine", exclusive=True)
             if isinstance(self.app.screen, QuarantineScreen):
                 self.app.screen.load()
+
+    def _gone_cold(self, ids: set[int]) -> bool:
+        """Rows a compaction moved: dropped from a hot list, marked ❄ in one with the archive."""
+        changed = False
+        for anomaly_id in ids:
+            row = self.model.get(anomaly_id)
+            if row is None:
+                continue
+            if self.model.query.archive:
+                changed |= not row.cold
+                row.cold = True
+            else:
+                changed |= self.model.remove(anomaly_id)
+        return changed
 
     def reload(self) -> None:
         current = self.table.current
