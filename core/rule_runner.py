@@ -54,6 +54,7 @@ from anomaly_desk.core.providers import (
     Ticket,
     UnavailableError,
 )
+from anomaly_desk.core.providers.servicenow_tables import spec_for
 from anomaly_desk.core.rules import DEDUP_REASONS, Rule, dedup_key, matches, take_token
 from anomaly_desk.core.store import Delete, Op, Put, Store, StoreFailed
 from anomaly_desk.core.templates import render_ticket_text
@@ -76,11 +77,14 @@ def queue_key(rule: str, key: str) -> str:
 
 
 def _done(ticket: Ticket) -> bool:
-    """Jira: status category done; ServiceNow: Resolved or Closed."""
-    return (ticket.state_category or "").lower() == "done" or ticket.state in (
-        "Resolved",
-        "Closed",
-    )
+    """Jira: status category done; ServiceNow: a done state of the record's table (incident
+    Resolved/Closed, change Closed/Canceled, a task's Closed Complete/Incomplete/Skipped…)."""
+    if (ticket.state_category or "").lower() == "done":
+        return True
+    code = ticket.extra.get("state_code")
+    if ticket.table is not None and code is not None:
+        return str(code) in spec_for(ticket.table).done
+    return ticket.state in ("Resolved", "Closed")
 
 
 def ticket_row(rule: str, key: str) -> str:

@@ -42,6 +42,7 @@ from anomaly_desk.core.providers.servicenow_create import PRIORITY_WORDS as PRIO
 from anomaly_desk.core.providers.servicenow_create import TRUNCATED as TRUNCATED
 from anomaly_desk.core.providers.servicenow_notes import ServiceNowNotes
 from anomaly_desk.core.providers.servicenow_states import ServiceNowStates
+from anomaly_desk.core.providers.servicenow_tables import KNOWN, table_of_key
 
 RESTRICTION = "glide.authenticate.basic_auth.restriction"
 RESTRICTION_KEYS = ("active", "enforce", "enforcement_date")
@@ -120,10 +121,13 @@ class ServiceNowClient(ServiceNowCreate, ServiceNowChanges, ServiceNowStates, Se
             return self._ticket(row, self.table)
         refuse_caret(key, "key", self.name)
         table = self._table_of_key(key)
-        found = await self._query(f"number={key.upper()}", limit=1, table=table)
-        if not found:
-            raise NotFoundError(f"No {table} {key}", status=None, connection=self.name)
-        return found[0]
+        # a number with a prefix of no known table (a custom table's): any table offered
+        known = table_of_key(key, [self.table, *self.tables, *KNOWN])
+        for candidate in [table] if known else list(dict.fromkeys([table, *self.tables])):
+            found = await self._query(f"number={key.upper()}", limit=1, table=candidate)
+            if found:
+                return found[0]
+        raise NotFoundError(f"No {table} {key}", status=None, connection=self.name)
 
     async def search(self, text: str, limit: int = 20) -> list[Ticket]:
         text = " ".join(text.split())

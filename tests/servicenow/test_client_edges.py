@@ -177,3 +177,21 @@ async def test_a_login_page_instead_of_json_is_unavailable() -> None:
         await snc.search("x")
     assert not caught.value.ambiguous  # a read
     await snc.aclose()
+
+
+async def test_a_number_of_a_custom_table_is_found_on_the_tables_the_connection_offers() -> None:
+    asked: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        table = request.url.path.rsplit("/", 1)[-1]
+        asked.append(table)
+        rows = []
+        if table == "u_dq_issue":
+            rows = [{"sys_id": "a" * 32, "number": "DQI0001001", "state": "1"}]
+        return httpx.Response(200, json={"result": rows})
+
+    snc = client_with(handle, tables=["incident", "u_dq_issue"])
+    ticket = await snc.get_ticket("DQI0001001")  # a prefix of no table this version knows
+    await snc.aclose()
+    assert (ticket.key, ticket.table) == ("DQI0001001", "u_dq_issue")
+    assert asked == ["incident", "u_dq_issue"]
