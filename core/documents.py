@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from anomaly_desk.core.jsontypes import JsonMap, JsonObject
 from anomaly_desk.core.models import Anomaly, Status
@@ -286,6 +286,18 @@ class AnomalyDocument(Anomaly):
         that pass left them, and is read as it is (folding again is not always a no-op: a
         ``container_id`` kept beside a null ``container`` would become a container)."""
         return data
+
+    @field_validator("status")
+    @classmethod
+    def _usable_status(cls, value: Status | str) -> Status | str:
+        """Replaces Anomaly's check: what an earlier version stored loads as it is."""
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _finite(cls, value: int | float | None) -> int | float | None:
+        """Replaces Anomaly's check (a stored document is read as it is)."""
+        return value
 
     @property
     def reported_status(self) -> Status | str:

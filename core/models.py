@@ -8,6 +8,7 @@ thrown away.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -111,6 +112,7 @@ class FailedCheck(BaseModel):
 
 
 MAX_ID = 2**63 - 1
+STATUS_MAX = 64  # characters: a longer "status" is not one
 TYPE_CATEGORIES = ("record", "shape")
 
 
@@ -224,6 +226,25 @@ class Anomaly(BaseModel):
         if "url" not in data and "link" in data:
             data["url"] = data["link"]
         return data
+
+    @field_validator("status")
+    @classmethod
+    def _usable_status(cls, value: Status | str) -> Status | str:
+        """A status this version does not know is kept as sent, but one that names nothing (blank,
+        control characters, a paragraph) is not a status: kept aside in ``odd`` instead."""
+        if isinstance(value, Status):
+            return value
+        if not value.strip() or not value.isprintable() or len(value) > STATUS_MAX:
+            raise ValueError("not a usable status")
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _finite(cls, value: int | float | None) -> int | float | None:
+        """``1e999`` or ``NaN`` would be stored as null and still compared: kept in ``odd``."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return value
 
     @field_validator("created")
     @classmethod

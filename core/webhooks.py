@@ -8,6 +8,7 @@ nothing usable at all is refused, with the paths of at most ``MAX_ERRORS`` probl
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,13 +79,23 @@ def load_json(body: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         error = exc
     try:  # the standard library accepts what orjson refuses on encoding grounds only
-        data = json.loads(body.decode("utf-8", errors="replace"))
+        data = json.loads(
+            body.decode("utf-8", errors="replace"),
+            parse_float=_finite_or_text,
+            parse_constant=str,  # NaN, Infinity: kept as the text sent, never a number
+        )
     except (ValueError, RecursionError):
         raise PayloadError(
             400, "Body is not valid JSON", [{"path": "(body)", "message": str(error)}]
         ) from None
     _refuse_deep(data)
     return _scrub(data)
+
+
+def _finite_or_text(text: str) -> float | str:
+    """A number too big for a double (``1e999``) stays the text sent, not infinity."""
+    number = float(text)
+    return number if math.isfinite(number) else text
 
 
 def _scrub(value: Any) -> Any:
