@@ -101,6 +101,24 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
     return changed
 
 
+def _fills(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
+    """What an older delivery may still add: values the stored anomaly lacks (its checks, weight,
+    a container's name when a thin delivery came first), never a value it holds."""
+    fills: dict[str, object] = {}
+    for key, value in _changes(existing, anomaly).items():
+        mine = getattr(existing, key, None)
+        if mine in (None, [], "", ()):
+            fills[key] = value
+        elif isinstance(mine, Ref) and isinstance(value, Ref) and _names_it(mine, value):
+            fills[key] = mine.model_copy(update={"name": value.name})
+    return fills
+
+
+def _names_it(mine: Ref, sent: Ref) -> bool:
+    """``sent`` is the same reference with the name ``mine`` lacks."""
+    return not mine.name and bool(sent.name) and mine.id is not None and mine.id == sent.id
+
+
 def _same_ref(mine: Ref, sent: Ref) -> Ref:
     """A reference sent without its name (a Flow's ``container_id``) keeps the name stored for
     the same id; another id, or a name, is taken as sent."""
@@ -139,9 +157,11 @@ def merge(
             isinstance(entry, Stale) and entry.sent_at == sent_at and entry.status == status
             for entry in existing.history[-20:]
         )
+        fills = _fills(existing, anomaly)  # what it lacks, never a change (a thin one first)
+        filled = existing.model_copy(update={**fills, "updated_at": at}) if fills else existing
         if seen:
-            return None, IngestOutcome.STALE
-        return with_stale(existing, status, sent_at, at), IngestOutcome.STALE
+            return (filled if fills else None), IngestOutcome.STALE
+        return with_stale(filled, status, sent_at, at), IngestOutcome.STALE
     changed = _changes(existing, anomaly)
     reported = existing.reported_status
     new_status = anomaly.status if "status" in anomaly.model_fields_set else reported

@@ -56,7 +56,7 @@ from anomaly_desk.core.providers import (
     ValidationError,
 )
 from anomaly_desk.core.providers.platform import PlatformClient
-from anomaly_desk.core.store import Op, Put, Store
+from anomaly_desk.core.store import Delete, Op, Put, Store
 from anomaly_desk.core.sync import SyncWorker
 from anomaly_desk.core.templates import (
     NoteVars,
@@ -384,6 +384,8 @@ class Desk:
             new_ids = set(result.created) - waiting
             new = {a.id: a for a in delivery.anomalies if a.id in new_ids}
             ops += self.rules.plan(new.values())  # jobs, counters and bucket: this transaction
+        if self.rules is not None and self.rules.rules and (result.updated or result.stale):
+            ops += self._completed(ops, {*result.updated, *result.stale})
         if extra is not None:
             ops += extra(result)
         if ops:
@@ -404,6 +406,32 @@ class Desk:
                 change = "status" if anomaly_id in result.status_changed else "platform"
                 self._publish_anomaly(self.anomaly(anomaly_id), change)
         return result
+
+    def _completed(self, ops: list[Op], ids: set[int]) -> list[Op]:
+        """Rules for anomalies stored thin that this delivery completes (checks, weight, the
+        container's name), e.g. a detection that comes after its status event: all rules if they
+        waited for enrichment (which no longer has to come), else those the thin one did not
+        match. Called before the commit: the store still holds them as they were."""
+        assert self.rules is not None
+        puts = {
+            int(op.key): op.doc
+            for op in ops
+            if isinstance(op, Put) and op.table == "anomalies" and int(op.key) in ids
+        }
+        planned: list[Op] = []
+        for anomaly_id, row in puts.items():
+            old = self.store.anomaly_doc(anomaly_id)
+            if old is None or not is_thin(old):
+                continue
+            new = AnomalyDocument.model_validate(row)
+            if is_thin(new):
+                continue
+            if self.store.get("rules_waiting", str(anomaly_id)) is not None:
+                planned += self.rules.plan([new])
+                planned.append(Delete("rules_waiting", str(anomaly_id)))
+            else:
+                planned += self.rules.plan([new], before={anomaly_id: old})
+        return planned
 
     # -- status and comments -------------------------------------------------------------------
 

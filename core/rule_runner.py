@@ -155,17 +155,25 @@ class RuleRunner:
 
     # -- when anomalies are stored ---------------------------------------------------------------
 
-    def plan(self, anomalies: Iterable[Anomaly]) -> list[Op]:
+    def plan(
+        self, anomalies: Iterable[Anomaly], before: Mapping[int, Anomaly] | None = None
+    ) -> list[Op]:
         """For each new anomaly and each rule it matches: a job (a ticket to create or join), or
-        a count of why not (throttled, paused). Commit the ops with the anomalies."""
+        a count of why not (throttled, paused). Commit the ops with the anomalies.
+
+        ``before``: anomalies a later delivery completed, as they were when stored thin; a rule
+        that matched them then judged them then (it does not fire again)."""
         if not self.rules:
             return []
         now, at = time.time(), now_iso()
         states: dict[str, RuleState] = {}
         ops: list[Op] = []
         for anomaly in anomalies:
+            earlier = before.get(anomaly.id) if before else None
             for rule in self.rules.values():
                 if not matches(rule.match, anomaly):
+                    continue
+                if earlier is not None and matches(rule.match, earlier):
                     continue
                 state = states.get(rule.name) or self.state(rule.name)
                 if state.paused:
