@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -52,8 +54,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "in the run is a change of a stored one: rules act only when an anomaly is first "
         "stored. Dedup and max_per_hour start from nothing and count within the run. Nothing "
         "is sent and nothing is stored.",
-        epilog="Exit status: 0 every payload was read; 1 a payload was refused (the others "
-        "are still shown); 2 the configuration is invalid or a file cannot be read.",
+        epilog="Exit status: 0 every payload was read; 1 a payload was refused, cannot be "
+        "read or is not a regular file (the others are still shown); 2 the configuration is "
+        "invalid or a path does not exist.",
     )
     test.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
     test.add_argument(
@@ -81,16 +84,62 @@ def main(args: argparse.Namespace) -> int:
 
 
 def payload_files(paths: list[Path]) -> list[Path]:
-    """The files named, a directory's ``*.json`` sorted by name; OSError for a missing one."""
+    """The files named, a directory's ``*.json`` sorted by name; OSError for a missing one.
+
+    Whatever exists is listed, FIFOs and devices too: reading them says what they are
+    (``read_payload``), rather than "no such file" for ``/dev/zero``.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files += sorted(path.glob("*.json"))
-        elif path.is_file():
+        elif path.exists():
             files.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     return files
+
+
+class Unreadable(Exception):
+    """A payload path that is no regular file, or larger than the receiver takes."""
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
+        raise Unreadable(f"not a regular file ({kind}); skipped")
+
+
+def read_payload(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, at most ``limit`` (the receiver's ``max_body_bytes``).
+
+    Checked before opening (opening a device can do something) and again on the open file (it
+    may have been replaced); opened non-blocking, so a FIFO never waits for a writer, and read
+    no further than the limit, so ``/dev/zero`` or a growing file cannot fill memory.
+    """
+    _regular(path.stat().st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _regular(os.fstat(fd).st_mode)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise Unreadable(f"larger than max_body_bytes = {limit}; the receiver refuses it")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -124,11 +173,16 @@ class DryRun:
             print("no [[rules]] configured: no anomaly would get a ticket by rule", file=out)
         status = EXIT_OK
         now = time.time()
+        limit = self.settings.receiver.max_body_bytes
         for path in files:
             try:
-                body = path.read_bytes()
+                body = read_payload(path, limit)
             except OSError as exc:
                 print(f"{path}: cannot read: {exc.strerror or exc}", file=out)
+                status = EXIT_REFUSED
+                continue
+            except Unreadable as exc:
+                print(f"{path}: {exc}", file=out)
                 status = EXIT_REFUSED
                 continue
             try:

@@ -122,14 +122,17 @@ async def quarantine(request: Request) -> Response:
 
 async def list_anomalies(request: Request) -> Response:
     """A page, newest first. ``archive=1`` includes the cold archive (issue #16): with ``q``
-    a scan of it, so slower; its rows are marked ``cold``."""
+    a scan of it, so slower; its rows are marked ``cold``. The cold archive holds archived
+    anomalies only, so with it and no ``status`` the filter is ``all``, not ``open``."""
     params = request.query_params
     store = request.app.state.store
-    statuses = parse_statuses(params.get("status"), store.status_counts())
     archive = params.get("archive", "0")
     if archive not in ("0", "1", "true", "false"):
         raise Problem(400, "Bad archive", f"archive={archive!r}; use 1 or 0", kind="bad-query")
-    if archive in ("1", "true"):
+    cold = archive in ("1", "true")
+    default = "all" if cold else "open"
+    statuses = parse_statuses(params.get("status", default), store.status_counts())
+    if cold:
         items, position = await with_cold(
             store,
             statuses,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from anomaly_desk.core.operations import Desk
+from anomaly_desk.core.operations import Desk, NotFound
 from anomaly_desk.core.views import TicketTypePage, UserPage
 from anomaly_desk.receiver.api import view_response
 from anomaly_desk.receiver.problems import Problem
 
 MAX_QUERY = 100  # longer is no name or address anyone types
+MAX_ID = 19  # digits: anomaly ids are 64-bit integers
 
 
 def _desk(request: Request) -> Desk:
@@ -40,12 +41,26 @@ async def create_form(request: Request) -> Response:
     if wanted is not None and len(wanted) > MAX_QUERY:
         raise Problem(400, "Bad type", f"type is {len(wanted)} characters long", kind="bad-query")
     anomaly = request.query_params.get("anomaly", "").strip()
-    if anomaly and not (anomaly.isascii() and anomaly.isdigit()):
+    if anomaly and not (anomaly.isascii() and anomaly.isdigit() and len(anomaly) <= MAX_ID):
         raise Problem(400, "Bad anomaly", "anomaly must be an anomaly id", kind="bad-query")
+    anomaly_id = int(anomaly) if anomaly else None
+    if anomaly_id is not None:
+        _known(request, anomaly_id)
     form = await _desk(request).create_form(
-        request.path_params["name"], wanted, _refresh(request), int(anomaly) if anomaly else None
+        request.path_params["name"], wanted, _refresh(request), anomaly_id
     )
     return view_response(form)
+
+
+def _known(request: Request, anomaly_id: int) -> None:
+    """404 for an id the desk does not hold (hot or cold): a form "for" it would silently be
+    the plain form, as if the title template had nothing to say."""
+    try:
+        _desk(request).anomaly(anomaly_id)
+    except NotFound:
+        raise Problem(
+            404, "Anomaly not found", f"no anomaly with id {anomaly_id}", kind="not-found"
+        ) from None
 
 
 async def find_users(request: Request) -> Response:

@@ -14,8 +14,9 @@ A browser will send a page's requests to 127.0.0.1 if asked, so loopback alone p
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,6 +25,57 @@ from anomaly_desk.receiver.problems import Problem, problem_response
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+#: A DNS name or an IPv4 literal: dot-separated labels of letters, digits, ``-`` and ``_``
+#: (container names), an optional trailing dot. No ``@``, ``,``, ``%``, space or anything else.
+_NAME = re.compile(
+    r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?"
+)
+_PORT = re.compile(r"[0-9]{1,5}")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Authority(NamedTuple):
+    """A strictly parsed ``Host`` (or an origin's host and port): lower-case name, IPv6 without
+    brackets, the port if one was given."""
+
+    name: str
+    port: int | None
+
+
+def parse_authority(value: str) -> Authority | None:
+    """``name``, ``IPv4`` or ``[IPv6]``, then optionally ``:`` and a port 1–65535; None for
+    anything else (userinfo, a second host after a comma, a zone id, an empty or huge port).
+    A lenient split let ``127.0.0.1:80@evil.com`` pass as 127.0.0.1."""
+    if not value.isascii() or len(value) > 262:
+        return None
+    value = value.lower()
+    if value.startswith("["):
+        end = value.find("]")
+        name, rest = value[1:end], value[end + 1 :]
+        if end < 0 or "%" in name or not _is_ipv6(name):
+            return None
+    else:
+        name, colon, port_text = value.partition(":")
+        rest = colon + port_text
+        if _NAME.fullmatch(name) is None or len(name.rstrip(".")) > 253:
+            return None
+    if not rest:
+        return Authority(name, None)
+    port_text = rest[1:]
+    if not rest.startswith(":") or _PORT.fullmatch(port_text) is None:
+        return None
+    port = int(port_text)
+    return Authority(name, port) if 1 <= port <= 65535 else None
+
+
+def _is_ipv6(name: str) -> bool:
+    try:
+        ipaddress.IPv6Address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def host_name(netloc: str) -> str:
@@ -63,16 +115,27 @@ class HostPolicy:
             return True
         return self.wildcard_bind and _is_ip(name)
 
-    def origin_allowed(self, origin: str, host: str) -> bool:
-        """Same origin as the request's own ``Host``, or a host the operator configured."""
-        if origin == "null":
+    def origin_allowed(self, origin: str, host: Authority, scheme: str) -> bool:
+        """Same origin as the request (scheme, ``Host`` name, port), or a host the operator
+        configured (a reverse proxy's name, reached over http or https).
+
+        The scheme is compared as browsers serialise it (RFC 6454: lower case), exactly: a
+        page's browser never sends ``HTTP://``, so such an Origin is no same-origin page.
+        """
+        scheme_text, sep, netloc = origin.partition("://")
+        if not sep or scheme_text not in DEFAULT_PORTS:
             return False
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        theirs = parse_authority(netloc)
+        if theirs is None:
             return False
-        if parts.netloc.lower() == host.strip().lower():
+        default = DEFAULT_PORTS[scheme_text]
+        if (
+            scheme_text == scheme
+            and theirs.name == host.name
+            and (theirs.port or default) == (host.port or default)
+        ):
             return True
-        return self._configured(host_name(parts.netloc))
+        return self._configured(theirs.name.rstrip("."))
 
 
 class HostGuard:
@@ -87,15 +150,19 @@ class HostGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        host = headers.get(b"host", b"").decode("latin-1")
-        problem = self._refusal(scope["method"], host, headers)
+        hosts = [value for name, value in scope["headers"] if name == b"host"]
+        host = b",".join(hosts).decode("latin-1")  # two Host headers: refused as one bad value
+        problem = self._refusal(scope["method"], scope.get("scheme", "http"), host, headers)
         if problem is not None:
             await problem_response(problem)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _refusal(self, method: str, host: str, headers: dict[bytes, bytes]) -> Problem | None:
-        if not self.policy.host_allowed(host_name(host)):
+    def _refusal(
+        self, method: str, scheme: str, host: str, headers: dict[bytes, bytes]
+    ) -> Problem | None:
+        authority = parse_authority(host.strip())
+        if authority is None or not self.policy.host_allowed(authority.name.rstrip(".")):
             return Problem(
                 400,
                 "Host not allowed",
@@ -114,7 +181,9 @@ class HostGuard:
                 kind="cross-site",
             )
         origin = headers.get(b"origin")
-        if origin is not None and not self.policy.origin_allowed(origin.decode("latin-1"), host):
+        if origin is not None and not self.policy.origin_allowed(
+            origin.decode("latin-1"), authority, scheme
+        ):
             return Problem(
                 403,
                 "Cross-origin request refused",
