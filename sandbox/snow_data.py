@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from anomaly_desk.sandbox.snow_query import EncodedQuery, sort_key
 from anomaly_desk.sandbox.snow_tables import (
     DATA_POLICIES,
+    DEPENDENT_ON,
     INACTIVE_STATES,
     NEW_STATE,
     NUMBERS,
@@ -107,6 +108,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "closed_by": "ref:sys_user",
         "close_code": "choice",
         "close_notes": "string",
+        "due_date": "datetime",
         "active": "bool",
         "correlation_id": "string",
         "correlation_display": "string",
@@ -204,6 +206,7 @@ SCHEMA["sys_dictionary"] = {
     "default_value": "string",
     "read_only": "bool",
     "active": "bool",
+    "dependent_on_field": "string",
 }
 SCHEMA["sys_db_object"] = {
     "sys_id": "string",
@@ -548,6 +551,7 @@ class ServiceNowInstance:
                         "default_value": default,
                         "read_only": "true" if element.startswith("sys_") else "false",
                         "active": "true",
+                        "dependent_on_field": DEPENDENT_ON.get((name, element), ""),
                     },
                 )
         for (name, element), rows in TABLE_CHOICES.items():

@@ -5,8 +5,9 @@
 ``sysparm_query``, pagination with ``Link`` and ``X-Total-Count`` headers, Basic auth or an OAuth
 bearer token (``snow_auth``, which also serves ``/oauth_token.do``), and the ``{"error":
 {"message", "detail"}, "status": "failure"}`` error body. The Change Management API's
-``POST /api/sn_chg_rest/change/normal`` creates a normal change request and answers every field
-as ``{"value", "display_value"}``.
+``POST /api/sn_chg_rest/change/normal`` (and ``…/emergency``) creates a change request of that
+type and answers every field as ``{"value", "display_value"}``; standard changes (from a
+template) are not emulated.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ServiceNowApi:
             routes.append(Route(prefix + "/{table}/{sys_id}", self._member, methods=METHODS))
         for prefix in ("/api/sn_chg_rest/change", "/api/sn_chg_rest/v1/change"):
             routes.append(Route(prefix + "/normal", self._normal_change, methods=["POST"]))
+            routes.append(Route(prefix + "/emergency", self._emergency_change, methods=["POST"]))
         routes.append(Route("/api/now/{rest:path}", self._unknown, methods=METHODS))
         return [*routes, *self.auth.routes()]
 
@@ -104,11 +106,18 @@ class ServiceNowApi:
             return error_response(error)
 
     async def _normal_change(self, request: Request) -> Response:
-        """The Change Management API: a normal change, every field as value and display."""
+        return await self._change(request, "normal")
+
+    async def _emergency_change(self, request: Request) -> Response:
+        return await self._change(request, "emergency")
+
+    async def _change(self, request: Request, model: str) -> Response:
+        """The Change Management API: a change of the endpoint's type (a ``type`` in the body
+        is overridden, as the instance does), every field as value and display."""
         try:
             user = self.auth.caller(request)
             body = dict(await _body(request))
-            body["type"] = "normal"
+            body["type"] = model
             record = self.instance.insert("change_request", user, body)
             self._notify("change_request", record, "insert")
             result = {

@@ -120,6 +120,9 @@ OWN_COLUMNS: dict[str, list[Column]] = {
         ("u_business_value", "Business value", _S, 1000, False, "", "0", ""),
     ],
 }
+# dependent choice columns: (table, element) -> the column whose value filters its choices
+# (``sys_dictionary.dependent_on_field``; the choices' ``sys_choice.dependent_value``)
+DEPENDENT_ON = {("incident", "subcategory"): "category"}
 # choices by (table, element): (value, label)
 TASK_STATES = [
     ("-5", "Pending"),

@@ -16,6 +16,7 @@ from typing import Required, TypedDict, cast
 from pydantic import JsonValue
 
 from anomaly_desk.core.formatting.block import AnomalyBlock, CheckLine
+from anomaly_desk.core.formatting.clean import clean_text
 
 
 class Attrs(TypedDict, total=False):
@@ -48,8 +49,6 @@ TRUNCATION_MARKER = "[Truncated: the text exceeded Jira's 32,767-character limit
 ELLIPSIS = "…"
 
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]}]")
-# C0 controls (but tab and newline) and lone surrogates: Jira's storage rejects them.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
 def utf16_len(text: str) -> int:
@@ -67,7 +66,7 @@ def doc(content: list[Node]) -> Node:
 
 
 def _clean(text: str) -> str:
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return clean_text(text)  # shared with ServiceNow's text (``plain.servicenow_text``)
 
 
 def text(value: str, *marks: Mark) -> Node | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from anomaly_desk.core.formatting.block import anomaly_block
 from anomaly_desk.core.formatting.notes import link_note
-from anomaly_desk.core.formatting.plain import block_to_text
+from anomaly_desk.core.formatting.plain import block_to_text, servicenow_text
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.providers.base import ProviderKind, Ticket
 from anomaly_desk.core.providers.errors import AuthError, NotFoundError, ValidationError
@@ -139,7 +139,7 @@ class ServiceNowClient(ServiceNowCreate, ServiceNowChanges, ServiceNowStates, Se
     async def link(self, anomaly: Anomaly, key: str) -> Ticket:
         ticket = await self.get_ticket(key)
         block = anomaly_block(anomaly, self.platform.name, self.platform.url)
-        text = block_to_text(block)
+        text = servicenow_text(block_to_text(block))  # as the description holds it once sent
         current = str(ticket.extra.get("description") or "")
         if text in current:
             return ticket  # already linked: the description carries the block

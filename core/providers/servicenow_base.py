@@ -5,6 +5,7 @@ where a ticket lives (its table and sys_id)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TypeVar, cast
 from urllib.parse import quote
@@ -13,6 +14,7 @@ import httpx
 from pydantic import JsonValue
 
 from anomaly_desk.core.connections import Platform, ServiceNowConnection
+from anomaly_desk.core.formatting.plain import servicenow_text
 from anomaly_desk.core.providers.base import Ticket, TicketRef
 from anomaly_desk.core.providers.errors import AuthError, NotFoundError, ValidationError
 from anomaly_desk.core.providers.http import (
@@ -215,9 +217,13 @@ class ServiceNowBase:
         params: dict[str, str] | None = None,
         json: JsonBody = None,
     ) -> JsonValue:
-        """The ``result`` of one Table API call through the shared loop (reads retry)."""
+        """The ``result`` of one Table API call through the shared loop (reads retry). Every
+        text in a body goes out through ``servicenow_text`` (idempotent): whatever part of the
+        client wrote it, no control character and no ``[code]`` tag reaches the instance."""
         if self._missing:
             raise AuthError(self._missing, connection=self.name)
+        if isinstance(json, Mapping):
+            json = {k: servicenow_text(v) if isinstance(v, str) else v for k, v in json.items()}
         return await self._loop.request(method, path, params=params, json=json)
 
     async def _answer(

@@ -1,15 +1,18 @@
 """Creating a ticket: the row from the form's loose values (incident priority from impact ×
-urgency, other columns by the table's dictionary), change requests through the Change API, a
-data policy's refusal mapped to field ids."""
+urgency, other columns by the table's dictionary, every value checked first:
+``servicenow_values``), change requests through the Change API by their type, a data policy's
+refusal mapped to field ids. Every text goes through ``servicenow_text`` (no control characters,
+no ``[code]`` tag) before it is measured and cut."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 
 from pydantic import JsonValue
 
 from anomaly_desk.core.formatting.block import anomaly_block
-from anomaly_desk.core.formatting.plain import block_to_text
+from anomaly_desk.core.formatting.plain import block_to_text, servicenow_text
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.providers.base import Ticket, TicketFields, TicketText
 from anomaly_desk.core.providers.errors import ProviderError, UnavailableError, ValidationError
@@ -18,7 +21,8 @@ from anomaly_desk.core.providers.servicenow_base import LABEL_TO_FIELD, read_par
 from anomaly_desk.core.providers.servicenow_fields import TableForm, refused_fields
 from anomaly_desk.core.providers.servicenow_forms import IDENTIFIER, ServiceNowForms
 from anomaly_desk.core.providers.servicenow_people import ServiceNowPeople
-from anomaly_desk.core.providers.servicenow_tables import CHANGE_API, INCIDENT
+from anomaly_desk.core.providers.servicenow_tables import CHANGE_MODELS, INCIDENT
+from anomaly_desk.core.providers.servicenow_values import checked_values
 from anomaly_desk.core.vocabulary import FieldKind
 
 CORRELATION_DISPLAY = "Anomaly Desk"
@@ -44,6 +48,11 @@ FIELD_ALIASES = {"summary": "short_description"}
 WRITABLE = frozenset(
     {*TEXT_FIELDS, "priority", "urgency", "impact", "assignment_group", "assigned_to", "caller_id"}
 )
+# what an incident is created with without reading its dictionary (anything else needs it)
+INCIDENT_PLAIN = WRITABLE - {"category", "subcategory"}
+TEXT_ALWAYS = frozenset({"short_description", "description"})
+HTML_TYPES = frozenset({"html", "translated_html"})  # columns an instance renders as HTML
+INCIDENT_LEVELS = frozenset({"impact", "urgency", "priority"})  # judged by ``_levels``
 
 
 class ServiceNowCreate(ServiceNowForms, ServiceNowPeople):
@@ -68,7 +77,7 @@ class ServiceNowCreate(ServiceNowForms, ServiceNowPeople):
         }
         warnings: list[str] = []
         form = None
-        if table != INCIDENT.name or set(values) - WRITABLE:
+        if table != INCIDENT.name or set(values) - INCIDENT_PLAIN:
             form = await self._form_or_none(table)
         body = await self._create_body(anomaly, table, values, text, form, warnings)
         if operator_email and "caller_id" not in values:
@@ -90,10 +99,10 @@ class ServiceNowCreate(ServiceNowForms, ServiceNowPeople):
 
     async def _create(self, table: str, body: dict[str, str]) -> Incident:
         """``POST`` the row: the Table API, or for a change request the Change Management API
-        (its answer wraps every value as ``{"value", "display_value"}``)."""
-        special = CHANGE_API.get(table)
-        if special is not None:
-            return await self._answer(Incident, "POST", special, json=body)
+        of its type (its answer wraps every value as ``{"value", "display_value"}``)."""
+        if table == "change_request":
+            model = body.pop("type", "") or "normal"
+            return await self._answer(Incident, "POST", CHANGE_MODELS[model], json=body)
         return await self._answer(
             Incident, "POST", self._path(table=table), params=read_params(), json=body
         )
@@ -143,7 +152,8 @@ class ServiceNowCreate(ServiceNowForms, ServiceNowPeople):
     ) -> dict[str, str]:
         """The row to write: the desk's fields (incident: impact × urgency for the priority),
         any other column the table's dictionary has, the anomaly block (or the template's
-        description), the correlation. Over-long text is cut with a marker, never refused."""
+        description), the correlation. Every value is checked first and all refusals come
+        together; over-long text is cut with a marker, never refused."""
         allowed = set(WRITABLE) | (set(form.columns) if form is not None else set())
         if form is None and table != INCIDENT.name:
             allowed |= {name for name in values if IDENTIFIER.match(name)}  # the instance judges
@@ -156,11 +166,37 @@ class ServiceNowCreate(ServiceNowForms, ServiceNowPeople):
                 field_errors=errors,
                 connection=self.name,
             )
+        judged = INCIDENT_LEVELS if table == INCIDENT.name else frozenset()
+        checked, refused = checked_values(
+            {k: v for k, v in values.items() if k not in judged}, form, TEXT_ALWAYS
+        )
+        model = checked.get("type", values.get("type"))
+        if table == "change_request" and (model is None or isinstance(model, str)):
+            refused.update(_change_model(model))  # the types the Change API makes here
+        levels: dict[str, str] = {}
+        if table == INCIDENT.name:
+            try:
+                levels = self._levels(values)
+            except ValidationError as exc:
+                refused.update(exc.field_errors)
+        if refused:
+            names = ", ".join(sorted(refused))
+            raise ValidationError(
+                f"Invalid value(s) for a {table}: {names}",
+                field_errors=refused,
+                connection=self.name,
+            )
         block_text = block_to_text(anomaly_block(anomaly, self.platform.name, self.platform.url))
         if text is not None and text.description:
             block_text = text.description.strip()
-        body = {name: str(values[name]).strip() for name in TEXT_FIELDS if name in values}
+        block_text = servicenow_text(block_text)
+        body = {
+            name: servicenow_text(str(checked[name])).strip()
+            for name in TEXT_FIELDS
+            if name in checked
+        }
         title = body.get("short_description", "") or (text.title if text and text.title else "")
+        title = servicenow_text(title)
         short_max = (form.max_length("short_description") if form else None) or (
             SHORT_DESCRIPTION_MAX
         )
@@ -169,38 +205,33 @@ class ServiceNowCreate(ServiceNowForms, ServiceNowPeople):
             warnings.append(f"short description cut to {short_max} characters")
         long_max = (form.max_length("description") if form else None) or DESCRIPTION_MAX
         body["description"] = _description(body.get("description", ""), block_text, long_max)
-        if table == INCIDENT.name:
-            body.update(self._levels(values))
-        else:
-            for name in ("impact", "urgency", "priority"):
-                if name in values:
-                    body[name] = _choice_value(values[name], name, form)
-        if "assignment_group" in values:
-            body["assignment_group"] = await self._resolve_group(str(values["assignment_group"]))
+        body.update(levels)
+        if "assignment_group" in checked:
+            body["assignment_group"] = await self._resolve_group(str(checked["assignment_group"]))
         for name in ("assigned_to", "caller_id"):
-            if name in values:
-                body[name] = await self._resolve_user(name, str(values[name]))
-        for name, raw in values.items():
-            if name in body or name in WRITABLE:
+            if name in checked:
+                body[name] = await self._resolve_user(name, str(checked[name]).strip())
+        for name, value in checked.items():
+            if name in body or (name in WRITABLE and name not in INCIDENT_LEVELS):
                 continue
-            body[name] = await self._column_value(name, raw, form)
+            body[name] = await self._column_value(name, value, form)
         body["correlation_id"] = str(anomaly.id)
         body["correlation_display"] = CORRELATION_DISPLAY
         return body
 
-    async def _column_value(self, name: str, raw: JsonValue, form: TableForm | None) -> str:
-        """A dictionary column's value as the Table API takes it: a person by sys_id (a user
-        name or email is looked up), a choice by value (its label is taken too)."""
+    async def _column_value(self, name: str, value: JsonValue, form: TableForm | None) -> str:
+        """A checked column value as the Table API takes it: a person by sys_id (a user name or
+        email is looked up), several values comma-separated, text without control characters
+        or ``[code]`` tags (in an HTML column, escaped: it shows as typed)."""
         spec = form.spec(name) if form is not None else None
-        if isinstance(raw, bool):
-            return "true" if raw else "false"
-        if isinstance(raw, list):
-            return ",".join(str(item) for item in raw)
+        if isinstance(value, list):
+            return ",".join(servicenow_text(str(item)).strip() for item in value)
         if spec is not None and spec.kind == FieldKind.USER:
-            return await self._resolve_user(name, str(raw).strip())
-        if spec is not None and spec.kind == FieldKind.OPTION:
-            return _choice_value(raw, name, form)
-        return str(raw).strip() if not isinstance(raw, dict) else str(raw.get("value", ""))
+            return await self._resolve_user(name, str(value).strip())
+        text = servicenow_text(str(value)).strip()
+        if form is not None and form.types.get(name) in HTML_TYPES:
+            return html.escape(text, quote=False).replace("\n", "<br>")  # shown, not rendered
+        return text
 
     def _levels(self, values: TicketFields) -> dict[str, str]:
         """Impact and urgency that make the instance derive the chosen priority."""
@@ -263,16 +294,18 @@ def _description(user_text: str, block_text: str, limit: int = DESCRIPTION_MAX) 
     return f"{user_text}\n\n{block_text}"
 
 
-def _choice_value(raw: JsonValue, name: str, form: TableForm | None) -> str:
-    """A choice given by value or label ("2 - High" → "2" when the table lists that label)."""
-    text = str(raw).strip()
-    spec = form.spec(name) if form is not None else None
-    if spec is None or not spec.choices:
-        return text
-    for choice in spec.choices:
-        if text == choice.value:
-            return text
-    for choice in spec.choices:
-        if text.casefold() == choice.label.casefold():
-            return choice.value
-    return text
+def _change_model(kind: JsonValue) -> dict[str, str]:
+    """A change request's type must be one the Change Management API creates here: normal and
+    emergency; a standard change needs one of the instance's standard change templates
+    (``POST /api/sn_chg_rest/change/standard/{template}``), which the form does not offer."""
+    model = str(kind or "normal")
+    if model in CHANGE_MODELS:
+        return {}
+    if model == "standard":
+        message = (
+            "a standard change is made from one of the instance's standard change templates,"
+            " which Anomaly Desk does not offer: create a normal or emergency change"
+        )
+    else:
+        message = f"{model!r} is not a change type Anomaly Desk creates (normal, emergency)"
+    return {"type": message}

@@ -2,13 +2,15 @@
 
 ``sys_dictionary`` rows (the table's, then its parents' up to ``task``: a child's row wins) give
 each column's label, type, mandatory flag, length and reference; ``sys_choice`` the values of
-choice columns (a table's own choices win over ``task``'s). The same labels map a data policy's
-refusal ("The following fields are mandatory: Cause notes") back to field ids.
+choice columns (a table's own choices win over ``task``'s), with the parent value each one of a
+dependent column belongs under (``dependent_value``; the parent column from the dictionary's
+``dependent_on_field``). The same labels map a data policy's refusal ("The following fields are
+mandatory: Cause notes") back to field ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from anomaly_desk.core.providers.payloads import ServiceNowRow
 from anomaly_desk.core.views import FieldChoice, TicketFieldSpec
@@ -16,9 +18,11 @@ from anomaly_desk.core.vocabulary import FieldKind
 
 DICTIONARY_FIELDS = (
     "name,element,column_label,internal_type,mandatory,max_length,reference,choice,"
-    "default_value,read_only,active"
+    "default_value,read_only,active,dependent_on_field,dependent"
 )
-CHOICE_READ_FIELDS = "name,element,value,label,sequence,inactive"
+CHOICE_READ_FIELDS = "name,element,value,label,sequence,inactive,dependent_value"
+# a dependent column whose dictionary row does not name its parent (older instances)
+KNOWN_PARENTS = {"subcategory": "category"}
 # set by the desk or the instance, or meaningless on a create: never offered on the form
 NOT_ON_FORM = frozenset(
     {
@@ -63,6 +67,10 @@ class TableForm:
     fields: list[TicketFieldSpec]
     columns: frozenset[str]  # every active column, on the form or not
     labels: dict[str, str]  # column label (casefolded) -> column
+    types: dict[str, str] = field(default_factory=dict)  # column -> internal_type
+    parents: dict[str, str] = field(default_factory=dict)  # dependent column -> its parent
+    # dependent column -> its value -> the parent values it is offered under
+    under: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
 
     def spec(self, element: str) -> TicketFieldSpec | None:
         return next((f for f in self.fields if f.id == element), None)
@@ -124,13 +132,52 @@ def build_form(
         for row in columns
         if row.get("column_label")
     }
+    under = _dependent_values(choices, chain)
+    parents = {
+        row.get("element", ""): parent
+        for row in columns
+        if (parent := _parent(row, under)) and row.get("element") in by_element
+    }
     return TableForm(
         table=table,
         label=label,
         fields=specs,
         columns=frozenset(row.get("element", "") for row in columns),
         labels=labels,
+        types={row.get("element", ""): row.get("internal_type", "") for row in columns},
+        parents=parents,
+        under={element: under.get(element, {}) for element in parents},
     )
+
+
+def _parent(row: ServiceNowRow, under: dict[str, dict[str, frozenset[str]]]) -> str:
+    """The column a dependent choice column hangs under ("" for none): the dictionary's
+    ``dependent_on_field`` (or the older ``dependent``), else the base instance's pairing when
+    its choices carry parent values."""
+    element = row.get("element", "")
+    named = (row.get("dependent_on_field") or row.get("dependent") or "").strip()
+    if named:
+        return named
+    return KNOWN_PARENTS.get(element, "") if under.get(element) else ""
+
+
+def _dependent_values(
+    rows: list[ServiceNowRow], chain: list[str]
+) -> dict[str, dict[str, frozenset[str]]]:
+    """Per column, per active choice value, the parent values it is listed under (from the
+    most specific table that lists the column's choices)."""
+    owner = _owners(rows, chain)
+    found: dict[str, dict[str, set[str]]] = {}
+    for row in rows:
+        element, parent_value = row.get("element", ""), row.get("dependent_value", "")
+        if row.get("inactive") == "true" or owner.get(element) != row.get("name"):
+            continue
+        if parent_value:
+            found.setdefault(element, {}).setdefault(row.get("value", ""), set()).add(parent_value)
+    return {
+        element: {value: frozenset(parents) for value, parents in values.items()}
+        for element, values in found.items()
+    }
 
 
 def field_kind(row: ServiceNowRow) -> FieldKind:
@@ -167,15 +214,7 @@ def refused_fields(detail: str, labels: dict[str, str]) -> dict[str, str]:
 
 def _choices(rows: list[ServiceNowRow], chain: list[str]) -> dict[str, list[FieldChoice]]:
     """Per column, the active choices of the most specific table that has any, in order."""
-    rank = {name: index for index, name in enumerate(chain)}
-    owner: dict[str, str] = {}
-    for row in rows:
-        element, name = row.get("element", ""), row.get("name", "")
-        if row.get("inactive") == "true" or not element:
-            continue
-        held = owner.get(element)
-        if held is None or rank.get(name, 99) < rank.get(held, 99):
-            owner[element] = name
+    owner = _owners(rows, chain)
     out: dict[str, list[FieldChoice]] = {}
     ordered = sorted(rows, key=lambda row: _length(row.get("sequence")) or 0)
     for row in ordered:
@@ -186,6 +225,20 @@ def _choices(rows: list[ServiceNowRow], chain: list[str]) -> dict[str, list[Fiel
         if choice not in out.setdefault(element, []):
             out[element].append(choice)
     return out
+
+
+def _owners(rows: list[ServiceNowRow], chain: list[str]) -> dict[str, str]:
+    """Per column, the most specific table of ``chain`` that lists active choices for it."""
+    rank = {name: index for index, name in enumerate(chain)}
+    owner: dict[str, str] = {}
+    for row in rows:
+        element, name = row.get("element", ""), row.get("name", "")
+        if row.get("inactive") == "true" or not element:
+            continue
+        held = owner.get(element)
+        if held is None or rank.get(name, 99) < rank.get(held, 99):
+            owner[element] = name
+    return owner
 
 
 def _flag(value: str | None) -> bool:

@@ -3,6 +3,7 @@ landed is told by counting identical notes before and after."""
 
 from __future__ import annotations
 
+from anomaly_desk.core.formatting.plain import servicenow_text
 from anomaly_desk.core.providers.base import NoteTag, TicketRef
 from anomaly_desk.core.providers.servicenow_base import ServiceNowBase
 
@@ -37,10 +38,11 @@ class ServiceNowNotes(ServiceNowBase):
         """Work notes on the record whose text is ``text`` (among the newest NOTE_LOOKBACK).
 
         The comparison is ours, exact: the instance's ``value=`` is case-insensitive on most
-        databases and ``^`` in the text cannot be put in an encoded query.
+        databases and ``^`` in the text cannot be put in an encoded query. The text is compared
+        as it was sent (``servicenow_text``), not as the job holds it.
         """
         _, sys_id = await self._address(ticket)
         query = f"element_id={sys_id}^element=work_notes^ORDERBYDESCsys_created_on"
         rows = await self._rows("sys_journal_field", query, "value", limit=NOTE_LOOKBACK)
-        wanted = text.strip()
+        wanted = servicenow_text(text).strip()
         return sum(str(row.get("value", "")).strip() == wanted for row in rows)

@@ -111,8 +111,12 @@ RM_ENHANCEMENT = TableSpec(
     resolve="3",
 )
 KNOWN = {spec.name: spec for spec in (INCIDENT, PROBLEM, CHANGE_REQUEST, RM_DEFECT, RM_ENHANCEMENT)}
-# change requests are created through the Change Management API (its defaults and workflow)
-CHANGE_API = {"change_request": "/api/sn_chg_rest/change/normal"}
+# change requests are created through the Change Management API (its defaults and workflow),
+# by type; a standard change needs a template (``…/change/standard/{template}``): not offered
+CHANGE_MODELS = {
+    "normal": "/api/sn_chg_rest/change/normal",
+    "emergency": "/api/sn_chg_rest/change/emergency",
+}
 
 
 def spec_for(table: str) -> TableSpec:

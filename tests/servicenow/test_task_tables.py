@@ -204,8 +204,9 @@ async def test_a_change_request_goes_through_the_change_api(
     ticket = await snc.create_ticket(make_anomaly(), fields)
     assert ticket.key.startswith("CHG")
     assert ticket.state == "New"
-    # the Change Management API's /change/normal makes a normal change whatever the body says
-    assert rows(sandbox, "change_request", f"sys_id={ticket.id}")[0]["type"] == "normal"
+    # the Change Management API's endpoint sets the type (D5: an emergency goes to
+    # /change/emergency, no longer silently to /change/normal)
+    assert rows(sandbox, "change_request", f"sys_id={ticket.id}")[0]["type"] == "emergency"
 
 
 # -- refusals -------------------------------------------------------------------------------
