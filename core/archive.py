@@ -11,21 +11,27 @@ On disk, under ``<data_dir>/archive/`` (0700, every file 0600):
   append-only. Each compaction appends gzip members of up to :data:`MEMBER_ROWS` lines and
   fsyncs them; concatenated members are one valid gzip file (``zcat`` reads it). A line is
   ``{"id":…,"seq":…,"doc":{…}}``: the stored row as it was, and the run that wrote it.
+* ``YYYY-MM.text``: the month's search-text sidecar (:mod:`anomaly_desk.core.archive_text`),
+  one line per record appended (member offset, id, sort key and status, lower-cased search
+  text), appended and fsynced in the same step as the month's members.
 * ``index``: the ids, their locations (month and member offset of the *last* record of each id,
-  the one with the highest ``seq``), the links, how many bytes of each month file it covers,
-  each month's highest sort key, and the *listing*: every current record's sort key and status,
-  newest first; written atomically (temp file, fsync, rename) at the end of a run.
+  the one with the highest ``seq``), the links, how many bytes of each month file and of each
+  sidecar it covers (and the sidecar's CRC), each month's highest sort key, and the *listing*:
+  every current record's sort key and status, newest first; written atomically (temp file,
+  fsync, rename) at the end of a run.
 
 A page newest first without text walks the listing (read from the index when first asked for)
-and reads only the members of the rows it shows; a search with text scans the months in the
-order of their highest key, only the members that hold a current record, inflated by
-:data:`SCAN_THREADS` threads at once, and stops once the page is full and no month left can hold
-a newer row. An index written before the listing existed is rebuilt from the months on opening
-(once).
+and reads only the members of the rows it shows; a search with text finds its candidates in the
+sidecars (``bytes.find`` over a map of the file: nothing inflated, nothing kept in memory), in
+the months in the order of their highest key until no month left can hold a newer one, and reads
+only the members of the newest candidates until the page is full. An index written before the
+listing existed is rebuilt from the months on opening (once); a sidecar missing, short or not
+matching its CRC (an older archive, a crash, a deleted file) is rebuilt from its month.
 
 Opening reads the index only. A month file longer than the index says (a crash after the
-append, before the index) has its tail scanned; a member cut short by a crash (it never got to
-the hot store's deletion, which follows the fsync) is cut off. A missing or unreadable index is
+append, before the index) has its tail scanned (and its sidecar lines written again after what
+the index covers); a member cut short by a crash (it never got to the hot store's deletion,
+which follows the fsync) is cut off. A missing or unreadable index is
 rebuilt by scanning every month.
 
 Rows here are stored JSON (``JsonObject``) like the journal's; the store turns them into
@@ -45,21 +51,18 @@ import threading
 import time
 import zlib
 from array import array
-from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import BinaryIO, NamedTuple, Self
 
 import orjson
 
-from anomaly_desk.core import durable_files
+from anomaly_desk.core import archive_text, durable_files
 from anomaly_desk.core.durable_files import fsync_dir
 from anomaly_desk.core.jsontypes import JsonObject
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 ARCHIVE_DIR = "archive"
 INDEX_FILE = "index"
@@ -70,8 +73,7 @@ COMPRESS_LEVEL = 6
 _MONTH_FILE = re.compile(r"^(\d{4})-(\d{2})\.jsonl\.gz$")
 _PREFIX = re.compile(rb'\{"id":(-?\d+),"seq":(\d+),')
 _READ = 1 << 16
-SCAN_THREADS = 2  # a search with text inflates this many members at once
-SCAN_MEMBERS = 8  # members a scan thread takes at a time (fewer hand-overs)
+_BATCH = 8  # candidates of a text search read at least at a time (newest first, page full)
 _OFFSET_BITS = 40  # a location: month code above, member offset below (months up to 1 TiB)
 _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 
@@ -151,6 +153,11 @@ def _key(row: JsonObject) -> Key:
 def _status(row: JsonObject) -> str | None:
     value = row.get("status")
     return value if isinstance(value, str) else None
+
+
+def _text_line(offset: int, anomaly_id: int, row: JsonObject) -> bytes:
+    """A record's line in its month's search-text sidecar."""
+    return archive_text.line(offset, anomaly_id, sort_key(row)[0], _status(row), search_text(row))
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +282,11 @@ class ColdArchive:
         # that cannot hold a newer row than its page's last (a month without one: scanned)
         self._month_max: dict[str, Key] = {}
         self._old_format = False
-        self._span_cache: tuple[int, dict[int, list[int]]] = (-1, {})
+        # per month the search-text sidecar's covered length and CRC (archive_text), the months
+        # whose sidecar was checked against them, and a lock for appending to or rebuilding one
+        self._text: dict[str, tuple[int, int]] = {}
+        self._text_ok: set[str] = set()
+        self._text_lock = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -296,24 +307,29 @@ class ColdArchive:
                 len(self),
                 time.perf_counter() - started,
             )
+            self._open_texts({})
             self._save_index_if_possible()
             return self
         behind = False
+        tails: dict[str, list[bytes]] = {}
         for month, path in self._month_files():
             covered = self._covered.get(month, 0)
             size = path.stat().st_size
             if size < covered:  # shorter than indexed: trust nothing, read everything again
                 log.warning("cold archive: %s is shorter than its index says; rebuilding", path)
                 self._rebuild()
+                self._open_texts({})
                 self._save_index_if_possible()
                 return self
             if size > covered:
-                self._scan_tail(month, path, covered)
+                tails[month] = self._scan_tail(month, path, covered)
                 behind = True
         missing = [m for m in self._covered if not self._month_path(m).exists()]
         if missing:  # deleted (delete_after_days) before the index said so, or by hand
             log.warning("cold archive: month file(s) gone: %s; forgotten", ", ".join(missing))
             self._drop_months(set(missing))
+            behind = True
+        if self._open_texts(tails):
             behind = True
         if behind:
             self._merge()
@@ -363,6 +379,7 @@ class ColdArchive:
             locs.frombytes(body[8 * count :])
             covered = {str(k): int(v) for k, v in header["months"].items()}
             month_max = {str(k): (str(v[0]).encode(), int(v[1])) for k, v in header["max"].items()}
+            texts = {str(k): (int(v[0]), int(v[1])) for k, v in header.get("text", {}).items()}
         except (KeyError, TypeError, ValueError, IndexError, orjson.JSONDecodeError):
             return False
         self._sorted, self._covered = (ids, locs), covered
@@ -372,7 +389,70 @@ class ColdArchive:
             self._listing_snap, self._listing_at, self._listed = None, at, {}
             self._listing_stale = False
         self._month_max = month_max
+        self._text, self._text_ok = texts, set()
         return True
+
+    def _open_texts(self, tails: dict[str, list[bytes]]) -> bool:
+        """Each month's search-text sidecar as the index says, plus the lines of the records
+        read back from its month's tail (``tails``); a sidecar that is missing or shorter than
+        indexed (an older archive, a crash, deleted) is rebuilt from its month. Whether any
+        changed (the index is then behind). Its bytes are checked against the CRC at first use."""
+        for path in self.path.glob(f"*{archive_text.SUFFIX}"):
+            if path.name.removesuffix(archive_text.SUFFIX) not in self._covered:
+                path.unlink(missing_ok=True)  # of a month deleted since (delete_after_days)
+        for path in self.path.glob(f".*{archive_text.SUFFIX}.tmp"):
+            path.unlink(missing_ok=True)  # a rebuild cut short
+        for month in [m for m in self._text if m not in self._covered]:
+            del self._text[month]
+        changed = False
+        rebuilt: list[str] = []
+        started = time.perf_counter()
+        for month in sorted(self._covered):
+            path = self._text_path(month)
+            known = self._text.get(month)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = -1
+            if known is None or size < known[0]:
+                self._build_text(month)
+                rebuilt.append(month)
+                changed = True
+                continue
+            tail = b"".join(tails.get(month, ()))
+            if size > known[0] or tail:  # a crash after the append, before the index
+                archive_text.append(path, known[0], tail)
+                self._text[month] = (known[0] + len(tail), zlib.crc32(tail, known[1]))
+                changed = True
+        if rebuilt:
+            log.warning(
+                "cold archive: search text of %d month(s) (%s) missing, short or older than the "
+                "index; rebuilt from the month files in %.1f s",
+                len(rebuilt),
+                ", ".join(rebuilt),
+                time.perf_counter() - started,
+            )
+        return changed
+
+    def _build_text(self, month: str) -> None:
+        """A month's sidecar written anew from its month file (every record it covers)."""
+
+        def chunks() -> Iterator[bytes]:
+            path = self._month_path(month)
+            for offset, _, data in self._members(path, 0, stop=self._covered.get(month, 0)):
+                lines = []
+                for line in data.splitlines():
+                    found = _PREFIX.match(line)
+                    if found is not None:
+                        row: JsonObject = orjson.loads(line)["doc"]
+                        lines.append(_text_line(offset, int(found[1]), row))
+                yield b"".join(lines)
+
+        self._text[month] = archive_text.replace(self._text_path(month), chunks())
+        self._text_ok.add(month)
+
+    def _text_path(self, month: str) -> Path:
+        return self.path / f"{month}{archive_text.SUFFIX}"
 
     def _listing(self) -> _Listing:
         """The listing as the index last wrote it; read from the file when first asked for (a
@@ -464,6 +544,7 @@ class ColdArchive:
                 for month, (key, anomaly_id) in self._month_max.items()
                 if month in self._covered
             },
+            "text": {month: list(value) for month, value in self._text.items()},
             "listing": {
                 "count": len(listing.ids),
                 "crc": zlib.crc32(listing_bytes),
@@ -494,6 +575,7 @@ class ColdArchive:
             {},
             {},
         )
+        self._text, self._text_ok = {}, set()  # rebuilt from the months (_open_texts)
         best: dict[int, tuple[int, int, Key, str | None]] = {}  # id → (seq, location, key, status)
         links: dict[int, tuple[ColdLink, ...]] = {}
         self._month_max = {}
@@ -532,9 +614,11 @@ class ColdArchive:
         self.generation += 1
         self._fingerprints = None
 
-    def _scan_tail(self, month: str, path: Path, start: int) -> None:
-        """Records appended after the index was written (a crash in between): the newest."""
+    def _scan_tail(self, month: str, path: Path, start: int) -> list[bytes]:
+        """Records appended after the index was written (a crash in between): the newest. Their
+        search-text lines."""
         end = start
+        lines: list[bytes] = []
         for offset, member_end, data in self._members(path, start, cut=True):
             loc = (_code(month) << _OFFSET_BITS) | offset
             for line in data.splitlines():
@@ -545,6 +629,7 @@ class ColdArchive:
                 self._recent[anomaly_id] = loc
                 self._links().pop(anomaly_id, None)
                 row: JsonObject = orjson.loads(line)["doc"]
+                lines.append(_text_line(offset, anomaly_id, row))
                 self._list(month, [row])
                 row_links = _links_of(row)
                 if row_links:
@@ -557,6 +642,7 @@ class ColdArchive:
             path.name,
             end - start,
         )
+        return lines
 
     def _list(self, month: str, rows: list[JsonObject]) -> None:
         """Records just appended (or read back from a tail): in the listing, and in their
@@ -849,20 +935,6 @@ class ColdArchive:
                 raise ArchiveDamaged(f"{path}: anomaly {min(missing)} is not where the index says")
         return found
 
-    def _spans(self) -> dict[int, list[int]]:
-        """Per month code, the offsets of the members that hold a current record (a search reads
-        only those); kept until the next change."""
-        generation, spans = self._span_cache
-        if generation != self.generation:
-            generation = self.generation
-            recent = list(self._recent.values())  # before the arrays: a merge moves them there
-            found: dict[int, list[int]] = {}
-            for loc in sorted({*recent, *self._sorted[1]}):
-                found.setdefault(loc >> _OFFSET_BITS, []).append(loc & _OFFSET_MASK)
-            spans = found
-            self._span_cache = (generation, spans)
-        return spans
-
     def _scan(
         self,
         text: str,
@@ -871,92 +943,150 @@ class ColdArchive:
         after: tuple[str, int] | None,
         hot: Callable[[int], bool],
     ) -> list[JsonObject]:
-        """Matches of ``text``, the newest ``limit + 1``: the months in the order of their
-        highest key, until the page is full and the next month cannot hold a newer row; a
-        member whose bytes do not hold the needle is skipped before any line is parsed."""
-        raw = text.encode()
-        quick = not any(c in text for c in '"\\') and text.isascii()
-        covered = dict(self._covered)
+        """Matches of ``text``, the newest ``limit + 1``. A month's candidates are the lines of
+        its search-text sidecar that hold the needle and are still their id's current record,
+        with their sort keys; months are taken in the order of their highest key until the next
+        one cannot hold anything newer than the page's last candidate, then the candidates are
+        read newest first (only their members inflated, the row decides) until the page is
+        full; a candidate the row rejects may let the next months in, so it goes round again."""
+        needle = archive_text.escape(text)
         tops = dict(self._month_max)
-        order = sorted(covered, key=lambda m: (m not in tops, tops.get(m, (b"", 0))), reverse=True)
+        months = list(dict(self._covered))
+        order = sorted(months, key=lambda m: (m not in tops, tops.get(m, (b"", 0))), reverse=True)
         heap: list[tuple[tuple[str, int], int, JsonObject]] = []  # the newest limit + 1
+        found: list[tuple[tuple[str, int], str, int]] = []  # (key, month, member offset), unread
         n = 0
-        spans = self._spans()
+        taken = 0  # months whose candidates were taken
 
-        def work() -> Iterator[tuple[str, list[tuple[int, memoryview]]]]:
-            for month in order:
-                offsets = spans.get(_code(month), [])
-                if not offsets:
-                    continue  # no current record in it
-                try:
-                    with open(self._month_path(month), "rb") as fh:
-                        blob = memoryview(fh.read(covered[month]))
-                except FileNotFoundError:
-                    continue  # deleted meanwhile (delete_after_days)
-                ends = [*offsets[1:], len(blob)]
-                parts = [(o, blob[o:e]) for o, e in zip(offsets, ends, strict=True)]
-                for start in range(0, len(parts), SCAN_MEMBERS):
-                    yield month, parts[start : start + SCAN_MEMBERS]
+        def edge() -> Key | None:
+            """The (limit + 1)-th newest key read or not: a month whose highest is not above it
+            holds nothing for the page."""
+            keys = heapq.nlargest(limit + 1, [*(k for k, _, _ in heap), *(k for k, _, _ in found)])
+            return None if len(keys) <= limit else (keys[-1][0].encode(), keys[-1][1])
 
-        def inflate_all(month: str, members: list[tuple[int, memoryview]]) -> list[bytes]:
-            return [inflate(month, offset, member) for offset, member in members]
-
-        def inflate(month: str, offset: int, member: memoryview) -> bytes:
-            """The member's lines, or nothing when its bytes cannot hold the needle."""
-            inflater = zlib.decompressobj(31)
-            try:
-                data = inflater.decompress(member)
-            except zlib.error as exc:
-                data, reason = b"", str(exc)
-            else:
-                reason = "" if inflater.eof else "member cut short"
-            if reason:
-                raise ArchiveDamaged(
-                    f"{self._month_path(month)}: unreadable at byte {offset} ({reason}); restore "
-                    "the file from a backup (or move it aside: the anomalies in it are then lost)"
-                )
-            return b"" if quick and raw not in data.lower() else data
-
-        reading = _in_order(inflate_all, work())
-        current = None
-        try:
-            for (month, members), datas in reading:
-                if month != current:
-                    current, code, top = month, _code(month), tops.get(month)
-                    if top is not None and len(heap) > limit:
-                        lowest = heap[0][0]
-                        if top <= (lowest[0].encode(), lowest[1]):
-                            break  # this month and every one after it hold nothing newer
-                for (offset, _), data in zip(members, datas, strict=True):
-                    if not data:
+        while True:
+            while taken < len(order):
+                top = tops.get(order[taken])
+                if top is not None:
+                    lowest = edge()
+                    if lowest is not None and top <= lowest:
+                        break  # this month and every one after it hold nothing newer
+                found += self._month_candidates(order[taken], needle, statuses, after, hot)
+                taken += 1
+            found.sort(reverse=True)
+            at = 0
+            while at < len(found) and (len(heap) <= limit or found[at][0] > heap[0][0]):
+                batch = found[at : at + max(limit + 1 - len(heap), _BATCH)]
+                at += len(batch)
+                for row in self._read_candidates(batch):
+                    if statuses is not None and row.get("status") not in statuses:
                         continue
-                    loc = (code << _OFFSET_BITS) | offset
-                    for line in data.splitlines():
-                        found = _PREFIX.match(line)
-                        if found is None:
-                            continue
-                        anomaly_id = int(found[1])
-                        if self._loc(anomaly_id) != loc or hot(anomaly_id):
-                            continue  # an older record of it, or it is hot again
-                        if quick and raw not in line.lower():
-                            continue
-                        row: JsonObject = orjson.loads(line)["doc"]
-                        if statuses is not None and row.get("status") not in statuses:
-                            continue
-                        if text not in search_text(row):
-                            continue
-                        key = sort_key(row)
-                        if after is not None and key >= after:
-                            continue
-                        n += 1
-                        item = (key, n, row)
-                        if len(heap) <= limit:
-                            heapq.heappush(heap, item)
-                        elif key > heap[0][0]:
-                            heapq.heapreplace(heap, item)
-        finally:
-            reading.close()
+                    if text not in search_text(row):
+                        continue  # the needle's escape was in the line, not the needle
+                    key = sort_key(row)
+                    if after is not None and key >= after:
+                        continue
+                    n += 1
+                    item = (key, n, row)
+                    if len(heap) <= limit:
+                        heapq.heappush(heap, item)
+                    elif key > heap[0][0]:
+                        heapq.heapreplace(heap, item)
+            found = []  # read, or older than the page's last
+            if taken >= len(order):
+                break
+            top = tops.get(order[taken])
+            if top is not None and len(heap) > limit:
+                lowest_key = heap[0][0]
+                if top <= (lowest_key[0].encode(), lowest_key[1]):
+                    break
         return [row for _, _, row in sorted(heap, key=lambda item: item[0], reverse=True)]
+
+    def _month_candidates(
+        self,
+        month: str,
+        needle: bytes,
+        statuses: Collection[str] | None,
+        after: tuple[str, int] | None,
+        hot: Callable[[int], bool],
+    ) -> list[tuple[tuple[str, int], str, int]]:
+        """``(key, month, member offset)`` of the month's current records (not hot again) whose
+        line holds the needle, below ``after``, in these statuses (when the line knows it)."""
+        code = _code(month) << _OFFSET_BITS
+        found: set[tuple[tuple[str, int], str, int]] = set()
+        for line in self._text_candidates(month, needle):
+            anomaly_id = line.anomaly_id
+            if self._loc(anomaly_id) != code | line.offset or hot(anomaly_id):
+                continue  # an older record of it, or it is hot again
+            time_text, status = line.details()
+            if status is not None and statuses is not None and status not in statuses:
+                continue  # (a status that is not a string: the row decides)
+            key = (time_text, anomaly_id)
+            if after is None or key < after:
+                found.add((key, month, line.offset))
+        return list(found)
+
+    def _read_candidates(self, batch: list[tuple[tuple[str, int], str, int]]) -> list[JsonObject]:
+        """The rows of these candidates, each member inflated once."""
+        wanted: dict[str, dict[int, set[int]]] = {}
+        for (_, anomaly_id), month, offset in batch:
+            wanted.setdefault(month, {}).setdefault(offset, set()).add(anomaly_id)
+        return [row for month, members in wanted.items() for row in self._rows_at(month, members)]
+
+    def _text_candidates(self, month: str, needle: bytes) -> list[archive_text.Candidate]:
+        """The month's lines that hold ``needle``; a sidecar not as the index says (checked
+        once, at first use) is rebuilt from the month first."""
+        for attempt in range(2):
+            known = self._text.get(month)
+            if known is None:
+                return []  # the month is gone meanwhile (delete_after_days)
+            length, crc = known
+            checked = month not in self._text_ok
+            try:
+                found = archive_text.candidates(
+                    self._text_path(month), length, crc if checked else None, needle
+                )
+            except archive_text.TextDamaged as exc:
+                if attempt:
+                    raise ArchiveDamaged(
+                        f"{self._text_path(month)}: {exc} after a rebuild"
+                    ) from None
+                with self._text_lock:
+                    if month not in self._covered:
+                        return []
+                    log.warning("cold archive: %s; rebuilding it from its month file", exc)
+                    self._build_text(month)
+                continue
+            if checked:
+                with self._text_lock:
+                    if self._text.get(month, (-1, 0))[0] >= length:
+                        self._text_ok.add(month)
+            return found
+        return []
+
+    def _rows_at(self, month: str, wanted: dict[int, set[int]]) -> list[JsonObject]:
+        """The records of these ids in these members (offset → ids) of a month file."""
+        path = self._month_path(month)
+        rows: list[JsonObject] = []
+        if not wanted:
+            return rows
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return rows  # deleted meanwhile (delete_after_days)
+        with fh:
+            for offset in sorted(wanted):
+                data = _inflate_at(fh, offset, path)
+                for anomaly_id in wanted[offset]:
+                    prefix = b'{"id":%d,' % anomaly_id
+                    start = 0 if data.startswith(prefix) else data.find(b"\n" + prefix) + 1
+                    if start == 0 and not data.startswith(prefix):
+                        raise ArchiveDamaged(
+                            f"{path}: anomaly {anomaly_id} is not where the index says"
+                        )
+                    end = data.find(b"\n", start)
+                    rows.append(orjson.loads(data[start : end if end >= 0 else None])["doc"])
+        return rows
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -980,6 +1110,7 @@ class ColdArchive:
                     offset = self._covered.get(month, 0)  # a cut tail never stays behind
                     os.ftruncate(fd, offset)
                 chunks = []
+                texts: list[bytes] = []
                 size = offset
                 for start in range(0, len(month_rows), MEMBER_ROWS):
                     part = month_rows[start : start + MEMBER_ROWS]
@@ -992,15 +1123,24 @@ class ColdArchive:
                     for row in part:
                         placed[int(row["id"])] = loc
                         linked[int(row["id"])] = _links_of(row)
+                        texts.append(_text_line(size, int(row["id"]), row))
                     chunks.append(member)
                     size += len(member)
                 _write_all(fd, b"".join(chunks))
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if not existed:
-                fsync_dir(self.path)
-            self._covered[month] = size
+            text = b"".join(texts)
+            with self._text_lock:  # a search may be rebuilding this month's sidecar
+                length, crc = self._text.get(month, (0, 0))
+                text_path = self._text_path(month)
+                if not text_path.exists() or text_path.stat().st_size != length:
+                    self._text_ok.discard(month)  # not as we left it: checked at first use
+                archive_text.append(text_path, length, text)
+                if not existed:
+                    fsync_dir(self.path)
+                self._text[month] = (length + len(text), zlib.crc32(text, crc))
+                self._covered[month] = size
             self._recent.update(placed)  # durable now: found from here on
             self._list(month, month_rows)
             for anomaly_id, row_links in linked.items():
@@ -1024,6 +1164,7 @@ class ColdArchive:
         self._drop_months({info.name for info in old})
         for info in old:
             self._month_path(info.name).unlink(missing_ok=True)
+            self._text_path(info.name).unlink(missing_ok=True)
         fsync_dir(self.path)
         self.save_index()
         return old
@@ -1042,6 +1183,9 @@ class ColdArchive:
         for month in months:
             self._covered.pop(month, None)
             self._month_max.pop(month, None)
+            with self._text_lock:
+                self._text.pop(month, None)
+                self._text_ok.discard(month)
         with self._listing_lock:
             self._listing_stale = True
             for anomaly_id in [i for i in self._listed if self._loc(i) is None]:
@@ -1050,26 +1194,26 @@ class ColdArchive:
         self._fingerprints = None
 
 
-def _in_order(
-    call: Callable[..., R], items: Iterator[tuple[Any, ...]], window: int = 4
-) -> Generator[tuple[tuple[Any, ...], R], None, None]:
-    """``(item, call(*item))`` in the order of ``items``, computed by :data:`SCAN_THREADS` threads
-    at most ``window`` ahead: a scan inflates members side by side (zlib lets go of the GIL).
-    Closing this cancels what is not started; what a call raised is raised here."""
-    pending: deque[tuple[tuple[Any, ...], Future[R]]] = deque()
-    with ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="cold-archive-scan") as pool:
-        try:
-            for item in items:
-                pending.append((item, pool.submit(call, *item)))
-                if len(pending) >= window:
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
+def _inflate_at(fh: BinaryIO, offset: int, path: Path) -> bytes:
+    """The member at ``offset`` of an open month file, decompressed."""
+    fh.seek(offset)
+    inflater = zlib.decompressobj(31)
+    parts: list[bytes] = []
+    reason = "member cut short"
+    try:
+        while not inflater.eof:
+            chunk = fh.read(_READ // 2)
+            if not chunk:
+                break
+            parts.append(inflater.decompress(chunk))
+    except zlib.error as exc:
+        reason = str(exc)
+    if not inflater.eof:
+        raise ArchiveDamaged(
+            f"{path}: unreadable at byte {offset} ({reason}); restore the file from a backup "
+            "(or move it aside: the anomalies in it are then lost)"
+        )
+    return b"".join(parts)
 
 
 def _below(entries: list[Entry], position: Key | None) -> int:

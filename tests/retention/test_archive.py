@@ -65,7 +65,9 @@ def test_files_are_private_and_nothing_is_deleted_without_delete_after_days(
     archive = data / "archive"
     assert stat.S_IMODE(archive.stat().st_mode) == 0o700
     files = sorted(p.name for p in archive.iterdir())
-    assert files == ["2026-06.jsonl.gz", "2026-07.jsonl.gz", "2026-08.jsonl.gz", "index"]
+    months = ("2026-06", "2026-07", "2026-08")  # each with its search-text sidecar
+    names = [f"{m}.{suffix}" for m in months for suffix in ("jsonl.gz", "text")]
+    assert files == [*names, "index"]
     for path in archive.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     far_future = 4_102_444_800.0  # 2100: without delete_after_days, still nothing goes
@@ -85,7 +87,11 @@ def test_delete_after_days_deletes_only_the_months_wholly_older(tmp_path: Path) 
     assert view.deleted_months == ["2026-06", "2026-07"]
     in_august = [i for i in range(1, N + 1) if i % 5 and i % 3 == 2]
     assert view.deleted == N - N // 5 - len(in_august)
-    assert sorted(p.name for p in (data / "archive").iterdir()) == ["2026-08.jsonl.gz", "index"]
+    assert sorted(p.name for p in (data / "archive").iterdir()) == [
+        "2026-08.jsonl.gz",
+        "2026-08.text",
+        "index",
+    ]
     store = Store(data).open()
     try:
         _, cold = where_each_is(store)
