@@ -6,39 +6,40 @@ undefined name is an error, so ``anomaly-desk check`` can report a typo); at run
 that fails falls back to the default text, with one warning per template.
 
 Templates see read-only copies of the anomaly and the platform (never a pydantic model or a
-connection: no method, no secret), in Jinja's immutable sandbox (no ``__class__`` and friends, no
-``list.append``) with budgets: ``range`` shares 100,000 items per render; no call, operator or
-namespace takes a string or list over ``MAX_OUTPUT``; padding (``str.ljust``, ``str.format``,
-widths in ``%``-formats, ``center``, ``indent``, ``slice``), repetition and powers are capped;
-and the output stops at ``MAX_OUTPUT`` characters. The result is plain text: the provider
-clients put it in ADF text nodes or plain fields.
+connection: no method, no secret) in Jinja's immutable sandbox, with a budget per render
+(``template_sandbox``): no value over ``MAX_OUTPUT`` characters, ``MAX_STEPS`` loop iterations
+and calls, ``MAX_WORK`` characters handled; the output stops at ``MAX_OUTPUT`` characters. A
+value the anomaly or the note does not have is ``Missing``: it prints as nothing, ``|default``
+replaces it. The result is plain text: the provider clients put it in ADF text nodes or plain
+fields.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Namespace
+from jinja2 import Template, TemplateError, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from anomaly_desk.core.models import Anomaly, FailedCheck, Ref
 from anomaly_desk.core.providers.base import TicketText
+from anomaly_desk.core.template_sandbox import (
+    MAX_OUTPUT,
+    OWNERS,
+    TemplateView,
+    TextSandbox,
+    missing,
+    render_budget,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_OUTPUT = 32_767  # characters of one rendered text (Jira's description limit, in units)
-MAX_ITEMS = 100_000  # range() items per render, all loops together
 TemplateField = Literal["title", "description", "status_note", "comment_note", "archive_note"]
 TEMPLATE_FIELDS: tuple[TemplateField, ...] = (
     "title",
@@ -47,113 +48,10 @@ TEMPLATE_FIELDS: tuple[TemplateField, ...] = (
     "comment_note",
     "archive_note",
 )
-_PADDING = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "format", "format_map"})
-# A %-format width or precision of a million characters or more, or taken from the arguments
-# (``%*s``, ``%.*d``), after an optional mapping key (``%(a)0999999d``).
-_WIDE = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{6,}|\d*\.(?:\*|\d{6,}))")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # plain text keeps \t and \n only
 
 
-class TemplateBudgetError(SecurityError):
-    """A template asked for more than a text can hold (huge loops, padding, repetition)."""
-
-
-def _small(value: Any) -> None:
-    """Refuse a size a text cannot hold: a number over the cap, a format width of millions."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OUTPUT:
-        raise TemplateBudgetError(f"{value} is more than a template may ask for ({MAX_OUTPUT})")
-    if isinstance(value, str) and _WIDE.search(value):
-        raise TemplateBudgetError("a format width over the output cap")
-
-
-# The built-in filters that take a size (the format filter: a width in its format string).
-_SIZED_FILTERS = ("center", "indent", "wordwrap", "slice", "batch", "format")
-
-
-def _guarded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter that refuses sizes over the cap (``center(10**9)``, ``slice(10**9)``...)."""
-    skip = 2 if getattr(func, "jinja_pass_arg", None) else 1  # the context, then the value
-
-    @functools.wraps(func)  # keeps jinja_pass_arg (pass_context / pass_environment)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        if name == "format":  # the arguments are data; the string (the value) holds the widths
-            _small(str(args[skip - 1]) if len(args) >= skip else "")
-        else:
-            for value in (*args[skip:], *kwargs.values()):
-                _small(value)
-        return func(*args, **kwargs)
-
-    return guarded
-
-
-def _short(value: Any) -> None:
-    """Refuse a string or list over the cap (one doubled in a loop or a recursive macro)."""
-    if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT:
-        raise TemplateBudgetError(f"a value of more than {MAX_OUTPUT} characters or items")
-
-
-class _Namespace(Namespace):
-    """``namespace()`` whose values stay under the cap (``{% set ns.s = ns.s ~ ns.s %}``)."""
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        _short(value)
-        super().__setitem__(name, value)
-
-
-class _TextSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with size budgets on top of Jinja's own (no internals, ``range`` capped,
-    lists and dicts not modified in place)."""
-
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
-
-    def __init__(self) -> None:
-        super().__init__(
-            autoescape=False,
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            finalize=lambda value: "" if value is None else value,
-        )
-        self.globals.pop("lipsum", None)
-        self.globals["namespace"] = _Namespace
-        for name in _SIZED_FILTERS:
-            self.filters[name] = _guarded_filter(name, self.filters[name])
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr in _PADDING:
-            return False
-        return bool(super().is_safe_attribute(obj, attr, value))
-
-    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "**":
-            ints = isinstance(left, int) and isinstance(right, int)
-            if ints and (abs(right) > 64 or left.bit_length() * abs(right) > 4096):
-                raise TemplateBudgetError(f"{left} ** {right} is too large a number")
-            return left**right
-        if operator_ == "+":
-            result = operator.add(left, right)
-            _short(result)
-            return result
-        if operator_ == "%":
-            if isinstance(left, str):
-                _small(left)
-            return left % right
-        sized = (str, list, tuple)
-        if isinstance(left, sized) and isinstance(right, int):
-            if len(left) * right > MAX_OUTPUT:
-                raise TemplateBudgetError("repetition over the output cap")
-        elif isinstance(right, sized) and isinstance(left, int) and len(right) * left > MAX_OUTPUT:
-            raise TemplateBudgetError("repetition over the output cap")
-        return operator.mul(left, right)
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        """Every call (macros too): no argument over the cap, so no doubling by recursion."""
-        for value in (*args, *kwargs.values()):
-            _short(value)
-        return super().call(__context, __obj, *args, **kwargs)
-
-
-_ENV = _TextSandbox()
+_ENV = TextSandbox()
 
 
 @functools.lru_cache(maxsize=256)
@@ -210,8 +108,8 @@ class TextList(tuple[str, ...]):
         return ", ".join(self)
 
 
-@dataclass(frozen=True, slots=True)
-class RefVars:
+@dataclass(frozen=True, slots=True, repr=False)
+class RefVars(TemplateView):
     """A datastore or container; prints as its name. Absent: both None, false in ``{% if %}``."""
 
     id: int | str | None = None
@@ -224,8 +122,8 @@ class RefVars:
         return self.id is not None or self.name is not None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckVars:
+@dataclass(frozen=True, slots=True, repr=False)
+class CheckVars(TemplateView):
     """One failed check; prints as its message."""
 
     check_id: int | str | None
@@ -237,8 +135,8 @@ class CheckVars:
         return self.message or ""
 
 
-@dataclass(frozen=True, slots=True)
-class AnomalyVars:
+@dataclass(frozen=True, slots=True, repr=False)
+class AnomalyVars(TemplateView):
     """The anomaly as templates see it: values only."""
 
     id: int
@@ -263,8 +161,8 @@ class AnomalyVars:
         return f"anomaly {self.id}"
 
 
-@dataclass(frozen=True, slots=True)
-class NamedVars:
+@dataclass(frozen=True, slots=True, repr=False)
+class NamedVars(TemplateView):
     """A platform (name, url), a rule (name) or a ticket (key as name, url)."""
 
     name: str | None = None
@@ -277,12 +175,17 @@ class NamedVars:
         return self.name is not None
 
 
+def _cap(text: str | None) -> str | None:
+    """A template sees at most ``MAX_OUTPUT`` characters of a text (no output holds more)."""
+    return None if text is None else text[:MAX_OUTPUT]
+
+
 def _ref(ref: Ref | None) -> RefVars:
-    return RefVars() if ref is None else RefVars(ref.id, ref.name)
+    return RefVars() if ref is None else RefVars(ref.id, _cap(ref.name))
 
 
 def _check(check: FailedCheck) -> CheckVars:
-    return CheckVars(check.check_id, check.rule_type, TextList(check.fields), check.message)
+    return CheckVars(check.check_id, check.rule_type, TextList(check.fields), _cap(check.message))
 
 
 def anomaly_vars(anomaly: Anomaly, platform_url: str | None = None) -> AnomalyVars:
@@ -294,10 +197,10 @@ def anomaly_vars(anomaly: Anomaly, platform_url: str | None = None) -> AnomalyVa
         weight=anomaly.weight,
         datastore=_ref(anomaly.datastore),
         container=_ref(anomaly.container),
-        location=anomaly.location,
+        location=_cap(anomaly.location) or "",
         fields=TextList(anomaly.fields),
-        message=anomaly.message,
-        description=anomaly.description,
+        message=_cap(anomaly.message),
+        description=_cap(anomaly.description),
         failed_checks=tuple(_check(c) for c in anomaly.failed_checks),
         global_tags=TextList(anomaly.global_tags),
         anomalous_records_count=anomaly.anomalous_records_count,
@@ -349,43 +252,36 @@ def variables(
     if note is not None:
         values.update(
             status=note.status,
-            comment=note.comment,
+            comment=_cap(note.comment),
             author=note.author,
             at=note.at,
             source=note.source or context.platform,
             ticket=NamedVars(note.ticket, note.ticket_url),
         )
-    return values
+    # an empty value prints as nothing and |default replaces it (None would print "None")
+    return {name: missing(name) if value is None else value for name, value in values.items()}
 
 
 # -- rendering -----------------------------------------------------------------------------------
 
 
-class _Budget:
-    """``range`` for one render: every loop together gets ``MAX_ITEMS`` items."""
-
-    def __init__(self) -> None:
-        self.left = MAX_ITEMS
-
-    def range(self, *args: int) -> range:
-        items = range(*args)
-        self.left -= len(items)
-        if self.left < 0:
-            raise TemplateBudgetError(f"loops over more than {MAX_ITEMS} items in one text")
-        return items
-
-
 def render(source: str, values: dict[str, object]) -> str:
-    """Render strictly (errors raise ``TemplateError``); the text stops at ``MAX_OUTPUT``."""
-    budget = _Budget()
+    """Render strictly (errors raise ``TemplateError``) within a fresh budget; the text stops at
+    ``MAX_OUTPUT``."""
     chunks: list[str] = []
     size = 0
-    stream: Iterator[str] = compiled(source).generate({**values, "range": budget.range})
-    for chunk in stream:
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_OUTPUT:
-            break
+    with render_budget():
+        stream: Iterator[str] = compiled(source).generate(values)
+        try:
+            for chunk in stream:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= MAX_OUTPUT:
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
     text = _CONTROL.sub("", "".join(chunks)[:MAX_OUTPUT])
     return text.strip()
 
@@ -424,13 +320,7 @@ def try_render(source: str, values: dict[str, object]) -> tuple[str | None, str 
 # Jinja names a value by its class ("'anomaly_desk.core.templates.RefVars object' has no
 # attribute 'nmae'"); people know it by what it is.
 _OBJECT = re.compile(r"'?anomaly_desk\.core\.templates\.(\w+) object'?")
-_KNOWN = {
-    "AnomalyVars": "anomaly",
-    "RefVars": "datastore/container",
-    "CheckVars": "failed check",
-    "NamedVars": "platform/rule/ticket",
-    "TextList": "list",
-}
+_KNOWN = OWNERS
 
 
 def _plain(match: re.Match[str]) -> str:
