@@ -53,6 +53,10 @@ class Faults:
     # writes (POST, PUT, PATCH) that began waiting out ``latency_ms``: a test that must kill a
     # client while one of its writes is surely on its way waits for this to grow
     writes_held: int = field(default=0, repr=False, compare=False, metadata={"counter": True})
+    # bumped by ``/_sandbox/reset``: a request still waiting out its latency from before the
+    # reset is answered 503 and never applied to the reseeded emulators (a write held when one
+    # test ended must not land on the next test's DQ-1)
+    resets: int = field(default=0, repr=False, compare=False, metadata={"counter": True})
     _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def settings(self) -> dict[str, Any]:
@@ -120,6 +124,7 @@ class Faults:
     async def _reset(self, request: Request) -> Response:
         """Clear faults and, when the emulators are mounted, reseed them."""
         self.reset()
+        self.resets += 1
         for name in EMULATORS:
             emulator = getattr(request.app.state, name, None)
             if emulator is not None and hasattr(emulator, "reset"):
@@ -253,7 +258,12 @@ class FaultMiddleware:
             receive = await buffered(receive)
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 faults.writes_held += 1
+            resets = faults.resets
             await asyncio.sleep(faults.latency_ms / 1000)
+            if faults.resets != resets:
+                body = error_body(path, 503, "The sandbox was reset while this request waited")
+                await self._answer(send, 503, body, {})
+                return
         forced = faults.take_forced()
         if forced == 429:
             await self._too_many(path, send, faults.rate_limit or 1.0, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -109,3 +110,24 @@ def test_reset_clears_faults_and_reseeds(sandbox: ThreadedServer) -> None:
         assert http.post("/_sandbox/reset").json()["fail_rate"] == 0
         assert http.get(SN_PATH).json()["result"] == []
     assert faults_of(sandbox).latency_ms == 0
+
+
+def test_a_write_held_across_a_reset_is_refused_not_applied_to_the_reseeded_sandbox(
+    sandbox: ThreadedServer,
+) -> None:
+    faults_of(sandbox).update({"latency_ms": 600})
+    answers: list[httpx.Response] = []
+
+    def create() -> None:
+        with httpx.Client(base_url=sandbox.url, auth=SN_AUTH, timeout=10) as http:
+            answers.append(http.post(SN_PATH, json={"short_description": "held over a reset"}))
+
+    writer = threading.Thread(target=create)
+    writer.start()
+    time.sleep(0.2)  # it waits out its latency now
+    httpx.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
+    writer.join(10)
+    assert answers[0].status_code == 503
+    with httpx.Client(base_url=sandbox.url, auth=SN_AUTH) as http:
+        found = http.get(SN_PATH, params={"sysparm_query": "short_description=held over a reset"})
+    assert found.json()["result"] == []
