@@ -624,12 +624,21 @@ def job_started(job: SyncJob, attempt: int, verify: bool) -> SyncJob:
     return job.model_copy(update={"attempts": attempt, "verify": verify})
 
 
-def job_in_flight(job: SyncJob, baseline: int | None = None) -> SyncJob:
+def job_in_flight(
+    job: SyncJob, baseline: int | None = None, settled_at: float | None = None
+) -> SyncJob:
     """Stored before anything leaves, so a crash mid-send is a known unknown; with the
-    ``baseline`` counted before a first send (None: the one counted before, if any)."""
+    ``baseline`` counted before a first send (None: the one counted before, if any).
+
+    ``settled_at``: when the request, if it is cut by a crash, can no longer land (now + the
+    connection's timeout); stored as ``next_at``, so a restart verifies it only then: a write
+    the provider was still working on when the process died is on the ticket by the time we
+    look, never sent a second time."""
     update: dict[str, object] = {"in_flight": True}
     if baseline is not None:
         update["baseline"] = baseline
+    if settled_at is not None:
+        update["next_at"] = settled_at
     return job.model_copy(update=update)
 
 

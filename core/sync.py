@@ -145,6 +145,7 @@ class TicketSender:
 
 
 NOTE_KINDS = frozenset({JobKind.STATUS, JobKind.COMMENT})
+SETTLE_S = 20.0  # a connection's request timeout when the worker was not told (the default)
 
 
 def _ref(job: SyncJob) -> TicketRef:
@@ -167,6 +168,9 @@ class SyncWorker:
         self.platform = platform  # write-back and enrichment jobs (the platform's queue)
         self.creator: TicketCreator | None = None  # new-ticket jobs (the Desk sets it)
         self.refresher: SecretRefresher | None = None  # re-reads secrets after a 401/403
+        # per connection, how long a request can take (its timeout): a send cut by a crash is
+        # verified only once that has passed (see ``job_in_flight``)
+        self.settle_s: dict[str, float] = {}
         self.outbox = outbox
         self.providers = providers
         self.bus = bus or EventBus()
@@ -328,7 +332,8 @@ class SyncWorker:
             # notes now, so a later check looks for one more than that, not for the text.
             twin = self.outbox.has_earlier_twin(job)
             baseline = await sender.baseline(job) if twin else 0
-        job = job_in_flight(job, baseline)
+        settled = time.time() + self.settle_s.get(job.connection, SETTLE_S)
+        job = job_in_flight(job, baseline, settled)
         await self.store.commit([Put("jobs", str(job.id), job)])
         return job
 

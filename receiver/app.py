@@ -44,7 +44,7 @@ from anomaly_desk.receiver.problems import (
     handle_unexpected,
     problem_response,
 )
-from anomaly_desk.receiver.reload import LiveConfig
+from anomaly_desk.receiver.reload import LiveConfig, settle_times
 from anomaly_desk.receiver.webhooks import receive_webhook
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def create_app(
         platform_api = make_platform_client(settings.platform)
         sender = PlatformSender(platform_api, store_, bus) if platform_api else None
         worker = SyncWorker(store_, outbox, clients, bus, settings.sync, health, sender)
+        worker.settle_s = settle_times(settings)
         rules = RuleRunner(store_, outbox, bus, settings.rules, clients, worker.wake)
         app.state.rules = rules
         if sender is not None:

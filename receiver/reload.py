@@ -66,6 +66,14 @@ class Closable(Protocol):
     async def aclose(self) -> None: ...
 
 
+def settle_times(settings: Settings) -> dict[str, float]:
+    """Each connection's request timeout (the platform's too): how long a send cut by a crash
+    may still land."""
+    times = {conn.name: conn.timeout for conn in settings.connections}
+    times[PLATFORM] = settings.platform.timeout
+    return times
+
+
 class LiveConfig:
     """The running configuration, kept in ``state.settings``; swaps new clients in.
 
@@ -218,6 +226,7 @@ class LiveConfig:
             self.state.auth = WebhookAuth(new.webhook_secret, new.signing_secret)
 
         self.state.settings = new
+        self.state.worker.settle_s = settle_times(new)
         self.state.desk.reconfigured(after)
         self.state.rules.configure(new.rules)  # [[rules]]: their counters stay by name
         if _schedule(old) != _schedule(new):
