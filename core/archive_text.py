@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import orjson
 
-from anomaly_desk.core.durable_files import fsync_dir
+from anomaly_desk.core.durable_files import write_chunks
 
 SUFFIX = ".text"
 
@@ -78,22 +78,16 @@ def append(path: Path, length: int, data: bytes) -> None:
 def replace(path: Path, chunks: Iterable[bytes]) -> tuple[int, int]:
     """Write a whole sidecar anew (temp file, fsync, rename: a search reading the old one keeps
     its bytes); its length and CRC."""
-    tmp = path.with_name(f".{path.name}.tmp")
     length, crc = 0, 0
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with open(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                length += len(chunk)
-                crc = zlib.crc32(chunk, crc)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+
+    def counted() -> Iterable[bytes]:
+        nonlocal length, crc
+        for chunk in chunks:
+            length += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+
+    write_chunks(path, counted())
     return length, crc
 
 

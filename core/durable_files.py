@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,17 @@ def _fragment(row: object) -> object:
 
 def write_file(path: Path, data: bytes) -> None:
     """Write a new file atomically and durably: temp file, fsync, ``os.replace``, fsync dir."""
+    view = memoryview(data)
+    write_chunks(path, (view[start : start + (1 << 22)] for start in range(0, len(view), 1 << 22)))
+
+
+def write_chunks(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """:func:`write_file` for data made as it is written (never all in memory at once)."""
     tmp = temp_path(path)
     try:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-            view = memoryview(data)
-            for start in range(0, len(view), 1 << 22):
-                fh.write(view[start : start + (1 << 22)])
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
