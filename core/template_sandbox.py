@@ -29,10 +29,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import date, time, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Undefined, nodes
-from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context, LoopContext
@@ -327,11 +327,28 @@ def _budgeted_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return budgeted
 
 
+def _budgeted_test(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A test (``is eq``, ``is in``, ``is sameas``…) whose operands are paid for."""
+
+    @functools.wraps(func)  # keeps jinja_pass_arg
+    def budgeted(*args: Any, **kwargs: Any) -> Any:
+        work = budget()
+        skip = 1 if getattr(func, "jinja_pass_arg", None) else 0
+        for value in (*args[skip:], *kwargs.values()):
+            work.take(value)
+        return func(*args, **kwargs)
+
+    return budgeted
+
+
 # -- code generation: loops and ~ go through the budget -------------------------------------------
 
 
 class _Generator(CodeGenerator):
-    """Jinja's code generator, with ``~`` sized (``environment.joined``)."""
+    """Jinja's code generator, with ``~`` sized (``environment.joined``), list, tuple and dict
+    displays sized as they are made (``environment.made``) and every operand of a comparison
+    paid for (``environment.compared``): ``[l, l, l…]`` nests cost nothing to write, and
+    ``==``, ``<`` or ``in`` on them (or hashing one as a dict key) walk every item."""
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -340,6 +357,45 @@ class _Generator(CodeGenerator):
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self.write("environment.made(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        # keys are hashed as the display is built: each is paid for first
+        self.write("environment.made({")
+        for idx, item in enumerate(node.items):
+            if idx:
+                self.write(", ")
+            self.write("environment.compared(")
+            self.visit(item.key, frame)
+            self.write("): ")
+            self.visit(item.value, frame)
+        self.write("})")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":  # an assignment's targets (``{% for a, b in … %}``)
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.made(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
+    @optimizeconst
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        self.write("(environment.compared(")
+        self.visit(node.expr, frame)
+        self.write(")")
+        for op in node.ops:
+            self.visit(op, frame)
+        self.write(")")
+
+    def visit_Operand(self, node: nodes.Operand, frame: Frame) -> None:
+        self.write(f" {operators[node.op]} environment.compared(")
+        self.visit(node.expr, frame)
+        self.write(")")
 
 
 class Counted:
@@ -414,6 +470,8 @@ class TextSandbox(ImmutableSandboxedEnvironment):
         self.tests["none"] = _is_none
         for name, func in list(self.filters.items()):
             self.filters[name] = _budgeted_filter(name, func)
+        for name, test in list(self.tests.items()):  # ``is eq``, ``is in``: compare too
+            self.tests[name] = _budgeted_test(cast(Callable[..., Any], test))
 
     # -- the code generator's hooks --
 
@@ -426,6 +484,19 @@ class TextSandbox(ImmutableSandboxedEnvironment):
         return tree
 
     loop_items = staticmethod(Counted)
+
+    @staticmethod
+    def made(value: Any) -> Any:
+        """A list, tuple or dict the template wrote out: within the cap, paid for."""
+        budget().take(value)
+        return value
+
+    @staticmethod
+    def compared(value: Any) -> Any:
+        """An operand of ``==``, ``<``, ``in``… (or a dict key, hashed): paid for, as comparing
+        or hashing it may walk all of it."""
+        budget().take(value)
+        return value
 
     @staticmethod
     def joined(parts: tuple[Any, ...]) -> str:

@@ -28,6 +28,18 @@ from tests.integration.conftest import ENV, Desk, start_receiver, status_note, w
 from tests.support import FIXTURES, ThreadedServer
 from tests.test_check import config, run_check, secrets
 
+NESTS = (
+    '{% set a = "x"*32000 %}{% set b = "x"*31999 ~ "x" %}'
+    "{% set l1 = [a,a,a,a,a,a,a,a,a,a] %}{% set m1 = [b,b,b,b,b,b,b,b,b,b] %}"
+    + "".join(
+        f"{{% set l{i} = [{','.join([f'l{i - 1}'] * 10)}] %}}"
+        f"{{% set m{i} = [{','.join([f'm{i - 1}'] * 10)}] %}}"
+        for i in range(2, 8)
+    )
+)
+TUPLES = "{% set t1 = (1,2,3,4,5,6,7,8,9,10) %}" + "".join(
+    f"{{% set t{i} = ({','.join([f't{i - 1}'] * 10)}) %}}" for i in range(2, 10)
+)
 BOUND_S = 2.0  # generous: each of these fails in a few milliseconds on an idle machine
 CONTEXT = TemplateContext(connection="jira", now=datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
 NOTE = NoteVars(at=datetime(2026, 12, 1, 9, 31, tzinfo=UTC), status="Acknowledged")
@@ -123,6 +135,16 @@ EXPLODING = {
     "joining a long stream": '{{ range(99999)|map("string")|join|length }}',
     "batch filling": '{{ [1]|batch(10**9, "x")|list }}',
     "bytes padding": '{{ "x".encode().ljust(10**9) }}',
+    # the second attack review: nests of one list ten wide cost nothing to write, and ==, <,
+    # in, a test or hashing them (a dict key, ``in {}``) walked 10**7 items (34 s a render)
+    "== on nested lists": NESTS + "{{ l7 == m7 }}",
+    "< on nested lists": NESTS + "{{ l6 < m6 }}",
+    "in on nested lists": NESTS + "{{ m5 in l6 }}",
+    "is eq on nested lists": NESTS + "{{ l6 is eq m6 }}",
+    "a nested tuple as a dict key": TUPLES + "{{ {t7: 1}|length }}",
+    "a nested tuple in {}": TUPLES + "{% if t9 in {} %}y{% endif %}",
+    "== in a loop": "{% set l = range(3000)|list %}{% for i in range(10000) %}"
+    "{% if l == l %}{% endif %}{% endfor %}",
 }
 
 
