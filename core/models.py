@@ -36,12 +36,17 @@ def _status(value: Any) -> Any:
     return value
 
 
+# An integer the store can write (orjson: 64 bits). A longer one (``"1" + "0"*400`` as text,
+# which lax validation would make an int) fits no field: kept as sent in ``odd``.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
+
+
 class Ref(BaseModel):
     """A datastore or container reference: ``{"id": 7, "name": "orders"}``."""
 
     model_config = ConfigDict(extra="allow")
 
-    id: int | str | None = None
+    id: Int64 | str | None = None
     name: str | None = None
 
 
@@ -105,13 +110,15 @@ class FailedCheck(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    check_id: int | str | None = None
+    check_id: Int64 | str | None = None
     rule_type: str | None = None
     fields: list[str] = Field(default_factory=list)
     message: str | None = None
 
 
 MAX_ID = 2**63 - 1
+# Printable, yet shows nothing: fillers and blanks a status made of would look empty in a note.
+_INVISIBLE = dict.fromkeys(map(ord, "\u115f\u1160\u3164\uffa0\u2800\u200b\u200c\u200d\u2060\ufeff"))
 STATUS_MAX = 64  # characters: a longer "status" is not one
 TYPE_CATEGORIES = ("record", "shape")
 
@@ -174,7 +181,7 @@ class Anomaly(BaseModel):
     uuid: str | None = None
     type: str = "record"  # the platform's spelling when it maps to no category
     status: Status | str = Field(Status.ACTIVE, union_mode="left_to_right")
-    weight: int | float | None = None
+    weight: Int64 | float | None = None
     datastore: Ref | None = None
     container: Ref | None = None
     fields: list[str] = Field(default_factory=list)
@@ -182,8 +189,8 @@ class Anomaly(BaseModel):
     description: str | None = None
     failed_checks: list[FailedCheck] = Field(default_factory=list)
     global_tags: list[str] = Field(default_factory=list)
-    anomalous_records_count: int | None = None
-    fingerprint: int | str | None = None
+    anomalous_records_count: Int64 | None = None
+    fingerprint: Int64 | str | None = None
     created: datetime | None = None
     url: str | None = None
     odd: JsonMap | None = None  # values that fit no field, as the platform sent them
@@ -234,7 +241,8 @@ class Anomaly(BaseModel):
         control characters, a paragraph) is not a status: kept aside in ``odd`` instead."""
         if isinstance(value, Status):
             return value
-        if not value.strip() or not value.isprintable() or len(value) > STATUS_MAX:
+        visible = value.translate(_INVISIBLE).strip()
+        if not visible or not value.isprintable() or len(value) > STATUS_MAX:
             raise ValueError("not a usable status")
         return value
 
@@ -252,7 +260,10 @@ class Anomaly(BaseModel):
         """Stored as UTC so ISO strings sort as times; a naive time is taken as UTC."""
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC instant
+            raise ValueError("a moment no UTC clock holds") from None
 
     @property
     def location(self) -> str:

@@ -7,8 +7,6 @@ nothing usable at all is refused, with the paths of at most ``MAX_ERRORS`` probl
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +15,7 @@ from typing import Any
 import orjson
 import pydantic
 
-from anomaly_desk.core.jsontypes import JsonMap
+from anomaly_desk.core.jsontypes import JsonMap, loads_any
 from anomaly_desk.core.models import FlowEnvelope, NoUsableId, anomalies_from_envelope, error_path
 from anomaly_desk.core.salvage import parse_date, tolerant
 
@@ -78,24 +76,14 @@ def load_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         error = exc
-    try:  # the standard library accepts what orjson refuses on encoding grounds only
-        data = json.loads(
-            body.decode("utf-8", errors="replace"),
-            parse_float=_finite_or_text,
-            parse_constant=str,  # NaN, Infinity: kept as the text sent, never a number
-        )
+    try:  # what orjson refuses on encoding grounds or for numbers: NaN, 1e999, 10**400
+        data = loads_any(body)
     except (ValueError, RecursionError):
         raise PayloadError(
             400, "Body is not valid JSON", [{"path": "(body)", "message": str(error)}]
         ) from None
     _refuse_deep(data)
     return _scrub(data)
-
-
-def _finite_or_text(text: str) -> float | str:
-    """A number too big for a double (``1e999``) stays the text sent, not infinity."""
-    number = float(text)
-    return number if math.isfinite(number) else text
 
 
 def _scrub(value: Any) -> Any:
@@ -205,7 +193,10 @@ def _sent_at(envelope: JsonMap) -> datetime | None:
         candidates = [trigger.get(k) for k in ("timestamp", "triggered_at", "time")] + candidates
     for value in candidates:
         if isinstance(value, str) and (at := parse_date(value)) is not None:
-            return at if at.tzinfo else at.replace(tzinfo=UTC)
+            try:
+                return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+            except OverflowError:  # 9999-12-31T23:59-01:00: no UTC moment; not a time
+                continue
     return None
 
 

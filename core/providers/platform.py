@@ -23,6 +23,7 @@ import httpx
 from pydantic import JsonValue
 
 from anomaly_desk.core.connections import Platform
+from anomaly_desk.core.jsontypes import loads_any
 from anomaly_desk.core.providers.errors import (
     AuthError,
     ProviderError,
@@ -124,7 +125,7 @@ class PlatformDialect:
         if not response.content:
             return None
         try:
-            value: JsonValue = response.json()
+            value: JsonValue = loads_any(response.content)  # 10**400 or NaN kept as text
         except ValueError:
             raise BadAnswer(
                 f"{self.name} answered {response.status_code} with a body that is not JSON"

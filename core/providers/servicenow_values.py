@@ -122,7 +122,10 @@ def _date_time(name: str, raw: JsonValue) -> str:
     except ValueError:
         raise ValueError(f"{name}: {text!r} is not a date that exists") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f"{name}: {text!r} is outside the dates ServiceNow holds") from None
     return moment.strftime(GLIDE_DATE_TIME)
 
 

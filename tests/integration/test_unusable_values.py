@@ -13,7 +13,16 @@ STATUS_BODY = '{{"id": 10260, "status": {status}}}'
 
 
 @pytest.mark.parametrize(
-    "status", ['""', '"   "', '"\\u0000"', '"\\u001b[31mRed"', '"' + "x" * 65 + '"']
+    "status",
+    [
+        '""',
+        '"   "',
+        '"\\u0000"',
+        '"\\u001b[31mRed"',
+        '"' + "x" * 65 + '"',
+        '"\\u2800"',
+        '"\\u115f"',
+    ],
 )
 def test_a_status_that_names_nothing_changes_nothing_and_notes_nothing(
     desk: Desk, status: str
@@ -51,3 +60,41 @@ def test_a_weight_that_is_no_number_is_kept_as_sent_not_as_null(
     doc = desk.api.get("/api/anomalies/77101").json()
     assert doc["weight"] is None
     assert doc["odd"] == {"weight": kept}
+
+
+BIG = "1" + "0" * 400  # no 64-bit integer, no double holds it
+
+
+@pytest.mark.parametrize(
+    ("anomaly", "where"),
+    [
+        (f'"weight": {BIG}', "odd"),
+        (f'"weight": "{BIG}"', "odd"),
+        (f'"anomalous_records_count": "{BIG}"', "odd"),
+        (f'"container_id": {BIG}', "container"),
+        (f'"quality_check_ids": [{BIG}], "extra": {{"deep": -{BIG}}}', "extra"),
+        ('"created": "0001-01-01T00:00:00+01:00"', "odd"),  # no UTC moment
+        ('"created": "9999-12-31T23:59:59-01:00"', "odd"),
+    ],
+)
+def test_numbers_and_dates_nothing_can_hold_are_kept_as_text_never_a_500(
+    desk: Desk, anomaly: str, where: str
+) -> None:
+    envelope = (
+        '{"event": "qualytics.flow.triggered", "trigger": {"timestamp": '
+        '"9999-12-31T23:59:59-01:00"}, "context": {"anomalies": [{"id": 77201, ' + anomaly + "}]}}"
+    )
+    for _ in range(2):  # and a redelivery: the same, no 500 on a merge either
+        answer = desk.api.post(
+            "/webhooks/qualytics", content=envelope, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 200, answer.text
+    doc = desk.api.get("/api/anomalies/77201").json()
+    text = answer.request.content.decode()
+    if where == "odd":
+        kept = next(iter(doc["odd"].values()))
+        assert str(kept) in text  # as sent, as text
+    elif where == "container":
+        assert doc["container"]["id"] == BIG
+    else:
+        assert doc["extra"] == {"deep": "-" + BIG}

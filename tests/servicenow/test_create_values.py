@@ -71,6 +71,9 @@ REFUSED = [  # fields, the field named, words the message must hold
     ({"due_date": "2026-02-30 10:00:00"}, "due_date", "not a date that exists"),
     ({"due_date": 5}, "due_date", "as text"),
     ({"due_date": "2026-12-24 25:00:00"}, "due_date", "not a date that exists"),
+    # no UTC moment: 0001-01-01 at +01:00 is before the first, 9999-12-31 at -01:00 after the last
+    ({"due_date": "0001-01-01T00:00:00+01:00"}, "due_date", "outside the dates"),
+    ({**CHANGE, "start_date": "9999-12-31T23:59:59-01:00"}, "start_date", "outside the dates"),
     ({**CHANGE, "start_date": "nonsense"}, "start_date", "date and time"),
     ({**CHANGE, "end_date": ["2026-12-24 10:00:00"]}, "end_date", "as text"),
     ({"category": "nonsense"}, "category", "allowed: inquiry, software"),
