@@ -26,7 +26,7 @@ from anomaly_desk.core.documents import (
     with_stale,
 )
 from anomaly_desk.core.jsontypes import JsonMap, JsonObject
-from anomaly_desk.core.models import Anomaly, Ref
+from anomaly_desk.core.models import Anomaly, Ref, is_thin
 from anomaly_desk.core.store import Op, Put, Store
 from anomaly_desk.core.views import IngestResultView, QuarantineNote
 from anomaly_desk.core.vocabulary import PLATFORM, IngestOutcome
@@ -49,6 +49,11 @@ def _cold(store: Store, anomaly_id: int) -> AnomalyDocument | None:
             exc,
         )
         return None
+
+
+def stored_doc(store: Store, anomaly_id: int) -> AnomalyDocument | None:
+    """The anomaly as stored: hot, else in the cold archive (issue #16)."""
+    return store.anomaly_doc(anomaly_id) or _cold(store, anomaly_id)
 
 
 def delivery_key(webhook_id: str | None, body: bytes) -> str:
@@ -101,11 +106,32 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
     return changed
 
 
+# What an older delivery may add to an anomaly stored thin: what a status event lacks and no
+# platform clears. Never its texts, tags or fields: a newer delivery may have emptied those.
+STALE_FILLS = frozenset(
+    {
+        "failed_checks",
+        "weight",
+        "datastore",
+        "container",
+        "created",
+        "url",
+        "uuid",
+        "fingerprint",
+        "anomalous_records_count",
+    }
+)
+
+
 def _fills(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
-    """What an older delivery may still add: values the stored anomaly lacks (its checks, weight,
-    a container's name when a thin delivery came first), never a value it holds."""
+    """What an older delivery may still add to an anomaly stored thin (its checks, weight, a
+    container's name when the status event came first): values it lacks, never one it holds."""
+    if not is_thin(existing):
+        return {}
     fills: dict[str, object] = {}
     for key, value in _changes(existing, anomaly).items():
+        if key not in STALE_FILLS:
+            continue
         mine = getattr(existing, key, None)
         if mine in (None, [], "", ()):
             fills[key] = value
@@ -228,7 +254,7 @@ def plan_delivery(
         existing = written.get(anomaly.id)
         if existing is None:
             # not hot: maybe cold (issue #16), then merged onto and hot again with this put
-            existing = store.anomaly_doc(anomaly.id) or _cold(store, anomaly.id)
+            existing = stored_doc(store, anomaly.id)
         if existing is None and importing:
             first = imported(new_document(anomaly, at, sent_at), at, anomaly.status, created=True)
             written[anomaly.id] = first

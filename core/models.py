@@ -400,3 +400,11 @@ def error_path(loc: tuple[int | str, ...]) -> str:
         else:
             path += f".{part}" if path else str(part)
     return path or "(body)"
+
+
+def is_thin(anomaly: Anomaly) -> bool:
+    """Whether a ticket for this anomaly would lack what it needs (its failed checks, weight, the
+    container's name): a Flow's status event, say. Enrichment and later deliveries complete it;
+    rules wait for that or judge it again (core.writeback, ``Desk._completed``)."""
+    container = anomaly.container
+    return not anomaly.failed_checks or anomaly.weight is None or not (container and container.name)

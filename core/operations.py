@@ -39,8 +39,15 @@ from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.formatting.notes import comment_note, status_note
 from anomaly_desk.core.health import ConnectionCheck, HealthMonitor
 from anomaly_desk.core.importer import ImportRequest, run_import
-from anomaly_desk.core.ingest import IMPORT, is_redelivery_key, iso, now_iso, plan_delivery
-from anomaly_desk.core.models import ARCHIVED, Status
+from anomaly_desk.core.ingest import (
+    IMPORT,
+    is_redelivery_key,
+    iso,
+    now_iso,
+    plan_delivery,
+    stored_doc,
+)
+from anomaly_desk.core.models import ARCHIVED, Status, is_thin
 from anomaly_desk.core.outbox import Outbox
 from anomaly_desk.core.providers import (
     NotFoundError,
@@ -84,7 +91,6 @@ from anomaly_desk.core.views import (
 )
 from anomaly_desk.core.vocabulary import OPERATOR, EventName, JobKind, JobState, LinkOrigin
 from anomaly_desk.core.webhooks import Delivery
-from anomaly_desk.core.writeback import is_thin
 
 if TYPE_CHECKING:
     from anomaly_desk.core.rule_runner import RuleRunner
@@ -420,7 +426,7 @@ class Desk:
         }
         planned: list[Op] = []
         for anomaly_id, row in puts.items():
-            old = self.store.anomaly_doc(anomaly_id)
+            old = stored_doc(self.store, anomaly_id)  # cold: this delivery brings it back
             if old is None or not is_thin(old):
                 continue
             new = AnomalyDocument.model_validate(row)

@@ -26,7 +26,7 @@ rules are matched against what the webhook gave: late, never lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import pydantic
@@ -34,7 +34,7 @@ import pydantic
 from anomaly_desk.core.documents import AnomalyDocument, Enriched, SyncJob
 from anomaly_desk.core.events import EventBus
 from anomaly_desk.core.ingest import now_iso
-from anomaly_desk.core.models import Anomaly, NoUsableId, Ref
+from anomaly_desk.core.models import Anomaly, NoUsableId, Ref, is_thin
 from anomaly_desk.core.providers import (
     NoteTag,
     NotFoundError,
@@ -52,6 +52,8 @@ from anomaly_desk.core.vocabulary import ARCHIVED, EventName, JobKind, Status
 
 log = logging.getLogger(__name__)
 
+RulePlanner = Callable[[Iterable[Anomaly], Mapping[int, Anomaly] | None], list[Op]]
+"""``RuleRunner.plan``: the rules' ops for anomalies (``before``: as they were, judged thin)."""
 RULES_WAIT_ATTEMPTS = 3  # tries of an unreachable platform before rules take the thin anomaly
 
 # What a ticket needs and a thin webhook may lack; enrichment fills these when they are empty.
@@ -70,12 +72,6 @@ ENRICHED_FIELDS = (
     "uuid",
     "created",
 )
-
-
-def is_thin(anomaly: Anomaly) -> bool:
-    """Whether a ticket for this anomaly would lack what it needs (checks, weight)."""
-    container = anomaly.container
-    return not anomaly.failed_checks or anomaly.weight is None or not (container and container.name)
 
 
 def _message(comment: Any) -> str | None:
@@ -114,7 +110,7 @@ class PlatformSender:
         api: PlatformClient,
         store: Store,
         bus: EventBus,
-        plan_rules: Callable[[Iterable[Anomaly]], list[Op]] | None = None,
+        plan_rules: RulePlanner | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -194,7 +190,7 @@ class PlatformSender:
             return "the anomaly is gone here: nothing to enrich"
         at = now_iso()
         new = with_enrichment(current, full, at)
-        rules = self._rules(new or current)
+        rules = self._rules(new or current, current if new is not None else None)
         if new is None:
             if rules:
                 await self.store.commit(rules)
@@ -210,12 +206,17 @@ class PlatformSender:
         assert isinstance(added, Enriched)
         return f"enriched: {', '.join(added.fields)}{'; its rules matched' if rules else ''}"
 
-    def _rules(self, doc: AnomalyDocument) -> list[Op]:
-        """The rules of an anomaly that waited for enrichment, to commit with what it became."""
-        if self.store.get("rules_waiting", str(doc.id)) is None:
-            return []
-        planned = self.plan_rules([doc]) if self.plan_rules is not None else []
-        return [*planned, Delete("rules_waiting", str(doc.id))]
+    def _rules(self, doc: AnomalyDocument, before: AnomalyDocument | None = None) -> list[Op]:
+        """To commit with what the anomaly became: the rules of one that waited for enrichment
+        (all of them), or of one judged thin already (the platform was down three tries, or left
+        the configuration) that enrichment completes now (those its thin self did not match)."""
+        if self.store.get("rules_waiting", str(doc.id)) is not None:
+            planned = self.plan_rules([doc], None) if self.plan_rules is not None else []
+            return [*planned, Delete("rules_waiting", str(doc.id))]
+        completed = before is not None and is_thin(before) and not is_thin(doc)
+        if self.plan_rules is not None and before is not None and completed:
+            return self.plan_rules([doc], {doc.id: before})
+        return []
 
     async def _rules_without(self, job: SyncJob) -> str:
         """The waiting rules matched against what the webhook gave: enrichment cannot be had."""

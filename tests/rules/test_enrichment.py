@@ -126,22 +126,25 @@ def test_an_anomaly_the_platform_does_not_know_is_judged_on_what_the_webhook_gav
 def test_rules_do_not_wait_forever_for_a_platform_that_is_down(
     tmp_path: Path, sandbox: ThreadedServer, platform: Any
 ) -> None:
-    platform.add(id=THIN_ID, weight=55)
+    platform.add(id=THIN_ID, weight=55, container=(301, "orders"), rule_type="notNull")
     faults = sandbox.app.state.faults  # type: ignore[attr-defined]
-    desk = start(tmp_path, sandbox, LOOSE)
+    desk = start(tmp_path, sandbox, LOOSE + PICKY)
     try:
         faults.update({"fail_rate": 1.0, "path_prefix": PLATFORM_PATHS})  # the platform down
         thin(desk.api)
         wait_for(lambda: jira_anomalies(sandbox) == [THIN_ID], "the ticket, without enrichment")
-        faults.reset()  # back: the enrichment lands later, the rule does not fire again
+        assert rules_by_name(desk.api)["orders nulls"]["created"] == 0  # it cannot judge it yet
+        faults.reset()  # back: the late enrichment completes it, and the rule it needed fires
         desk.wait_idle()
         wait_for(
             lambda: desk.api.get(f"/api/anomalies/{THIN_ID}").json()["weight"] == 55,
             "the late enrichment",
         )
+        wait_for(lambda: jira_anomalies(sandbox) == [THIN_ID, THIN_ID], "the picky rule's ticket")
         desk.wait_idle()
-        assert jira_anomalies(sandbox) == [THIN_ID]
-        assert rules_by_name(desk.api)["anything active"]["created"] == 1
+        assert jira_anomalies(sandbox) == [THIN_ID, THIN_ID]  # each rule once, no third
+        rules = rules_by_name(desk.api)
+        assert (rules["anything active"]["created"], rules["orders nulls"]["created"]) == (1, 1)
     finally:
         faults.reset()
         stop(desk)

@@ -65,3 +65,51 @@ def test_a_late_detection_completes_its_thin_status_event_and_its_rules_fire_onc
     rules = rules_by_name(desk.api)
     assert (rules["orders nulls"]["created"], rules["anything active"]["created"]) == (1, 1)
     assert jira_anomalies(desk.sandbox) == [97001, 97001]  # one ticket per rule, no third
+
+
+def test_a_thin_anomaly_gone_cold_gets_its_rules_when_a_delivery_completes_it(
+    rules_desk: Callable[..., Desk],
+) -> None:
+    desk = rules_desk(PICKY, "\n[retention]\narchive_after_days = 0\n")
+    post(desk.api, envelope("2026-11-20T08:30:00Z", {"id": 97002, "status": "Resolved"}))
+    desk.wait_idle()
+    assert desk.api.post("/api/compact").json()["moved"] == 1
+    assert desk.api.get("/api/anomalies/97002").json()["cold"] is True
+    full = {
+        "id": 97002,
+        "status": "Active",  # reopened, and complete at last
+        "weight": 55,
+        "container": {"id": 301, "name": "orders"},
+        "failed_checks": [CHECK],
+    }
+    post(desk.api, envelope("2026-11-21T08:30:00Z", full))
+    desk.wait_idle()
+    assert rules_by_name(desk.api)["orders nulls"]["created"] == 1
+    assert 97002 in jira_anomalies(desk.sandbox)
+
+
+def test_an_older_delivery_never_puts_back_what_a_newer_one_emptied(
+    rules_desk: Callable[..., Desk],
+) -> None:
+    desk = rules_desk(PICKY)
+    newer = {
+        "id": 97003,
+        "status": "Active",
+        "weight": 55,
+        "container": {"id": 301, "name": "orders"},
+        "failed_checks": [CHECK],
+        "description": None,
+        "global_tags": [],
+        "fields": [],
+    }
+    older = {**newer, "description": "old text", "global_tags": ["finance"], "fields": ["a"]}
+    post(desk.api, envelope("2026-11-20T09:00:00Z", newer))
+    post(desk.api, envelope("2026-11-20T08:00:00Z", older))
+    doc = desk.api.get("/api/anomalies/97003").json()
+    assert (doc["description"], doc["global_tags"], doc["fields"]) == (None, [], [])
+    # a thin newer one takes what it lacks from the older, still not its texts or tags
+    thin = {"id": 97004, "status": "Active", "global_tags": []}
+    post(desk.api, envelope("2026-11-20T09:00:00Z", thin))
+    post(desk.api, envelope("2026-11-20T08:00:00Z", {**older, "id": 97004}))
+    doc = desk.api.get("/api/anomalies/97004").json()
+    assert (doc["weight"], doc["container"]["name"], doc["global_tags"]) == (55, "orders", [])
