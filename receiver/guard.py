@@ -152,6 +152,9 @@ class HostGuard:
         headers = dict(scope["headers"])
         hosts = [value for name, value in scope["headers"] if name == b"host"]
         host = b",".join(hosts).decode("latin-1")  # two Host headers: refused as one bad value
+        origins = [value for name, value in scope["headers"] if name == b"origin"]
+        if len(origins) > 1:  # likewise two Origins: never judged by whichever came last
+            headers[b"origin"] = b", ".join(origins)
         problem = self._refusal(scope["method"], scope.get("scheme", "http"), host, headers)
         if problem is not None:
             await problem_response(problem)(scope, receive, send)

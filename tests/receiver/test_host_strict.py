@@ -91,6 +91,22 @@ def test_two_host_headers_are_refused(desk: ThreadedServer) -> None:
     assert still_hot(desk)
 
 
+def test_two_origin_headers_are_refused_whichever_comes_last(desk: ThreadedServer) -> None:
+    own = f"http://127.0.0.1:{port(desk)}".encode()
+    for first, second in ((b"https://evil.example", own), (own, b"https://evil.example")):
+        request = (
+            b"POST /api/compact HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: %s\r\nOrigin: %s\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n" % (port(desk), first, second)
+        )
+        with socket.create_connection(("127.0.0.1", port(desk)), timeout=10) as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
+    assert still_hot(desk)
+
+
 @pytest.mark.parametrize(
     "host",
     ["127.0.0.1:{port}", "[::1]:{port}", "LOCALHOST.:{port}", "localhost:65535", "localhost"],
