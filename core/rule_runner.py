@@ -178,6 +178,9 @@ class RuleRunner:
                 state = states.get(rule.name) or self.state(rule.name)
                 if state.paused:
                     states[rule.name] = state.model_copy(update={"skipped": state.skipped + 1})
+                    log.info(
+                        "rule %r: anomaly %d skipped (the rule is paused)", rule.name, anomaly.id
+                    )
                     continue
                 taken, tokens, tokens_at = take_token(
                     rule.max_per_hour, state.tokens, state.tokens_at, now
