@@ -38,6 +38,7 @@ import ipaddress
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -173,14 +174,27 @@ class DashboardSettings(BaseModel):
     confirm_notes: bool = True  # ask before a key sends notes to linked tickets (a, x)
 
 
+MAX_DAYS = 36_500
+MIN_COMPACT_EVERY_H = 0.1
+
+
 class RetentionSettings(BaseModel):
     """What leaves the hot store for the cold archive, and when (``[retention]``, issue #16)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    archive_after_days: int = Field(30, ge=0)  # archived anomalies unchanged this long go cold
-    delete_after_days: int | None = Field(None, ge=1)  # cold months older than this: deleted
-    compact_every_h: float = Field(24.0, ge=0)  # how often `serve` compacts; 0 = never by itself
+    # a century at most: further back than that, no date computes (year -711 for a million)
+    archive_after_days: int = Field(30, ge=0, le=MAX_DAYS)  # archived, unchanged this long: cold
+    delete_after_days: int | None = Field(None, ge=1, le=MAX_DAYS)  # cold months older: deleted
+    compact_every_h: float = Field(24.0, ge=0, le=24 * MAX_DAYS)  # 0 = never by itself
+
+    @field_validator("compact_every_h")
+    @classmethod
+    def _not_a_loop(cls, value: float) -> float:
+        """Every 6 minutes at the most: a tiny interval made ``serve`` compact in a loop."""
+        if 0 < value < MIN_COMPACT_EVERY_H:
+            raise ValueError(f"compact at most every {MIN_COMPACT_EVERY_H} h (0: never by itself)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -585,9 +599,28 @@ class _ReceiverSecretsSource(PydanticBaseSettingsSource):
 # ---------------------------------------------------------------------------------- the file
 
 
+def _regular_text(source: Path) -> str:
+    """A regular file's text, up to ``MAX_CONFIG_BYTES``. A FIFO or a device is refused before
+    it is opened (reading one blocked a reload forever, holding its lock)."""
+    mode = source.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{source}: not a regular file")
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped after the stat
+            raise ConfigError(f"{source}: not a regular file")
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: over {MAX_CONFIG_BYTES:,} bytes; not a configuration file")
+    return data.decode("utf-8")
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a configuration file is kilobytes; anything bigger is a mistake
+
+
 def _read_file(source: Path) -> dict[str, Any]:  # tomllib's table
     try:
-        text = source.read_text(encoding="utf-8")
+        text = _regular_text(source)
     except FileNotFoundError:
         raise ConfigError(f"config file {source} does not exist") from None
     except UnicodeDecodeError as exc:

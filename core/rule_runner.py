@@ -244,6 +244,11 @@ class RuleRunner:
         rule = self.rules.get(job.rule or "")
         if rule is None:
             raise ProviderError(f"rule {job.rule!r} is no longer configured; nothing created")
+        if rule.action.connection != job.connection:  # a reload pointed it elsewhere
+            raise ProviderError(
+                f"rule {rule.name!r} now makes tickets on {rule.action.connection!r}, not "
+                f"{job.connection!r} as when this job was made; nothing created"
+            )
         state = self.state(rule.name)
         if state.paused:
             raise RulePaused(

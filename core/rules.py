@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
@@ -82,9 +83,10 @@ class RuleMatch(_Table):
     tags_all: list[str] = Field(default_factory=list)  # every one of these tags
     tags_any: list[str] = Field(default_factory=list)  # at least one of these tags
     check_types: list[str] = Field(default_factory=list)  # a failed check's rule type
-    min_weight: float | None = None
+    min_weight: float | None = Field(None, allow_inf_nan=False)  # nan matched everything
     types: list[Literal["record", "shape"]] = Field(default_factory=list)
-    statuses: list[Status] = Field(default_factory=lambda: sorted(OPEN))
+    # at least one (``[]`` read as "any status" took archived ones); left out: the open ones
+    statuses: list[Status] = Field(default_factory=lambda: sorted(OPEN), min_length=1)
 
     @field_validator("statuses", mode="before")
     @classmethod
@@ -137,9 +139,14 @@ class Rule(_Table):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        value = value.strip()
-        if not value or "/" in value or any(ord(c) < 32 for c in value):
-            raise ValueError("a rule's name is words (no '/', no control characters)")
+        """Words, as people and URLs see them: NFC (so "café" is one name however typed), no
+        '/', no control or invisible characters, not "." or ".." (a URL path drops those)."""
+        value = unicodedata.normalize("NFC", value).strip()
+        shown = "".join(c for c in value if unicodedata.category(c) not in ("Cf", "Cc", "Zs"))
+        if not shown or "/" in value or not value.isprintable() or value in (".", ".."):
+            raise ValueError(
+                "a rule's name is words (no '/', no control or invisible characters, not '.')"
+            )
         return value
 
 
