@@ -4,6 +4,7 @@ the create screen), the operator as reporter or watcher."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 from pydantic import JsonValue
@@ -16,6 +17,7 @@ from anomaly_desk.core.formatting.adf import (
     truncate_text,
 )
 from anomaly_desk.core.formatting.block import anomaly_block
+from anomaly_desk.core.formatting.clean import clean_text
 from anomaly_desk.core.models import Anomaly
 from anomaly_desk.core.providers.base import Ticket, TicketFields, TicketText
 from anomaly_desk.core.providers.errors import NotFoundError, ProviderError, ValidationError
@@ -40,6 +42,10 @@ SYSTEM_FIELDS = frozenset(
     {"project", "issuetype", "issue_type", "summary", "description", "labels", "priority"}
 )
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
+# The desk's correlation labels: ``find_created`` adopts an issue carrying them after a crash, so
+# a person or a rule may not put them on an issue (case-insensitive, as JQL matches labels).
+DESK_LABEL = "anomaly-desk"
+_ANOMALY_LABEL = re.compile(r"anomaly-[0-9]+", re.IGNORECASE)
 
 
 class JiraCreate(JiraForms, JiraPeople):
@@ -122,14 +128,16 @@ class JiraCreate(JiraForms, JiraPeople):
         schema; without it, or for a field not on it, values go as given and Jira judges them.
         """
         extra = dict(fields)
-        summary = extra.pop("summary", None) or (text.title if text else None)
-        summary = " ".join(str(summary or self.default_summary(anomaly)).split())
-        intro = extra.pop("description", None)
+        given = self._text("summary", extra.pop("summary", None))
+        summary = _one_line(given) or _one_line((text.title if text else None) or "")
+        intro = self._text("description", extra.pop("description", None))
         payload: dict[str, JsonValue] = {
             "project": self._project(extra.pop("project", None)),
             "issuetype": self._issuetype(extra.pop("issuetype", extra.pop("issue_type", None))),
             # Jira refuses newlines in a summary, and more than 255 characters
-            "summary": truncate_text(summary or "?", SUMMARY_LIMIT),
+            "summary": truncate_text(
+                summary or _one_line(self.default_summary(anomaly)) or "?", SUMMARY_LIMIT
+            ),
             "description": self._description(anomaly, intro, text),
             "labels": [*self._labels(extra.pop("labels", None), anomaly.id)],
         }
@@ -148,11 +156,27 @@ class JiraCreate(JiraForms, JiraPeople):
                 payload[name] = await self._field_value(shape, name, value)
         return payload
 
+    def _text(self, name: str, value: JsonValue) -> str:
+        """The summary or description as the form gave it: text, or a number as its digits. A
+        list or object is refused, not sent as its Python spelling (an ADF document too: the
+        description is the operator's words above the anomaly block)."""
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        kind = "a list" if isinstance(value, list) else "an object"
+        if isinstance(value, bool):
+            kind = "true/false"
+        problem = f"{name} takes text, not {kind}"
+        raise ValidationError(problem, field_errors={name: problem}, connection=self.name)
+
     def _description(
-        self, anomaly: Anomaly, intro: JsonValue, text: TicketText | None
+        self, anomaly: Anomaly, intro: str, text: TicketText | None
     ) -> dict[str, JsonValue]:
         """The operator's words, then the anomaly block (or the template's text instead)."""
-        words = str(intro).strip() if intro else ""
+        words = intro.strip()
         if text and text.description and text.description.strip():
             body = "\n\n".join(part for part in (words, text.description.strip()) if part)
             return adf_json(truncate_doc(text_to_adf(body)))
@@ -203,7 +227,8 @@ class JiraCreate(JiraForms, JiraPeople):
         return {"name": canonical}
 
     def _labels(self, value: JsonValue, anomaly_id: int) -> list[str]:
-        """Labels as given (list or comma string) plus ours; Jira forbids spaces in a label."""
+        """Labels as given (list or comma string) plus ours; Jira forbids spaces in a label, and
+        control characters go (as from a summary). The desk's own marks are refused."""
         raw: list[JsonValue] | list[str]
         if isinstance(value, str):
             raw = value.split(",")
@@ -214,6 +239,24 @@ class JiraCreate(JiraForms, JiraPeople):
         else:
             problem = "labels are a list or a comma-separated string"
             raise ValidationError(problem, field_errors={"labels": problem}, connection=self.name)
-        labels = ["-".join(str(item).split()) for item in raw]
+        if any(isinstance(item, bool) or not isinstance(item, str | int | float) for item in raw):
+            problem = "labels are words, not lists, objects or true/false"
+            raise ValidationError(problem, field_errors={"labels": problem}, connection=self.name)
+        labels = ["-".join(clean_text(str(item)).split()) for item in raw]
+        marks = {self.conn.label.casefold(), DESK_LABEL}
+        taken = [x for x in labels if x.casefold() in marks or _ANOMALY_LABEL.fullmatch(x)]
+        if taken:
+            problem = (
+                f"labels: {', '.join(repr(x) for x in taken)} cannot be set: "
+                f"{self.conn.label!r} and 'anomaly-<id>' are Anomaly Desk's correlation labels "
+                "(it finds its tickets by them, and adds them itself)"
+            )
+            raise ValidationError(problem, field_errors={"labels": problem}, connection=self.name)
         labels += [self.conn.label, f"anomaly-{anomaly_id}"]
         return list(dict.fromkeys(label for label in labels if label))
+
+
+def _one_line(value: str) -> str:
+    """A summary's text: control characters out, every run of white space one space (Jira
+    refuses a newline in a summary)."""
+    return " ".join(clean_text(value).split())

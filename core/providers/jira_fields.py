@@ -25,6 +25,7 @@ from anomaly_desk.core.formatting.adf import (
     truncate_doc,
     truncate_text,
 )
+from anomaly_desk.core.formatting.clean import clean_text
 from anomaly_desk.core.providers.payloads import JiraAllowedOption, JiraFieldMeta
 from anomaly_desk.core.views import FieldChoice, TicketFieldSpec
 from anomaly_desk.core.vocabulary import FieldKind
@@ -284,17 +285,24 @@ def datetime_value(shape: FieldShape, value: JsonValue) -> str:
         raise FieldValueError(shape.id, problem)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
-    return stamp + when.strftime("%z")
+    try:
+        when.astimezone(UTC)  # Jira stores the instant: 9999-12-31T23:59-05:00 has none
+    except OverflowError:
+        problem = f"{shape.spec.name}: {value!r} has no UTC instant (it falls outside years 1-9999)"
+        raise FieldValueError(shape.id, problem) from None
+    # %Y is not zero-padded for years before 1000 on every platform
+    stamp = f"{when.year:04d}-" + when.strftime("%m-%dT%H:%M:%S.")
+    return stamp + f"{when.microsecond // 1000:03d}" + when.strftime("%z")
 
 
 def label_values(shape: FieldShape, value: JsonValue) -> list[JsonValue]:
-    """Words without spaces (Jira refuses a label with one: they become dashes)."""
+    """Words without spaces (Jira refuses a label with one: they become dashes) nor control
+    characters."""
     labels: list[JsonValue] = []
     for item in _items(shape, value):
         if not isinstance(item, str | int | float) or isinstance(item, bool):
             raise FieldValueError(shape.id, f"{shape.spec.name}: labels are words")
-        label = "-".join(str(item).split())
+        label = "-".join(clean_text(str(item)).split())
         if label and label not in labels:
             labels.append(truncate_text(label, 255))
     return labels
