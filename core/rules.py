@@ -98,6 +98,9 @@ class RuleMatch(_Table):
         return value
 
 
+_OWN_LABEL = re.compile(r"anomaly-(?:desk|\d+)", re.IGNORECASE)
+
+
 class RuleAction(_Table):
     """What a rule does with a match: a ticket on ``connection``."""
 
@@ -106,6 +109,21 @@ class RuleAction(_Table):
     table: str | None = None  # ServiceNow: the table (default: the connection's)
     fields: dict[str, JsonValue] = Field(default_factory=dict)  # as the create form sends them
     templates: TemplateSet | None = None  # the ticket's title and description
+
+    @field_validator("fields")
+    @classmethod
+    def _own_marks(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        """The integration's correlation labels are its own to set: a rule that set
+        ``anomaly-<n>`` could plant a ticket another anomaly's crash recovery would adopt."""
+        labels = value.get("labels")
+        items = labels if isinstance(labels, list) else [labels] if labels is not None else []
+        for label in items:
+            if isinstance(label, str) and _OWN_LABEL.fullmatch(label.strip().replace(" ", "-")):
+                raise ValueError(
+                    f"fields.labels: {label!r} is one of the desk's own correlation labels "
+                    "(anomaly-desk, anomaly-<id>); they are added by the desk itself"
+                )
+        return value
 
 
 class RuleDedup(_Table):

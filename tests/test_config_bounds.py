@@ -43,6 +43,13 @@ def config(tmp_path: Path, extra: str) -> Path:
         (RULE.format(name="\u200b", match=""), "invisible"),
         (RULE.format(name="..", match=""), "name"),
         (
+            RULE.format(name="plant", match="").replace(
+                'connection = "jira" }',
+                'connection = "jira", fields = { labels = ["Anomaly-99601"] } }',
+            ),
+            "correlation labels",
+        ),
+        (
             RULE.format(name="caf\u00e9", match="") + RULE.format(name="cafe\u0301", match=""),
             "duplicate rule name",
         ),
