@@ -249,9 +249,9 @@ def cascading_value(shape: FieldShape, value: JsonValue) -> JsonValue:
 def number_value(shape: FieldShape, value: JsonValue) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip().replace("_", ""))
+    elif isinstance(value, str) and value.strip().isascii() and "_" not in value:
+        try:  # ASCII only: float() takes full-width digits and "1_0", which nobody means
+            number = float(value.strip())
         except ValueError:
             number = math.nan
     else:

@@ -64,6 +64,9 @@ def issue_count(sandbox: ThreadedServer) -> int:
         ("description", ["x"], "description takes text, not a list"),
         (DETECTED, "9999-12-31T23:59-05:00", NO_INSTANT.format("9999-12-31T23:59-05:00")),
         (DETECTED, "0001-01-01T00:00+01:00", NO_INSTANT.format("0001-01-01T00:00+01:00")),
+        # float() reads these, nobody writes them as numbers
+        ("customfield_10056", "\uff11\uff12", "Estimated loss: '\uff11\uff12' is not a number"),
+        ("customfield_10056", "1_0", "Estimated loss: '1_0' is not a number"),
     ],
 )
 async def test_a_value_that_cannot_be_sent_is_refused_naming_its_field(
