@@ -176,7 +176,8 @@ def summary(view: CompactView) -> str:
     else:
         n = len(view.months)
         where = f" ({n} month{'s' if n != 1 else ''})" if view.moved else ""
-        text = f"moved {view.moved:,} anomalies to the cold archive{where}"
+        noun = "anomaly" if view.moved == 1 else "anomalies"
+        text = f"moved {view.moved:,} {noun} to the cold archive{where}"
     text += f"; hot store now {view.hot:,}, cold archive {view.cold:,}"
     if view.skipped_waiting:
         text += f"; {view.skipped_waiting:,} kept hot: notes still waiting"

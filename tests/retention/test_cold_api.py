@@ -187,7 +187,7 @@ def test_the_command_compacts_through_the_receiver_that_holds_the_directory(
     assert done.returncode == 0, done.stderr
     assert "compacting through it" in done.stderr
     assert done.stdout.startswith(
-        "moved 1 anomalies to the cold archive (1 month); hot store now 1"
+        "moved 1 anomaly to the cold archive (1 month); hot store now 1"
     )
     assert api.get("/api/anomalies/30").json()["cold"] is True
 

@@ -31,7 +31,7 @@ from anomaly_desk.tui.screens.archive import ArchiveScreen
 from anomaly_desk.tui.screens.comment import CommentScreen
 from anomaly_desk.tui.screens.create_ticket import CreateTicketScreen, default_summary
 from anomaly_desk.tui.screens.link_ticket import LinkTicketScreen
-from anomaly_desk.tui.widgets.form_fields import OTHER, ChoiceField, FormField
+from anomaly_desk.tui.widgets.form_fields import OTHER, ChoiceField, DerivedField, FormField
 from tests.integration.conftest import ENV, start_receiver, write_config
 from tests.support import FIXTURES, ThreadedServer
 
@@ -246,7 +246,10 @@ async def test_jira_create_with_every_field(live: Live) -> None:
         await pilot.press("enter")  # the first connection: jira
         await settle(pilot)
         assert field(app, "summary").value == ("[DQ] orders: customer_id is null in 1,204 records")
-        assert field(app, "project").value == "DQ"
+        project = field(app, "project")  # the connection's, shown read-only (#15 walkthrough)
+        assert isinstance(project, DerivedField)
+        assert project.shown == "DQ"
+        assert project.query_one(Input).disabled
         # the connection's default type, Task, by its id (the form of #15: types from Jira)
         assert field(app, "issuetype").value == "10001"
         assert "Reading drop-down" not in screen_text(app)
@@ -323,13 +326,11 @@ async def test_required_fields_are_checked_before_sending(live: Live) -> None:
         await settle(pilot)
         await type_into(pilot, "#summary", "   ")
         assert field(app, "summary").error == "Summary is required"
-        await type_into(pilot, "#project", "")
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert field(app, "project").error == "Project is required"
-        assert "Fix the marked fields. Required: Project, Summary." in screen_text(app)
-        # the first bad field: the project, above the form since the type picker came (#15)
-        assert app.focused is app.screen.query_one("#project")
+        assert "Fix the marked fields. Required: Summary." in screen_text(app)
+        # the first bad field (the project above the form is the connection's, not typed)
+        assert app.focused is app.screen.query_one("#summary")
         assert app.result is NOT_YET
         await pilot.press("escape")
         await until(pilot, lambda: app.result is not NOT_YET)

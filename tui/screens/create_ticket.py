@@ -113,9 +113,12 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
             await self.query_one("#body").mount(Label("Choose a connection:", id="choose"), picker)
             picker.focus()
 
-    def show_raised_for(self, email: str | None) -> None:
+    def show_raised_for(self, email: str | None, form: CreateFormView | None = None) -> None:
+        """Who the ticket is raised for, and, once the form is read, whether this type can
+        say so: a ServiceNow table without a caller field, a Jira screen without a reporter."""
         line = self.query_one("#raised-for", Static)
-        line.update(Text(f"Raised for {email}" if email else ""))
+        provider = self.connection.provider if self.connection is not None else ""
+        line.update(Text(raised_for_text(email, form, provider) if email else ""))
         line.set_class(not email, "-none")
 
     @on(OptionList.OptionSelected, "#connections")
@@ -177,7 +180,7 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
         if old:
             await old.remove()
         self.spec_view = form
-        self.show_raised_for(self.client.raised_for or form.operator_email)
+        self.show_raised_for(self.client.raised_for or form.operator_email, form)
         new = SpecForm(self.connection, self.anomaly, form, self.options, self.users, kept)
         await self.query_one("#body").mount(new)
         self.ready(new)
@@ -248,7 +251,13 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
         bad = [field for field in fields if not field.check()]
         if bad:
             missing = [f.spec.label for f in bad if f.spec.required and not f.filled]
+            wrong = [
+                f"{f.spec.label} ({short_error(f.error)})"
+                for f in bad
+                if f.error and not (f.spec.required and not f.filled)
+            ]
             note = f" Required: {', '.join(missing)}." if missing else ""
+            note += f" Fix: {', '.join(wrong)}." if wrong else ""
             self.set_status(FIX_FIELDS + note, "error", fields=True)
             bad[0].focus_control()
             self.call_after_refresh(bad[0].scroll_visible)
@@ -322,6 +331,29 @@ class CreateTicketScreen(ModalScreen[TicketLinkView | None]):
         marked = any(field.error for field in self.fields)
         if self.fields_note and not marked:
             self.set_status("")
+
+
+def short_error(message: str) -> str:
+    """A field's error as the status line names it: ``Not a date: YYYY-MM-DD`` → ``not a
+    date``."""
+    text = message.split(":")[0].strip()
+    return text[:1].lower() + text[1:]
+
+
+def raised_for_text(email: str, form: CreateFormView | None, provider: str) -> str:
+    """``Raised for …``, and what the provider will do where the type has no field for it
+    (the create's warning, said before the create)."""
+    if form is None:
+        return f"Raised for {email}"
+    kind = form.ticket_type.name
+    if provider == "jira":
+        if form.reporter_settable:
+            return f"Raised for {email} (the reporter)"
+        return f"Raised for {email}: added as a watcher (a {kind} here has no reporter field)"
+    has_caller = form.ticket_type.id == "incident" or any(f.id == "caller_id" for f in form.fields)
+    if has_caller:
+        return f"Raised for {email} (the caller)"
+    return f"No caller will be set for {email}: a {kind} has no caller field"
 
 
 def _detail(exc: object) -> str:

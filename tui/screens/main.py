@@ -299,6 +299,8 @@ class MainScreen(Screen[None]):
             if query.q
             else f"No {FILTERS[query.filter][0].lower()} anomalies"
         )
+        if query.filter in ("archived", "all") and not query.archive:  # older ones may be cold
+            self.table.empty_text += " in the hot store: press 6 to include the cold archive"
         self.table.rows_changed(keep_id=keep_id, reset=keep_id is None)
         self.rows_version += 1
         self.rows_shown_at = time.perf_counter()
@@ -754,7 +756,19 @@ class MainScreen(Screen[None]):
         self.query_one(FilterBar).set_status(status)
 
     def action_toggle_archive(self) -> None:
-        self.query_one(FilterBar).toggle_archive()
+        """``6``: the cold archive in the list or out, said in a notification (and the tab
+        change it makes from an open tab: the archive holds archived anomalies only)."""
+        bar = self.query_one(FilterBar)
+        left = bar.toggle_archive()
+        if not bar.archive:
+            self.notify("The cold archive is no longer searched", title="Cold archive off")
+            return
+        message = "Anomalies archived long ago are searched too (slower)"
+        if left is not None:
+            message += (
+                f"; it holds archived anomalies only, so the list shows All, not {FILTERS[left][0]}"
+            )
+        self.notify(message, title="Cold archive on")
 
     def action_sort(self) -> None:
         order = list(SORTS)

@@ -4,6 +4,10 @@ A rule raises tickets by itself, so the operator must see at a glance which ones
 which paused (and why: the operator, or repeated refusals by the ticketing system), and how
 much each has done. ``p`` pauses or resumes the highlighted rule after a confirmation; the list
 follows ``rule.changed`` events while it is open (its own event stream), ``r`` reads it again.
+
+It fits an 80-column terminal: the State column says only ``active`` or ``paused``, the line
+under the table tells the highlighted rule's why and the rest; when every column does not fit,
+Throttled, Skipped and Last fired live in that line only.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import asyncio
 from typing import ClassVar
 
 import httpx
+from rich.cells import cell_len
 from rich.text import Text
-from textual import work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -37,18 +42,40 @@ COLUMNS = (
     "Failures",
     "Last fired",
 )
+COMPACT = (0, 1, 2, 3, 4, 7)  # the columns kept when all of them do not fit
+DIALOG_WIDTH = 120
+CHROME = 6  # the dialog's margin, border and padding, both sides
 EMPTY = "No rules: add [[rules]] to the configuration to raise tickets automatically."
 RECONNECT_S = 2.0
 
 
 def state_text(rule: RuleView) -> Text:
-    """``active`` in green, ``paused`` in red with who paused it and why."""
+    """``active`` in green, ``paused`` in red; who paused it and why is in the line below."""
     if not rule.paused:
         return Text("active", style="green")
-    text = Text("paused", style="bold red")
-    why = rule.paused_reason or ("by the operator" if rule.paused_by == "operator" else "")
-    if why:
-        text.append(f" · {why}", style="red")
+    return Text("paused", style="bold red")
+
+
+def why_paused(rule: RuleView) -> str:
+    if rule.paused_reason:
+        return rule.paused_reason
+    return "by the operator" if rule.paused_by == "operator" else ""
+
+
+def rule_line(rule: RuleView) -> Text:
+    """The highlighted rule in full, under the table: its state and why, what it held back,
+    when it last fired."""
+    text = Text(rule.name, style="bold")
+    if rule.paused:
+        why = why_paused(rule)
+        text.append(" · paused" + (f" {why}" if why else ""), style="red")
+    else:
+        text.append(" · active", style="green")
+    fired = when(rule.last_fired_at) if rule.last_fired_at else "never"
+    text.append(
+        f" · throttled {rule.throttled:,} · skipped {rule.skipped:,}"
+        f" · failures {rule.failures}/{rule.pause_after} · last fired {fired}"
+    )
     return text
 
 
@@ -72,13 +99,21 @@ def rule_row(rule: RuleView) -> tuple[Text, ...]:
     )
 
 
+def table_width(rows: list[tuple[Text, ...]], columns: tuple[int, ...]) -> int:
+    """The cells a table of ``columns`` takes: each as wide as its widest cell, padded by 1."""
+    return sum(
+        max([cell_len(COLUMNS[i]), *(cell_len(row[i].plain) for row in rows)]) + 2 for i in columns
+    )
+
+
 class RulesScreen(ModalScreen[None]):
     """Lists the rules; ``p`` pauses or resumes the highlighted one, ``r`` reloads."""
 
     DEFAULT_CSS = dialog_css(
         "RulesScreen",
         """
-        RulesScreen > #dialog { width: 130; height: auto; }
+        RulesScreen > #dialog { width: 120; height: auto; margin: 0 1; }
+        RulesScreen #why { height: auto; padding: 0 1; }
         RulesScreen #rules { height: auto; max-height: 70vh; margin-top: 1; }
         RulesScreen #status { color: $text-muted; }
         """,
@@ -96,13 +131,13 @@ class RulesScreen(ModalScreen[None]):
         self.rules: dict[str, RuleView] = {}  # by name, in the receiver's order
         self.loads = 0  # answers shown so far (tests wait on it)
         self.events = 0  # rule.changed events applied
+        self.columns: tuple[int, ...] = ()  # indexes into COLUMNS, as shown
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
             dialog.border_title = "Rules"
-            table: DataTable[Text] = DataTable(id="rules", cursor_type="row", zebra_stripes=True)
-            table.add_columns(*COLUMNS)
-            yield table
+            yield DataTable(id="rules", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="why")
             yield Static(Text("Loading…"), id="status")
         yield Footer()
 
@@ -156,9 +191,18 @@ class RulesScreen(ModalScreen[None]):
         """The table as ``self.rules`` says, the cursor kept on the same rule."""
         table = self.table
         current = self.current
-        table.clear()
-        for rule in self.rules.values():
-            table.add_row(*rule_row(rule), key=rule.name)
+        rows = [rule_row(rule) for rule in self.rules.values()]
+        room = min(DIALOG_WIDTH, self.app.size.width) - CHROME
+        every = tuple(range(len(COLUMNS)))
+        columns = every if table_width(rows, every) <= room else COMPACT
+        if columns != self.columns:
+            self.columns = columns
+            table.clear(columns=True)
+            table.add_columns(*(COLUMNS[i] for i in columns))
+        else:
+            table.clear()
+        for rule, row in zip(self.rules.values(), rows, strict=True):
+            table.add_row(*(row[i] for i in columns), key=rule.name)
         if current is not None and current.name in self.rules:
             table.move_cursor(row=list(self.rules).index(current.name))
         paused = sum(rule.paused for rule in self.rules.values())
@@ -167,6 +211,20 @@ class RulesScreen(ModalScreen[None]):
             f"Rules · {count} · {paused} paused" if count else "Rules"
         )
         self.set_status(EMPTY if not count else "p pauses or resumes the highlighted rule")
+        self.show_why()
+
+    def show_why(self) -> None:
+        rule = self.current
+        self.query_one("#why", Static).update(rule_line(rule) if rule is not None else "")
+
+    @on(DataTable.RowHighlighted, "#rules")
+    def _highlighted(self) -> None:
+        self.show_why()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Another terminal width may fit every column, or no longer."""
+        if self.rules:
+            self.show()
 
     def set_status(self, text: str, error: bool = False) -> None:
         status = self.query_one("#status", Static)

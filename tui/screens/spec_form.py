@@ -34,7 +34,6 @@ from anomaly_desk.tui.widgets.form_fields import (
     FormField,
     Kind,
     Options,
-    TextField,
 )
 from anomaly_desk.tui.widgets.user_field import Searcher, UserField
 
@@ -76,7 +75,14 @@ def form_specs(
     order), then the rest; a field with values to choose from as a drop-down, even when only
     ``/options`` has them (ServiceNow groups)."""
     ids = {f.id for f in form.fields}
-    derived = kind == "servicenow" and {"impact", "urgency", "priority"} <= ids
+    # the instance works the priority out from impact and urgency (an incident); a form that
+    # requires it (rm_defect) wants it chosen
+    required = {f.id for f in form.fields if f.required}
+    derived = (
+        kind == "servicenow"
+        and {"impact", "urgency", "priority"} <= ids
+        and "priority" not in required
+    )
     shown: list[tuple[TicketFieldSpec, FieldSpec]] = []
     for spec in form.fields:
         if spec.id in NOT_ON_FORM:
@@ -236,7 +242,7 @@ class SpecForm(TicketForm):
 
 class TypeRow(Widget):
     """Above the form: the ticket type (a change reads that type's form) and, for Jira, the
-    project."""
+    connection's project, read-only."""
 
     DEFAULT_CSS = """
     TypeRow {
@@ -262,11 +268,15 @@ class TypeRow(Widget):
         choices = tuple(FieldChoice(value=t.id, label=t.name) for t in self.types)
         yield ChoiceField(FieldSpec(name, label, "choice", required=True, choices=choices))
         if self.connection.provider == "jira":
-            spec = FieldSpec("project", "Project", "text", required=True, placeholder="project key")
-            yield TextField(spec, self.connection.project or "")
+            # the connection's ``project``: the types and the form are that project's, so it
+            # is shown, never typed (and not sent: the receiver creates in it)
+            yield DerivedField(FieldSpec("project", "Project (the connection's)", "derived"))
 
     def on_mount(self) -> None:
         self.query_one(ChoiceField).choose(self.current.id)
+        found = self.query("#field-project")
+        if found and isinstance(shown := found.first(), DerivedField):
+            shown.show(self.connection.project or "")
 
     @property
     def picker(self) -> ChoiceField:

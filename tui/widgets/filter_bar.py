@@ -76,15 +76,18 @@ class FilterBar(Horizontal):
         cold = " · + cold archive (slower)" if self.archive else ""
         self.query_one("#sort", Label).update(f"sort: {self._sort}{cold}")
 
-    def toggle_archive(self) -> None:
+    def toggle_archive(self) -> str | None:
         """Search the cold archive too, or no longer (the label says which). It holds archived
-        anomalies only: from an open tab, the list goes to All."""
+        anomalies only: from an open tab, the list goes to All; returns the tab it left then
+        (the caller says so), else None."""
         self.archive = not self.archive
         self._label()
         if self.archive and self.status not in ("archived", "all"):
+            left = self.status
             self.set_status("all")  # the tab posts the change, the archive included
-            return
+            return left
         self.post_message(self.Changed(self.status, self.q, self.archive))
+        return None
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         event.stop()

@@ -4,6 +4,10 @@ The search runs a moment after the last key (a debounce), in a worker; a newer s
 an older one, so a slow answer never replaces the list for what is typed now. What is sent is
 the picked person's id (Jira accountId, ServiceNow sys_id) or, when nobody was picked, the text
 as typed: the providers resolve an address or a user name themselves and say when they cannot.
+
+The focus never leaves the input for the list: Down/Up move through the people found, Enter
+picks the highlighted one, Escape closes the list, Tab/Shift+Tab go to the next/previous field
+(the list closes whenever the input loses the focus, so it never stays over the next fields).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import ClassVar
 from pydantic import JsonValue
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, OptionList
@@ -41,7 +46,9 @@ class UserField(FormField):
     UserField.-results > OptionList { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("down", "to_results", "People found", show=False),
+        Binding("down", "move(1)", "Next person found", show=False),
+        Binding("up", "move(-1)", "Previous person found", show=False),
+        Binding("escape", "close_results", "Close the list", show=False),
     ]
 
     def __init__(self, spec: FieldSpec, search: Searcher, default: str = "") -> None:
@@ -58,7 +65,9 @@ class UserField(FormField):
             placeholder=self.spec.placeholder or "type a name or email to search",
             id=self.spec.name,
         )
-        yield OptionList(id=f"{self.spec.name}-results")
+        results = OptionList(id=f"{self.spec.name}-results")
+        results.can_focus = False  # Tab goes to the next field, never into the list
+        yield results
 
     @property
     def input(self) -> Input:
@@ -114,7 +123,7 @@ class UserField(FormField):
             self.error = None  # a note, not a fault of the value: what is typed is still sent
             return
         self.searched = text
-        if self.picked is None:
+        if self.picked is None and self.input.has_focus:  # gone on: no list over other fields
             self.show_results(users)
 
     @on(OptionList.OptionSelected)
@@ -125,10 +134,48 @@ class UserField(FormField):
             self.pick(user)
             self.input.focus()
 
-    def action_to_results(self) -> None:
-        if self.found and self.input.has_focus:
-            self.results.focus()
-            self.results.highlighted = 0
+    @property
+    def listing(self) -> bool:
+        """Whether the list of people found is shown."""
+        return self.has_class("-results")
+
+    def action_move(self, step: int) -> None:
+        """Down/Up in the input: the next/previous person found is highlighted."""
+        if not self.listing:
+            raise SkipAction()
+        current = self.results.highlighted
+        count = self.results.option_count
+        if current is None:
+            self.results.highlighted = 0 if step > 0 else count - 1
+        else:
+            self.results.highlighted = max(0, min(count - 1, current + step))
+
+    def action_close_results(self) -> None:
+        """Escape closes the list; without one, it is the dialog's (cancel)."""
+        if not self.listing:
+            raise SkipAction()
+        self.show_results([])
+
+    @on(Input.Submitted)
+    def _enter(self, event: Input.Submitted) -> None:
+        """Enter on a highlighted person picks them; otherwise it submits the form."""
+        highlighted = self.results.highlighted
+        if not self.listing or highlighted is None:
+            return
+        event.stop()
+        option = self.results.get_option_at_index(highlighted)
+        user = next((u for u in self.found if u.id == option.id), None)
+        if user is not None:
+            self.pick(user)
+
+    @on(Input.Blurred)
+    def _left(self) -> None:
+        """Tab, Shift+Tab or a click elsewhere: the list goes, and a search still to come (a
+        click on the list itself picks, then gives the input its focus back)."""
+        if self.results.is_mouse_over:
+            return
+        self.workers.cancel_group(self, "users")
+        self.show_results([])
 
     def check(self) -> bool:
         if self.spec.required and not self.filled:
