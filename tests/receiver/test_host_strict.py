@@ -74,6 +74,16 @@ def test_a_malformed_host_is_refused_on_a_write_and_changes_nothing(
     assert still_hot(desk)
 
 
+def raw(desk: ThreadedServer, request: bytes) -> bytes:
+    """The whole answer to a request written by hand (httpx will not send two of a header)."""
+    with socket.create_connection(("127.0.0.1", port(desk)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
 def test_two_host_headers_are_refused(desk: ThreadedServer) -> None:
     """httpx will not send two, so the request is written by hand: the first Host a loopback
     name, the second another (RFC 9112 §3.2: a 400 either way)."""
@@ -81,11 +91,7 @@ def test_two_host_headers_are_refused(desk: ThreadedServer) -> None:
         b"POST /api/compact HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
         b"Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", port(desk)), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+    answer = raw(desk, request)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b"Host not allowed" in answer
     assert still_hot(desk)
@@ -98,11 +104,7 @@ def test_two_origin_headers_are_refused_whichever_comes_last(desk: ThreadedServe
             b"POST /api/compact HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: %s\r\nOrigin: %s\r\n"
             b"Content-Length: 0\r\nConnection: close\r\n\r\n" % (port(desk), first, second)
         )
-        with socket.create_connection(("127.0.0.1", port(desk)), timeout=10) as sock:
-            sock.sendall(request)
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
+        answer = raw(desk, request)
         assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
     assert still_hot(desk)
 
