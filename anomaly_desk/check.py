@@ -121,6 +121,10 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
         return EXIT_FAILED
     _report_rules(settings, timeout, out)
     failed = [r.name for r in results if not r.ok]
+    ruled = [r.name for r in results if r.ok and r.kind == "jira"]
+    doomed = asyncio.run(check_rule_actions(settings, ruled, timeout))
+    for problem in doomed:
+        print(f"FAIL  {_scrub(problem, secrets)}", file=out)
     connections = len(settings.connections)
     count = f"{connections} connection{'s' if connections != 1 else ''}"
     if len(results) > connections:
@@ -133,6 +137,11 @@ def report(settings: Settings, *, timeout: float, out: TextIO) -> int:
             f"({', '.join(failed)}){warnings}",
             file=out,
         )
+        print_templates(templates, out)
+        return EXIT_FAILED
+    if doomed:
+        rules = f"{len(doomed)} rule{'s' if len(doomed) != 1 else ''}"
+        print(f"{count}: all ok{warnings}; {rules} can only fail (above)", file=out)
         print_templates(templates, out)
         return EXIT_FAILED
     print(f"{count}: all ok{warnings}", file=out)
@@ -166,6 +175,44 @@ def _platform_summary(platform: Platform) -> str:
         f"{where}  API: on  write-back: {on_off[platform.writes_back]}  "
         f"import on start: {on_off[platform.import_on_start]}"
     )
+
+
+async def check_rule_actions(settings: Settings, reachable: list[str], wait_s: float) -> list[str]:
+    """What a Jira rule's create can only fail on, read from the project's create screen: an
+    issue type the project does not have, a required custom field the rule does not set (the
+    desk fills the summary, the description and the rest of its own). A rule like that would
+    pause itself after ``pause_after`` refusals; ``check`` says so first."""
+    problems: list[str] = []
+    for conn in settings.connections:
+        rules = [r for r in settings.rules if r.action.connection == conn.name]
+        if conn.name not in reachable or not rules:
+            continue
+        provider = make_provider(conn, settings.platform)
+        try:
+            for rule in rules:
+                where = f"rule {rule.name!r}"
+                try:
+                    form = await asyncio.wait_for(
+                        provider.create_form(rule.action.issue_type), wait_s
+                    )
+                except NotFoundError as exc:
+                    problems.append(f"{where}: {exc.message}")
+                    continue
+                except (ProviderError, TimeoutError):
+                    continue  # the connection's own line says what is wrong with it
+                missing = [
+                    f"{spec.name} ({spec.id})"
+                    for spec in form.fields
+                    if spec.required and spec.custom and spec.id not in rule.action.fields
+                ]
+                if missing:
+                    problems.append(
+                        f"{where}: {form.ticket_type.name} requires {', '.join(missing)}, "
+                        "which the rule's action.fields does not set"
+                    )
+        finally:
+            await provider.aclose()
+    return problems
 
 
 async def check_all(settings: Settings, wait_s: float) -> list[Result]:

@@ -258,3 +258,55 @@ async def test_make_provider_builds_the_client_for_each_provider() -> None:
     finally:
         await jira.aclose()
         await snow.aclose()
+
+
+FIN = """
+[[connections]]
+name = "fin"
+provider = "jira"
+url = "{url}"
+email = "demo@example.com"
+token_env = "CHECK_JIRA_TOKEN"
+project = "FIN"
+issue_type = "Bug"
+"""
+DOOMED = """
+[[rules]]
+name = "no such type"
+match = {{ datastores = ["warehouse_prod"] }}
+action = {{ connection = "jira", issue_type = "Nonesuch" }}
+
+[[rules]]
+name = "fin without its region"
+match = {{ datastores = ["warehouse_prod"] }}
+action = {{ connection = "fin" }}
+"""
+FINE = """
+[[rules]]
+name = "fin with its region"
+match = {{ datastores = ["warehouse_prod"] }}
+action = {{ connection = "fin", fields = {{ customfield_10050 = "EMEA" }} }}
+"""
+
+
+def test_a_jira_rule_that_can_only_fail_fails_check(
+    sandbox: ThreadedServer, tmp_path: Path
+) -> None:
+    extra = FIN.format(url=sandbox.url) + DOOMED.format() + FINE.format()
+    path = config(tmp_path / "anomaly-desk.toml", sandbox.url, sandbox.url, extra)
+    result = run_check("--config", str(path), env=secrets(), data_dir=tmp_path / "data")
+    assert result.returncode == 1, result.stdout + result.stderr
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 2, result.stdout
+    assert "rule 'no such type': DQ has no issue type 'Nonesuch'" in fails[0]
+    assert "rule 'fin without its region'" in fails[1]
+    assert "Region (customfield_10050)" in fails[1]
+    assert result.stdout.splitlines()[-1].endswith("2 rules can only fail (above)")
+    good = config(
+        tmp_path / "good.toml",
+        sandbox.url,
+        sandbox.url,
+        FIN.format(url=sandbox.url) + FINE.format(),
+    )
+    fine = run_check("--config", str(good), env=secrets(), data_dir=tmp_path / "data")
+    assert fine.returncode == 0, fine.stdout + fine.stderr
