@@ -93,7 +93,7 @@ def _changes(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
         if key in values and key not in _PLATFORM_SKIPS and current.get(key) != values[key]:
             value = values[key]
             if isinstance(value, Ref) and isinstance(mine := current.get(key), Ref):
-                value = _same_ref(mine, value)
+                value = value.named_from(mine) or value  # its known name stays
                 if value == mine:
                     continue  # the same container by id alone: its known name stays
             changed[key] = value
@@ -135,22 +135,9 @@ def _fills(existing: AnomalyDocument, anomaly: Anomaly) -> dict[str, object]:
         mine = getattr(existing, key, None)
         if mine in (None, [], "", ()):
             fills[key] = value
-        elif isinstance(mine, Ref) and isinstance(value, Ref) and _names_it(mine, value):
-            fills[key] = mine.model_copy(update={"name": value.name})
+        elif isinstance(mine, Ref) and isinstance(value, Ref) and (ref := mine.named_from(value)):
+            fills[key] = ref
     return fills
-
-
-def _names_it(mine: Ref, sent: Ref) -> bool:
-    """``sent`` is the same reference with the name ``mine`` lacks."""
-    return not mine.name and bool(sent.name) and mine.id is not None and mine.id == sent.id
-
-
-def _same_ref(mine: Ref, sent: Ref) -> Ref:
-    """A reference sent without its name (a Flow's ``container_id``) keeps the name stored for
-    the same id; another id, or a name, is taken as sent."""
-    if sent.name is None and sent.id is not None and sent.id == mine.id and mine.name:
-        return sent.model_copy(update={"name": mine.name})
-    return sent
 
 
 def _odd(existing: AnomalyDocument, anomaly: Anomaly) -> JsonMap:

@@ -49,6 +49,13 @@ class Ref(BaseModel):
     id: Int64 | str | None = None
     name: str | None = None
 
+    def named_from(self, other: Ref) -> Ref | None:
+        """This reference, given by id alone (a Flow's ``container_id``), with the name
+        ``other`` has for the same id; None when it has a name or ``other`` names no such id."""
+        if self.name or not other.name or self.id is None or self.id != other.id:
+            return None
+        return self.model_copy(update={"name": other.name})
+
 
 def _ref(value: Any) -> Any:
     """A bare name or id is a reference too."""

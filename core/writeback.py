@@ -87,19 +87,12 @@ def with_enrichment(doc: AnomalyDocument, full: Anomaly, at: str) -> AnomalyDocu
         mine, theirs = getattr(doc, name, None), getattr(full, name, None)
         if mine in (None, [], "", ()) and theirs not in (None, [], "", ()):
             update[name] = theirs
-        elif isinstance(mine, Ref) and isinstance(theirs, Ref) and (ref := _named(mine, theirs)):
+        elif isinstance(mine, Ref) and isinstance(theirs, Ref) and (ref := mine.named_from(theirs)):
             update[name] = ref
     if not update:
         return None
     entry = Enriched(at=at, fields=sorted(update))
     return doc.model_copy(update={**update, "history": (*doc.history, entry), "updated_at": at})
-
-
-def _named(mine: Ref, theirs: Ref) -> Ref | None:
-    """A reference the webhook gave by id alone, with the platform's name for the same id."""
-    if mine.name or not theirs.name or mine.id is None or mine.id != theirs.id:
-        return None
-    return mine.model_copy(update={"name": theirs.name})
 
 
 class PlatformSender:
